@@ -1,0 +1,146 @@
+"""The analyzer plug-in point of the scan pipeline.
+
+A scan reads each file once (hashes, sniffed format, safetensors header) and then hands a
+:class:`FileContext` to every analyzer, in ``order``. Analyzers live one per module in
+``registry/analyzers/``; each module exposes ``ANALYZER = Analyzer(...)`` and is discovered by name, so
+adding one touches no central list.
+
+An analyzer reads from the context (tensors, metadata, raw tensor bytes through a memory map, facts left
+by earlier analyzers), and writes back:
+
+* ``ctx.findings``: :class:`~registry.findings.Finding` objects about the file's content;
+* ``ctx.rows[table]``: rows (dicts) for a blob-keyed table created by the analyzer's migration; the
+  writer adds the ``blob_sha256`` column and inserts all rows of a table in one Arrow insert;
+* ``ctx.facts[key]``: values for later analyzers (e.g. ``identity`` for statistics);
+* ``ctx.tensors`` / ``ctx.metadata``: a container analyzer (pickles) fills these for non-safetensors files.
+
+Analyzers run in worker processes without the registry open; they must not touch the database.
+An exception inside an analyzer becomes an ``analyzer.crashed`` finding; the scan goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import mmap
+import os
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from registry.files.safetensors import SafetensorsHeader, TensorInfo
+from registry.findings import Finding, Severity, finding, rule
+
+R_ANALYZER_CRASHED = rule(
+    "analyzer.crashed", Severity.MEDIUM, "An analyzer failed on this file; its results are missing"
+)
+
+
+@dataclass
+class FileContext:
+    path: Path
+    size: int
+    #: sniffed container format (``safetensors``, ``pytorch-zip``, ``pickle`` …)
+    format: str
+    #: hex digests by name (``sha256``, ``autov3`` …), or empty when the file could not be hashed
+    hashes: dict[str, str | None]
+    header: SafetensorsHeader | None = None
+    tensors: list[TensorInfo] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    _map: mmap.mmap | None = field(default=None, repr=False)
+    _fh: Any = field(default=None, repr=False)
+
+    # -- raw access ---------------------------------------------------------------------------
+    def buffer(self) -> memoryview:
+        """A read-only memory map of the whole file (opened lazily, closed by :meth:`close`)."""
+        if self._map is None:
+            if self.size == 0:
+                return memoryview(b"")
+            self._fh = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            self._map = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+        return memoryview(self._map)
+
+    def raw(self, t: TensorInfo) -> memoryview:
+        """The bytes of one tensor (absolute offset ``t.offset``, length ``t.nbytes``)."""
+        buf = self.buffer()
+        if t.offset + t.nbytes > len(buf):
+            raise ValueError(f"tensor {t.name!r} extends past the end of the file")
+        return buf[t.offset : t.offset + t.nbytes]
+
+    def add_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
+        self.rows.setdefault(table, []).extend(rows)
+
+    def close(self) -> None:
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:
+                # a numpy view still references the map; the OS frees it when the process ends
+                pass
+            self._map = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+@dataclass(frozen=True)
+class Analyzer:
+    name: str
+    #: lower runs first: containers ~10, identification ~20, training ~30, statistics ~40
+    order: int
+    run: Callable[[FileContext], None]
+    #: bump when the analyzer's output changes, so ``scan --rehash`` can tell old results apart
+    version: str = "1"
+
+
+_ANALYZERS: list[Analyzer] | None = None
+
+
+def load_analyzers() -> list[Analyzer]:
+    """Import every module of ``registry.analyzers`` and return their analyzers in order."""
+    global _ANALYZERS
+    if _ANALYZERS is None:
+        import registry.analyzers as pkg
+
+        found: list[Analyzer] = []
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+            mod = importlib.import_module(f"registry.analyzers.{info.name}")
+            a = getattr(mod, "ANALYZER", None)
+            if isinstance(a, Analyzer):
+                found.append(a)
+        _ANALYZERS = sorted(found, key=lambda a: (a.order, a.name))
+    return _ANALYZERS
+
+
+def run_analyzers(ctx: FileContext, only: set[str] | None = None) -> None:
+    """Run every analyzer on ``ctx``; a crash becomes a finding, never an exception."""
+    for a in load_analyzers():
+        if only is not None and a.name not in only:
+            continue
+        try:
+            a.run(ctx)
+        except MemoryError:
+            ctx.findings.append(
+                finding(R_ANALYZER_CRASHED.id, f"analyzer {a.name!r} ran out of memory", analyzer=a.name)
+            )
+        except Exception as e:  # noqa: BLE001 - any analyzer failure is recorded, not raised
+            ctx.findings.append(
+                finding(
+                    R_ANALYZER_CRASHED.id,
+                    f"analyzer {a.name!r} failed: {type(e).__name__}: {e}",
+                    analyzer=a.name,
+                    error=type(e).__name__,
+                )
+            )
+
+
+def analyzer_versions() -> str:
+    return ",".join(f"{a.name}={a.version}" for a in load_analyzers())
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}

@@ -1,0 +1,1 @@
+"""Reading model files as bytes, never executing them."""

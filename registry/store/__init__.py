@@ -1,0 +1,1 @@
+"""The DuckDB registry: connection, named migrations, views, bulk writes and read models."""

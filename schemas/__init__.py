@@ -1,0 +1,1 @@
+"""JSON Schemas shipped with modelreg (data only; see ``registry.schemas`` for loading)."""
