@@ -1,0 +1,138 @@
+"""The probe's figures in plain words, with every threshold named here and documented in
+``docs/probe.md``.
+
+A statement is made only when the 95 % interval supports it (its lower or upper bound is past zero, or
+past one for ratios); its strength comes from the thresholds below, calibrated on the known-answer
+test (``tests/test_probe_known_answer.py``: a LoRA trained on one image against one trained on many
+varied images, on a tiny offline pipeline, with the pixel embedder): the single-image LoRA's collapse
+is about 0.6–0.8 and its Vendi ratio about 0.3, the varied LoRA's collapse stays below 0.2 and its
+Vendi ratio near or above 0.8. The thresholds sit between the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from registry.probe.metrics import Metric
+
+THRESHOLDS = {
+    # collapse = (concentration on − off) / (1 − off): share of the way to "every prompt gives one image"
+    "collapse_strong": 0.45,
+    "collapse_moderate": 0.20,
+    # Vendi on / off
+    "vendi_ratio_strong": 0.50,
+    "vendi_ratio_moderate": 0.80,
+    # share of seed pairs within a prompt that are near-duplicates (embedding and tiled pixels)
+    "seed_dup_rate": 0.25,
+    # conditional-noise magnitude on / off
+    "cond_noise_ratio": 1.25,
+    # concentration with − without trigger words (LoRA on)
+    "trigger_delta": 0.10,
+    # a category is named as the focus when its collapse is at least this and above the control's
+    "category_collapse": 0.20,
+}
+
+CONTROL_CATEGORIES = ("objects", "scenes")
+
+
+def _get(ms: Sequence[Metric], name: str, group: str, arm: str) -> Metric | None:
+    for m in ms:
+        if (m.name, m.group, m.arm) == (name, group, arm):
+            return m
+    return None
+
+
+def _fmt(m: Metric | None, digits: int = 2) -> str:
+    if m is None or m.value is None:
+        return "n/a"
+    if m.lo is None or m.hi is None:
+        return f"{m.value:.{digits}f}"
+    return f"{m.value:.{digits}f} [{m.lo:.{digits}f}, {m.hi:.{digits}f}]"
+
+
+def _above(m: Metric | None, x: float) -> bool:
+    return m is not None and m.lo is not None and m.lo > x
+
+
+def _below(m: Metric | None, x: float) -> bool:
+    return m is not None and m.hi is not None and m.hi < x
+
+
+def summarize(ms: Sequence[Metric], skipped: dict[str, str] | None = None, mode: str = "lora") -> list[str]:
+    """Sentences, most important first. Intervals are 95 % bootstrap intervals over prompts."""
+    t = THRESHOLDS
+    what = "the LoRA" if mode == "lora" else "the checkpoint"
+    out: list[str] = []
+    on, off = _get(ms, "concentration", "all", "on"), _get(ms, "concentration", "all", "off")
+    col = _get(ms, "concentration", "all", "collapse")
+    if col is not None and col.value is not None:
+        figures = f"mean cosine between different prompts' samples {_fmt(off)} off, {_fmt(on)} on; collapse {_fmt(col)}"
+        if _above(col, t["collapse_strong"]):
+            out.append(f"Strong concentration: with {what} on, unrelated prompts give much the same image ({figures}).")
+        elif _above(col, t["collapse_moderate"]):
+            out.append(f"Moderate concentration: with {what} on, unrelated prompts drift toward one look ({figures}).")
+        elif _above(col, 0.0):
+            out.append(f"Slight concentration, below the {t['collapse_moderate']:.2f} threshold ({figures}).")
+        else:
+            out.append(f"No measurable concentration across prompts ({figures}).")
+        focus = []
+        for m in ms:
+            if m.name == "concentration" and m.arm == "collapse" and m.group not in ("all", "trigger", "tags"):
+                if _above(m, t["category_collapse"]) and m.group not in CONTROL_CATEGORIES:
+                    focus.append(f"{m.group} {_fmt(m)}")
+        control = [m for m in ms if m.name == "concentration" and m.arm == "collapse" and m.group in CONTROL_CATEGORIES]
+        if focus:
+            ctrl = "; control (objects/scenes) " + ", ".join(_fmt(c) for c in control) if control else ""
+            out.append(f"Concentration by category: {', '.join(focus)}{ctrl}.")
+    vr = _get(ms, "vendi", "all", "ratio")
+    if vr is not None and vr.value is not None:
+        von, voff = _get(ms, "vendi", "all", "on"), _get(ms, "vendi", "all", "off")
+        figures = f"Vendi {_fmt(voff, 1)} off, {_fmt(von, 1)} on; ratio {_fmt(vr)}"
+        if _below(vr, t["vendi_ratio_strong"]):
+            out.append(f"Diversity collapses: the samples span fewer than half as many distinct images ({figures}).")
+        elif _below(vr, t["vendi_ratio_moderate"]):
+            out.append(f"Diversity falls ({figures}).")
+        elif _below(vr, 1.0):
+            out.append(f"Diversity falls slightly ({figures}).")
+        else:
+            out.append(f"Diversity is not reduced ({figures}).")
+    dup = _get(ms, "seed_dup_rate", "all", "on")
+    dd = _get(ms, "seed_dup_rate", "all", "delta")
+    if dup is not None and dup.value is not None:
+        if _above(dup, t["seed_dup_rate"]) and _above(dd, 0.0):
+            cp = _get(ms, "seed_collapsed_prompts", "all", "on")
+            out.append(
+                f"Memorisation signature: different seeds of one prompt give near-duplicate images "
+                f"(share of seed pairs {_fmt(dup)} on vs {_fmt(_get(ms, 'seed_dup_rate', 'all', 'off'))} off; "
+                f"prompts with a near-duplicate group of half the seeds or more: {_fmt(cp)})."
+            )
+        else:
+            out.append(f"No seed collapse: seeds of one prompt stay distinct (near-duplicate pairs {_fmt(dup)} on).")
+    fd = _get(ms, "fidelity", "all", "delta")
+    if fd is not None and fd.value is not None:
+        if _below(fd, 0.0):
+            out.append(f"Prompt fidelity drops with {what} on (image–text cosine change {_fmt(fd, 3)}): it overrides prompts.")
+        else:
+            out.append(f"Prompt fidelity is not reduced (image–text cosine change {_fmt(fd, 3)}).")
+    nr = _get(ms, "cond_noise", "all", "ratio")
+    if nr is not None and nr.value is not None:
+        if _above(nr, t["cond_noise_ratio"]):
+            out.append(f"Conditional-noise magnitude rises ({_fmt(nr)}× the base), as it does for memorised prompts.")
+        else:
+            out.append(f"Conditional-noise magnitude {_fmt(nr)}× the base: no memorisation signal.")
+    rd = _get(ms, "reference_mean", "all", "delta")
+    if rd is not None and rd.value is not None:
+        ron, roff = _get(ms, "reference_mean", "all", "on"), _get(ms, "reference_mean", "all", "off")
+        if _above(rd, 0.0):
+            out.append(f"Samples come closer to the reference images with {what} on (mean cosine {_fmt(roff)} off, {_fmt(ron)} on).")
+        else:
+            out.append(f"Samples do not come closer to the reference images (mean cosine {_fmt(roff)} off, {_fmt(ron)} on).")
+    td = _get(ms, "concentration", "trigger", "delta")
+    if td is not None and td.value is not None:
+        if _above(td, t["trigger_delta"]):
+            out.append(f"The effect depends on the trigger words (concentration with − without {_fmt(td)}).")
+        else:
+            out.append(f"The effect does not depend on the trigger words (concentration with − without {_fmt(td)}).")
+    for name, reason in sorted((skipped or {}).items()):
+        out.append(f"Not measured: {name} ({reason}).")
+    return out
