@@ -19,6 +19,7 @@ from registry.probe.metrics import (
     prompt_gram,
     seed_collapse,
     tiled_distance,
+    vendi_from_gram,
     vendi_score,
 )
 from registry.probe.summary import THRESHOLDS, summarize
@@ -44,6 +45,12 @@ def test_vendi_two_clusters_and_weights() -> None:
     assert vendi_score(np.eye(2), np.array([3.0, 1.0])) == pytest.approx(math.exp(h), rel=1e-9)
     # zero weight drops an item
     assert vendi_score(np.eye(3), np.array([1.0, 1.0, 0.0])) == pytest.approx(2.0, rel=1e-9)
+    # the Gram form used by the bootstrap agrees with the direct one
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(9, 30))
+    yn = y / np.linalg.norm(y, axis=1, keepdims=True)
+    w = np.array([0, 1, 2, 0, 1, 1, 3, 0, 1], dtype=float)
+    assert vendi_from_gram(yn @ yn.T, w) == pytest.approx(vendi_score(y, w), rel=1e-9)
 
 
 def test_vendi_two_vectors_at_angle() -> None:

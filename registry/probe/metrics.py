@@ -66,18 +66,32 @@ def normalize(x: np.ndarray) -> np.ndarray:
 def vendi_score(x: np.ndarray, weights: np.ndarray | None = None) -> float:
     """Vendi score of the rows of ``x`` under the cosine kernel (rows are normalised here)."""
     x = normalize(np.asarray(x).reshape(len(x), -1))
-    n = x.shape[0]
-    if n == 0:
+    if x.shape[0] == 0:
         return float("nan")
+    if x.shape[0] > x.shape[1]:  # more samples than dimensions: the D×D form has the same eigenvalues
+        w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+        total = w.sum()
+        if total <= 0:
+            return float("nan")
+        xs = x * np.sqrt(np.clip(w, 0, None) / total)[:, None]
+        return _entropy_exp(np.linalg.eigvalsh(xs.T @ xs))
+    return vendi_from_gram(x @ x.T, weights)
+
+
+def vendi_from_gram(k: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Vendi score from a cosine Gram matrix ``k`` (unit diagonal) and optional sample weights: the
+    eigenvalues of ``diag(√w) K diag(√w) / Σw``. Bootstrap resamples reuse one Gram matrix."""
+    n = k.shape[0]
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     keep = w > 0
-    x, w = x[keep], w[keep]
-    total = w.sum()
-    if total <= 0:
+    if not keep.any():
         return float("nan")
-    xs = x * np.sqrt(w / total)[:, None]
-    m = xs @ xs.T if xs.shape[0] <= xs.shape[1] else xs.T @ xs
-    lam = np.linalg.eigvalsh(m)
+    sw = np.sqrt(w[keep] / w[keep].sum())
+    m = k[np.ix_(keep, keep)] * np.outer(sw, sw)
+    return _entropy_exp(np.linalg.eigvalsh(m))
+
+
+def _entropy_exp(lam: np.ndarray) -> float:
     lam = np.clip(lam, 0.0, None)
     s = lam.sum()
     if s <= 0:
@@ -309,13 +323,13 @@ def compute_metrics(data: ProbeData, settings: MetricSettings = MetricSettings()
 
             _emit(out, "concentration", group, ["on", "off", "delta", "collapse"], bootstrap(conc, n, **bs), n)
 
-        flat_on = e_on[ix].reshape(n, n_seeds, -1)
-        flat_off = e_off[ix].reshape(n, n_seeds, -1)
+        flat_on = e_on[ix].reshape(n * n_seeds, -1)
+        flat_off = e_off[ix].reshape(n * n_seeds, -1)
+        k_on, k_off = flat_on @ flat_on.T, flat_off @ flat_off.T
 
-        def vendi(w: np.ndarray, flat_on: np.ndarray = flat_on, flat_off: np.ndarray = flat_off) -> list[float]:
+        def vendi(w: np.ndarray, k_on: np.ndarray = k_on, k_off: np.ndarray = k_off) -> list[float]:
             ws = np.repeat(w, n_seeds)
-            von = vendi_score(flat_on.reshape(-1, flat_on.shape[-1]), ws)
-            voff = vendi_score(flat_off.reshape(-1, flat_off.shape[-1]), ws)
+            von, voff = vendi_from_gram(k_on, ws), vendi_from_gram(k_off, ws)
             return [von, voff, _ratio(von, voff)]
 
         _emit(out, "vendi", group, ["on", "off", "ratio"], bootstrap(vendi, n, **bs), n)

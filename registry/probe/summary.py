@@ -5,8 +5,10 @@ A statement is made only when the 95 % interval supports it (its lower or upper 
 past one for ratios); its strength comes from the thresholds below, calibrated on the known-answer
 test (``tests/test_probe_known_answer.py``: a LoRA trained on one image against one trained on many
 varied images, on a tiny offline pipeline, with the pixel embedder): the single-image LoRA's collapse
-is about 0.6–0.8 and its Vendi ratio about 0.3, the varied LoRA's collapse stays below 0.2 and its
-Vendi ratio near or above 0.8. The thresholds sit between the two.
+is 0.70 [0.70, 0.70] and its Vendi ratio 0.45 [0.45, 0.47]; the varied LoRA's collapse is 0.04
+[0.03, 0.04] and its Vendi ratio 0.85 [0.84, 0.89]. The thresholds sit between the two. The seed-collapse
+thresholds (embedding cosine ≥ 0.90 and tiled pixel RMS ≤ 0.12) follow Carlini et al.'s tiled-ℓ2 idea;
+the tiny LoRAs do not reproduce pixel-exact images, so those are checked on synthetic data only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ THRESHOLDS = {
     "collapse_strong": 0.45,
     "collapse_moderate": 0.20,
     # Vendi on / off
-    "vendi_ratio_strong": 0.50,
+    "vendi_ratio_strong": 0.60,
     "vendi_ratio_moderate": 0.80,
     # share of seed pairs within a prompt that are near-duplicates (embedding and tiled pixels)
     "seed_dup_rate": 0.25,
@@ -75,15 +77,25 @@ def summarize(ms: Sequence[Metric], skipped: dict[str, str] | None = None, mode:
             out.append(f"Slight concentration, below the {t['collapse_moderate']:.2f} threshold ({figures}).")
         else:
             out.append(f"No measurable concentration across prompts ({figures}).")
-        focus = []
-        for m in ms:
-            if m.name == "concentration" and m.arm == "collapse" and m.group not in ("all", "trigger", "tags"):
-                if _above(m, t["category_collapse"]) and m.group not in CONTROL_CATEGORIES:
-                    focus.append(f"{m.group} {_fmt(m)}")
+        focus = [
+            m for m in ms
+            if m.name == "concentration" and m.arm == "collapse" and m.group not in ("all", "trigger", "tags", *CONTROL_CATEGORIES)
+            and _above(m, t["category_collapse"])
+        ]
         control = [m for m in ms if m.name == "concentration" and m.arm == "collapse" and m.group in CONTROL_CATEGORIES]
-        if focus:
-            ctrl = "; control (objects/scenes) " + ", ".join(_fmt(c) for c in control) if control else ""
-            out.append(f"Concentration by category: {', '.join(focus)}{ctrl}.")
+        named = ", ".join(f"{m.group} {_fmt(m)}" for m in focus)
+        if control and any(_above(c, t["category_collapse"]) for c in control):
+            ctrl = ", ".join(f"{c.group} {_fmt(c)}" for c in control)
+            out.append(
+                f"It acts on the neutral control prompts too ({ctrl}{'; ' + named if named else ''}): "
+                "it pulls every prompt toward one look, not only people or characters."
+            )
+        elif focus:
+            ctrl = ", ".join(f"{c.group} {_fmt(c)}" for c in control)
+            out.append(
+                f"The concentration is specific: {named}"
+                + (f", while the neutral control stays below {t['category_collapse']:.2f} ({ctrl})." if ctrl else ".")
+            )
     vr = _get(ms, "vendi", "all", "ratio")
     if vr is not None and vr.value is not None:
         von, voff = _get(ms, "vendi", "all", "on"), _get(ms, "vendi", "all", "off")
@@ -118,6 +130,11 @@ def summarize(ms: Sequence[Metric], skipped: dict[str, str] | None = None, mode:
     if nr is not None and nr.value is not None:
         if _above(nr, t["cond_noise_ratio"]):
             out.append(f"Conditional-noise magnitude rises ({_fmt(nr)}× the base), as it does for memorised prompts.")
+        elif _below(nr, 1.0 / t["cond_noise_ratio"]):
+            out.append(
+                f"Conditional-noise magnitude falls to {_fmt(nr)}× the base: the prompt steers the denoiser less "
+                f"with {what} on (it overrides prompts)."
+            )
         else:
             out.append(f"Conditional-noise magnitude {_fmt(nr)}× the base: no memorisation signal.")
     rd = _get(ms, "reference_mean", "all", "delta")

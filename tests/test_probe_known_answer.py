@@ -1,0 +1,173 @@
+"""The probe's known answer, on a tiny pipeline built offline (CPU).
+
+Two LoRAs are trained here: one on a single image, one on 48 varied images. The probe must rate the
+single-image LoRA far more concentrated, with non-overlapping intervals, using the deterministic pixel
+embedder. The same fixtures show that runs are resumable and deterministic (same sample hashes) and
+that the LoRA-off grid is generated once per base and settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry.probe import missing_packages
+
+pytestmark = pytest.mark.skipif(
+    bool(missing_packages()), reason=f"the probe extra is not installed (missing: {', '.join(missing_packages())})"
+)
+
+SEEDS = (0, 1, 2, 3)
+STEPS = 12
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread() -> Any:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # CPU tests on a shared 2-core machine: oversubscription costs 10×
+    yield torch
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def loras(tmp_path_factory: pytest.TempPathFactory, torch_one_thread: Any) -> dict[str, Path]:
+    from registry.probe.offline import build_pipeline, shapes_dataset, train_lora
+
+    d = tmp_path_factory.mktemp("loras")
+    single = shapes_dataset(1, seed=11)
+    varied = shapes_dataset(48, seed=12)
+    return {
+        "single": train_lora(build_pipeline("tiny"), single, "a photo of sks", d / "single.safetensors", steps=150),
+        "varied": train_lora(build_pipeline("tiny"), varied, "a photo of sks", d / "varied.safetensors", steps=150),
+    }
+
+
+def _battery(n_per_kind: int = 4) -> Any:
+    from registry.probe.battery import Battery, combine, load_battery
+
+    parts = []
+    for name in ("people", "characters", "objects"):
+        b = load_battery(name)
+        parts.append(Battery(b.name, b.version, b.prompts[:n_per_kind], b.description, b.negative_prompt, b.parts))
+    return combine(parts, name="known-answer")
+
+
+def _request(adapter: Path, seeds: tuple[int, ...] = SEEDS, battery: Any = None, **kw: Any) -> Any:
+    from registry.probe.embed import PixelEmbedder
+    from registry.probe.generate import GenSettings
+    from registry.probe.metrics import MetricSettings
+    from registry.probe.offline import build_pipeline
+    from registry.probe.run import ModelSource, ProbeRequest
+
+    return ProbeRequest(
+        base=ModelSource("tiny-sd", "test:tiny-sd@seed0", load=lambda: build_pipeline("tiny")),
+        battery=battery or _battery(),
+        seeds=seeds,
+        embedder=PixelEmbedder(16),
+        adapter=adapter,
+        settings=GenSettings(steps=STEPS, guidance=5.0, batch_size=8, device="cpu", noise_steps=4),
+        metric_settings=MetricSettings(n_boot=1000),
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def results(loras: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from registry.probe.run import run_probe
+    from registry.probe.samples import SampleStore
+
+    store = SampleStore(tmp_path_factory.mktemp("store"))
+    single = run_probe(_request(loras["single"]), store)
+    varied = run_probe(_request(loras["varied"]), store)
+    return {"single": single, "varied": varied, "store": store}
+
+
+def test_single_image_lora_is_far_more_concentrated(results: dict[str, Any]) -> None:
+    from registry.probe.summary import THRESHOLDS
+
+    s, v = results["single"], results["varied"]
+    cs, cv = s.metric("concentration", "all", "collapse"), v.metric("concentration", "all", "collapse")
+    print("single", cs, "\nvaried", cv)
+    assert cs.n == cv.n == 12
+    assert cs.lo > cv.hi, "intervals must not overlap"
+    assert cs.lo > THRESHOLDS["collapse_strong"]
+    assert cv.hi < THRESHOLDS["collapse_strong"]
+    vs, vv = s.metric("vendi", "all", "ratio"), v.metric("vendi", "all", "ratio")
+    print("vendi", vs, vv)
+    assert vs.hi < vv.lo
+    assert vs.hi < THRESHOLDS["vendi_ratio_strong"]
+    # the off arm is the same base grid for both
+    assert s.metric("concentration", "all", "off") == v.metric("concentration", "all", "off")
+    assert s.summary[0].startswith("Strong concentration")
+    assert not v.summary[0].startswith("Strong concentration")
+    # the tiny LoRAs concentrate but do not copy pixels: no near-duplicate seeds (see test_probe_metrics)
+    assert s.metric("seed_dup_rate", "all", "on").value == v.metric("seed_dup_rate", "all", "on").value == 0.0
+    # it acts on every category alike, the neutral control included
+    assert s.metric("concentration", "objects", "collapse").lo > THRESHOLDS["category_collapse"]
+    assert any(t.startswith("It acts on the neutral control prompts too") for t in s.summary)
+    # classifier-free guidance was on: the conditional-noise magnitude is measured; the single-image LoRA
+    # ignores the prompt, so the conditional part of the noise shrinks
+    ns = s.metric("cond_noise", "all", "ratio")
+    assert ns.hi < 1 / THRESHOLDS["cond_noise_ratio"]
+    assert "cond_noise" not in s.skipped and s.skipped["fidelity"].startswith("the embedder pixel-16")
+
+
+def test_record_contents(results: dict[str, Any]) -> None:
+    s, store = results["single"], results["store"]
+    assert len(s.samples) == 2 * 12 * len(SEEDS)
+    assert {r.arm for r in s.samples} == {"off", "on"}
+    assert all(store.has(r.sha256) for r in s.samples)
+    assert s.sheet_sha256 and store.has(s.sheet_sha256)
+    sheet = store.get(s.sheet_sha256)
+    assert sheet.shape[0] == 2 * 12 * (128 + 4) + 4
+    assert s.config["seeds"] == list(SEEDS) and s.config["settings"]["steps"] == STEPS
+    assert s.config["scheduler"]["class"] == "DDIMScheduler"
+    assert s.adapter["kind"] == "lora" and s.adapter["total_matched"] == s.adapter["file_modules"] > 0
+    assert s.versions["torch"] and s.device["device"] == "cpu"
+    assert set(s.timings) >= {"load_base", "generate_off", "generate_on", "embed", "metrics", "total"}
+    # the second probe on the same base reused every LoRA-off sample
+    v = results["varied"]
+    assert all(r.cached for r in v.samples if r.arm == "off")
+    assert not any(r.cached for r in v.samples if r.arm == "on")
+
+
+def test_resumable_and_deterministic(loras: dict[str, Path], tmp_path: Path) -> None:
+    """Same inputs → same sample hashes on CPU, also when the first run is interrupted and resumed."""
+    from registry.probe.run import NullProgress, run_probe
+    from registry.probe.samples import SampleStore
+
+    battery = _battery(1)
+    req = _request(loras["single"], seeds=(5, 6), battery=battery)
+    req.settings = type(req.settings)(**{**req.settings.as_dict(), "batch_size": 2})
+    clean = run_probe(req, SampleStore(tmp_path / "a"))
+
+    class Interrupt(NullProgress):
+        def __init__(self) -> None:
+            super().__init__()
+            self.arm = ""
+            self.done = 0
+
+        def stage(self, name: str, total: int) -> None:
+            self.arm = name
+
+        def advance(self, n: int = 1) -> None:
+            if self.arm == "generate on" and n:
+                self.done += 1
+                if self.done == 1:  # right after the first batch of the on grid was journaled
+                    raise KeyboardInterrupt
+
+    store_b = SampleStore(tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        run_probe(req, store_b, Interrupt())
+    grid_lines = {p.name: len(p.read_text().splitlines()) for p in (tmp_path / "b" / "grids").iterdir()}
+    assert sorted(grid_lines.values()) == [2, 4]  # header + 1 batch of the on grid; header + 3 batches off
+    resumed = run_probe(req, store_b)
+    assert [(r.arm, r.prompt_id, r.seed, r.sha256) for r in resumed.samples] == [
+        (r.arm, r.prompt_id, r.seed, r.sha256) for r in clean.samples
+    ]
+    assert sum(r.cached for r in resumed.samples) == 6 + 2  # all 6 off samples, the first on batch
+    assert [m.as_dict() for m in resumed.metrics] == [m.as_dict() for m in clean.metrics]
