@@ -261,3 +261,31 @@ def shapes_dataset(n: int, seed: int = 0, side: int = 32) -> Any:
         imgs[i] = bg
         imgs[i][((xx - cx) ** 2 + (yy - cy) ** 2) < r * r] = fg
     return imgs
+
+
+def random_lora(pipe: Any, out_file: Any, rank: int = 16, std: float = 0.02, seed: int = 0) -> Any:
+    """A LoRA with random (non-zero) weights on the UNet's attention projections, saved as a diffusers
+    ``.safetensors`` file: for timing the probe on real-size architectures."""
+    from pathlib import Path
+
+    import torch
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    out_file = Path(out_file)
+    unet = pipe.unet
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]), adapter_name="random")
+    gen = torch.Generator("cpu").manual_seed(seed)
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "lora_B" in name:
+                p.copy_((torch.randn(p.shape, generator=gen) * std).to(p.device, p.dtype))
+    state = get_peft_model_state_dict(unet, adapter_name="random")
+    state = {k: v.detach().float().cpu().contiguous() for k, v in state.items()}
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    cls = StableDiffusionXLPipeline if type(pipe).__name__.startswith("StableDiffusionXL") else StableDiffusionPipeline
+    cls.save_lora_weights(str(out_file.parent), unet_lora_layers=state, weight_name=out_file.name)
+    unet.delete_adapters(["random"])
+    return out_file
