@@ -325,7 +325,8 @@ def _split_prefix(name: str) -> tuple[str, str, str]:
 
 
 def _norm(path: str) -> str:
-    return _RX_SEP.sub("_", path)
+    # old diffusers attention-processor LoRAs: "attn2.processor.to_k_lora" names the module attn2.to_k
+    return _RX_SEP.sub("_", path).replace("_processor_", "_")
 
 
 def _shape_of(shape: Any) -> tuple[int, ...]:
@@ -747,6 +748,9 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
         ev.append(_ev(f"MLP width {mlp}", mmod, mlp, mside))
     if dmax is not None or smax is not None:
         ev.append(Evidence(f"highest block indices: double {dmax}, single {smax} (FLUX.1 has 19 and 38 blocks)"))
+    if hidden in (4096, 6144) or (hidden == 3072 and mlp is not None and mlp not in (12288,)):
+        ev.append(Evidence("widths are not FLUX.1's (hidden 3072, MLP 12288)"))
+        return _Verdict("other:flux2", "medium", ev, candidates=("other:flux2",))
     if (dmax is not None and dmax > 18) or (smax is not None and smax > 37):
         if hidden == 3072 and (smax is None or smax <= 39) and (dmax is None or dmax <= 19):
             ev.append(Evidence("more blocks than FLUX.1 has; HunyuanVideo has 20 double and 40 single blocks"))
@@ -756,9 +760,6 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     if checkpoint and _find(mods, _RX_CHROMA) and not _find(mods, _RX_GUIDANCE):
         ev.append(_ev("distilled guidance layer instead of FLUX modulation (Chroma)", _find(mods, _RX_CHROMA)[0]))
         return _Verdict("other:chroma", "high", ev)
-    if hidden in (4096, 6144) or (hidden == 3072 and mlp is not None and mlp not in (12288,)):
-        ev.append(Evidence("widths are not FLUX.1's (hidden 3072, MLP 12288)"))
-        return _Verdict("other:flux2", "medium", ev, candidates=("other:flux2",))
     if hidden is not None and hidden != 3072:
         return _Verdict("unknown", "none", ev + [Evidence("FLUX-like layout with a width FLUX.1 does not have")])
     variant: str | None = None
@@ -858,8 +859,8 @@ def _rule_mmdit(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
 
 
 # -- Wan ---------------------------------------------------------------------------------------------
-_RX_WAN = re.compile(r"(^|_)blocks_(\d+)_(self_attn_[qkvo]|cross_attn_([qkvo]|k_img|v_img)|ffn_[02])$")
-_RX_WAN_DIFF = re.compile(r"(^|_)blocks_(\d+)_(attn[12]_(to_[qkv]|to_out_0|add_k_proj|add_v_proj)|ffn_net_0_proj|ffn_net_2)$")
+_RX_WAN = re.compile(r"^blocks_(\d+)_(self_attn_[qkvo]|cross_attn_([qkvo]|k_img|v_img)|ffn_[02])$")
+_RX_WAN_DIFF = re.compile(r"^blocks_(\d+)_(attn[12]_(to_[qkv]|to_out_0|add_k_proj|add_v_proj)|ffn_net_0_proj|ffn_net_2)$")
 _RX_WAN_Q = re.compile(r"(self_attn_q|attn1_to_q)$")
 _RX_WAN_IMG = re.compile(r"(k_img|v_img|add_k_proj|img_emb|image_embedder)")
 _RX_WAN_PATCH = re.compile(r"(^|_)patch_embedding$")
@@ -1024,7 +1025,12 @@ def _text_encoders(mods: Sequence[_Mod]) -> list[_TE]:
         mm = _RX_CLIP_HF.search(m.path)
         if mm:
             sub = mm.group(3)
-            w = m.out_w if sub == "mlp_fc2" else m.in_w
+            if sub == "mlp_fc2":
+                w = m.out_w
+            elif sub == "mlp_fc1":
+                w = m.in_w or (m.out_w // 4 if m.out_w else None)
+            else:  # square projections: either side is the width (OFT / IA3 only give the output side)
+                w = m.in_w or m.out_w
             if w:
                 groups.setdefault((comp, "clip"), []).append((m, w, int(mm.group(2))))
             continue
@@ -1041,6 +1047,8 @@ def _text_encoders(mods: Sequence[_Mod]) -> list[_TE]:
             w = m.out_w if sub.lower().startswith("denserelu") and sub.lower().endswith("wo") else m.in_w
             if sub.lower().startswith("selfattention_o"):
                 w = m.out_w
+            elif sub.lower().startswith("selfattention"):
+                w = m.in_w or m.out_w
             if w:
                 groups.setdefault((comp, "t5"), []).append((m, w, int(mm.group(3))))
             continue
