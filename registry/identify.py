@@ -616,7 +616,7 @@ _CONTEXT_WHY = {
 
 def _rule_unet(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     unet = _find(mods, _RX_UNET)
-    if len(unet) < 2:
+    if not unet or (len(unet) < 2 and not _find(unet, _RX_ATTN2_KV)):
         return None
     ev: list[Evidence] = []
     kv = _find(unet, _RX_ATTN2_KV)

@@ -282,18 +282,16 @@ def identify_diffusers_pipeline(folder: str | Path) -> FolderIdentity | None:
     files: list[str] = []
     ev: list[Evidence] = [Evidence(f"model_index.json: {cls or 'no _class_name'} with components {', '.join(components)}")]
     denoiser_ident: Identity | None = None
-    te_names: list[str] = []
     for comp in components:
         sub = folder / comp
         wf = _weight_files(sub)
         files += [f"{comp}/{f.name}" for f in wf]
-        if comp.startswith("text_encoder"):
-            te_names.append(comp)
-        if comp in _DENOISERS and denoiser_ident is None:
-            if not wf:
-                if sub.is_dir() or comp in ("unet", "transformer"):
-                    findings.append(finding(R_LAYOUT_MISSING.id, f"component {comp} has no weight files", component=comp))
-                continue
+        ccls = str(cfg[comp][1])
+        if not wf and (ccls in COMPONENT_KIND or ccls.endswith("Model") or ccls.startswith("Autoencoder")):
+            findings.append(
+                finding(R_LAYOUT_MISSING.id, f"component {comp} ({ccls}) has no weight files", component=comp, cls=ccls)
+            )
+        if comp in _DENOISERS and denoiser_ident is None and wf:
             pairs, metadata, problems = _shapes(wf)
             ev += [Evidence(f"unreadable weights: {p}") for p in problems]
             if pairs:
