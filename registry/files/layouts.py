@@ -320,11 +320,11 @@ def identify_diffusers_pipeline(folder: str | Path) -> FolderIdentity | None:
             ccfg_path = folder / comp / "config.json"
             if ccfg_path.is_file():
                 ccfg = _read_json(ccfg_path, findings)
-                ccls = ccfg.get("_class_name") if ccfg else None
-                if ccfg and isinstance(ccls, str):
-                    a2, v2 = _arch_from_component_config(ccls, ccfg)
+                dcls = ccfg.get("_class_name") if ccfg else None
+                if ccfg and isinstance(dcls, str):
+                    a2, v2 = _arch_from_component_config(dcls, ccfg)
                     if a2:
-                        ev.append(Evidence(f"{comp}/config.json: {ccls} → {a2}" + (f" ({v2})" if v2 else "")))
+                        ev.append(Evidence(f"{comp}/config.json: {dcls} → {a2}" + (f" ({v2})" if v2 else "")))
                         arch, variant = a2, v2 or variant
                 break
         if arch is None and cls:
