@@ -115,11 +115,6 @@ R_CONFLICT = rule(
     "For example a UNet part shaped for SDXL with a text-encoder part shaped for SD1. The file may be a "
     "bad merge or a mislabelled conversion.",
 )
-R_UNKNOWN = rule(
-    "identify.unknown",
-    Severity.INFO,
-    "The kind or base architecture could not be determined from the tensors",
-)
 R_ADAPTER_IN_CKPT = rule(
     "identify.adapter-keys-in-checkpoint",
     Severity.INFO,
@@ -1769,14 +1764,6 @@ def _apply_claims(ident: Identity, claims: list[dict[str, Any]], findings: list[
                     kind=ident.kind,
                 )
             )
-    if ident.kind == "unknown" or ident.arch == "unknown":
-        what = "kind" if ident.kind == "unknown" else "base architecture"
-        seen = "; ".join(e.what for e in ident.evidence[:3])
-        cand_text = f" (candidates: {', '.join(ident.arch_candidates)})" if ident.arch_candidates else ""
-        # a shared component (VAE, text encoder) legitimately serves several architectures
-        if not (ident.kind in ("vae", "text_encoder") and ident.arch_candidates):
-            findings.append(finding(R_UNKNOWN.id, f"{what} unknown{cand_text}; seen: {seen}", what=what,
-                                    candidates=list(ident.arch_candidates)))  # fmt: skip
     return ident, findings
 
 

@@ -10,6 +10,7 @@ tensors per component that carry the decisive widths.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -297,13 +298,18 @@ def write_tensors(
     metadata: Mapping[str, str] | None = None,
     dtype: str = "F16",
     dtypes: Mapping[str, str] | None = None,
+    seed: int | None = None,
 ) -> Path:
-    """A real safetensors file with the given shapes and zero data."""
+    """A real safetensors file with the given shapes and zero data (random bytes with ``seed``, so that
+    windows of two files, e.g. their AutoV1, differ)."""
+    rng = random.Random(seed) if seed is not None else None
     tensors: dict[str, tuple[str, list[int], bytes]] = {}
     for name, shape in shapes.items():
         dt = (dtypes or {}).get(name) or ("BOOL" if name.endswith(".on_input") else dtype)
         n = 1
         for d in shape:
             n *= d
-        tensors[name] = (dt, list(shape), bytes(n * DTYPE_BITS[dt] // 8))
+        size = n * DTYPE_BITS[dt] // 8
+        data = rng.randbytes(size) if rng is not None and dt != "BOOL" else bytes(size)
+        tensors[name] = (dt, list(shape), data)
     return write_safetensors(path, tensors, metadata)

@@ -3,6 +3,7 @@ architectures' configs (tests/archspecs.py) and on the shared corpus."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -449,12 +450,12 @@ def test_unknown_file_says_what_was_seen(tmp_path: Path) -> None:
     ident, fs = ident_file(p)
     assert (ident.kind, ident.arch, ident.confidence, ident.source) == ("unknown", "unknown", "none", "none")
     assert ident.evidence[0].what == "2 tensors with no recognised layout; top-level names {'encoder': 1, 'head': 1}"
-    assert rules(fs) == ["identify.unknown"]
+    assert fs == []  # not knowing is recorded in the identity (kind/arch "unknown" + evidence), not a finding
 
 
 def test_no_tensors_and_junk_shapes_do_not_crash() -> None:
     ident, fs = identify([])
-    assert ident.kind == "unknown" and rules(fs) == ["identify.unknown"]
+    assert ident.kind == "unknown" and fs == []
     ident, _ = identify([("lora_unet_x.lora_down.weight", "junk"), ("lora_unet_x.lora_up.weight", None), ("y", [1, 2])])
     assert ident.kind == "lora" and ident.arch == "unknown"
 
@@ -528,6 +529,14 @@ CORPUS = Path(os.environ.get("MODELREG_CORPUS") or CORPUS)
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared corpus not present at {CORPUS}")
 
 
+def header_pairs(name: str) -> tuple[list[tuple[str, list[int]]], dict[str, str] | None]:
+    """A corpus header as the (name, shape) pairs and metadata a scan reads from it. The SDXL, FLUX
+    and LoKr headers describe 180 MB – 1.5 GB of weights, too much to write in a unit test; identification
+    reads only the header, which these pairs are."""
+    doc = json.loads((CORPUS / "headers" / name).read_text())
+    return [(k, v["shape"]) for k, v in doc["keys"].items()], doc.get("metadata") or None
+
+
 @needs_corpus
 def test_corpus_sd15_kohya(tmp_path: Path) -> None:
     ident, fs = ident_file(header_json_to_file(CORPUS / "headers" / "sd15-kohya.json", tmp_path / "a.safetensors"))
@@ -536,8 +545,8 @@ def test_corpus_sd15_kohya(tmp_path: Path) -> None:
 
 
 @needs_corpus
-def test_corpus_sdxl_kohya(tmp_path: Path) -> None:
-    ident, fs = ident_file(header_json_to_file(CORPUS / "headers" / "sdxl-kohya.json", tmp_path / "a.safetensors"))
+def test_corpus_sdxl_kohya() -> None:
+    ident, fs = identify(*header_pairs("sdxl-kohya.json"))
     assert summary(ident) == ("lora", "kohya-lora", "kohya", "sdxl-base", None, ("unet", "te1"), "high", "shapes")
     assert [(c["key"], c["arch"], c["kind"]) for c in ident.claims] == [
         ("modelspec.architecture", "sdxl-base", "lora"),
@@ -547,16 +556,16 @@ def test_corpus_sdxl_kohya(tmp_path: Path) -> None:
 
 
 @needs_corpus
-def test_corpus_flux_lora_labelled_sd15(tmp_path: Path) -> None:
-    ident, fs = ident_file(header_json_to_file(CORPUS / "headers" / "flux1-diffusers.json", tmp_path / "a.safetensors"))
+def test_corpus_flux_lora_labelled_sd15() -> None:
+    ident, fs = identify(*header_pairs("flux1-diffusers.json"))
     assert summary(ident) == ("lora", "peft-lora", "diffusers", "flux1", None, ("transformer",), "high", "shapes")
     assert rules(fs) == ["identify.metadata-arch-mismatch"]
     assert fs[0].message == "metadata ss_base_model_version='sd_1.5' says sd1, but the tensor shapes say flux1 (high confidence)"
 
 
 @needs_corpus
-def test_corpus_unknown_family_lokr(tmp_path: Path) -> None:
-    ident, fs = ident_file(header_json_to_file(CORPUS / "headers" / "krea2-lycoris.json", tmp_path / "a.safetensors"))
+def test_corpus_unknown_family_lokr() -> None:
+    ident, fs = identify(*header_pairs("krea2-lycoris.json"))
     assert summary(ident) == ("lycoris", "lokr", "comfy", "other:krea2", None, ("transformer",), "low", "metadata")
     assert ident.details["algorithms"] == {"lokr": 256}
     assert fs == []

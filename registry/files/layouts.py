@@ -296,7 +296,7 @@ def identify_diffusers_pipeline(folder: str | Path) -> FolderIdentity | None:
             ev += [Evidence(f"unreadable weights: {p}") for p in problems]
             if pairs:
                 denoiser_ident, fs = identify(pairs, metadata)
-                findings += [f for f in fs if f.rule_id != "identify.unknown"]
+                findings += fs
     arch_cls, variant_cls = PIPELINE_ARCH.get(cls or "", (None, None))
     comps = tuple(
         ("te" + c[len("text_encoder_"):] if c.startswith("text_encoder_") else "te1") if c.startswith("text_encoder") else c
@@ -382,7 +382,7 @@ def identify_peft_adapter(folder: str | Path) -> FolderIdentity | None:
                    "variant": base_variant, "kind": None},)  # fmt: skip
     if pairs:
         ident, fs = identify(pairs, metadata)
-        findings += [f for f in fs if f.rule_id != "identify.unknown" or ident.arch == "unknown" and base_arch is None]
+        findings += fs
         if ident.arch == "unknown" and base_arch:
             ident = replace(ident, arch=base_arch, arch_variant=base_variant, confidence="low", source="metadata")
         elif ident.source == "shapes" and base_arch and base_arch != ident.arch and not base_arch.startswith("other:"):
