@@ -57,6 +57,7 @@ KINDS = (
     "controlnet",
     "ip_adapter",
     "t2i_adapter",
+    "image_encoder",
     "unknown",
 )
 
@@ -597,7 +598,8 @@ _RX_SD12_LAYOUT = re.compile(
 _RX_PROJ_IN = re.compile(r"(attentions_\d+|_\d+_1)_proj_(in|out)$")
 _RX_IN_CONV = re.compile(r"(^|_)(input_blocks_0_0|conv_in)$")
 _RX_ADM = re.compile(r"(^|_)(label_emb_0_0|add_embedding_linear_1)$")
-_RX_TEMPORAL = re.compile(r"(time_stack|time_mixer|temporal_transformer|motion_modules)")
+_RX_TEMPORAL = re.compile(r"(time_stack|time_mixer|time_mix_blocks)")
+_RX_MOTION = re.compile(r"(motion_modules|temporal_transformer)")
 _RX_ENC_HID = re.compile(r"(^|_)encoder_hid_proj$")
 
 CONTEXT_WIDTH_ARCH = {768: "sd1", 1024: "sd2", 2048: "sdxl-base", 1280: "sdxl-refiner"}
@@ -623,9 +625,13 @@ def _rule_unet(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     variant: str | None = None
     if _find(unet, _RX_TEMPORAL):
         t = _find(unet, _RX_TEMPORAL)[0]
-        return _Verdict("other:svd" if checkpoint else "unknown", "medium",
-                        [_ev("temporal layers in a UNet (video model or motion module)", t)],
-                        candidates=("other:svd",), denoiser_name="unet")  # fmt: skip
+        return _Verdict("other:svd", "medium", [_ev("temporal mixing layers in a UNet (Stable Video Diffusion)", t)],
+                        denoiser_name="unet")  # fmt: skip
+    if _find(unet, _RX_MOTION) and not kv:
+        t = _find(unet, _RX_MOTION)[0]
+        # an AnimateDiff motion module carries no cross-attention context: its base is not visible
+        return _Verdict("unknown", "none", [_ev("AnimateDiff-style motion module (temporal transformer only)", t)],
+                        candidates=("sd1", "sdxl-base"), denoiser_name="unet")  # fmt: skip
     enc_hid = _find(mods, _RX_ENC_HID)
     if enc_hid and enc_hid[0].in_w == 4096 and ctx == 2048:
         return _Verdict("other:kolors", "high",
@@ -696,7 +702,8 @@ _RX_FLUX_HIDDEN_IN = re.compile(
     r"(img_attn_qkv|img_attn_proj|txt_attn_qkv|txt_attn_proj|attn_to_[qkv]|attn_add_[qkv]_proj|linear1|qkv\d|proj\d)$"
 )
 _RX_FLUX_HIDDEN_OUT = re.compile(r"(img_attn_proj|txt_attn_proj|linear2|attn_to_out_0|attn_to_add_out)$")
-_RX_FLUX_MLP_OUT = re.compile(r"(img_mlp_0|txt_mlp_0|ff_net_0_proj|ff_context_net_0_proj)$")
+_RX_FLUX_MLP_OUT = re.compile(r"(img_mlp_0|txt_mlp_0|ff_net_0_proj|ff_context_net_0_proj|proj_mlp)$")
+_RX_FLUX_LINEAR1 = re.compile(r"single_blocks_\d+_linear1$")
 _RX_FLUX_MLP_IN = re.compile(r"(img_mlp_2|txt_mlp_2|ff_net_2|ff_context_net_2)$")
 _RX_HUNYUAN = re.compile(r"(img_mlp_fc[12]|txt_mlp_fc[12]|img_mod_linear|txt_mod_linear|individual_token_refiner|modulation_linear|img_attn_q_norm)")  # fmt: skip
 _RX_FLUX2 = re.compile(r"(double_stream_modulation|single_stream_modulation|to_qkv_mlp_proj|ff_linear_in)")
@@ -735,12 +742,19 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     if mlp is None:
         mlp, mmod, _ = _widest(_find(block_mods, _RX_FLUX_MLP_IN), "in")
         mside = "in"
+    mlp_note = ""
+    if mlp is None and hidden is not None:
+        # single blocks fuse qkv and the MLP input: linear1 is hidden -> 3 * hidden + mlp
+        l1, l1mod, _ = _widest(_find(block_mods, _RX_FLUX_LINEAR1), "out")
+        if l1 is not None and l1 > 3 * hidden:
+            mlp, mmod, mside = l1 - 3 * hidden, l1mod, "out"
+            mlp_note = f" (single-block linear1 output {l1} = 3 x {hidden} + {mlp})"
     dmax = _max_index(mods, _RX_DOUBLE_IDX)
     smax = _max_index(mods, _RX_SINGLE_IDX)
     if hidden is not None and hmod is not None:
         ev.append(_ev(f"hidden width {hidden}", hmod, hidden, hside))
     if mlp is not None and mmod is not None:
-        ev.append(_ev(f"MLP width {mlp}", mmod, mlp, mside))
+        ev.append(_ev(f"MLP width {mlp}{mlp_note}", mmod, mlp, mside))
     if dmax is not None or smax is not None:
         ev.append(Evidence(f"highest block indices: double {dmax}, single {smax} (FLUX.1 has 19 and 38 blocks)"))
     if hidden in (4096, 6144) or (hidden == 3072 and mlp is not None and mlp not in (12288,)):
@@ -987,7 +1001,7 @@ _RX_CLIP_HF = re.compile(r"(^|_)text_model_encoder_layers_(\d+)_(self_attn_(q|k|
 _RX_CLIP_OC = re.compile(r"(^|_)resblocks_(\d+)_(attn_in_proj_weight|attn_in_proj|attn_out_proj|mlp_c_fc|mlp_c_proj)$")
 _RX_T5 = re.compile(r"(^|_)(encoder_)?block_(\d+)_layer_\d+_(SelfAttention_[qkvo]|DenseReluDense_w[io](_[01])?)$", re.I)
 _RX_LLM = re.compile(r"(^|_)(model_)?layers_(\d+)_(self_attn_[qkvo]_proj|mlp_(gate|up|down)_proj)$")
-_RX_VISUAL = re.compile(r"(^|_)visual_")
+_RX_VISUAL = re.compile(r"(^|_)(visual|vision_model)_")
 _RX_SHARED = re.compile(r"(^|_)(shared|encoder_embed_tokens)$")
 
 
@@ -1047,8 +1061,10 @@ def _text_encoders(mods: Sequence[_Mod]) -> list[_TE]:
             if w:
                 groups.setdefault((comp, "t5"), []).append((m, w, int(mm.group(3))))
             continue
+        if _RX_VISUAL.search(m.path):
+            continue
         mm = _RX_LLM.search(m.path)
-        if mm and not _RX_VISUAL.search(m.path):
+        if mm:
             sub = mm.group(4)
             w = m.out_w if sub in ("self_attn_o_proj", "mlp_down_proj") else m.in_w
             if w:
@@ -1130,15 +1146,28 @@ def _embedding(pairs: list[tuple[str, tuple[int, ...]]]) -> tuple[str, str, str,
             return 1, shape[0]
         return None
 
-    if {"clip_l", "clip_g"} <= names and names <= {"clip_l", "clip_g", "t5", "t5xxl"}:
-        vl, vg = vec(d["clip_l"]), vec(d["clip_g"])
-        if vl and vg and vl[1] == 768 and vg[1] == 1280:
-            ev = [
-                Evidence("SDXL embedding: clip_l vectors 768 wide", "clip_l", d["clip_l"], 768),
-                Evidence("and clip_g vectors 1280 wide", "clip_g", d["clip_g"], 1280),
-            ]
-            return "sdxl-embedding", "sdxl-base", "high", "high", ev, (), {"vectors": vl[0]}
-        return None
+    if names and names <= {"clip_l", "clip_g", "t5", "t5xxl"}:
+        vecs = {n: vec(d[n]) for n in names}
+        if any(x is None for x in vecs.values()):
+            return None
+        widths = {n: x[1] for n, x in vecs.items() if x is not None}
+        want = {"clip_l": 768, "clip_g": 1280, "t5": 4096, "t5xxl": 4096}
+        if any(widths[n] != want[n] for n in names):
+            return None
+        count = max(x[0] for x in vecs.values() if x is not None)
+        comps = sorted({{"clip_l": "te1", "clip_g": "te2"}.get(n, "te3") for n in names})
+        ev = [Evidence(f"embedding vectors for {n}, {widths[n]} wide", n, d[n], widths[n]) for n in sorted(names)]
+        t5 = bool(names & {"t5", "t5xxl"})
+        if names == {"clip_l", "clip_g"}:
+            ev[0] = Evidence("SDXL embedding: clip_g vectors 1280 wide", "clip_g", d["clip_g"], 1280)
+            ev[1] = Evidence("and clip_l vectors 768 wide", "clip_l", d["clip_l"], 768)
+            return "sdxl-embedding", "sdxl-base", "high", "high", ev, (), {"vectors": count, "components": comps}
+        if {"clip_l", "clip_g"} <= names and t5:
+            return "te-keyed-embedding", "sd3", "medium", "high", ev, (), {"vectors": count, "components": comps}
+        if names & {"clip_l"} and t5 and "clip_g" not in names:
+            return "te-keyed-embedding", "flux1", "medium", "high", ev, (), {"vectors": count, "components": comps}
+        cands = tuple(sorted(set.intersection(*(set(_TE_ARCHS["t5-xxl" if n.startswith("t5") else n.replace("_", "-")]) for n in names))))  # fmt: skip
+        return "te-keyed-embedding", "unknown", "none", "medium", ev, cands, {"vectors": count, "components": comps}
     for key in ("emb_params", "string_to_param.*", "string_to_param/*"):
         if key in d and len(names - {key, "string_to_token", "name", "step", "sd_checkpoint", "sd_checkpoint_name"}) == 0:
             v = vec(d[key])
@@ -1163,11 +1192,11 @@ def _embedding(pairs: list[tuple[str, tuple[int, ...]]]) -> tuple[str, str, str,
     return None
 
 
-_RX_VAE_ENC = re.compile(r"(^|_)encoder_(conv_in|down_\d+_block|down_blocks_\d+_resnets)")
-_RX_VAE_DEC = re.compile(r"(^|_)decoder_(conv_in|conv_out|up_\d+_block|up_blocks_\d+_resnets)")
-_RX_VAE_DEC_IN = re.compile(r"(^|_)decoder_conv_in$")
-_RX_VAE_ENC_OUT = re.compile(r"(^|_)encoder_conv_out$")
-_RX_TINY = re.compile(r"(^|_)(encoder|decoder)_layers_\d+_")
+_RX_VAE_ENC = re.compile(r"^encoder_(conv_in|down_\d+_block|down_blocks_\d+_resnets)")
+_RX_VAE_DEC = re.compile(r"^decoder_(conv_in|conv_out|up_\d+_block|up_blocks_\d+_resnets)")
+_RX_VAE_DEC_IN = re.compile(r"^decoder_conv_in$")
+_RX_VAE_ENC_OUT = re.compile(r"^encoder_conv_out$")
+_RX_TINY = re.compile(r"^(encoder|decoder)_layers_\d+_")
 
 
 def _vae(mods: Sequence[_Mod]) -> tuple[str, str, list[Evidence], tuple[str, ...], dict[str, Any]] | None:
@@ -1336,7 +1365,8 @@ def _adapter_type(split: _Split) -> tuple[str, dict[str, int]]:
         algos[m.algo or "unknown"] += 1
         fams[m.keys.get("_family", "")] += 1
     lyco = [a for a in ("lokr", "loha", "dora", "oft", "boft", "glora", "ia3", "full") if algos[a]]
-    if lyco:
+    # a LoRA may carry a few full-difference tensors (norms, biases): the majority decides
+    if lyco and sum(algos[a] for a in lyco) * 2 >= sum(algos.values()):
         main = max(lyco, key=lambda a: algos[a])
         name = {"full": "full-diff"}.get(main, main)
         return name, dict(algos)
@@ -1416,7 +1446,7 @@ def identify(
             confidence=conf,
             kind_confidence=kconf,
             source="shapes" if arch != "unknown" else "none",
-            components=("te2", "te1") if style == "sdxl-embedding" else ("te1",),
+            components=tuple(details.pop("components", ("te1",))),
             evidence=tuple(ev),
             arch_candidates=cands,
             details=details,
@@ -1656,6 +1686,12 @@ def _identify_full(split: _Split) -> Identity:
         details.update(vd)
         v = _Verdict(arch, conf, ev, candidates=cands) if arch != "unknown" or cands else _Verdict("unknown", "none", ev)
         return _finish(_Partial("vae", "high", None, key_style, v, [], ((), "none"), ["vae"], [], details))
+    vision = _find(mods, _RX_VISION_LAYERS)
+    if vision and not tes:
+        w, wmod, _ = _widest(vision, "in")
+        ev = [_ev(f"vision transformer layers only (CLIP-vision style image encoder, width {w})", wmod or vision[0], w)]
+        details["width"] = w
+        return _finish(_Partial("image_encoder", "high", None, key_style, None, [], ((), "none"), [], ev, details))
     if tes and not _find(den_only, _RX_UNET):
         ev = [Evidence(f"text encoder weights only ({', '.join(t.family for t in tes)})")]
         details["text_encoders"] = {t.component: t.family for t in tes}
@@ -1663,6 +1699,9 @@ def _identify_full(split: _Split) -> Identity:
     top = Counter(m.path.split("_", 1)[0] for m in mods).most_common(5)
     ev = [Evidence(f"{split.n_tensors} tensors with no recognised layout; top-level names {dict(top)}", mods[0].key, mods[0].shape or None)]  # fmt: skip
     return Identity(kind="unknown", key_style=key_style, evidence=tuple(ev), details=details)
+
+
+_RX_VISION_LAYERS = re.compile(r"(^|_)(vision_model_encoder_layers_\d+_self_attn_q_proj|visual_blocks_\d+_attn_qkv|visual_transformer_resblocks_\d+_attn_in_proj_weight)$")  # fmt: skip
 
 
 def _is_te_path(path: str) -> bool:

@@ -258,7 +258,11 @@ def test_embeddings_files(tmp_path: Path) -> None:
     ident, _ = ident_file(A.write_tensors(tmp_path / "e2.safetensors", {"emb_params": [8, 1024]}))
     assert (ident.kind, ident.arch) == ("embedding", "sd2")
     ident, _ = ident_file(A.write_tensors(tmp_path / "e3.safetensors", {"clip_g": [2, 1280], "clip_l": [2, 768]}))
-    assert summary(ident) == ("embedding", None, "sdxl-embedding", "sdxl-base", None, ("te2", "te1"), "high", "shapes")
+    assert summary(ident) == ("embedding", None, "sdxl-embedding", "sdxl-base", None, ("te1", "te2"), "high", "shapes")
+    ident, _ = identify([("clip_l", [3, 768]), ("t5", [3, 4096])])
+    assert summary(ident) == ("embedding", None, "te-keyed-embedding", "flux1", None, ("te1", "te3"), "medium", "shapes")
+    ident, _ = identify([("clip_l", [3, 768])])
+    assert (ident.kind, ident.arch, ident.arch_candidates) == ("embedding", "unknown", ("flux1", "other:hunyuan-video", "sd1", "sd3", "sdxl-base"))
     ident, _ = ident_file(A.write_tensors(tmp_path / "learned_embeds.safetensors", {"<cat-toy>": [768]}, dtype="F32"))
     assert summary(ident) == ("embedding", None, "diffusers-embedding", "sd1", None, ("te1",), "medium", "shapes")
     assert ident.details == {"vectors": 1, "token": "<cat-toy>"}
@@ -579,3 +583,46 @@ def test_corpus_lora_diffusion_and_embedding() -> None:
     assert summary(ident) == ("embedding", None, "a1111-embedding", "sd1", None, ("te1",), "high", "shapes")
     ident, fs = ident_file(CORPUS / "safetensors-samples" / "overall.safetensors")
     assert (ident.kind, ident.arch) == ("unknown", "unknown")
+
+
+# -- shapes seen in the wild ------------------------------------------------------------------------
+
+
+def test_lora_with_a_few_full_difference_tensors_is_still_a_lora() -> None:
+    # distillation LoRAs (e.g. for Wan) carry .diff for norms and .diff_b for biases beside lora_down/up
+    mods = A.wan_modules(5120, 40, 13824)
+    shapes = A.lora_tensors(mods, prefix="diffusion_model.", style="peft")
+    for i in range(40):
+        shapes[f"diffusion_model.blocks.{i}.norm3.diff"] = [5120]
+        shapes[f"diffusion_model.blocks.{i}.self_attn.q.diff_b"] = [5120]
+    ident, _ = identify(list(shapes.items()))
+    assert (ident.kind, ident.adapter_type, ident.arch, ident.arch_variant) == ("lora", "peft-lora", "other:wan", "14b")
+    assert ident.details["algorithms"] == {"lora": 400, "full": 40}
+
+
+def test_flux_single_block_only_loras() -> None:
+    single = [m for m in A.flux_modules("bfl") if m[0].startswith("single_blocks.") and m[0].endswith("linear1")]
+    ident, _ = identify(list(A.lora_tensors(single, prefix="lora_unet_").items()))
+    assert (ident.arch, ident.confidence) == ("flux1", "high")
+    assert "MLP width 12288 (single-block linear1 output 21504 = 3 x 3072 + 12288)" in [e.what for e in ident.evidence]
+    single = [m for m in A.flux_modules("diffusers") if m[0].startswith("single_transformer_blocks.")]
+    ident, _ = identify(list(A.lora_tensors(single, style="peft", prefix="transformer.").items()))
+    assert (ident.arch, ident.confidence) == ("flux1", "high")
+
+
+def test_clip_vision_is_an_image_encoder_not_a_text_encoder() -> None:
+    shapes = A.weight_tensors(A.clip_modules(1280, 32, "vision_model.encoder.layers"))
+    shapes["vision_model.embeddings.patch_embedding.weight"] = [1280, 3, 14, 14]
+    ident, fs = identify(list(shapes.items()))
+    assert (ident.kind, ident.arch, ident.details["width"]) == ("image_encoder", "unknown", 1280)
+    assert fs == []
+
+
+def test_motion_module_base_is_not_visible() -> None:
+    shapes = {
+        f"down_blocks.{b}.motion_modules.{j}.temporal_transformer.transformer_blocks.0.attention_blocks.0.to_q.weight": [c, c]
+        for b, c in enumerate((320, 640, 1280, 1280))
+        for j in range(2)
+    }
+    ident, _ = identify(list(shapes.items()))
+    assert (ident.kind, ident.arch, ident.arch_candidates) == ("checkpoint", "unknown", ("sd1", "sdxl-base"))

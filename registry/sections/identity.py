@@ -20,6 +20,7 @@ KIND_LABELS = {
     "controlnet": "ControlNet",
     "ip_adapter": "IP-Adapter",
     "t2i_adapter": "T2I-Adapter",
+    "image_encoder": "image encoder (CLIP vision)",
     "unknown": "unknown",
 }
 _MAX_EVIDENCE = 8
