@@ -270,7 +270,23 @@ _SUFFIXES: tuple[tuple[str, str, str], ...] = (
     (".on_input", "ia3", "on_input"),
     (".alpha", "common", "alpha"),
 )
-_SUFFIXES_SORTED = tuple(sorted(_SUFFIXES, key=lambda s: -len(s[0])))
+_SUFFIX_MAP = {suffix: (fam, role) for suffix, fam, role in _SUFFIXES if suffix.startswith(".")}
+_UNDERSCORE_SUFFIXES = tuple((suffix, fam, role) for suffix, fam, role in _SUFFIXES if not suffix.startswith("."))
+
+
+def _match_suffix(name: str) -> tuple[str, str, str] | None:
+    """The longest adapter suffix of ``name``: (suffix, family, role)."""
+    parts = name.rsplit(".", 3)
+    for k in (3, 2, 1):
+        if len(parts) > k:
+            suffix = "." + ".".join(parts[-k:])
+            hit = _SUFFIX_MAP.get(suffix)
+            if hit is not None:
+                return suffix, hit[0], hit[1]
+    for suffix, fam, role in _UNDERSCORE_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix, fam, role
+    return None
 
 _RX_LORA_DIFFUSION = re.compile(r"^(unet|text_encoder|text_encoder_2):(\d+):(down|up)$")
 _RX_XLABS = re.compile(r"^(.*)\.processor\.(qkv|proj)_lora(\d)\.(down|up)\.weight$")
@@ -377,7 +393,7 @@ def _split(pairs: list[tuple[str, tuple[int, ...]]]) -> _Split:
             bundled.append(name)
             adapter_tensors += 1
             continue
-        m_ld = _RX_LORA_DIFFUSION.match(name)
+        m_ld = _RX_LORA_DIFFUSION.match(name) if ":" in name else None
         if m_ld:
             comp = "denoiser" if m_ld.group(1) == "unet" else ("te2" if m_ld.group(1).endswith("_2") else "te1")
             module_key = f"{m_ld.group(1)}:{m_ld.group(2)}"
@@ -390,7 +406,7 @@ def _split(pairs: list[tuple[str, tuple[int, ...]]]) -> _Split:
             m.keys.setdefault("_family", "lora_diffusion")
             adapter_tensors += 1
             continue
-        m_x = _RX_XLABS.match(name)
+        m_x = _RX_XLABS.match(name) if "_lora" in name and ".processor." in name else None
         if m_x:
             module_key = f"{m_x.group(1)}.{m_x.group(2)}{m_x.group(3)}"
             m = mod_for(module_key, "xlabs", name)
@@ -408,19 +424,19 @@ def _split(pairs: list[tuple[str, tuple[int, ...]]]) -> _Split:
             m.keys.setdefault("_family", "ia3")
             adapter_tensors += 1
             continue
-        for suffix, fam, role in _SUFFIXES_SORTED:
-            if name.endswith(suffix):
-                module_key = name[: -len(suffix)]
-                m = mod_for(module_key, fam, name)
-                m.parts[role] = shape
-                m.keys[role] = name
-                if fam != "common":
-                    m.keys.setdefault("_family", fam)
-                    fams = m.keys.get("_families", "")
-                    if fam not in fams.split(","):
-                        m.keys["_families"] = f"{fams},{fam}" if fams else fam
-                adapter_tensors += 1
-                break
+        hit = _match_suffix(name)
+        if hit is not None:
+            suffix, fam, role = hit
+            module_key = name[: -len(suffix)]
+            m = mod_for(module_key, fam, name)
+            m.parts[role] = shape
+            m.keys[role] = name
+            if fam != "common":
+                m.keys.setdefault("_family", fam)
+                fams = m.keys.get("_families", "")
+                if fam not in fams.split(","):
+                    m.keys["_families"] = f"{fams},{fam}" if fams else fam
+            adapter_tensors += 1
         else:
             rest, comp, style = _split_prefix(name)
             if rest.endswith(".weight"):

@@ -22,7 +22,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -741,10 +741,47 @@ _SELF_CLAIMS = (
 )
 
 
+def kohya_legacy_hashes(tensors: Sequence[Any], metadata: Mapping[str, str] | None, data: Any) -> dict[str, int]:
+    """The ``sshs_legacy_hash`` values kohya could have computed for this file: {hash: header length}.
+
+    kohya hashes a copy serialised with only the ``ss_*`` metadata (before it adds ``sshs_*`` and
+    ``modelspec.*``): ``sha256(copy[0x100000:0x110000])[:8]``. The copy's tensor data are the file's; only
+    its header length differs, and that length does not depend on key order, so it can be rebuilt (with and
+    without the 8-byte padding newer safetensors writes). ``tensors`` are the file's entries (``name``,
+    ``dtype``, ``shape``, ``begin``, ``end``); ``data`` is the file's data section (bytes or memoryview).
+    A window that would reach into the copy's header cannot be rebuilt and is left out.
+    """
+    ss = {k: v for k, v in (metadata or {}).items() if k.startswith("ss_")}
+    entries: dict[str, Any] = {}
+    for t in tensors:
+        entries[str(t.name)] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [t.begin, t.end]}
+    bodies = [{"__metadata__": ss, **entries}] if ss else [entries, {"__metadata__": {}, **entries}]
+    lengths: set[int] = set()
+    for body in bodies:
+        n = len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        lengths |= {n, n + (-n % 8)}
+    data_len = len(data)
+    out: dict[str, int] = {}
+    for n in sorted(lengths):
+        total = 8 + n + data_len
+        if total <= 0x100000:
+            out.setdefault(EMPTY_SHA256[:8], n)
+            continue
+        start = 0x100000 - 8 - n
+        if start < 0:
+            continue
+        window = bytes(data[start : start + min(0x10000, total - 0x100000)])
+        out.setdefault(hashlib.sha256(window).hexdigest()[:8], n)
+    return out
+
+
 def check_hash_claims(
-    metadata: Mapping[str, str] | None, hashes: Mapping[str, str | None]
+    metadata: Mapping[str, str] | None,
+    hashes: Mapping[str, str | None],
+    legacy_candidates: Mapping[str, int] | None = None,
 ) -> tuple[list[HashCheck], list[Finding]]:
-    """Compare the file's hash claims about itself with ``hashes`` (``autov3``, ``autov1`` …)."""
+    """Compare the file's hash claims about itself with ``hashes`` (``autov3``, ``autov1`` …).
+    ``legacy_candidates`` (from :func:`kohya_legacy_hashes`) lets ``sshs_legacy_hash`` be verified."""
     checks: list[HashCheck] = []
     findings: list[Finding] = []
     if not metadata:
@@ -778,6 +815,12 @@ def check_hash_claims(
             outcome, reason = "unverifiable", f"{len(h)} hex digits cannot stand for a {len(computed)}-digit {kind}"
         elif computed.startswith(h):
             outcome, reason = "match", f"equals {kind}{note}"
+        elif key == "sshs_legacy_hash" and legacy_candidates and h in legacy_candidates:
+            n = legacy_candidates[h]
+            computed = h
+            outcome = "match"
+            reason = (f"equals the AutoV1 of the copy kohya hashed (ss_* metadata only, header {n:,} bytes)"
+                      + (", which is under 1 MiB: the empty-input hash" if h == EMPTY_SHA256[:8] else "") + note)  # fmt: skip
         elif is_placeholder_hash(h):
             outcome, reason = "placeholder", f"the sha256 of empty input, not a hash of this file{note}"
         elif not decisive:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from registry.analysis import Analyzer, FileContext
-from registry.training import TrainingFacts, check_hash_claims, parse_training_metadata
+from registry.training import TrainingFacts, check_hash_claims, kohya_legacy_hashes, parse_training_metadata
 
 _I64 = 2**63 - 1
 
@@ -63,7 +63,12 @@ def run(ctx: FileContext) -> None:
     if not ctx.metadata:
         return
     facts, findings = parse_training_metadata(ctx.metadata)
-    checks, hash_findings = check_hash_claims(ctx.metadata, ctx.hashes)
+    legacy = None
+    if "sshs_legacy_hash" in ctx.metadata and ctx.header is not None and ctx.header.valid:
+        data = ctx.buffer()[ctx.header.data_start : ctx.header.data_end]
+        legacy = kohya_legacy_hashes(ctx.header.tensors, ctx.metadata, data)
+        del data
+    checks, hash_findings = check_hash_claims(ctx.metadata, ctx.hashes, legacy)
     ctx.facts["training"] = facts
     ctx.facts["hash_checks"] = checks
     ctx.findings.extend(findings)
