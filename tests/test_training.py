@@ -317,9 +317,8 @@ def test_corpus_metadata() -> None:
 def _kohya_style_file(tmp_path: Path, n_elems: int) -> tuple[Path, str, str]:
     """Save like kohya's train_network: hash a copy with only the ss_* metadata (legacy = sha256 of bytes
     0x100000..0x110000, model = sha256 of the data), then write the file with modelspec + sshs_* keys."""
-    from safetensors.numpy import save, save_file
-
     import numpy as np
+    from safetensors.numpy import save, save_file
 
     rng = np.random.default_rng(0)
     tensors = {
