@@ -445,8 +445,11 @@ def parse_training_metadata(metadata: Mapping[str, str] | None) -> tuple[Trainin
 def _kohya(p: _Parser, f: TrainingFacts) -> None:
     if "kohya" not in f.sources:
         return
-    f.trainer = "kohya-ss/sd-scripts"
-    f.trainer_version = p.text("ss_sd_scripts_commit_hash")
+    # other tools write ss_* keys too (ai-toolkit, converters, mergers): name sd-scripts only when the
+    # keys that its training scripts write are there
+    if any(k in p.md for k in ("ss_sd_scripts_commit_hash", "ss_session_id", "ss_training_started_at")):
+        f.trainer = "kohya-ss/sd-scripts"
+        f.trainer_version = p.text("ss_sd_scripts_commit_hash")
     f.session_id = p.text("ss_session_id")
     f.output_name = p.text("ss_output_name")
     f.training_comment = p.text("ss_training_comment")

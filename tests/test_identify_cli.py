@@ -41,7 +41,7 @@ def _models(tmp_path: Path) -> dict[str, Path]:
     sha = hashlib.sha256(base.read_bytes()).hexdigest()
     sd1 = A.lora_tensors(A.unet_modules("sd1"), prefix="lora_unet_") | A.lora_tensors(A.clip_modules(768, 12), prefix="lora_te_")
     by_sha = A.write_tensors(m / "ohwx.safetensors", sd1, {
-        "ss_sd_model_name": "v1-5-pruned.safetensors", "ss_new_sd_model_hash": sha.upper(),
+        "ss_session_id": "12345", "ss_sd_model_name": "v1-5-pruned.safetensors", "ss_new_sd_model_hash": sha.upper(),
         "ss_base_model_version": "sd_v1", "ss_network_module": "networks.lora", "ss_network_dim": "1",
         "ss_network_alpha": "1", "ss_num_train_images": "250",
         "ss_dataset_dirs": '{"10_ohwx woman": {"n_repeats": 10, "img_count": 25}}',

@@ -305,7 +305,7 @@ def test_corpus_metadata() -> None:
     for name, trainer, words in (
         ("flux1-diffusers.json", "ai-toolkit", ["DB4RZ"]),
         ("krea2-lycoris.json", "ai-toolkit", []),
-        ("sdxl-kohya.json", "kohya-ss/sd-scripts", []),
+        ("sdxl-kohya.json", None, []),  # network keys and ModelSpec only: no trainer named
         ("sd15-kohya.json", None, []),
     ):
         doc = json.loads((CORPUS / "headers" / name).read_text())
