@@ -15,7 +15,7 @@ import pytest
 from registry.errors import UsageError
 from registry.evidence import signing
 from registry.evidence.exhibit import ExhibitResult, write_exhibit
-from registry.evidence.verify import FAIL, PASS, SKIP, Check, all_passed, verify_exhibit
+from registry.evidence.verify import FAIL, PASS, Check, all_passed, verify_exhibit
 from registry.store.db import connect
 from tests.evidence.registry_fixture import Fixture, make_registry
 from tests.evidence.test_canonical import SECTIONS
