@@ -293,13 +293,10 @@ def load_sections(
 
 
 def discover_sections() -> list[SectionLike]:
-    """The record sections registered in ``registry/sections/`` (via ``registry.record``)."""
-    try:
-        from registry import record as record_mod  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    loader = getattr(record_mod, "load_sections", None) or getattr(record_mod, "discover_sections", None)
-    return list(loader()) if callable(loader) else []
+    """The record sections registered in ``registry/sections/`` (see :mod:`registry.record`)."""
+    from registry.record import load_sections as registered
+
+    return list(registered())
 
 
 def build_record(

@@ -38,7 +38,7 @@ from registry.evidence.canonical import (
     record_schema,
     sha256_hex,
 )
-from registry.evidence.report import chapter_of, render_html, write_pdf
+from registry.evidence.report import chapter_of, check_pdf_support, render_html, write_pdf
 
 RECORD_NAME = "record.json"
 SCHEMA_NAME = "model-record.schema.json"
@@ -173,6 +173,8 @@ def write_exhibit(
     if key is not None and sigstore:
         raise UsageError("choose one way to sign: --key or --sigstore")
     key_info = signing.key_info(key, key_password) if key is not None else None
+    if pdf:
+        check_pdf_support()
     prepare_folder(folder)
     say = progress or (lambda _msg: None)
     if sections is None:
@@ -259,3 +261,49 @@ def write_exhibit(
         notes=notes,
     )
 
+
+
+def record_issue(con: duckdb.DuckDBPyConnection, result: ExhibitResult) -> int:
+    """Record an issued exhibit in the registry (``exhibits`` row and an ``exhibit.issue`` event).
+
+    Runs in its own transaction; returns the exhibit's id.
+    """
+    import socket
+
+    from registry.store.events import append_event
+
+    record = json.loads((result.folder / RECORD_NAME).read_bytes())
+    head = record["events"]["chain_head"] or {}
+    manifest = sha256_hex((result.folder / signing.MANIFEST_NAME).read_bytes())
+    host = socket.gethostname()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        row = con.execute(
+            "INSERT INTO exhibits (blob_sha256, record_sha256, manifest_sha256, created_at, host, folder, "
+            "signer_method, signer_fingerprint, chain_head_seq, chain_head_hash, tool_version) "
+            "VALUES (?, ?, ?, ?::TIMESTAMPTZ, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [
+                result.model_sha256, result.record_sha256, manifest, result.envelope["created_at"], host,
+                str(result.folder.resolve()), result.signer["method"], result.signer.get("public_key_sha256"),
+                head.get("seq"), head.get("hash"), __version__,
+            ],
+        ).fetchone()
+        assert row is not None
+        append_event(
+            con,
+            "exhibit.issue",
+            result.model_sha256,
+            {
+                "exhibit_id": int(row[0]),
+                "record_sha256": result.record_sha256,
+                "manifest_sha256": manifest,
+                "folder": str(result.folder.resolve()),
+                "signer": result.signer,
+                "created_at": result.envelope["created_at"],
+            },
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return int(row[0])

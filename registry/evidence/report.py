@@ -44,7 +44,7 @@ CHAPTERS = (
     Chapter(
         "metadata",
         "Training facts from the embedded metadata",
-        ("training", "metadata"),
+        ("training",),
         "The embedded training metadata was not normalised into training facts.",
     ),
     Chapter(
@@ -73,6 +73,11 @@ CHAPTERS = (
         "The model was not probed (no generated samples, no concentration measurements).",
     ),
 )
+
+
+#: core sections whose content the report shows in its own chapters (identification, sightings, verbatim
+#: metadata, findings), from the record's top-level fields
+COVERED = frozenset({"file", "sightings", "metadata", "tensors", "findings", "exhibits"})
 
 
 def chapter_of(section_name: str) -> str | None:
@@ -429,7 +434,19 @@ def _custody(record: Mapping[str, Any]) -> str:
     table = _table(["seq", "time (UTC)", "actor", "action", "payload", "hash"], rows) if rows else (
         '<p class="absent">No event names this model.</p>'
     )
-    return head_text + "<h3>Entries about this model</h3>" + table
+    earlier = (record.get("sections") or {}).get("exhibits")
+    issued = ""
+    if isinstance(earlier, list) and earlier:
+        issued = "<h3>Exhibits issued earlier for this model</h3>" + _table(
+            ["issued", "host", "folder", "record SHA-256", "signer"],
+            [
+                [_e(x.get("created_at")), _e(x.get("host")), f'<span class="path">{escape(str(x.get("folder")))}</span>',
+                 f'<code class="hash">{escape(str(x.get("record_sha256")))}</code>', _e(x.get("signer_method"))]
+                for x in earlier
+                if isinstance(x, Mapping)
+            ],
+        )
+    return head_text + "<h3>Entries about this model</h3>" + table + issued
 
 
 def _summary(record: Mapping[str, Any], envelope: Mapping[str, Any] | None) -> str:
@@ -545,12 +562,16 @@ def render_html(
     grouped: dict[str, list[str]] = {ch.key: [] for ch in CHAPTERS}
     other: list[str] = []
     for name in values:
+        if name in COVERED:
+            continue
         key = chapter_of(name)
         (grouped[key] if key is not None else other).append(name)
 
     def section_block(name: str, absent: str) -> str:
         value = values.get(name)
-        head = f'<h3>Recorded section “{escape(name)}”</h3>'
+        sec = by_name.get(name)
+        title = getattr(sec, "title", "") or name
+        head = f'<h3>{escape(title)} <span class="note">(section “{escape(name)}”)</span></h3>'
         if name in errors:
             return head + f'<p class="absent">Could not be loaded: {escape(errors[name])}</p>'
         if value is None:
@@ -602,6 +623,20 @@ def render_html(
     )
 
 
+def check_pdf_support() -> None:
+    """Raise :class:`~registry.errors.MissingExtra` (with the fix) when PDFs cannot be written here."""
+    from registry.errors import MissingExtra
+
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError) as e:
+        raise MissingExtra(
+            f"cannot write PDF reports: weasyprint or the system's Pango is missing ({e}). Install weasyprint "
+            "and, on Debian/Ubuntu, apt-get install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; "
+            "or leave the PDF out (--no-pdf)"
+        ) from None
+
+
 def write_pdf(
     html: str,
     pdf_path: Path,
@@ -617,15 +652,9 @@ def write_pdf(
     Needs weasyprint and the system's Pango (Debian: libpango-1.0-0 libpangoft2-1.0-0, and a font such as
     fonts-dejavu-core); a missing library raises :class:`~registry.errors.MissingExtra` with the fix.
     """
-    from registry.errors import MissingExtra
+    check_pdf_support()
+    from weasyprint import HTML, Attachment
 
-    try:
-        from weasyprint import HTML, Attachment
-    except (ImportError, OSError) as e:
-        raise MissingExtra(
-            f"cannot write PDF reports: weasyprint or the system's Pango is missing ({e}). Install "
-            "weasyprint and, on Debian/Ubuntu, apt-get install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core"
-        ) from None
     if progress:
         progress("rendering PDF/A-3b report")
     when = created or datetime.now(timezone.utc)

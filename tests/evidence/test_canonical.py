@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
+import socket
+import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 
 from registry.errors import NotFound
@@ -20,7 +25,8 @@ from registry.evidence.canonical import (
 )
 from registry.files.safetensors import read_header
 from registry.store.db import connect
-from tests.evidence.registry_fixture import append_event, make_registry
+from registry.store.events import append_event
+from tests.evidence.registry_fixture import make_registry
 
 
 class FakeSection:
@@ -64,11 +70,12 @@ def test_record_changes_with_state(tmp_path: Path) -> None:
     with connect(fx.db, read_only=True) as con:
         before = build_record(con, fx.sha256, [])
     with connect(fx.db) as con:
-        append_event(con, "note.add", fx.sha256, {"text": "seen in filing 12"}, "2024-06-01 09:00:00+00")
+        append_event(con, "label.add", fx.sha256, {"label": "exhibit A"})
     with connect(fx.db, read_only=True) as con:
         after = build_record(con, fx.sha256, [])
     assert before["events"]["chain_length"] == 3 and after["events"]["chain_length"] == 4
-    assert [e["action"] for e in after["events"]["entries"]] == ["blob.add", "sighting.add", "note.add"]
+    assert after["events"]["entries"][1]["payload"]["mtime_ns"] == "1714564800123456789"
+    assert [e["action"] for e in after["events"]["entries"]] == ["blob.add", "sighting.add", "note.add", "label.add"]
     assert after["events"]["chain_head"]["seq"] == 4
     assert record_bytes(before) != record_bytes(after)
 
@@ -82,14 +89,17 @@ def test_record_content(tmp_path: Path) -> None:
     m = rec["model"]
     assert m["sha256"] == fx.sha256 and m["size"] == len(data) and m["format"] == "safetensors"
     assert m["hashes"]["autov2"] == fx.sha256[:10]
-    crc = m["hashes"]["crc32"]
-    assert m["hashes"]["crc32_civitai"] == crc[6:8] + crc[4:6] + crc[2:4] + crc[0:2]
+    crc = f"{zlib.crc32(data):08x}"
+    assert m["hashes"]["crc32"].lower() == crc
+    assert m["hashes"]["crc32_civitai"] == (crc[6:8] + crc[4:6] + crc[2:4] + crc[0:2]).upper()
+    assert m["hashes"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert m["hashes"]["blake3"] == blake3.blake3(data).hexdigest()
     assert m["prefixed"]["sha256"] == "sha256:" + fx.sha256
     (s,) = rec["sightings"]
-    assert s["host"] == "lab-1" and s["path"] == str(fx.model)
+    assert s["host"] == socket.gethostname() and s["path"] == str(fx.model)
     assert s["mtime_ns"] == "1714564800123456789"  # beyond 2**53: a string, exactly
     assert s["mtime"] == "2024-05-01T12:00:00.123456Z"
-    assert s["seen_at"] == "2024-05-01T12:00:00Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", s["seen_at"])
     assert s["provenance"] == {"repo_id": "someone/some-lora", "revision": "0123abcd", "file": "some-lora.safetensors"}
     assert rec["metadata"]["verbatim"]["ss_network_dim"] == "4"
     t = rec["tensors"]
@@ -98,7 +108,7 @@ def test_record_content(tmp_path: Path) -> None:
     h = read_header(fx.model)
     assert t["index_sha256"] == tensor_index_digest((x.name, x.dtype, x.shape, x.begin, x.end) for x in h.tensors)
     (f,) = rec["findings"]
-    assert f["rule_id"] == "training.hash-claim-mismatch" and f["evidence"]["computed"] == m["hashes"]["autov3"]
+    assert f["rule_id"] == "training.hash-claim-mismatch" and f["evidence"] == {"claimed": "ab" * 32}
     assert list(rec["sections"]) == ["identify", "stats", "probe", "broken"]
     assert rec["sections"]["probe"] is None
     assert rec["sections"]["stats"]["modules"][0]["singular_values"] == [3.0, 1.5, "NaN"]

@@ -15,12 +15,30 @@ import pytest
 from registry.errors import UsageError
 from registry.evidence import signing
 from registry.evidence.exhibit import ExhibitResult, write_exhibit
-from registry.evidence.verify import FAIL, PASS, Check, all_passed, verify_exhibit
+from registry.evidence.verify import FAIL, PASS, SKIP, Check, all_passed, verify_exhibit
 from registry.store.db import connect
 from tests.evidence.registry_fixture import Fixture, make_registry
 from tests.evidence.test_canonical import SECTIONS
 
 WHEN = datetime(2024, 6, 1, 10, 0, tzinfo=timezone.utc)
+
+
+def _pdf_available() -> bool:
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError):  # OSError: the system's Pango is missing
+        return False
+    return True
+
+
+PDF = _pdf_available()
+NO_PDF = "weasyprint or the system's Pango is missing (apt-get install libpango-1.0-0 libpangoft2-1.0-0)"
+ATTACHMENT = PASS if PDF else SKIP
+
+
+def files(*names: str) -> list[str]:
+    """``names`` without report.pdf where PDFs cannot be made here."""
+    return [n for n in names if PDF or n != "report.pdf"]
 
 
 class Built:
@@ -37,6 +55,7 @@ class Built:
     def write(self, folder: Path, **kw: Any) -> ExhibitResult:
         kw.setdefault("key", self.key)
         kw.setdefault("now", WHEN)
+        kw.setdefault("pdf", PDF)
         with connect(self.fx.db, read_only=True) as con:
             return write_exhibit(con, self.fx.sha256, folder, sections=SECTIONS, **kw)
 
@@ -56,10 +75,10 @@ def outcomes(checks: list[Check]) -> dict[str, str]:
 
 
 def test_exhibit_files(built: Built) -> None:
-    assert built.result.files == [
+    assert built.result.files == files(
         "MANIFEST", "bom.cdx.json", "envelope.json", "model-record.schema.json", "model.sig",
         "record.json", "report.html", "report.pdf", "signer.pub.pem", "spdx.json",
-    ]  # fmt: skip
+    )  # fmt: skip
     env = json.loads((built.result.folder / "envelope.json").read_bytes())
     assert env["created_at"] == "2024-06-01T10:00:00Z"
     assert env["signer"] == {
@@ -68,10 +87,10 @@ def test_exhibit_files(built: Built) -> None:
     }  # fmt: skip
     assert env["model_sha256"] == built.fx.sha256
     manifest = (built.result.folder / "MANIFEST").read_text()
-    assert [line.split("  ")[1] for line in manifest.splitlines()] == [
+    assert [line.split("  ")[1] for line in manifest.splitlines()] == files(
         "bom.cdx.json", "envelope.json", "model-record.schema.json", "record.json", "report.html",
         "report.pdf", "signer.pub.pem", "spdx.json",
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 def test_same_state_gives_byte_identical_record(built: Built, tmp_path: Path) -> None:
@@ -86,7 +105,7 @@ def test_same_state_gives_byte_identical_record(built: Built, tmp_path: Path) ->
 
 def test_same_inputs_give_identical_report_bytes(built: Built, tmp_path: Path) -> None:
     again = built.write(tmp_path / "same")
-    for name in ("report.html", "report.pdf", "bom.cdx.json", "spdx.json"):
+    for name in files("report.html", "report.pdf", "bom.cdx.json", "spdx.json"):
         assert (again.folder / name).read_bytes() == (built.result.folder / name).read_bytes(), name
 
 
@@ -94,7 +113,7 @@ def test_verify_passes(built: Built) -> None:
     checks = verify_exhibit(built.result.folder, model=built.fx.model, public_key=built.pub)
     assert outcomes(checks) == {
         "manifest": PASS, "signature": PASS, "envelope": PASS, "record schema": PASS,
-        "record canonical": PASS, "report attachment": PASS, "model hashes": PASS, "model header": PASS,
+        "record canonical": PASS, "report attachment": ATTACHMENT, "model hashes": PASS, "model header": PASS,
     }  # fmt: skip
     assert all_passed(checks)
     sig = next(c for c in checks if c.name == "signature")
@@ -128,8 +147,8 @@ def test_model_signing_tool_verifies(built: Built, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["record.json", "envelope.json", "report.pdf", "report.html", "bom.cdx.json", "spdx.json",
-     "model-record.schema.json", "signer.pub.pem", "MANIFEST", "model.sig"],
+    files("record.json", "envelope.json", "report.pdf", "report.html", "bom.cdx.json", "spdx.json",
+          "model-record.schema.json", "signer.pub.pem", "MANIFEST", "model.sig"),
 )  # fmt: skip
 def test_any_changed_byte_fails(built: Built, tmp_path: Path, name: str) -> None:
     copy = built.copy(tmp_path)
@@ -160,7 +179,8 @@ def test_rewritten_manifest_still_fails_the_signature(built: Built, tmp_path: Pa
     got = outcomes(verify_exhibit(copy, public_key=built.pub))
     assert got["manifest"] == PASS and got["envelope"] == PASS and got["record schema"] == PASS
     assert got["signature"] == FAIL
-    assert got["report attachment"] == FAIL  # the PDF still carries the original record
+    if PDF:
+        assert got["report attachment"] == FAIL  # the PDF still carries the original record
 
 
 def test_extra_or_missing_file_fails(built: Built, tmp_path: Path) -> None:
@@ -193,7 +213,7 @@ def test_unsigned_exhibit_fails_signature_only(built: Built, tmp_path: Path) -> 
     got = outcomes(verify_exhibit(res.folder))
     assert got["signature"] == FAIL
     assert {k: v for k, v in got.items() if k != "signature"} == {
-        "manifest": PASS, "envelope": PASS, "record schema": PASS, "record canonical": PASS, "report attachment": PASS,
+        "manifest": PASS, "envelope": PASS, "record schema": PASS, "record canonical": PASS, "report attachment": ATTACHMENT,
     }  # fmt: skip
 
 
@@ -223,6 +243,7 @@ def test_usage_errors(built: Built, tmp_path: Path) -> None:
         built.write(built.result.folder)
 
 
+@pytest.mark.skipif(not PDF, reason=NO_PDF)
 def test_pdf_attachment_and_pdfa(built: Built) -> None:
     from pypdf import PdfReader
 
@@ -236,6 +257,7 @@ def test_pdf_attachment_and_pdfa(built: Built) -> None:
     assert "Model exhibit" in text and built.fx.sha256 in text.replace("\n", "")
 
 
+@pytest.mark.skipif(not PDF, reason=NO_PDF)
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) is not installed")
 def test_first_page_is_not_blank(built: Built, tmp_path: Path) -> None:
     import numpy as np
@@ -256,3 +278,14 @@ def test_first_page_is_not_blank(built: Built, tmp_path: Path) -> None:
     assert (w, h) == (331, 468)  # A4 at 40 dpi
     assert 0.01 < ink < 0.5, ink  # text on a white page: some ink, mostly paper
     assert (img < 128).any(axis=1).sum() > 40  # ink on many rows, not a single stray line
+
+
+def test_missing_pango_is_one_clear_error_before_anything_is_written(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry.errors import MissingExtra
+
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # as if the import failed
+    with pytest.raises(MissingExtra, match=r"libpango-1.0-0.*--no-pdf"):
+        built.write(tmp_path / "nopdf", pdf=True)
+    assert not (tmp_path / "nopdf").exists()

@@ -46,7 +46,24 @@ def test_sections_render_with_their_figures(tmp_path: Path) -> None:
     assert "<th>Kind</th><td>lora</td>" in html and "<th>Base architecture</th><td>sdxl</td>" in html
     assert html.count("<svg") == 2  # spectrum and profile
     assert "Figure 1." in html and "Figure 2." in html
-    assert "Recorded section “probe”</h3><p class=\"absent\">Not analysed." in html
+    assert "(section “probe”)</span></h3><p class=\"absent\">Not analysed." in html
     assert "Could not be loaded: RuntimeError: table missing" in html
     assert "training.hash-claim-mismatch" in html and "1 finding: 1 medium." in html
     assert "sha256sum -c MANIFEST" in html and "model_signing verify key" in html
+
+
+def test_registered_sections_are_in_the_record_and_core_ones_not_repeated(tmp_path: Path) -> None:
+    from registry.evidence.canonical import discover_sections, schema_errors
+    from registry.record import load_sections
+
+    fx = make_registry(tmp_path)
+    sections = discover_sections()
+    assert [s.name for s in sections] == [s.name for s in load_sections()]
+    with connect(fx.db, read_only=True) as con:
+        rec = build_record(con, fx.sha256)
+    assert schema_errors(rec) == []
+    for name in ("file", "sightings", "metadata", "tensors", "findings"):
+        assert rec["sections"][name] is not None, name
+    assert rec["sections"]["file"]["sha256"] == fx.sha256
+    html = render_html(rec, None, sections)
+    assert "(section “file”)" not in html and "Other analyses" not in html
