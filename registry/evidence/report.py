@@ -473,6 +473,7 @@ def _summary(record: Mapping[str, Any], envelope: Mapping[str, Any] | None) -> s
         ("Findings (highest severity)", f"{len(fs)} ({worst_text})"),
         ("Record (record.json) SHA-256", envelope.get("record_sha256") if envelope else None),
         ("Issued (UTC)", envelope.get("created_at") if envelope else None),
+        ("Issued by", (envelope or {}).get("issuer") or "not stated"),
         ("Signer key fingerprint (SHA-256 of the public key)", (envelope or {}).get("signer", {}).get("public_key_sha256")),
         ("Software", f"{record['tool']['name']} {record['tool']['version']} (record format {record['record_version']})"),
     ]

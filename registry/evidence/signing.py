@@ -79,7 +79,10 @@ def check_manifest(folder: Path) -> list[str]:
     except (ValueError, UnicodeDecodeError) as e:
         return [str(e)]
     problems = []
-    present = set(exhibit_files(folder))
+    try:
+        present = set(exhibit_files(folder))
+    except RegistryError as e:
+        return [str(e)]
     for rel, digest in listed.items():
         if rel not in present:
             problems.append(f"{rel}: listed but missing")
@@ -184,7 +187,8 @@ def sign_with_key(folder: Path, private_key: Path, password: str | None = None) 
     try:
         (
             signing.Config()
-            .use_elliptic_key_signer(private_key=private_key, password=password)
+            # model_signing hands the password to cryptography, which wants bytes
+            .use_elliptic_key_signer(private_key=private_key, password=password.encode() if password else None)
             .set_hashing_config(_hashing_config(hashing))
             .sign(folder, sig)
         )
