@@ -1532,6 +1532,17 @@ PHOTO_TAGS = frozenset(
         "film grain", "instagram", "candid", "paparazzi", "cosplay photo", "selfie",
     }
 )
+#: words that make a tag descriptive rather than a name ("anime coloring", "red scarf", "city street")
+DESCRIPTIVE_WORDS = frozenset(
+    {
+        "anime", "coloring", "colouring", "style", "art", "artwork", "lineart", "shading", "lighting",
+        "light", "dark", "color", "colour", "outfit", "uniform", "costume", "scarf", "coat", "city",
+        "street", "room", "window", "table", "chair", "flower", "flowers", "black", "white", "red", "blue",
+        "green", "yellow", "pink", "purple", "orange", "brown", "grey", "gray", "silver", "gold", "blonde",
+        "long", "short", "big", "small", "open", "closed", "old", "young", "night", "day", "focus", "shot",
+        "view", "depth", "field", "blurry", "detailed", "quality", "wearing", "holding", "looking",
+    }
+)
 #: booru qualifiers "(…)" that do not name a franchise or character
 NON_CHARACTER_QUALIFIERS = frozenset(
     {"artist", "medium", "style", "object", "meme", "company", "organization", "food", "animal", "plant",
@@ -1561,6 +1572,8 @@ def person_indicators(facts: TrainingFacts) -> dict[str, dict[str, int]]:
         n = normalize_term(tag)
         words = n.split()
         if "(" in tag or is_generic_tag(tag) or n in HUMAN_TAGS or n in PHOTO_TAGS:
+            continue
+        if any(w in DESCRIPTIVE_WORDS for w in words):
             continue
         if 2 <= len(words) <= 3 and all(w.isalpha() and len(w) >= 2 for w in words):
             name_like[tag] = r["count"]
