@@ -260,13 +260,23 @@ class _Mapping(dict[str, Any]):
 
 
 class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that keeps timestamps as strings and records duplicate keys."""
+    """``yaml.SafeLoader`` with YAML 1.2 scalars and duplicate keys recorded.
+
+    YAML 1.1 (PyYAML's default) reads ``no``/``yes``/``on``/``off`` as booleans, ``2024-05-01`` as a
+    date object, ``010`` as octal 8 and ``1:20`` as 80. A declaration says ``depictsRealPersons: no``
+    and means the word, so only ``true``/``false`` are booleans, plain decimal numbers are integers and
+    dates stay strings (the schema checks their form)."""
 
 
+_REPLACED_TAGS = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int"}
 _Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    ch: [(tag, rx) for tag, rx in resolvers if tag not in _REPLACED_TAGS]
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Mapping:
@@ -1201,7 +1211,8 @@ def normalize_arch(value: Any) -> str | None:
     Severity.HIGH,
     "Declared base architecture differs from the architecture identified from the tensor shapes",
     "training.baseArchitecture against identification's arch (from keys and shapes). Nothing is reported "
-    "when identification says unknown.",
+    "when identification says unknown; an architecture identification took from metadata (source "
+    "'metadata') is reported as low.",
 )
 def _check_arch(doc: Mapping[str, Any], ev: Evidence) -> list[Finding]:
     declared = doc.get("training", {}).get("baseArchitecture")
@@ -1211,13 +1222,18 @@ def _check_arch(doc: Mapping[str, Any], ev: Evidence) -> list[Finding]:
     found = normalize_arch(raw)
     if found is None or found == declared:
         return []
+    from_metadata = ev.identification.get("source") == "metadata"
     return [
         finding(
             "declaration.architecture",
-            f"declaration says {declared}; the tensor shapes say {found} ({raw})",
+            f"declaration says {declared}; the "
+            + ("file's metadata says" if from_metadata else "tensor shapes say")
+            + f" {found} ({raw})",
+            severity=Severity.LOW if from_metadata else None,
             declared=declared,
             identified=raw,
             identified_normalized=found,
+            source=ev.identification.get("source") or "shapes",
         )
     ]
 
@@ -1227,9 +1243,13 @@ _EMBEDDING_KINDS = {"embedding", "textual-inversion", "textual_inversion", "ti"}
 _ADAPTER_KINDS = {"lora", "lycoris", "adapter", "peft", "peft-adapter", "locon", "loha", "lokr", "dora", "ia3",
                   "glora", "oft", "boft"}
 _ADAPTER_TYPES = {
-    "lora": "lora", "locon": "lora", "lora-conv": "lora", "kohya": "lora", "peft": "lora", "diffusers": "lora",
+    # identification's names (registry/identify.py) and common spellings
+    "lora": "lora", "kohya-lora": "lora", "peft-lora": "lora", "diffusers-old-lora": "lora",
+    "lora_diffusion": "lora", "xlabs-lora": "lora", "locon": "lora", "lora-conv": "lora", "kohya": "lora",
+    "peft": "lora", "diffusers": "lora", "dylora": "lora",
     "dora": "dora", "loha": "loha", "hada": "loha", "lokr": "lokr", "ia3": "ia3", "glora": "glora",
-    "oft": "oft", "boft": "oft", "diag-oft": "oft", "full": "full", "diff": "full", "dylora": "lora",
+    "oft": "oft", "boft": "oft", "diag-oft": "oft", "full": "full", "diff": "full", "full-diff": "full",
+    "control-lora": "control",
 }
 #: which adapter types each declared LyCORIS algorithm can produce
 _LYCORIS_ALGO_TYPES = {
@@ -1626,14 +1646,16 @@ def _check_persons(doc: Mapping[str, Any], ev: Evidence) -> list[Finding]:
     if ev.facts is not None and ev.facts.tag_frequency:
         ind = person_indicators(ev.facts)
         if ind["human"] and (ind["photographic"] or ind["name_like"]):
-            shown = sorted({**ind["photographic"], **ind["name_like"]})
+            parts = [
+                f"{label} tags ({', '.join(sorted(ind[key])[:5])})"
+                for key, label in (("photographic", "photographic"), ("name_like", "name-like"))
+                if ind[key]
+            ]
             out.append(
                 finding(
                     "declaration.real-persons",
                     "declaration says the data depicts no real persons; the captions describe people "
-                    f"({', '.join(sorted(ind['human'])[:5])}) with "
-                    + ("photographic" if ind["photographic"] else "name-like")
-                    + f" tags ({', '.join(shown[:5])})",
+                    f"({', '.join(sorted(ind['human'])[:5])}) with " + " and ".join(parts),
                     severity=None if ind["photographic"] else Severity.LOW,
                     source="captions",
                     indicators=ind,

@@ -270,7 +270,9 @@ def test_base_registered() -> None:
 # -- architecture and method -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch", ["sdxl", "SDXL", "stable-diffusion-xl-v1-base/lora", "sdxl_base_v1-0", None, "unknown", ""])
+@pytest.mark.parametrize(
+    "arch", ["sdxl", "SDXL", "sdxl-base", "sdxl-refiner", "stable-diffusion-xl-v1-base/lora", "sdxl_base_v1-0", None, "unknown", ""]
+)
 def test_architecture_negative(arch: str | None) -> None:
     doc = decl(training={"method": "lora", "baseArchitecture": "sdxl"})
     assert run("declaration.architecture", doc, identification={"kind": "lora", "arch": arch}) == []
@@ -283,6 +285,9 @@ def test_architecture_positive() -> None:
     assert f.severity is Severity.HIGH
     [f] = run("declaration.architecture", doc, identification={"arch": "other:wan"})
     assert f.evidence["identified_normalized"] == "other"
+    [f] = run("declaration.architecture", doc, identification={"arch": "sd1", "source": "metadata"})
+    assert f.severity is Severity.LOW
+    assert f.message == "declaration says sdxl; the file's metadata says sd1 (sd1)"
 
 
 @pytest.mark.parametrize(
@@ -299,6 +304,11 @@ def test_architecture_positive() -> None:
         ({"method": "textual-inversion"}, {"kind": "embedding"}),
         ({"method": "other"}, {"kind": "vae"}),
         ({"method": "lora"}, {"kind": "unknown"}),
+        # identification's own vocabulary (registry/identify.py)
+        ({"method": "lora"}, {"kind": "lora", "adapter_type": "kohya-lora", "arch": "sdxl-base"}),
+        ({"method": "lora"}, {"kind": "lora", "adapter_type": "peft-lora"}),
+        ({"method": "lycoris", "lycorisAlgorithm": "full"}, {"kind": "lycoris", "adapter_type": "full-diff"}),
+        ({"method": "lycoris", "lycorisAlgorithm": "boft"}, {"kind": "lycoris", "adapter_type": "oft"}),
     ],
 )
 def test_method_negative(training: dict[str, Any], ident: dict[str, Any]) -> None:
@@ -313,6 +323,8 @@ def test_method_negative(training: dict[str, Any], ident: dict[str, Any]) -> Non
         ({"method": "full-finetune"}, {"kind": "lora", "adapter_type": "lora"}, "declaration says full-finetune; the file is lora / lora (from identification)"),
         ({"method": "textual-inversion"}, {"kind": "checkpoint"}, "declaration says textual-inversion; the file is checkpoint (from identification)"),
         ({"method": "lora"}, {"kind": "vae"}, "declaration says lora; the file is vae (from identification)"),
+        ({"method": "lora"}, {"kind": "controlnet", "adapter_type": "control-lora"}, "declaration says lora; the file is controlnet / control-lora (from identification)"),
+        ({"method": "lycoris"}, {"kind": "text_encoder"}, "declaration says lycoris; the file is text_encoder (from identification)"),
     ],
 )
 def test_method_positive(training: dict[str, Any], ident: dict[str, Any], message: str) -> None:

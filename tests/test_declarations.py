@@ -443,3 +443,12 @@ def test_json_path_rendering() -> None:
     assert d.json_path(["datasets", 0, "license"]) == "$.datasets[0].license"
     assert d.json_path(["a b", 2, "x-y", "$schema"]) == "$['a b'][2].x-y.$schema"
     assert d.json_path(["it's"]) == "$['it\\'s']"
+
+
+def test_yaml_scalars_follow_yaml_1_2() -> None:
+    doc, _ = d.parse_document("a: no\nb: yes\nc: on\nd: 010\ne: 1:20\nf: 2024-01-01\ng: true\nh: -12\ni: 1.5\nj: 0\nm: null\n")
+    assert doc == {"a": "no", "b": "yes", "c": "on", "d": "010", "e": "1:20", "f": "2024-01-01", "g": True, "h": -12, "i": 1.5, "j": 0, "m": None}
+    text = "schemaVersion: '1.0'\nmodel: {sha256: " + SHA + "}\ndeclarant: {name: J}\ndate: 2025-03-14\ntraining: {method: lora}\n"
+    text += "datasets:\n  - {name: s, license: MIT, itemCount: 3, depictsRealPersons: no, depictsCharacters: noAssertion}\n"
+    loaded = d.load_declaration(text)
+    assert loaded.document["datasets"][0]["depictsRealPersons"] == "no"
