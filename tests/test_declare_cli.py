@@ -276,3 +276,27 @@ def test_interim_reader_of_dataset_config_and_reg_dirs() -> None:
     assert f.epochs is None and f.epoch == 3
     reg = interim_training_facts({"ss_reg_dataset_dirs": json.dumps({"1_woman": {"n_repeats": 1, "img_count": 50}})})
     assert reg.datasets == [DatasetDir("1_woman", 1, 50, True)]
+
+
+def test_real_kohya_metadata_from_the_corpus() -> None:
+    import pytest
+
+    from tests.builders import CORPUS
+
+    header = CORPUS / "headers" / "sdxl-kohya.json"
+    if not header.exists():
+        pytest.skip(f"shared corpus not present ({header})")
+    md = json.loads(header.read_text())["metadata"]
+    facts, _ = training_facts(md)
+    assert facts is not None and facts.network_module == "networks.lora" and facts.network_dim == 32
+    doc = {
+        "schemaVersion": "1.0",
+        "model": {"sha256": "a" * 64},
+        "declarant": {"name": "x"},
+        "date": "2024-03-30",
+        "training": {"method": "lycoris", "lycorisAlgorithm": "loha"},
+        "datasets": [{"name": "s", "license": "NOASSERTION", "itemCount": 10}],
+    }
+    found = d.check_declaration(doc, facts=facts)
+    assert [(f.rule_id, f.severity.label) for f in found] == [("declaration.method", "low")]
+    assert found[0].message == "declaration says lycoris (loha); the file is lora / lora (from metadata)"
