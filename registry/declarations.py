@@ -1465,12 +1465,31 @@ def frequent_tags(facts: TrainingFacts, share: float = FREQUENT_SHARE) -> list[d
     return sorted(best.values(), key=lambda r: (-r["share"], -r["count"], r["tag"]))
 
 
+def _trigger_terms(facts: TrainingFacts) -> list[tuple[str, str]]:
+    """(trigger word, where it came from) for the trigger rule: explicit ones (ModelSpec
+    ``trigger_phrase``, class tokens …) and folder-name tokens. Trigger words that a parser inferred from
+    frequent caption tags (source ``tags:…``) are left to the tag rule; generic words are skipped."""
+    sources: Mapping[str, str] = getattr(facts, "trigger_sources", None) or {}
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for w in facts.trigger_words:
+        key = normalize_term(w)
+        src = str(sources.get(w, "metadata"))
+        if not key or key in seen or src.startswith("tags:") or is_generic_tag(w):
+            continue
+        seen.add(key)
+        out.append((w, src))
+    return out
+
+
 @_check(
     "declaration.undeclared-trigger-word",
     Severity.MEDIUM,
     "A trigger word of the model is not mentioned anywhere in the declaration",
-    "Each trigger word the file carries (modelspec.trigger_phrase, ss_* / ai-toolkit trigger words) is "
-    "looked for in every text of the declaration (triggerWords, subject names and aliases, descriptions).",
+    "Each trigger word the file carries (modelspec.trigger_phrase, class tokens, ai-toolkit trigger words; "
+    "training-folder name tokens as low) is looked for in every text of the declaration (triggerWords, "
+    "subject names and aliases, descriptions). Generic caption words and trigger words inferred from "
+    "frequent tags are left to declaration.undeclared-tag.",
 )
 def _check_triggers(doc: Mapping[str, Any], ev: Evidence) -> list[Finding]:
     if ev.facts is None or not ev.facts.trigger_words:
@@ -1478,20 +1497,21 @@ def _check_triggers(doc: Mapping[str, Any], ev: Evidence) -> list[Finding]:
     text = declaration_text(doc)
     words = set(text.split())
     out = []
-    seen: set[str] = set()
-    for w in ev.facts.trigger_words:
-        key = normalize_term(w)
-        if not key or key in seen:
+    for w, src in _trigger_terms(ev.facts):
+        if is_mentioned(w, text, words):
             continue
-        seen.add(key)
-        if not is_mentioned(w, text, words):
-            out.append(
-                finding(
-                    "declaration.undeclared-trigger-word",
-                    f"trigger word {w!r} is not mentioned in the declaration",
-                    term=w,
-                )
+        from_folder = src.startswith("folder:")
+        out.append(
+            finding(
+                "declaration.undeclared-trigger-word",
+                f"trigger word {w!r}"
+                + (f" (the name of training folder {src.removeprefix('folder:')!r})" if from_folder else "")
+                + " is not mentioned in the declaration",
+                severity=Severity.LOW if from_folder else None,
+                term=w,
+                source=src,
             )
+        )
     return out
 
 
@@ -1509,7 +1529,7 @@ def _check_tags(doc: Mapping[str, Any], ev: Evidence) -> list[Finding]:
         return []
     text = declaration_text(doc)
     words = set(text.split())
-    triggers = {normalize_term(t) for t in ev.facts.trigger_words}
+    triggers = {normalize_term(t) for t, _ in _trigger_terms(ev.facts)}
     missing = [
         r
         for r in frequent_tags(ev.facts)

@@ -352,6 +352,17 @@ def test_undeclared_trigger_word() -> None:
     assert run("declaration.undeclared-trigger-word", doc, facts=fx) == []
 
 
+def test_trigger_word_sources() -> None:
+    fx = facts(trigger_words=["zkx", "mira", "pink hair", "blorp"])
+    fx.trigger_sources = {"zkx": "modelspec.trigger_phrase", "mira": "folder:10_mira", "pink hair": "tags:10_mira", "blorp": "tags:10_mira"}  # type: ignore[attr-defined]
+    fs = run("declaration.undeclared-trigger-word", decl(), facts=fx)
+    assert [(f.evidence["term"], f.severity.label) for f in fs] == [("zkx", "medium"), ("mira", "low")]
+    assert fs[1].message == "trigger word 'mira' (the name of training folder '10_mira') is not mentioned in the declaration"
+    # a trigger word inferred from tags is the tag rule's business
+    fx.tag_frequency = {"10_mira": {"blorp": 10, "pink hair": 10}}
+    assert [f.evidence["term"] for f in run("declaration.undeclared-tag", decl(), facts=fx)] == ["blorp"]
+
+
 TAGS = {
     "10_anya": {
         "anya forger": 15,

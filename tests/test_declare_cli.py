@@ -27,7 +27,7 @@ METADATA = {
     "ss_network_module": "networks.lora",
     "ss_network_dim": "16",
     "ss_network_alpha": "8",
-    "ss_dataset_dirs": json.dumps({"10_anya": {"n_repeats": 10, "img_count": 15}, "5_bg": {"n_repeats": 5, "img_count": 4}}),
+    "ss_dataset_dirs": json.dumps({"10_anya": {"n_repeats": 10, "img_count": 15}, "5_street": {"n_repeats": 5, "img_count": 4}}),
     "ss_num_train_images": "170",
     "ss_num_reg_images": "0",
     "ss_num_epochs": "10",
@@ -35,7 +35,7 @@ METADATA = {
     "ss_steps": "680",
     "ss_max_train_steps": "850",
     "ss_total_batch_size": "2",
-    "ss_tag_frequency": json.dumps({"10_anya": {"ohwx": 15, "1girl": 15, "pink hair": 14}, "5_bg": {"street": 4}}),
+    "ss_tag_frequency": json.dumps({"10_anya": {"ohwx": 15, "1girl": 15, "pink hair": 14}, "5_street": {"street": 4}}),
     "ss_sd_model_name": "sd_xl_base_1.0.safetensors",
     "ss_new_sd_model_hash": BASE,
     "modelspec.license": "CreativeML OpenRAIL-M",
@@ -253,7 +253,7 @@ def test_facts_from_metadata() -> None:
     assert facts is not None
     assert facts.distinct_images == 19 and facts.num_train_images == 170
     assert facts.base_model_hashes.get("sha256") == BASE
-    assert facts.trigger_words == ["ohwx"]
+    assert facts.trigger_words[0] == "ohwx"  # issue 3's parser adds folder- and tag-derived ones after it
     assert training_facts(None) == (None, "none")
 
 
