@@ -79,7 +79,13 @@ def cyclonedx_bom(record: Mapping[str, Any], created_at: str | datetime | None =
         if d.license:
             comp["licenses"] = [{"license": {"name": d.license}}]
         if d.sha256:
-            comp["hashes"] = [{"alg": "SHA-256", "content": d.sha256}]
+            comp["properties"].append(_prop("manifest_sha256", d.sha256))
+        if d.size_bytes is not None:
+            comp["properties"].append(_prop("size_bytes", str(d.size_bytes)))
+        if d.real_persons == "yes":
+            comp["data"][0]["sensitiveData"] = ["depicts identifiable real persons (declared)"]
+        if d.collection:  # CycloneDX has no field for how data was collected
+            comp["properties"].append(_prop("data_collection", d.collection))
         data_components.append(comp)
 
     params: dict[str, Any] = {
@@ -237,7 +243,8 @@ def spdx_document(record: Mapping[str, Any], created_at: str | datetime | None =
     ai = objs.add(s.ai_AIPackage(**ai_args))
 
     elements: list[Any] = [ai, tool, agent]
-    datasets = []
+    datasets: list[Any] = []
+    licences: list[Any] = []
     for i, d in enumerate(facts.declared_datasets(record) + facts.embedded_datasets(record), 1):
         args: dict[str, Any] = {
             "spdxId": f"{base}/dataset-{i}",
@@ -251,12 +258,35 @@ def spdx_document(record: Mapping[str, Any], created_at: str | datetime | None =
             args["description"] = d.description
         if d.urls:
             args["software_downloadLocation"] = d.urls[0]
+        if d.size_bytes is not None:
+            args["dataset_datasetSize"] = d.size_bytes
         if d.item_count is not None:
-            args["dataset_datasetSize"] = d.item_count
-        if d.sha256:
-            args["verifiedUsing"] = [s.Hash(algorithm=s.HashAlgorithm.sha256, hashValue=d.sha256)]
-        datasets.append(objs.add(s.dataset_DatasetPackage(**args)))
-    elements += datasets
+            args["comment"] += f"; {d.item_count} items"
+        if d.collection:
+            args["dataset_dataCollectionProcess"] = d.collection
+        if d.real_persons is not None:
+            args["dataset_hasSensitivePersonalInformation"] = getattr(s.PresenceType, d.real_persons)
+        dataset = objs.add(s.dataset_DatasetPackage(**args))
+        datasets.append(dataset)
+        if d.license:
+            lic = objs.add(
+                s.simplelicensing_LicenseExpression(
+                    spdxId=f"{base}/dataset-{i}/license", creationInfo=ci, simplelicensing_licenseExpression=d.license
+                )
+            )
+            licences += [
+                lic,
+                objs.add(
+                    s.Relationship(
+                        spdxId=f"{base}/dataset-{i}/declared-license",
+                        creationInfo=ci,
+                        from_=dataset,
+                        to=[lic],
+                        relationshipType=s.RelationshipType.hasDeclaredLicense,
+                    )
+                ),
+            ]
+    elements += datasets + licences
     if datasets:
         rel = objs.add(
             s.Relationship(

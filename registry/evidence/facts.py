@@ -78,10 +78,17 @@ class DatasetFact:
     item_count: int | None = None
     categories: list[str] = field(default_factory=list)
     sha256: str | None = None
+    #: size in bytes (SPDX datasetSize)
+    size_bytes: int | None = None
+    #: SPDX PresenceType for identifiable real people: "yes", "no", "noAssertion" or None
+    real_persons: str | None = None
+    collection: str | None = None
 
 
 def _license(d: Mapping[str, Any]) -> str | None:
     lic = d.get("license", d.get("licence"))
+    if lic in ("NOASSERTION", "NONE"):
+        return None
     if isinstance(lic, Mapping):
         return _str(lic.get("spdx") or lic.get("expression") or lic.get("id") or lic.get("name"))
     return _str(lic)
@@ -101,7 +108,7 @@ def _urls(d: Mapping[str, Any]) -> list[str]:
 
 def declared_datasets(record: Mapping[str, Any]) -> list[DatasetFact]:
     """Datasets named by the current training-data declaration (``declarations`` section)."""
-    decl = section(record, "declarations", "declaration")
+    decl = section(record, "declaration", "declarations")
     if decl is None:
         return []
     if isinstance(decl, Mapping):
@@ -114,7 +121,11 @@ def declared_datasets(record: Mapping[str, Any]) -> list[DatasetFact]:
         if isinstance(ds, list) and ds and all(isinstance(d, Mapping) for d in ds):
             out = []
             for i, d in enumerate(ds, 1):
-                cats = d.get("content_categories") or d.get("categories") or []
+                role = _str(d.get("role"))
+                if role is not None and role.lower().startswith("reg"):  # regularisation images, not training data
+                    continue
+                cats = _first(d, "contentCategories", "content_categories", "categories") or []
+                presence = _str(d.get("depictsRealPersons"))
                 out.append(
                     DatasetFact(
                         name=_str(d.get("name")) or f"dataset {i}",
@@ -122,13 +133,23 @@ def declared_datasets(record: Mapping[str, Any]) -> list[DatasetFact]:
                         description=_str(d.get("description")),
                         urls=_urls(d),
                         license=_license(d),
-                        item_count=_int(d.get("item_count") or d.get("items") or d.get("count") or d.get("size")),
+                        item_count=_int(_first(d, "itemCount", "item_count", "items", "count")),
                         categories=[c for c in cats if isinstance(c, str)] if isinstance(cats, list) else [],
-                        sha256=_str(d.get("manifest_sha256") or d.get("sha256")),
+                        sha256=_str(_first(d, "manifestSha256", "manifest_sha256", "sha256")),
+                        size_bytes=_int(_first(d, "datasetSize", "size_bytes")),
+                        real_persons=presence if presence in ("yes", "no", "noAssertion") else None,
+                        collection=_str(_first(d, "dataCollection", "data_collection")),
                     )
                 )
             return out
     return []
+
+
+def _first(d: Mapping[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if d.get(k) is not None:
+            return d[k]
+    return None
 
 
 def embedded_datasets(record: Mapping[str, Any]) -> list[DatasetFact]:
@@ -150,7 +171,7 @@ def contradictions(record: Mapping[str, Any]) -> list[str]:
         for f in record.get("findings", [])
         if "contradict" in str(f.get("rule_id", "")) or str(f.get("rule_id", "")).startswith("declaration.")
     ]
-    decl = section(record, "declarations", "declaration")
+    decl = section(record, "declaration", "declarations")
     if isinstance(decl, Mapping) and isinstance(decl.get("contradictions"), list):
         for c in decl["contradictions"]:
             msg = c.get("message") if isinstance(c, Mapping) else c

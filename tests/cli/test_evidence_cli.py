@@ -144,3 +144,48 @@ def test_log_verify_names_the_first_broken_entry(tmp_path: Path, db: Path, scann
         con.execute("DELETE FROM events WHERE seq = 2")
     code, _, stderr = run("log", "--verify")
     assert code == 1 and "chain BROKEN at event 3: sequence jumps from 1 to 3" in stderr
+
+
+def test_declared_datasets_reach_the_exports_and_the_report(tmp_path: Path, db: Path, scanned: Path) -> None:
+    from registry.evidence import bom
+
+    code, stdout, _ = run("export", "my-lora.safetensors", "--format", "json")
+    sha = json.loads(stdout)["model"]["sha256"]
+    decl = {
+        "schemaVersion": "1.0",
+        "model": {"sha256": sha},
+        "declarant": {"name": "Jane Doe"},
+        "date": "2025-03-14",
+        "training": {"method": "lora"},
+        "datasets": [
+            {"name": "Landscape photographs", "license": "CC-BY-4.0", "itemCount": 24, "depictsRealPersons": "no",
+             "sources": [{"url": "https://example.org/landscapes"}], "datasetSize": 1000},
+            {"name": "Class images", "role": "regularization", "license": "CC0-1.0", "itemCount": 200},
+        ],
+    }  # fmt: skip
+    (tmp_path / "decl.json").write_text(json.dumps(decl))
+    code, _, err = run("declare", "my-lora.safetensors", str(tmp_path / "decl.json"))
+    assert code == 0, err
+
+    code, stdout, _ = run("export", "my-lora.safetensors", "--format", "cyclonedx")
+    assert bom.validate_cyclonedx(stdout) == []
+    data = [c for c in json.loads(stdout)["components"] if c["type"] == "data"]
+    assert [c["name"] for c in data] == ["Landscape photographs"]  # regularisation images are not training data
+    assert data[0]["licenses"] == [{"license": {"name": "CC-BY-4.0"}}]
+    assert data[0]["data"][0]["contents"] == {"url": "https://example.org/landscapes"}
+    assert {"name": "modelreg:item_count", "value": "24"} in data[0]["properties"]
+
+    code, stdout, _ = run("export", "my-lora.safetensors", "--format", "spdx")
+    doc = json.loads(stdout)
+    back = bom.read_spdx(doc)
+    assert back["trained_on"] == [("my-lora.safetensors", ["Landscape photographs"])]
+    ds = next(o for o in doc["@graph"] if o["type"] == "dataset_DatasetPackage")
+    assert ds["dataset_datasetSize"] == 1000 and ds["dataset_hasSensitivePersonalInformation"] == "no"
+    lic = next(o for o in doc["@graph"] if o["type"] == "simplelicensing_LicenseExpression")
+    assert lic["simplelicensing_licenseExpression"] == "CC-BY-4.0"
+
+    out = tmp_path / "ex"
+    assert run("exhibit", "my-lora.safetensors", "-o", str(out), "--no-pdf")[0] == 0
+    html = (out / "report.html").read_text()
+    assert "Training-data declaration <span class=\"note\">(section “declaration”)</span>" in html
+    assert "Landscape photographs" in html
