@@ -168,10 +168,14 @@ def _render_section(name: str, value: Any, section: SectionLike | None) -> str:
             lines = []
             err = f'<p class="note">The section\'s renderer failed ({escape(type(e).__name__)}: {escape(str(e))}); the data is shown as recorded.</p>'
             return err + _generic(value)
-        if lines and all(isinstance(x, tuple) and len(x) == 2 for x in lines):
-            return _kv_table([(str(k), v) for k, v in lines])
         if lines:
-            return '<div class="lines">' + "".join(f"<div>{escape(str(x))}</div>" for x in lines) + "</div>"
+            rows = []
+            for x in lines:
+                if isinstance(x, tuple) and len(x) == 2:
+                    rows.append(f"<tr><th>{escape(str(x[0]))}</th><td>{_e(x[1])}</td></tr>")
+                else:
+                    rows.append(f'<tr><td colspan="2" class="line">{escape(str(x))}</td></tr>')
+            return '<table class="kv">' + "".join(rows) + "</table>"
     return _generic(value)
 
 
@@ -524,7 +528,7 @@ figure { margin: 3mm 0; page-break-inside: avoid; }
 figure svg, figure img { max-width: 100%; }
 figcaption { font-size: 8pt; color: #333; margin-top: 1mm; }
 .method { page-break-inside: avoid; }
-.lines div { font-family: "DejaVu Sans Mono", monospace; font-size: 8pt; white-space: pre-wrap; }
+td.line { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; white-space: pre-wrap; overflow-wrap: anywhere; }
 ol { margin: 1mm 0; padding-left: 6mm; }
 """
 

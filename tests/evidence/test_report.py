@@ -67,3 +67,13 @@ def test_registered_sections_are_in_the_record_and_core_ones_not_repeated(tmp_pa
     assert rec["sections"]["file"]["sha256"] == fx.sha256
     html = render_html(rec, None, sections)
     assert "(section “file”)" not in html and "Other analyses" not in html
+
+
+def test_mixed_render_lines_become_rows(tmp_path: Path) -> None:
+    class Mixed(FakeSection):
+        def render(self, value: Any) -> list[Any]:
+            return [("Version", "1 of 1"), "  [HIGH  ] declaration.x: <b>contradiction</b>"]
+
+    html = html_for(tmp_path, [Mixed("declaration", 80, {"current": {}})])
+    assert "<tr><th>Version</th><td>1 of 1</td></tr>" in html
+    assert '<td colspan="2" class="line">  [HIGH  ] declaration.x: &lt;b&gt;contradiction&lt;/b&gt;</td>' in html
