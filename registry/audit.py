@@ -164,20 +164,33 @@ def _model_stem(name: str) -> str | None:
     return None
 
 
+#: a protocol 0/1 pickle is ASCII: GLOBAL/INST opcodes ("c" or "i", then module and name lines)
+_PICKLE_TEXT = re.compile(rb"(?:^|[\n(])[ci][A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
+
+
 def is_other_text(path: str, size: int) -> bool:
     """A file that is not a model: not named like one, and empty or short UTF-8 text (a README, a
-    ``put_checkpoints_here`` placeholder, a config). A file named like a model is always scanned, so a
-    saved error page called ``model.safetensors`` is still reported."""
+    ``put_checkpoints_here`` placeholder, a config). Anything else is scanned: a file named like a model
+    (a saved error page called ``model.safetensors`` is still reported), binary content, an HTML page, and
+    text that could be a protocol-0 pickle (ASCII opcodes naming a global)."""
     if _model_stem(os.path.basename(path)) is not None or size > MAX_OTHER_TEXT_BYTES:
         return False
     if size == 0:
         return True
     try:
         with open(path, "rb") as fh:
-            head = fh.read(4096)
+            data = fh.read(MAX_OTHER_TEXT_BYTES + 1)
     except OSError:
         return False
-    return _looks_like_text(head) and not head.lstrip()[:15].lower().startswith((b"<!doctype", b"<html"))
+    if b"\0" in data or len(data) > MAX_OTHER_TEXT_BYTES:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    if data.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")):
+        return False
+    return not (b"." in data and _PICKLE_TEXT.search(data))
 
 
 def _content_fits(path: str, kind: str, size: int) -> bool:
