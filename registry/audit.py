@@ -113,6 +113,8 @@ class AuditReport:
 def hf_cache_root_of(path: str) -> tuple[Path, str] | None:
     """``(cache root, repo folder name)`` when ``path`` lies in a Hugging Face cache's repository folder
     (``<root>/models--org--name/{blobs,snapshots,refs}/…`` or ``<root>/.locks/models--org--name/…``)."""
+    if "--" not in path:
+        return None
     parts = Path(path).parts
     for i in range(len(parts) - 1):
         if _REPO_DIR.fullmatch(parts[i]):
