@@ -9,6 +9,6 @@ python3 -m venv .venv
 extras="dev"
 if [ "${MODELREG_PROBE:-0}" = "1" ]; then extras="dev,probe"; fi
 .venv/bin/pip install -q -e ".[$extras]"
-echo "== ruff"; .venv/bin/ruff check registry cli tests bench scripts
+echo "== ruff"; .venv/bin/ruff check $(ls -d registry cli tests bench scripts 2>/dev/null)
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/pytest "$@"
