@@ -80,6 +80,7 @@ def command(
     """
     from registry import __version__
     from registry.audit import audit
+    from registry.files.layouts import Discovery
     from registry.findings import Severity, all_rules
     from registry.sarif import sarif_log
 
@@ -98,6 +99,18 @@ def command(
             bar.set_postfix_str(Path(path).name[-40:], refresh=False)
             bar.update(done - bar.n)
 
+    def on_places(discovery: Discovery | None, targets: list[tuple[str, Path]]) -> None:
+        if discovery is None:
+            return
+        echo_err("searched:")
+        for p in discovery.searched:
+            mark = "found  " if p.exists else "absent "
+            echo_err(f"  {mark} {p.kind:9} {p.path}  ({p.why})")
+        for where, problem in discovery.problems:
+            echo_err(f"  problem  {where}: {problem}")
+        if not discovery.existing:
+            echo_err("no model places found; pass folders to audit, or list them under 'roots:' in the config file")
+
     try:
         report = audit(
             [str(p) for p in paths] or None,
@@ -109,20 +122,11 @@ def command(
             civitai_url=civitai_url,
             progress=on_progress,
             on_wait=echo_err,
+            on_places=on_places,
         )
     finally:
         if bar is not None:
             bar.close()
-
-    if report.discovery is not None:
-        echo_err("searched:")
-        for p in report.discovery.searched:
-            mark = "found  " if p.exists else "absent "
-            echo_err(f"  {mark} {p.kind:9} {p.path}  ({p.why})")
-        for where, problem in report.discovery.problems:
-            echo_err(f"  problem  {where}: {problem}")
-        if not report.discovery.existing:
-            echo_err("no model places found; pass folders to audit, or list them under 'roots:' in the config file")
 
     threshold = Severity.parse(fail_on)
     reached = report.count_at_or_above(threshold)
@@ -138,8 +142,10 @@ def command(
         click.echo(dumps(log, indent=2))
     elif fmt in ("json", "jsonl"):
         render_rows(report.findings, columns, fmt)
-    else:
+    elif report.findings:
         render_rows(report.findings, ["severity", "rule_id", "path", "message"], "table", max_width=100)
+    else:
+        click.echo("no findings")
 
     by = report.by_severity()
     sev_text = ", ".join(f"{by[s.label]} {s.label}" for s in reversed(Severity) if s.label in by)

@@ -338,10 +338,16 @@ def audit(
     civitai_url: str | None = None,
     progress: Callable[[int, int | None, str], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
+    on_places: Callable[[Discovery | None, list[tuple[str, Path]]], None] | None = None,
 ) -> AuditReport:
-    """Audit ``paths`` (or the conventional places) into the registry at ``db_path`` and report."""
+    """Audit ``paths`` (or the conventional places) into the registry at ``db_path`` and report.
+
+    ``on_places(discovery, targets)`` is called once the places to walk are known, before any file is
+    read (the CLI lists them on stderr)."""
     t0 = time.monotonic()
     discovery, targets = resolve_targets(paths, env, home, config_path)
+    if on_places is not None:
+        on_places(discovery, targets)
     report = AuditReport(discovery, [(k, str(p)) for k, p in targets])
     db_abs = os.path.abspath(db_path)
     exclude = {db_abs, db_abs + ".wal", db_abs + ".tmp"}
