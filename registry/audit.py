@@ -119,7 +119,7 @@ def hf_cache_root_of(path: str) -> tuple[Path, str] | None:
     for i in range(len(parts) - 1):
         if _REPO_DIR.fullmatch(parts[i]):
             nxt = parts[i + 1] if i + 1 < len(parts) else ""
-            if nxt in ("blobs", "snapshots", "refs"):
+            if nxt in ("blobs", "snapshots", "refs", ".no_exist"):
                 return Path(*parts[:i]), parts[i]
             if i > 0 and parts[i - 1] == ".locks":
                 return Path(*parts[: i - 1]), parts[i]
@@ -221,15 +221,41 @@ class _Walk:
     other: int = 0
 
 
+#: marker of huggingface_hub's cache-wide shared blob store (``<cache>/blobs/<2 hex>/<xet hash>``)
+SHARED_BLOBS_MARKER = ".huggingface-shared-blobs"
+
+
+def _shared_store_root(path: str, memo: dict[str, bool]) -> Path | None:
+    """The cache root when ``path`` lies in a Hugging Face cache's shared blob store (those files are
+    reached, with provenance, through the repositories' snapshot links)."""
+    if "/blobs/" not in path:
+        return None
+    head = path[: path.rfind("/blobs/")]
+    while True:
+        if head not in memo:
+            memo[head] = os.path.isfile(os.path.join(head, "blobs", SHARED_BLOBS_MARKER))
+        if memo[head]:
+            return Path(head)
+        cut = head.rfind("/blobs/")
+        if cut < 0:
+            return None
+        head = head[:cut]
+
+
 def _walk_targets(targets: Iterable[Path], exclude: set[str]) -> _Walk:
     w = _Walk()
     seen: set[str] = set()
+    memo: dict[str, bool] = {}
     for target in targets:
         for it in discover([target]):
             if it.path in seen or it.path in exclude:
                 continue
             seen.add(it.path)
             hf = hf_cache_root_of(it.path)
+            if hf is None:
+                store = _shared_store_root(it.path, memo)
+                if store is not None:
+                    hf = (store, "blobs")
             if hf is not None:
                 root = hf[0]
                 try:

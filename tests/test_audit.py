@@ -165,6 +165,9 @@ def test_audit_discovers_places_and_reports(world: dict[str, Path], db: Path) ->
         assert prov[0][0] == "hf-cache"
         p = json.loads(prov[0][1])
         assert (p["repo_id"], p["revision"], p["file"], p["refs"]) == ("org/lora", C1, "lora.safetensors", ["main"])
+        downloads = con.execute("SELECT repo_id, revision, file FROM hf_downloads ORDER BY file").fetchall()
+        assert downloads == [("org/lora", C1, "lora.safetensors"), ("org/lora", C1, "unet/diffusion.safetensors")]
+        assert con.execute("SELECT count(*) FROM sidecars").fetchone() == (2,)
         claims = con.execute("SELECT kind, verdict, name, version_name, base_model, trained_words FROM sidecar_claims ORDER BY kind").fetchall()
         assert claims == [("civitai-info", "match", "Good LoRA", "v2", "SD 1.5", ["sks"]), ("cm-info", "mismatch", "Claimed", "v1", None, [])]
 
@@ -288,3 +291,29 @@ def test_scan_hf_catalogs_and_show_links_local_copy(tmp_path: Path, db: Path, mo
         assert json.loads(row[3])["card"]["license"] == "mit"
         hub_row = con.execute("SELECT path, sha256, n_tensors, CAST(metadata AS VARCHAR) FROM hub_files WHERE sha256 IS NOT NULL").fetchone()
         assert hub_row == ("lora.safetensors", sha, 1, '{"ss_network_dim": "4"}')
+
+
+def test_shared_blob_store_is_reached_through_snapshots_only(tmp_path: Path, db: Path) -> None:
+    """huggingface_hub's cache-wide store (<cache>/blobs/<2 hex>/<hash>, marked) holds the bytes; repo
+    blobs link to it. Its files are audited once, through the snapshot links, with provenance."""
+    cache = tmp_path / "hub"
+    data = safetensors_bytes(_w(21))
+    sha = hashlib.sha256(data).hexdigest()
+    store = cache / "blobs"
+    (store / "ab").mkdir(parents=True)
+    (store / ".huggingface-shared-blobs").write_text("1\n")
+    (store / "ab" / ("ab" + "0" * 62)).write_bytes(data)
+    repo_blob = cache / "models--org--shared" / "blobs" / sha
+    repo_blob.parent.mkdir(parents=True)
+    os.symlink(os.path.relpath(store / "ab" / ("ab" + "0" * 62), repo_blob.parent), repo_blob)
+    snap = cache / "models--org--shared" / "snapshots" / C1 / "m.safetensors"
+    snap.parent.mkdir(parents=True)
+    os.symlink(os.path.relpath(repo_blob, snap.parent), snap)
+    (cache / "models--org--shared" / "refs").mkdir()
+    (cache / "models--org--shared" / "refs" / "main").write_text(C1)
+    code, out, err = run("audit", str(cache), "--format", "jsonl", "--fail-on", "info")
+    assert (code, out) == (0, ""), err
+    assert "audited: 1 files, 1 new, 0 unchanged, 1 in the Hugging Face cache" in err
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT path, source, blob_sha256 FROM sightings").fetchall()
+    assert rows == [(str(snap.parent.resolve() / snap.name), "hf-cache", sha)]
