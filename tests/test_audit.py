@@ -317,3 +317,27 @@ def test_shared_blob_store_is_reached_through_snapshots_only(tmp_path: Path, db:
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute("SELECT path, source, blob_sha256 FROM sightings").fetchall()
     assert rows == [(str(snap.parent.resolve() / snap.name), "hf-cache", sha)]
+
+
+def test_audit_real_files_from_the_corpus(tmp_path: Path, db: Path) -> None:
+    from tests.builders import CORPUS
+
+    if not CORPUS.is_dir():
+        pytest.skip(f"shared corpus not present at {CORPUS}")
+    import shutil
+
+    models = tmp_path / "models" / "loras"
+    models.mkdir(parents=True)
+    for rel in ("loras/analog_svd_rank4.safetensors", "pickles/unsafe_zip_pytorch.pt", "embeddings/test_embedding.safetensors"):
+        shutil.copy2(CORPUS / rel, models / Path(rel).name)
+    before = snapshot_tree(models)
+    code, out, err = run("audit", str(models), "--format", "json", "--fail-on", "medium")
+    rows = json.loads(out)
+    by_file: dict[str, list[str]] = {}
+    for r in rows:
+        by_file.setdefault(Path(r["path"]).name, []).append(r["severity"])
+    # the malicious pickle is reported at medium or above (never executed); the real safetensors are clean
+    assert any(s in ("medium", "high", "critical") for s in by_file["unsafe_zip_pytorch.pt"])
+    assert "analog_svd_rank4.safetensors" not in by_file or all(s in ("info", "low") for s in by_file["analog_svd_rank4.safetensors"])
+    assert code == 1 and "audited: 3 files, 3 new" in err
+    assert snapshot_tree(models) == before
