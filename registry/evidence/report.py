@@ -42,6 +42,12 @@ CHAPTERS = (
         "The kind of model (checkpoint, LoRA, embedding …) and its base architecture were not analysed.",
     ),
     Chapter(
+        "provenance",
+        "Provenance and outside claims",
+        ("provenance", "sidecars", "remote"),
+        "No download provenance (Hugging Face cache or Hub), sidecar claim or online lookup is recorded.",
+    ),
+    Chapter(
         "metadata",
         "Training facts from the embedded metadata",
         ("training",),

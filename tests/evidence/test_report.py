@@ -25,10 +25,10 @@ def html_for(tmp_path: Path, sections: list[Any]) -> str:
 
 def test_absent_analyses_say_not_analysed(tmp_path: Path) -> None:
     html = html_for(tmp_path, [])
-    for heading in ("Kind and architecture", "Security verdicts", "Weight statistics", "Probe runs",
+    for heading in ("Provenance and outside claims", "Kind and architecture", "Security verdicts", "Weight statistics", "Probe runs",
                     "Declarations, contradictions and overfitting indicators"):  # fmt: skip
         assert heading in html
-    assert html.count("Not analysed.") == 6
+    assert html.count("Not analysed.") == 7
     assert "Not analysed. The weights were not analysed statistically (no spectra, no per-block profile)." in html
     assert "<svg" not in html  # nothing to draw
     for title, _how, _limits in METHODOLOGY:
