@@ -114,7 +114,7 @@ def test_show_presents_identity_and_training(tmp_path: Path, db: Path) -> None:
     assert f"  Base of       2 registered adapters name this file as their base (modelreg ls --base {sha_base[:12]})\n" in out
     code, out, _ = run("show", "--format", "json", "style_loha.safetensors")
     rec = json.loads(out)
-    assert (rec["identity"]["kind"], rec["identity"]["adapter_type"], rec["identity"]["arch"]) == ("lycoris", "loha", "sd1")
+    assert (rec["identify"]["kind"], rec["identify"]["adapter_type"], rec["identify"]["arch"]) == ("lycoris", "loha", "sd1")
     assert rec["training"]["facts"]["trigger_words"] == ["zkz style"]
     assert rec["training"]["base_links"][0]["matched_on"] == "autov1"
 

@@ -94,4 +94,5 @@ def render(v: dict[str, Any]) -> list[Line]:
     return lines
 
 
-SECTION = Section("identity", 10, load, render, title="Identity")
+# named "identify" (the record key and the exhibit report's chapter "Kind and architecture")
+SECTION = Section("identify", 10, load, render, title="Identity")
