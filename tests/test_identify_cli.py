@@ -100,7 +100,7 @@ def test_show_presents_identity_and_training(tmp_path: Path, db: Path) -> None:
     run("scan", str(tmp_path / "models"))
     code, out, _ = run("show", "ohwx.safetensors")
     assert code == 0
-    assert "  Kind           LoRA (kohya-lora, kohya keys)\n" in out
+    assert "  Kind           LoRA — kohya-lora, kohya keys\n" in out
     assert "  Architecture   Stable Diffusion 1.x [sd1] — high confidence, from tensor shapes\n" in out
     assert "UNet cross-attention context width 768: SD1.x (CLIP-L context)  [lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight [1, 768]]" in out  # fmt: skip
     assert "  Metadata says  ss_base_model_version = 'sd_v1' (sd1; agrees)\n" in out

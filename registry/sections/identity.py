@@ -59,7 +59,7 @@ def arch_text(arch: str, variant: str | None) -> str:
 def render(v: dict[str, Any]) -> list[Line]:
     kind = KIND_LABELS.get(v["kind"], v["kind"])
     extra = [x for x in (v.get("adapter_type"), f"{v['key_style']} keys" if v.get("key_style") else None) if x]
-    lines: list[Line] = [("Kind", kind + (f" ({', '.join(extra)})" if extra else ""))]
+    lines: list[Line] = [("Kind", kind + (f" — {', '.join(extra)}" if extra else ""))]
     if v["arch"] == "unknown":
         arch = "unknown"
         if v.get("arch_candidates"):
