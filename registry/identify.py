@@ -822,6 +822,7 @@ _RX_SD3_ATTN2 = re.compile(r"(x_block_attn2_|transformer_blocks_\d+_attn2_)")
 _RX_MMDIT_DIFF = re.compile(r"(^|_)transformer_blocks_(\d+)_(attn_add_[qkv]_proj|attn_to_add_out|ff_context_|norm1_context_)")
 _RX_QWEN = re.compile(r"(^|_)transformer_blocks_(\d+)_(img_mlp|txt_mlp|img_mod|txt_mod)_")
 _RX_QWEN_TXT_IN = re.compile(r"(^|_)txt_in$")
+_RX_TOP_JOINT_ATTN = re.compile(r"^transformer_blocks_(\d+)_attn_(to_[qkv]|to_out_0)$")
 _RX_MMDIT_HIDDEN = re.compile(r"transformer_blocks_\d+_attn_(to_[qkv]|add_[qkv]_proj)$")
 _RX_BLOCK_IDX = re.compile(r"(?:^|_)transformer_blocks_(\d+)_")
 
@@ -855,11 +856,16 @@ def _rule_mmdit(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
             ev.append(_ev(f"text input width {txt_in[0].in_w} (Qwen2.5-VL)", txt_in[0], txt_in[0].in_w))
         return _Verdict("other:qwen-image", "high" if hidden in (3072, None) else "medium", ev)
     diff = _find(mods, _RX_MMDIT_DIFF)
+    joint_names = bool(diff)
     if not diff:
-        return None
+        # a LoRA on the image stream's attention only (the diffusers DreamBooth default: to_q/k/v/out)
+        diff = _find(mods, _RX_TOP_JOINT_ATTN)
+        if not diff:
+            return None
     if _find(mods, _RX_FLUX_DIFF):
         return None  # FLUX's diffusers naming: the flux rule decides
-    ev = [_ev("transformer_blocks with joint (added) attention, no single-stream blocks", diff[0])]
+    ev = [_ev("transformer_blocks with joint (added) attention, no single-stream blocks" if joint_names
+              else "top-level transformer_blocks.N.attn.to_q/k/v (MM-DiT image-stream attention only)", diff[0])]  # fmt: skip
     hidden, hmod, _ = _widest(_find(mods, _RX_MMDIT_HIDDEN), "in")
     bmax = _max_index(mods, _RX_BLOCK_IDX)
     if hidden is not None and hmod is not None:
@@ -870,7 +876,7 @@ def _rule_mmdit(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     if hidden in (1536, 2432):
         variant = "3.5-large" if hidden == 2432 else ("3.5-medium" if attn2 else None)
         ev.append(Evidence("SD3 widths (1536 medium, 2432 3.5-large)"))
-        return _Verdict("sd3", "high", ev, variant=variant)
+        return _Verdict("sd3", "high" if joint_names else "medium", ev, variant=variant)
     if hidden == 3072:
         mlp, mmod, _ = _widest(_find(mods, _RX_FLUX_MLP_OUT), "out")
         if bmax is not None and bmax > 18:
@@ -1346,7 +1352,7 @@ def normalize_arch_claim(text: str | None) -> tuple[str | None, str | None, str 
     elif "kolors" in s:
         arch = "other:kolors"
     else:
-        slug = re.sub(r"[^a-z0-9]+", "-", low).strip("-")
+        slug = re.sub(r"[^a-z0-9]+", "-", low).strip("-")[:40].strip("-")
         arch = f"other:{slug}" if slug else None
     return arch, variant, kind
 
@@ -1364,6 +1370,10 @@ def _claims(metadata: Mapping[str, str] | None) -> list[dict[str, Any]]:
     if isinstance(v2, str) and v2.strip().lower() == "true":
         out.append({"key": "ss_v2", "value": v2, "arch": "sd2", "variant": None, "kind": None})
     return out
+
+
+def _clip(s: str, n: int = 80) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def _kind_class(kind: str) -> str:
@@ -1763,8 +1773,8 @@ def _apply_claims(ident: Identity, claims: list[dict[str, Any]], findings: list[
             finding(
                 R_META_DISAGREE.id,
                 "metadata fields name different architectures: "
-                + ", ".join(f"{c['key']}={c['value']!r}" for c in arch_claims),
-                claims={c["key"]: c["value"] for c in arch_claims},
+                + ", ".join(f"{c['key']}={_clip(c['value'])!r}" for c in arch_claims),
+                claims={c["key"]: _clip(c["value"], 500) for c in arch_claims},
             )
         )
     # shapes decided: a contradicting claim is a finding
@@ -1774,10 +1784,10 @@ def _apply_claims(ident: Identity, claims: list[dict[str, Any]], findings: list[
                 findings.append(
                     finding(
                         R_META_ARCH.id,
-                        f"metadata {c['key']}={c['value']!r} says {c['arch']}, but the tensor shapes say "
+                        f"metadata {c['key']}={_clip(c['value'])!r} says {c['arch']}, but the tensor shapes say "
                         f"{ident.arch} ({ident.confidence} confidence)",
                         claim_key=c["key"],
-                        claim_value=c["value"],
+                        claim_value=_clip(c["value"], 500),
                         claimed_arch=c["arch"],
                         shape_arch=ident.arch,
                         confidence=ident.confidence,
@@ -1792,10 +1802,10 @@ def _apply_claims(ident: Identity, claims: list[dict[str, Any]], findings: list[
                 findings.append(
                     finding(
                         R_META_ARCH.id,
-                        f"metadata {c['key']}={c['value']!r} says {c['arch']}, but the tensor shapes allow only "
+                        f"metadata {c['key']}={_clip(c['value'])!r} says {c['arch']}, but the tensor shapes allow only "
                         + ", ".join(sorted(cands)),
                         claim_key=c["key"],
-                        claim_value=c["value"],
+                        claim_value=_clip(c["value"], 500),
                         claimed_arch=c["arch"],
                         shape_candidates=sorted(cands),
                     )
@@ -1812,9 +1822,9 @@ def _apply_claims(ident: Identity, claims: list[dict[str, Any]], findings: list[
             findings.append(
                 finding(
                     R_META_KIND.id,
-                    f"metadata {c['key']}={c['value']!r} says {k}, but the tensors are a {ident.kind}",
+                    f"metadata {c['key']}={_clip(c['value'])!r} says {k}, but the tensors are a {ident.kind}",
                     claim_key=c["key"],
-                    claim_value=c["value"],
+                    claim_value=_clip(c["value"], 500),
                     claimed_kind=k,
                     kind=ident.kind,
                 )

@@ -204,8 +204,9 @@ class _Parser:
         if s is None or s.lower() in allow:
             return None
         v = _to_int(s)
-        if v is None:
-            self._bad(key, "an integer")
+        if v is None or abs(v) > _MAX_INT:
+            self._bad(key, "an integer" if v is None else f"an integer of at most {_MAX_INT}")
+            return None
         return v
 
     def number(self, key: str, allow: tuple[str, ...] = ()) -> float | None:
@@ -272,6 +273,9 @@ class _Parser:
 
 
 _FAIL = object()
+_MAX_INT = 2**63 - 1
+#: counts (images, repeats, tag occurrences) above this are not counts
+_MAX_COUNT = 10**12
 
 
 def _loads(s: str) -> Any:
@@ -348,6 +352,12 @@ def _iso(s: str) -> str | None:
 
 def _clip(s: str, n: int = 80) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _count(v: Any) -> int | None:
+    """A non-negative count, or None."""
+    c = _as_int(v)
+    return c if c is not None and 0 <= c <= _MAX_COUNT else None
 
 
 def _as_int(v: Any) -> int | None:
@@ -507,8 +517,8 @@ def _kohya(p: _Parser, f: TrainingFacts) -> None:
                     is_reg = bool(_as_bool(sub.get("is_reg")))
                     d = DatasetDir(
                         name=name,
-                        n_repeats=_as_int(sub.get("num_repeats")),
-                        img_count=_as_int(sub.get("img_count")),
+                        n_repeats=_count(sub.get("num_repeats")),
+                        img_count=_count(sub.get("img_count")),
                         is_reg=is_reg,
                         class_tokens=sub.get("class_tokens") if isinstance(sub.get("class_tokens"), str) else None,
                     )
@@ -527,8 +537,8 @@ def _kohya(p: _Parser, f: TrainingFacts) -> None:
                 f.datasets.append(
                     DatasetDir(
                         name=str(name),
-                        n_repeats=_as_int(info.get("n_repeats")),
-                        img_count=_as_int(info.get("img_count")),
+                        n_repeats=_count(info.get("n_repeats")),
+                        img_count=_count(info.get("img_count")),
                         is_reg=is_reg,
                     )
                 )
@@ -543,7 +553,7 @@ def _merge_tags(f: TrainingFacts, tf: Mapping[str, Any]) -> None:
             continue
         dest = f.tag_frequency.setdefault(str(folder), {})
         for tag, n in counts.items():
-            c = _as_int(n)
+            c = _count(n)
             if c is not None:
                 dest[str(tag).strip()] = max(c, dest.get(str(tag).strip(), 0))
 
@@ -857,7 +867,7 @@ def check_hash_claims(
 
 
 def _add_trigger(f: TrainingFacts, word: str, source: str) -> None:
-    w = " ".join(word.split()).strip(" ,")
+    w = " ".join("".join(ch for ch in word if ch.isprintable() or ch.isspace()).split()).strip(" ,")
     if not w or len(w) > 100:
         return
     if any(w.lower() == x.lower() for x in f.trigger_words):

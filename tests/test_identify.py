@@ -626,3 +626,48 @@ def test_motion_module_base_is_not_visible() -> None:
     }
     ident, _ = identify(list(shapes.items()))
     assert (ident.kind, ident.arch, ident.arch_candidates) == ("checkpoint", "unknown", ("sd1", "sdxl-base"))
+
+
+def test_attention_only_mmdit_loras() -> None:
+    # the diffusers DreamBooth scripts adapt to_q/to_k/to_v/to_out.0 only
+    def attn_only(mods: list[A.Module]) -> list[tuple[str, list[int]]]:
+        keep = [m for m in mods if m[0].endswith(("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0"))]
+        return list(A.lora_tensors(keep, style="peft", prefix="transformer.").items())
+
+    sd35 = [(f"transformer_blocks.{i}.attn.to_{x}", 2432, 2432, False) for i in range(38) for x in "qkv"]
+    ident, _ = identify(attn_only(sd35))
+    assert (ident.arch, ident.arch_variant, ident.confidence) == ("sd3", "3.5-large", "medium")
+    ident, _ = identify(attn_only(A.flux_modules("diffusers")))
+    assert (ident.arch, ident.confidence) == ("flux1", "medium")  # single blocks carry to_q too
+    ident, _ = identify(attn_only(A.flux_modules("diffusers", single=0)))
+    assert (ident.arch, ident.arch_candidates) == ("unknown", ("flux1", "other:qwen-image"))
+
+
+_FRAGMENTS = ["lora_unet_", "lora_te_", "transformer.", "diffusion_model.", "unet.", "base_model.model.", "down_blocks.0",
+              "attentions.0", "transformer_blocks.1", "attn2.to_k", "double_blocks.3", "single_blocks.2", "img_mlp.0",
+              "linear1", "blocks.4.self_attn.q", "joint_blocks.0.x_block.attn.qkv", "text_model.encoder.layers.0",
+              "self_attn.q_proj", "encoder.conv_in", "decoder.conv_in", "emb_params", "clip_l", "clip_g", ":0:down"]  # fmt: skip
+_SUFFIX_CHOICES = ["", ".weight", ".lora_down.weight", ".lora_up.weight", ".alpha", ".lora_A.weight", ".lora_B.weight",
+                   ".hada_w1_a", ".hada_w1_b", ".lokr_w1", ".lokr_w2", ".oft_blocks", ".diff", ".on_input", ".dora_scale"]  # fmt: skip
+
+
+def test_identify_never_raises_on_arbitrary_keys() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    key = st.builds(lambda parts, suf: "".join(parts) + suf, st.lists(st.sampled_from(_FRAGMENTS), min_size=1, max_size=4),
+                    st.sampled_from(_SUFFIX_CHOICES))  # fmt: skip
+    shape = st.lists(st.integers(min_value=0, max_value=20000), max_size=5)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(key, shape), max_size=40), st.dictionaries(st.sampled_from(["ss_v2", "ss_base_model_version", "modelspec.architecture"]), st.text(max_size=30)))  # fmt: skip
+    def check(pairs: list[tuple[str, list[int]]], md: dict[str, str]) -> None:
+        ident, fs = identify(pairs, md)
+        assert ident.kind in ("checkpoint", "lora", "lycoris", "embedding", "vae", "text_encoder", "controlnet",
+                              "ip_adapter", "t2i_adapter", "image_encoder", "unknown")  # fmt: skip
+        assert ident.confidence in ("high", "medium", "low", "none")
+        json.dumps(ident.to_dict())
+        if ident.arch != "unknown":
+            assert ident.source in ("shapes", "metadata")
+
+    check()

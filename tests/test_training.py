@@ -356,3 +356,27 @@ def test_kohya_legacy_hash_is_verified_by_rebuilding_the_copy(tmp_path: Path, n_
     else:
         assert legacy != autov1  # the file's own AutoV1 differs: only the rebuilt copy explains the claim
         assert checks[1].reason.startswith("equals the AutoV1 of the copy kohya hashed (ss_* metadata only, header ")
+
+
+def test_parse_never_raises_on_arbitrary_values() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    keys = st.sampled_from(sorted(KOHYA) + ["ss_datasets", "lora_adapter_metadata", "software", "training_info",
+                                            "sd_merge_recipe", "sd_merge_models", "modelspec.trigger_phrase", "modelspec.date"])  # fmt: skip
+    values = st.one_of(
+        st.text(max_size=40),
+        st.sampled_from(["True", "None", "NaN", "[1, NaN]", '{"a": {"b": [1e999]}}', "[[[[]]]]", "1e400", "-0", "{'x': (1, 2)}"]),
+        st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=10).map(
+            lambda v: json.dumps(v)),
+    )  # fmt: skip
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.dictionaries(keys, values, max_size=12))
+    def check(md: dict[str, str]) -> None:
+        facts, _ = parse_training_metadata(md)
+        json.dumps(facts.to_dict(), allow_nan=False)  # what the analyzer stores must be valid JSON
+        check_hash_claims(md, {"autov3": AUTOV3, "autov1": "1234abcd"})
+
+    check()

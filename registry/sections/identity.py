@@ -86,7 +86,9 @@ def render(v: dict[str, Any]) -> list[Line]:
         if c.get("arch") and v["source"] == "shapes" and v["arch"] != "unknown":
             verdict = "agrees" if c["arch"] == v["arch"] else "CONTRADICTS the shapes"
             said += f"; {verdict}"
-        lines.append(("Metadata says" if i == 0 else "", f"{c.get('key')} = {c.get('value')!r} ({said})"))
+        value = str(c.get("value"))
+        value = value if len(value) <= 120 else value[:119] + "…"
+        lines.append(("Metadata says" if i == 0 else "", f"{c.get('key')} = {value!r} ({said})"))
     n = v.get("adapters_on_this_base")
     if n:
         hint = f"modelreg ls --base {str(v.get('sha256', ''))[:12]}"

@@ -122,7 +122,15 @@ def render(v: dict[str, Any]) -> list[Line]:
             lines.append(("Merged from", ", ".join(f["merged_from"])))
     for i, c in enumerate(v.get("hash_checks") or []):
         lines.append(("Hash claims" if i == 0 else "", f"{c['claim_key']} {c['claimed']}: {c['outcome'].upper()} — {c['reason']}"))
-    return lines
+    out: list[Line] = []
+    for ln in lines:
+        out.append((ln[0], _clip(str(ln[1]))) if isinstance(ln, tuple) else ln)
+    return out
+
+
+def _clip(text: str, n: int = 300) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= n else text[: n - 1] + f"… ({len(text):,} chars)"
 
 
 SECTION = Section("training", 30, load, render, title="Training (the file's own account)")
