@@ -329,7 +329,15 @@ _ADAPTER_FAMILIES = {
 }  # fmt: skip
 
 
+_WRAPPERS = ("state_dict.", "module.", "model_state_dict.")
+
+
 def _split_prefix(name: str) -> tuple[str, str, str]:
+    # torch-lightning / DDP checkpoints wrap the state dict: "state_dict.model.diffusion_model…"
+    for w in _WRAPPERS:
+        if name.startswith(w):
+            name = name[len(w) :]
+            break
     for prefix, component, style in _PREFIXES:
         if name.startswith(prefix):
             return name[len(prefix) :], component, style

@@ -671,3 +671,9 @@ def test_identify_never_raises_on_arbitrary_keys() -> None:
             assert ident.source in ("shapes", "metadata")
 
     check()
+
+
+def test_lightning_wrapped_checkpoint_keys() -> None:
+    wrapped = {f"state_dict.{k}": v for k, v in _sd1_checkpoint().items()}
+    ident, _ = identify(list(wrapped.items()))
+    assert summary(ident) == ("checkpoint", None, "ldm", "sd1", None, ("unet", "te1", "vae"), "high", "shapes")
