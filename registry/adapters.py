@@ -233,6 +233,7 @@ _BLOCKS = [
     (re.compile(r"(?:^|_)encoder_layers_(\d+)"), "layer"),
     (re.compile(r"(?:^|_)encoder_block_(\d+)"), "layer"),
     (re.compile(r"(?:^|_)layers_(\d+)"), "layer"),
+    (re.compile(r"(?:^|_)resblocks_(\d+)"), "layer"),
     (re.compile(r"(?:^|_)([a-z]+)_blocks_(\d+)"), "@named"),
     (re.compile(r"(?:^|_)blocks_(\d+)"), "block"),
 ]
@@ -248,8 +249,8 @@ def place(key: str, single_blocks: bool = False) -> tuple[str, str | None]:
     for p in _PREFIXES:
         if k.startswith(p):
             k = k[len(p) :]
-    component = None
-    for pat, comp in _TE:
+    component = "vae" if k.startswith(("first_stage_model_", "vae_")) else None
+    for pat, comp in [] if component else _TE:
         if pat.search(k):
             component = comp
             break
