@@ -437,3 +437,43 @@ def _diff_summary(diffs: list[TensorDiff], read_bytes: int) -> tuple[dict[str, A
         "top": [{"tensor": d.name, "rel_change": d.rel_change} for d in changed[:10]],
     }
     return summary, by_block
+
+
+def side_from_registry(con: Any, sha256: str) -> CheckpointSide:
+    """One side of a diff from the registry: the blob's tensors, its per-tensor digests and norms (from
+    ``tensor_stats``), and a path on this host that still holds the same file (same size and mtime as
+    when it was last seen), or None."""
+    import socket
+
+    rows = con.execute(
+        "SELECT name, dtype, shape, data_begin, data_end, file_offset FROM tensors WHERE blob_sha256 = ? ORDER BY idx",
+        [sha256],
+    ).fetchall()
+    tensors = [
+        TensorInfo(n, d, tuple(int(x) for x in s), int(b or 0), int(e or 0), int(o or 0)) for n, d, s, b, e, o in rows
+    ]
+    digests: dict[str, str] = {}
+    norms: dict[str, float] = {}
+    have = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'tensor_stats'").fetchone()
+    if have and have[0]:
+        for name, digest, l2 in con.execute(
+            "SELECT tensor, digest, l2 FROM tensor_stats WHERE blob_sha256 = ?", [sha256]
+        ).fetchall():
+            if digest:
+                digests[name] = digest
+            if l2 is not None:
+                norms[name] = float(l2)
+    path: Path | None = None
+    size_row = con.execute("SELECT size FROM blobs WHERE sha256 = ?", [sha256]).fetchone()
+    for p, mtime in con.execute(
+        "SELECT path, mtime_ns FROM sightings WHERE blob_sha256 = ? AND host = ? ORDER BY seen_at DESC, id DESC",
+        [sha256, socket.gethostname()],
+    ).fetchall():
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if size_row and st.st_size == size_row[0] and st.st_mtime_ns == mtime:
+            path = Path(p)
+            break
+    return CheckpointSide(tensors, path, digests, norms)
