@@ -73,48 +73,125 @@ class TensorStat:
         return d
 
 
+#: 16-bit floats: code -> float64 tables (for single values), and the smallest non-finite magnitude code
+with np.errstate(invalid="ignore"):  # the NaN codes are signalling NaNs; widening them is harmless
+    _F16_LUT = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float64)
+    _BF16_LUT = (np.arange(65536, dtype=np.uint32) << 16).view(np.float32).astype(np.float64)
+_HALF = {"F16": (_F16_LUT, 0x7C00), "BF16": (_BF16_LUT, 0x7F80)}
+#: relative cancellation in Σx² − (Σx)²/n beyond which the variance is recomputed around the mean
+_CANCEL = 1e-6
+
+
+class _Scratch:
+    """Reusable chunk buffers: fresh large arrays per chunk would cost a page fault per 4 KiB."""
+
+    def __init__(self) -> None:
+        self.f64 = np.empty(0, dtype=np.float64)
+        self.u16 = np.empty(0, dtype=np.uint16)
+        self.u32 = np.empty(0, dtype=np.uint32)
+
+    def floats(self, n: int) -> np.ndarray:
+        if self.f64.size < n:
+            self.f64 = np.empty(n, dtype=np.float64)
+        return self.f64[:n]
+
+    def halves(self, n: int) -> np.ndarray:
+        if self.u16.size < n:
+            self.u16 = np.empty(n, dtype=np.uint16)
+        return self.u16[:n]
+
+    def words(self, n: int) -> np.ndarray:
+        if self.u32.size < n:
+            self.u32 = np.empty(n, dtype=np.uint32)
+        return self.u32[:n]
+
+
 @dataclass
 class _Moments:
+    """Sums over the finite values of one tensor, of ``x − shift``: count, Σ, Σ², plus |x|max, zeros,
+    NaN and Inf counts (the last four only in the first pass)."""
+
+    scratch: _Scratch
+    shift: float = 0.0
     n: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
+    s: float = 0.0
+    sq: float = 0.0
     absmax: float = 0.0
     zeros: int = 0
     nan: int = 0
     inf: int = 0
 
-    def add(self, x: np.ndarray) -> None:
-        size = int(x.size)
-        if size == 0:
+    def add(self, raw: memoryview, dtype: str, first: bool = True) -> None:
+        if dtype in _HALF:
+            self._add_half(raw, dtype, first)
             return
-        self.zeros += size - int(np.count_nonzero(x))
-        if x.dtype.kind == "f":
-            s = float(np.add.reduce(x, dtype=np.float64))
-            if not math.isfinite(s):  # NaN and ±Inf propagate into the sum; a finite sum means none
-                nan = int(np.count_nonzero(np.isnan(x)))
-                inf = int(np.count_nonzero(np.isinf(x)))
+        x = decode_flat(raw, dtype)
+        if first:
+            self.zeros += int(x.size - np.count_nonzero(x))
+        x64 = self.scratch.floats(x.size)
+        np.copyto(x64, x, casting="unsafe")  # float64 copy, shifted in place below
+        s = float(x64.sum())
+        if not math.isfinite(s):  # NaN and ±Inf propagate into the sum; a finite sum means none
+            fin = np.isfinite(x64)
+            if first:
+                nan = int(np.count_nonzero(np.isnan(x64)))
                 self.nan += nan
+                self.inf += int(x64.size - np.count_nonzero(fin)) - nan
+            x64 = x64[fin]
+            s = float(x64.sum())
+        if x64.size == 0:
+            return
+        if first:
+            self.absmax = max(self.absmax, float(x64.max()), -float(x64.min()))
+        self._sums(x64, s)
+
+    def _add_half(self, raw: memoryview, dtype: str, first: bool) -> None:
+        # magnitude order of IEEE-style codes is integer order of (code & 0x7fff): |x|max, zeros and
+        # NaN/Inf come from cheap 2-byte integer passes; only the sums need the float64 values
+        lut, nonfinite = _HALF[dtype]
+        u = np.frombuffer(raw, dtype="<u2")
+        mag = np.bitwise_and(u, 0x7FFF, out=self.scratch.halves(u.size))
+        top = int(mag.max()) if mag.size else 0
+        if first:
+            self.zeros += int(mag.size - np.count_nonzero(mag))
+        if top >= nonfinite:
+            bad = mag >= nonfinite
+            if first:
+                n_bad = int(np.count_nonzero(bad))
+                inf = int(np.count_nonzero(mag == nonfinite))
                 self.inf += inf
-                if nan or inf:
-                    x = x[np.isfinite(x)]
-                    size = int(x.size)
-                    if size == 0:
-                        return
-                s = float(np.add.reduce(x, dtype=np.float64))
-        else:
-            s = float(np.add.reduce(x, dtype=np.float64))
-        hi, lo = float(x.max()), float(x.min())
-        self.absmax = max(self.absmax, hi, -lo)
-        x64 = x.astype(np.float64)
-        mean_c = s / size
-        x64 -= mean_c
-        m2_c = float(np.dot(x64, x64))
-        # Chan et al.: merge (n, mean, M2) of two parts
-        n = self.n + size
-        delta = mean_c - self.mean
-        self.mean += delta * size / n
-        self.m2 += m2_c + delta * delta * self.n * size / n
-        self.n = n
+                self.nan += n_bad - inf
+            keep = ~bad
+            u, mag = u[keep], mag[keep]
+            top = int(mag.max()) if mag.size else 0
+        if u.size == 0:
+            return
+        if first:
+            self.absmax = max(self.absmax, float(lut[top]))
+        x64 = self.scratch.floats(u.size)
+        if dtype == "F16":
+            np.copyto(x64, u.view("<f2"), casting="unsafe")
+        else:  # bfloat16 is the upper half of a float32
+            w = self.scratch.words(u.size)
+            np.copyto(w, u, casting="unsafe")
+            np.left_shift(w, 16, out=w)
+            np.copyto(x64, w.view(np.float32), casting="unsafe")
+        self._sums(x64, float(x64.sum()))
+
+    def _sums(self, x64: np.ndarray, s: float) -> None:
+        if self.shift:
+            x64 -= self.shift
+            s = float(x64.sum())
+        self.n += int(x64.size)
+        self.s += s
+        self.sq += float(np.dot(x64, x64))
+
+    def m2(self) -> float:
+        """Σ(x − mean)² from the sums (exact up to rounding unless it cancelled; see :data:`_CANCEL`)."""
+        return max(self.sq - self.s * self.s / self.n, 0.0) if self.n else 0.0
+
+    def cancelled(self) -> bool:
+        return self.n > 0 and self.sq > 0 and self.m2() < _CANCEL * self.sq
 
 
 @contextmanager
@@ -165,8 +242,11 @@ def tensor_stats(
     digests: bool = True,
 ) -> list[TensorStat]:
     """Statistics of every tensor (in file order), streamed from a memory map."""
+    from registry.stats import single_threaded_blas
+
     out: list[TensorStat] = []
-    with _mapped(path) as (mm, mv):
+    scratch = _Scratch()
+    with _mapped(path) as (mm, mv), single_threaded_blas():
         rel = _Releaser(mm)
         size = len(mv)
         for t in sorted(tensors, key=lambda t: t.offset):
@@ -177,7 +257,7 @@ def tensor_stats(
                 st.error = "tensor extends past the end of the file"
                 continue
             h = blake3.blake3() if digests else None
-            mom: _Moments | None = _Moments() if t.dtype in ITEMSIZE else None
+            mom: _Moments | None = _Moments(scratch) if t.dtype in ITEMSIZE else None
             if mom is None:
                 st.error = str(UnsupportedDtype(t.dtype))
             for a, b in _chunks(t, chunk_bytes):
@@ -185,21 +265,35 @@ def tensor_stats(
                 if h is not None:
                     h.update(view)
                 if mom is not None:
-                    mom.add(decode_flat(view, t.dtype))
+                    mom.add(view, t.dtype)
                 view.release()
                 rel.upto(b)
             if h is not None:
                 st.digest = DIGEST_PREFIX + h.hexdigest()
-            if mom is not None:
-                st.nan, st.inf = mom.nan, mom.inf
-                st.zero_frac = mom.zeros / t.numel if t.numel else None
-                if mom.n:
-                    st.mean = mom.mean
-                    st.std = math.sqrt(max(mom.m2, 0.0) / mom.n)
-                    st.l2 = math.sqrt(max(mom.m2, 0.0) + mom.n * mom.mean * mom.mean)
-                    st.absmax = mom.absmax
-                elif t.numel == 0:
-                    st.l2 = 0.0
+            if mom is None:
+                continue
+            st.nan, st.inf = mom.nan, mom.inf
+            st.zero_frac = mom.zeros / t.numel if t.numel else None
+            if t.numel == 0:
+                st.l2 = 0.0
+            if not mom.n:
+                continue
+            st.absmax = mom.absmax
+            st.l2 = math.sqrt(mom.sq)
+            mean = mom.s / mom.n
+            m2 = mom.m2()
+            if mom.cancelled():
+                # |mean| ≫ std: Σx² − (Σx)²/n lost its digits; sum again around the mean (a second read)
+                again = _Moments(scratch, shift=mean)
+                for a, b in _chunks(t, chunk_bytes):
+                    view = mv[a:b]
+                    again.add(view, t.dtype, first=False)
+                    view.release()
+                    rel.upto(b)
+                mean += again.s / again.n
+                m2 = again.m2()
+            st.mean = mean
+            st.std = math.sqrt(m2 / mom.n)
         rel.upto(size)
     return out
 

@@ -49,6 +49,16 @@ def test_stats_match_numpy_across_chunk_sizes(tmp_path: Path, chunk: int) -> Non
         assert st[t.name].digest == "blake3:" + blake3.blake3(raw[t.offset : t.offset + t.nbytes]).hexdigest()
 
 
+def test_nonfinite_half_precision(tmp_path: Path) -> None:
+    h = np.array([0.5, np.nan, -np.inf, 0.0, -0.0, 2.0, np.inf], dtype=np.float16)
+    bf = np.array([0.5, np.nan, -np.inf, 0.0, -3.0], dtype=np.float32)
+    p = write_safetensors(tmp_path / "h.safetensors", {"h": h, "bf": _bf16(bf)})
+    st = {s.name: s for s in tensor_stats(p, read_header(p).tensors)}
+    assert (st["h"].nan, st["h"].inf, st["h"].zero_frac, st["h"].absmax, st["h"].mean) == (1, 2, 2 / 7, 2.0, 0.625)
+    assert (st["bf"].nan, st["bf"].inf, st["bf"].zero_frac, st["bf"].absmax) == (1, 1, 1 / 5, 3.0)
+    assert st["bf"].l2 == pytest.approx(math.sqrt(9.25), rel=1e-15)
+
+
 def test_nonfinite_values_are_counted_and_excluded(tmp_path: Path) -> None:
     x = np.array([1.0, np.nan, -3.0, np.inf, 0.0, -np.inf, np.nan], dtype=np.float32)
     p = write_safetensors(tmp_path / "n.safetensors", {"model.diffusion_model.out.2.weight": x, "ok": np.ones(3, np.float32)})
@@ -62,6 +72,17 @@ def test_nonfinite_values_are_counted_and_excluded(tmp_path: Path) -> None:
     assert (summary["nonfinite_tensors"], summary["nan"], summary["inf"]) == (1, 2, 2)
     (f,) = findings
     assert f.rule_id == "stats.nonfinite-tensor" and f.evidence["tensors"] == ["model.diffusion_model.out.2.weight"]
+
+
+def test_large_mean_small_spread_is_recomputed_around_the_mean(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    x = (1000.0 + rng.standard_normal(5000) * 1e-3).astype(np.float64)
+    h = (1.0 + np.arange(-8, 8) * 2.0**-10).astype(np.float16)  # 1 ± a few ulp: cancels in Σx² − (Σx)²/n
+    p = write_safetensors(tmp_path / "m.safetensors", {"x": x, "h": h})
+    st = {s.name: s for s in tensor_stats(p, read_header(p).tensors, chunk_bytes=4096)}
+    assert st["x"].std == pytest.approx(float(np.std(x)), rel=1e-9)
+    assert st["x"].mean == pytest.approx(float(np.mean(x)), rel=1e-15)
+    assert st["h"].std == pytest.approx(float(np.std(h.astype(np.float64))), rel=1e-12)
 
 
 def test_f8_and_all_nan_and_empty_tensors(tmp_path: Path) -> None:
