@@ -255,8 +255,21 @@ class ModuleStats:
     def as_row(self) -> dict[str, Any]:
         d = asdict(self)
         d["module"] = d.pop("key")
-        d["extra"] = json.dumps(self.extra, sort_keys=True, allow_nan=False, default=float) if self.extra else None
+        d["extra"] = json.dumps(_finite(self.extra), sort_keys=True, allow_nan=False) if self.extra else None
         return d
+
+
+def _finite(v: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None, numpy scalars plain numbers."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 class _Bad(Exception):
