@@ -37,9 +37,9 @@ from registry.adapters import group_modules  # noqa: E402
 from registry.files.dtypes import decode  # noqa: E402
 from registry.files.safetensors import read_header  # noqa: E402
 from registry.stats import lora_report  # noqa: E402
-from tests.builders import write_safetensors  # noqa: E402
+from tests.builders import CORPUS, write_safetensors  # noqa: E402
 
-DEFAULT_HEADER = ROOT.parent / "shared" / "corpus" / "headers" / "sdxl-kohya.json"
+DEFAULT_HEADER = CORPUS / "headers" / "sdxl-kohya.json"  # MODELREG_CORPUS overrides the corpus location
 
 
 def build_file(header: Path, out: Path, seed: int = 0) -> Path:

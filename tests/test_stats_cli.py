@@ -138,10 +138,14 @@ def test_show_summarises_and_lists_modules(scanned: dict[str, Path]) -> None:
     assert line.split() == [KEYS[0], "lora", "unet", "down.1", "4", "0.5", "2.305", "2", "2.063", "2", "3"]
     code, out, _ = run("show", "tiny_lora.safetensors", "--modules", "--format", "json")
     rec = json.loads(out)
-    assert rec["weights"]["kind"] == "adapter" and rec["weights"]["n_modules"] == 3
+    w = rec["stats"]
+    assert w["kind"] == "adapter" and w["n_modules"] == 3
+    assert [(p["component"], p["block"]) for p in w["by_component"]] == [("te1", "(all)"), ("unet", "(all)")]
+    assert sorted(p["block"] for p in w["profile"]) == ["down.1", "layer.3", "up.0"]
+    assert len(w["top_modules"]) == 3 and w["top_modules"][0]["sv"] == pytest.approx([2.0, 1.0, 0.5, 0.25], rel=1e-12)
     assert [m["module"] for m in rec["modules"]] == sorted(KEYS)
     assert rec["modules"][0]["sv"] == pytest.approx([2.0, 1.0, 0.5, 0.25], rel=1e-12)
-    code, out, _ = run("show", "broken.safetensors", "--section", "weights")
+    code, out, _ = run("show", "broken.safetensors", "--section", "stats")
     assert "  NaN / Inf" in out and "1 tensors (1 NaN, 0 Inf): first_stage_model.decoder.conv_in.weight" in out
 
 

@@ -1,6 +1,11 @@
-"""Section ``weights``: what the weights say (LoRA update spectra, or checkpoint tensor statistics).
+"""Section ``stats`` (titled "Weights"): what the weights say (LoRA update spectra, or checkpoint tensor
+statistics).
 
-:func:`load_modules` lists every module of an adapter (``modelreg show REF --modules``).
+For an adapter the value holds the per-file summary, ``by_component`` (each component's share of the
+update energy), ``profile`` (one entry per block: ``component``, ``block``, ``fro``, ``energy_share`` …)
+and ``top_modules`` (the modules with the largest spectral norms, each with its leading singular
+values ``sv``), which the exhibit report draws as its spectrum and profile figures.
+:func:`load_modules` lists every module (``modelreg show REF --modules``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from typing import Any
 import duckdb
 
 from registry.record import Line, Section, table_exists
+
+#: modules (largest spectral norm first) whose spectra the record carries; ``--modules`` lists them all
+TOP_MODULES = 12
 
 MODULE_COLUMNS = [
     "module", "form", "component", "block", "rank", "alpha", "scale", "fro", "spectral", "stable_rank",
@@ -36,11 +44,20 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
             s = rows[0]
             for k in ("forms", "conventions", "components"):
                 s[k] = _json(s[k])
-            s["profile"] = _rows(
+            prof = _rows(
                 con,
                 "SELECT component, block, n_modules, fro, energy_share, mean_eff_rank, max_spectral FROM lora_profile "
-                "WHERE blob_sha256 = ? ORDER BY component, block <> '(all)', energy_share DESC NULLS LAST, block",
+                "WHERE blob_sha256 = ? ORDER BY component, energy_share DESC NULLS LAST, block",
                 [sha256],
+            )
+            s["by_component"] = [p for p in prof if p["block"] == "(all)"]
+            s["profile"] = [p for p in prof if p["block"] != "(all)"]
+            s["top_modules"] = _rows(
+                con,
+                "SELECT module, form, component, block, rank, scale, fro, spectral, eff_rank_energy, sv "
+                "FROM lora_modules WHERE blob_sha256 = ? AND spectral IS NOT NULL "
+                "ORDER BY spectral DESC, module LIMIT ?",
+                [sha256, TOP_MODULES],
             )
             return {"kind": "adapter", **s}
     if table_exists(con, "checkpoint_summary"):
@@ -106,10 +123,10 @@ def render(v: dict[str, Any]) -> list[Line]:
         lines.append(("Effective rank", f"mean {_g(v['mean_eff_rank'], '.3g')}, median {_g(v['median_eff_rank'], '.3g')}{use}"))
     if v.get("sum_rank"):
         lines.append(("Rank for 90% / 99%", f"{v['sum_rank90']:,} / {v['sum_rank99']:,} of {v['sum_rank']:,} (kohya sv_fro)"))
-    comps = [p for p in v["profile"] if p["block"] == "(all)"]
+    comps = sorted(v.get("by_component") or [], key=lambda p: str(p["component"]))
     if comps:
         lines.append(("Where it acts", ", ".join(f"{p['component']} {_pct(p['energy_share'])}" for p in comps)))
-    blocks = sorted((p for p in v["profile"] if p["block"] != "(all)"), key=lambda p: -(p["energy_share"] or 0.0))
+    blocks = sorted(v.get("profile") or [], key=lambda p: -(p["energy_share"] or 0.0))
     if blocks:
         lines.append(("Top blocks", ", ".join(f"{p['component']} {p['block']} {_pct(p['energy_share'])}" for p in blocks[:6])))
     problems = [
@@ -148,4 +165,4 @@ def _render_checkpoint(v: dict[str, Any]) -> list[Line]:
     return lines
 
 
-SECTION = Section("weights", 75, load, render, title="Weights")
+SECTION = Section("stats", 75, load, render, title="Weights")
