@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from cli.main import root
 from registry.scan import scan
 from registry.store.db import connect
-from tests.builders import write_safetensors
+from tests.builders import CORPUS, write_safetensors
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -186,3 +186,45 @@ def test_diff_without_the_files_uses_digests(scanned: dict[str, Path]) -> None:
     by = {t["tensor"]: t for t in rep["tensors"]}
     assert by["first_stage_model.decoder.conv_in.weight"]["status"] == "changed"
     assert by["model.diffusion_model.input_blocks.1.1.proj_in.weight"]["how"] == "digest"
+
+
+LORA_DIFFUSION = CORPUS / "loras" / "analog_svd_rank4.safetensors"
+SD15_HEADER = CORPUS / "headers" / "sd15-kohya.json"
+
+
+@pytest.mark.skipif(not LORA_DIFFUSION.exists(), reason="shared corpus not present")
+def test_real_lora_diffusion_file(tmp_path: Path, db: Path) -> None:
+    scan([LORA_DIFFUSION], db)
+    from registry.files.dtypes import decode
+    from registry.files.safetensors import read_header
+
+    h = read_header(LORA_DIFFUSION)
+    raw = LORA_DIFFUSION.read_bytes()
+    t = {x.name: decode(raw[x.offset : x.offset + x.nbytes], x.dtype, x.shape).astype(np.float64) for x in h.tensors}
+    with connect(db, read_only=True) as con:
+        s = con.execute("SELECT n_modules, forms, conventions, components, ranks FROM lora_summary").fetchone()
+        assert s is not None
+        assert (s[0], json.loads(s[1]), json.loads(s[2]), json.loads(s[3]), s[4]) == (
+            192, {"lora": 192}, {"lora_diffusion": 192}, {"te1": 48, "unet": 144}, [4]
+        )
+        rows = con.execute("SELECT module, scale, sv FROM lora_modules WHERE module IN ('unet:0', 'text_encoder:5')").fetchall()
+    assert len(rows) == 2
+    for module, scale, sv in rows:
+        dense = np.linalg.svd(t[f"{module}:up"] @ t[f"{module}:down"], compute_uv=False)[:4]
+        assert scale == 1.0
+        np.testing.assert_allclose(sv, dense, rtol=1e-9)
+
+
+@pytest.mark.skipif(not SD15_HEADER.exists(), reason="shared corpus not present")
+def test_real_sd15_header_with_random_factors(tmp_path: Path, db: Path) -> None:
+    from tests.builders import header_json_to_file
+
+    p = header_json_to_file(SD15_HEADER, tmp_path / "sd15.safetensors", fill="random")
+    scan([p], db)
+    with connect(db, read_only=True) as con:
+        n, comps, ranks, failed = con.execute(
+            "SELECT n_modules, components, ranks, failed_modules + nonfinite_modules FROM lora_summary"
+        ).fetchone()  # type: ignore[misc]
+        assert (n, json.loads(comps), ranks, failed) == (264, {"te1": 72, "unet": 192}, [32], 0)
+        blocks = dict(con.execute("SELECT block, n_modules FROM lora_profile WHERE component = 'unet' AND block <> '(all)'").fetchall())
+        assert blocks == {"down.0": 24, "down.1": 24, "down.2": 24, "mid": 12, "up.1": 36, "up.2": 36, "up.3": 36}
