@@ -21,6 +21,12 @@ COLUMNS = ["sha256", "autov2", "name", "format", "kind", "arch", "size", "n_tens
 @click.option("--arch", help="Only this base architecture: sd1, sd2, sdxl (base or refiner), sdxl-base, sd3, flux1, wan, qwen-image … or unknown.")
 @click.option("--trigger", "trigger", metavar="WORD", help="Only models whose trigger words contain WORD (case-insensitive).")
 @click.option("--base", "base_ref", metavar="REF", help="Only adapters whose metadata names the registered model REF as their base.")
+@click.option("--min-eff-rank", type=float, help="Adapters whose mean module effective rank (energy) is at least this.")
+@click.option("--max-eff-rank", type=float, help="Adapters whose mean module effective rank (energy) is at most this.")
+@click.option("--min-norm", type=float, help="Adapters whose total update norm (Frobenius, all modules) is at least this.")
+@click.option("--max-norm", type=float, help="Adapters whose total update norm is at most this.")
+@click.option("--form", "forms", multiple=True, help="Adapters with modules of this form (lora, loha, lokr, ia3, glora, oft, boft, diff); repeatable.")
+@click.option("--nonfinite", is_flag=True, help="Only files with NaN/Inf weights (adapter factors or checkpoint tensors).")
 @click.option("--where", "where", help="Extra SQL condition on the `models` view, e.g. \"size > 1e9\".")
 @click.option("--sort", type=click.Choice(["path", "size", "first_seen", "findings"]), default="path", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
@@ -36,10 +42,26 @@ def command(
     where: str | None,
     sort: str,
     limit: int | None,
+    min_eff_rank: float | None = None,
+    max_eff_rank: float | None = None,
+    min_norm: float | None = None,
+    max_norm: float | None = None,
+    forms: tuple[str, ...] = (),
+    nonfinite: bool = False,
 ) -> None:
     """List registered models (one row per content; PATH is where it was last seen)."""
     conds: list[str] = []
     params: list[Any] = []
+    for col, op, val in [("mean_eff_rank", ">=", min_eff_rank), ("mean_eff_rank", "<=", max_eff_rank),
+                         ("total_fro", ">=", min_norm), ("total_fro", "<=", max_norm)]:
+        if val is not None:
+            conds.append(f"sha256 IN (SELECT blob_sha256 FROM lora_summary WHERE {col} {op} ?)")
+            params.append(val)
+    if forms:
+        conds.append("sha256 IN (SELECT blob_sha256 FROM lora_modules WHERE form IN (SELECT unnest(?)))")
+        params.append(list(forms))
+    if nonfinite:
+        conds.append("sha256 IN (SELECT sha256 FROM model_weight_stats WHERE nonfinite > 0)")
     if file_format:
         conds.append("format = ?")
         params.append(file_format)
