@@ -165,7 +165,6 @@ def full_probe(pipe: Any, size: str, args: argparse.Namespace, settings: Any) ->
         t = time.perf_counter()
         res = run_probe(req, SampleStore(Path(d) / "store"))
         wall = time.perf_counter() - t
-        pipe.delete_adapters(["probe"])
     n = len(res.samples)
     log(f"[{size}] full probe: {n} samples in {wall:.1f}s ({n / wall:.2f} img/s overall); stages {res.timings}")
     for line in res.summary:

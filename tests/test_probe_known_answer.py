@@ -128,7 +128,7 @@ def test_record_contents(results: dict[str, Any]) -> None:
     assert s.config["scheduler"]["class"] == "DDIMScheduler"
     assert s.adapter["kind"] == "lora" and s.adapter["total_matched"] == s.adapter["file_modules"] > 0
     assert s.versions["torch"] and s.device["device"] == "cpu"
-    assert set(s.timings) >= {"load_base", "generate_off", "generate_on", "embed", "metrics", "total"}
+    assert set(s.timings) >= {"load_base", "load_adapter", "generate_off", "generate_on", "embed", "metrics", "total"}
     # the second probe on the same base reused every LoRA-off sample
     v = results["varied"]
     assert all(r.cached for r in v.samples if r.arm == "off")

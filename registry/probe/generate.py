@@ -142,7 +142,7 @@ def load_pipeline(base: str | Path, settings: GenSettings, config: str | None = 
         if p.is_dir():
             if not (p / "model_index.json").exists():
                 raise UsageError(f"{p}: not a diffusers pipeline folder (no model_index.json)")
-            pipe = diffusers.DiffusionPipeline.from_pretrained(str(p), torch_dtype=dtype, local_files_only=True)
+            pipe = diffusers.DiffusionPipeline.from_pretrained(str(p), dtype=dtype, local_files_only=True)
         elif p.is_file():
             if p.suffix != ".safetensors":
                 raise UsageError(
@@ -150,13 +150,13 @@ def load_pipeline(base: str | Path, settings: GenSettings, config: str | None = 
                     "unpickled to load; convert it first)"
                 )
             cls = getattr(diffusers, _single_file_class(p))
-            kwargs: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": True}
+            kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
             if config:
                 kwargs["config"] = config
             pipe = cls.from_single_file(str(p), **kwargs)
         else:
-            pipe = diffusers.DiffusionPipeline.from_pretrained(str(base), torch_dtype=dtype, local_files_only=True)
-    except (OSError, ValueError, EnvironmentError) as e:
+            pipe = diffusers.DiffusionPipeline.from_pretrained(str(base), dtype=dtype, local_files_only=True)
+    except (OSError, ValueError) as e:
         raise UsageError(f"cannot load base {base}: {str(e).splitlines()[0]}") from None
     if settings.dtype == "auto" and hasattr(pipe, "transformer") and dtype != resolve_dtype("auto", device, pipe):
         pipe.to(dtype=resolve_dtype("auto", device, pipe))

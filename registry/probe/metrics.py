@@ -274,108 +274,105 @@ def _emit(out: list[Metric], name: str, group: str, arms: Sequence[str], est: li
         )
 
 
+def _boot(stat: Callable[[np.ndarray], Sequence[float]], n: int, s: MetricSettings) -> list[tuple[float, float, float]]:
+    return bootstrap(stat, n, n_boot=s.n_boot, seed=s.seed, level=s.level)
+
+
+def _paired(a: np.ndarray, b: np.ndarray, ratio: bool = False) -> Callable[[np.ndarray], list[float]]:
+    """Weighted means of two per-prompt series and their difference (or ratio), for one resample."""
+
+    def stat(w: np.ndarray) -> list[float]:
+        x, y = _wmean(a, w), _wmean(b, w)
+        return [x, y, _ratio(x, y) if ratio else x - y]
+
+    return stat
+
+
+def _concentration(g_a: np.ndarray, g_b: np.ndarray, collapse: bool) -> Callable[[np.ndarray], list[float]]:
+    def stat(w: np.ndarray) -> list[float]:
+        a, b = cross_prompt_mean(g_a, w), cross_prompt_mean(g_b, w)
+        return [a, b, a - b, _collapse(a, b)] if collapse else [a, b, a - b]
+
+    return stat
+
+
+def _vendi(k_on: np.ndarray, k_off: np.ndarray, n_seeds: int) -> Callable[[np.ndarray], list[float]]:
+    def stat(w: np.ndarray) -> list[float]:
+        ws = np.repeat(w, n_seeds)
+        von, voff = vendi_from_gram(k_on, ws), vendi_from_gram(k_off, ws)
+        return [von, voff, _ratio(von, voff)]
+
+    return stat
+
+
 def compute_metrics(data: ProbeData, settings: MetricSettings = MetricSettings()) -> list[Metric]:
     """Every figure with its interval, for the battery (``all``), each category and trigger pairs."""
     out: list[Metric] = []
     e_on, e_off = normalize(data.emb["on"]), normalize(data.emb["off"])
-    n_prompts = len(data.prompt_ids)
+    n_prompts, n_seeds = e_on.shape[0], e_on.shape[1]
     groups: dict[str, list[int]] = {"all": [i for i in range(n_prompts) if not data.is_auto[i]]}
-    for i, c in enumerate(data.categories):
-        groups.setdefault(c, []).append(i)
-    bs = {"n_boot": settings.n_boot, "seed": settings.seed, "level": settings.level}
-
-    # per-prompt figures used by several groups
-    dup = {a: np.zeros(n_prompts) for a in ("on", "off")}
-    clique = {a: np.zeros(n_prompts) for a in ("on", "off")}
-    n_seeds = e_on.shape[1]
-    big = max(2, math.ceil(n_seeds / 2))
-    for a, e in (("on", e_on), ("off", e_off)):
-        for p in range(n_prompts):
-            dup[a][p], c = seed_collapse(e[p], data.tile_dist[a][p], settings.cos_threshold, settings.pixel_threshold)
-            clique[a][p] = 1.0 if (n_seeds >= 2 and c >= big) else 0.0
-    fid: dict[str, np.ndarray] | None = None
-    if data.text is not None:
-        t = normalize(data.text)
-        fid = {a: np.einsum("psd,pd->p", e, t) / n_seeds for a, e in (("on", e_on), ("off", e_off))}
-    ref_mean = ref_max = None
-    if data.reference is not None and len(data.reference):
-        r = normalize(data.reference)
-        ref_mean, ref_max = {}, {}
-        for a, e in (("on", e_on), ("off", e_off)):
-            sims = e @ r.T  # (P, S, R)
-            ref_mean[a] = sims.mean(axis=(1, 2))
-            ref_max[a] = sims.max(axis=2).mean(axis=1)
-    noise = None
-    if data.cond_noise is not None:
-        noise = {a: np.asarray(data.cond_noise[a], dtype=np.float64).mean(axis=1) for a in ("on", "off")}
+    for i, cat in enumerate(data.categories):
+        groups.setdefault(cat, []).append(i)
 
     for group, idx in groups.items():
         if not idx:
             continue
         ix = np.asarray(idx)
         n = len(ix)
-        g_on, g_off = prompt_gram(e_on[ix]), prompt_gram(e_off[ix])
         if n >= 2:
+            stat = _concentration(prompt_gram(e_on[ix]), prompt_gram(e_off[ix]), collapse=True)
+            _emit(out, "concentration", group, ["on", "off", "delta", "collapse"], _boot(stat, n, settings), n)
+        flat_on, flat_off = e_on[ix].reshape(n * n_seeds, -1), e_off[ix].reshape(n * n_seeds, -1)
+        stat = _vendi(flat_on @ flat_on.T, flat_off @ flat_off.T, n_seeds)
+        _emit(out, "vendi", group, ["on", "off", "ratio"], _boot(stat, n, settings), n)
 
-            def conc(w: np.ndarray, g_on: np.ndarray = g_on, g_off: np.ndarray = g_off) -> list[float]:
-                on, off = cross_prompt_mean(g_on, w), cross_prompt_mean(g_off, w)
-                return [on, off, on - off, _collapse(on, off)]
+    ix = np.asarray(groups["all"], dtype=int)
+    n = len(ix)
+    if n:
+        # seed collapse, per prompt
+        big = max(2, math.ceil(n_seeds / 2))
+        dup = {a: np.zeros(n) for a in ("on", "off")}
+        clique = {a: np.zeros(n) for a in ("on", "off")}
+        for a, e in (("on", e_on), ("off", e_off)):
+            for k, p in enumerate(ix):
+                dup[a][k], size = seed_collapse(
+                    e[p], data.tile_dist[a][p], settings.cos_threshold, settings.pixel_threshold
+                )
+                clique[a][k] = 1.0 if (n_seeds >= 2 and size >= big) else 0.0
+        _emit(out, "seed_dup_rate", "all", ["on", "off", "delta"], _boot(_paired(dup["on"], dup["off"]), n, settings), n)
+        est = _boot(_paired(clique["on"], clique["off"]), n, settings)
+        _emit(out, "seed_collapsed_prompts", "all", ["on", "off"], est[:2], n)
+        for name, per in _per_prompt_series(data, e_on, e_off).items():
+            stat = _paired(per["on"][ix], per["off"][ix])
+            _emit(out, name, "all", ["on", "off", "delta"], _boot(stat, n, settings), n)
+        if data.cond_noise is not None:
+            non = np.asarray(data.cond_noise["on"], dtype=np.float64).mean(axis=1)[ix]
+            noff = np.asarray(data.cond_noise["off"], dtype=np.float64).mean(axis=1)[ix]
+            _emit(out, "cond_noise", "all", ["on", "off", "ratio"], _boot(_paired(non, noff, ratio=True), n, settings), n)
 
-            _emit(out, "concentration", group, ["on", "off", "delta", "collapse"], bootstrap(conc, n, **bs), n)
+    out.extend(_trigger_metrics(data, e_on, _per_prompt_series(data, e_on, e_off), settings))
+    return out
 
-        flat_on = e_on[ix].reshape(n * n_seeds, -1)
-        flat_off = e_off[ix].reshape(n * n_seeds, -1)
-        k_on, k_off = flat_on @ flat_on.T, flat_off @ flat_off.T
 
-        def vendi(w: np.ndarray, k_on: np.ndarray = k_on, k_off: np.ndarray = k_off) -> list[float]:
-            ws = np.repeat(w, n_seeds)
-            von, voff = vendi_from_gram(k_on, ws), vendi_from_gram(k_off, ws)
-            return [von, voff, _ratio(von, voff)]
-
-        _emit(out, "vendi", group, ["on", "off", "ratio"], bootstrap(vendi, n, **bs), n)
-
-        if group != "all":
-            continue
-        d_on, d_off, c_on, c_off = dup["on"][ix], dup["off"][ix], clique["on"][ix], clique["off"][ix]
-
-        def seeds(w: np.ndarray) -> list[float]:
-            a, b = _wmean(d_on, w), _wmean(d_off, w)
-            return [a, b, a - b, _wmean(c_on, w), _wmean(c_off, w)]
-
-        est = bootstrap(seeds, n, **bs)
-        _emit(out, "seed_dup_rate", group, ["on", "off", "delta"], est[:3], n)
-        _emit(out, "seed_collapsed_prompts", group, ["on", "off"], est[3:], n)
-
-        for name, per in (("fidelity", fid), ("reference_mean", ref_mean), ("reference_max", ref_max)):
-            if per is None:
-                continue
-            pon, poff = per["on"][ix], per["off"][ix]
-
-            def diff(w: np.ndarray, pon: np.ndarray = pon, poff: np.ndarray = poff) -> list[float]:
-                a, b = _wmean(pon, w), _wmean(poff, w)
-                return [a, b, a - b]
-
-            _emit(out, name, group, ["on", "off", "delta"], bootstrap(diff, n, **bs), n)
-
-        if noise is not None:
-            non, noff = noise["on"][ix], noise["off"][ix]
-
-            def ratio(w: np.ndarray) -> list[float]:
-                a, b = _wmean(non, w), _wmean(noff, w)
-                return [a, b, _ratio(a, b)]
-
-            _emit(out, "cond_noise", group, ["on", "off", "ratio"], bootstrap(ratio, n, **bs), n)
-
-    out.extend(_trigger_metrics(data, e_on, fid, ref_mean, settings))
+def _per_prompt_series(data: ProbeData, e_on: np.ndarray, e_off: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Per-prompt means over seeds: prompt fidelity and reference similarity (where available)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    n_seeds = e_on.shape[1]
+    if data.text is not None:
+        t = normalize(data.text)
+        out["fidelity"] = {a: np.einsum("psd,pd->p", e, t) / n_seeds for a, e in (("on", e_on), ("off", e_off))}
+    if data.reference is not None and len(data.reference):
+        r = normalize(data.reference)
+        out["reference_mean"], out["reference_max"] = {}, {}
+        for a, e in (("on", e_on), ("off", e_off)):
+            sims = e @ r.T  # (P, S, R)
+            out["reference_mean"][a] = sims.mean(axis=(1, 2))
+            out["reference_max"][a] = sims.max(axis=2).mean(axis=1)
     return out
 
 
 def _trigger_metrics(
-    data: ProbeData,
-    e_on: np.ndarray,
-    fid: Mapping[str, np.ndarray] | None,
-    ref_mean: Mapping[str, np.ndarray] | None,
-    settings: MetricSettings,
+    data: ProbeData, e_on: np.ndarray, series: Mapping[str, Mapping[str, np.ndarray]], settings: MetricSettings
 ) -> list[Metric]:
     """Trigger dependence: the LoRA-on figures of trigger prompts against the same prompts without."""
     out: list[Metric] = []
@@ -384,25 +381,13 @@ def _trigger_metrics(
     with_t = np.asarray(sorted(data.pairs))
     without = np.asarray([data.pairs[i] for i in with_t])
     n = len(with_t)
-    bs = {"n_boot": settings.n_boot, "seed": settings.seed, "level": settings.level}
     if n >= 2:
-        g_with, g_without = prompt_gram(e_on[with_t]), prompt_gram(e_on[without])
-
-        def conc(w: np.ndarray) -> list[float]:
-            a, b = cross_prompt_mean(g_with, w), cross_prompt_mean(g_without, w)
-            return [a, b, a - b]
-
-        _emit(out, "concentration", "trigger", ["with", "without", "delta"], bootstrap(conc, n, **bs), n)
-    for name, per in (("fidelity", fid), ("reference_mean", ref_mean)):
-        if per is None:
-            continue
-        a_, b_ = per["on"][with_t], per["on"][without]
-
-        def diff(w: np.ndarray, a_: np.ndarray = a_, b_: np.ndarray = b_) -> list[float]:
-            a, b = _wmean(a_, w), _wmean(b_, w)
-            return [a, b, a - b]
-
-        _emit(out, name, "trigger", ["with", "without", "delta"], bootstrap(diff, n, **bs), n)
+        stat = _concentration(prompt_gram(e_on[with_t]), prompt_gram(e_on[without]), collapse=False)
+        _emit(out, "concentration", "trigger", ["with", "without", "delta"], _boot(stat, n, settings), n)
+    for name in ("fidelity", "reference_mean"):
+        if name in series:
+            stat = _paired(series[name]["on"][with_t], series[name]["on"][without])
+            _emit(out, name, "trigger", ["with", "without", "delta"], _boot(stat, n, settings), n)
     return out
 
 

@@ -418,19 +418,19 @@ def run_probe(request: ProbeRequest, store: SampleStore, progress: Progress | No
     )
     from registry.probe.summary import summarize
 
-    progress = progress or NullProgress()
+    sink: Progress = progress or NullProgress()
     notes: list[str] = []
 
     def note(msg: str) -> None:
         notes.append(msg)
-        progress.note(msg)
+        sink.note(msg)
 
     class _P:
         def stage(self, name: str, total: int) -> None:
-            progress.stage(name, total)
+            sink.stage(name, total)
 
         def advance(self, n: int = 1) -> None:
-            progress.advance(n)
+            sink.advance(n)
 
         def note(self, message: str) -> None:
             note(message)
@@ -456,42 +456,51 @@ def run_probe(request: ProbeRequest, store: SampleStore, progress: Progress | No
             raise UsageError("nothing to probe: give an adapter file or a checkpoint")
         adapter_key = "sha256:" + file_sha256(Path(request.adapter))
 
-    # LoRA off: the base alone (cached per base and settings)
+    from registry.probe.generate import free_memory
+
+    # the base; in lora mode the adapter is attached (and proved to take effect) before anything is
+    # generated, then disabled for the LoRA-off grid: PEFT's disabled layers compute the base layer alone
     t = time.perf_counter()
     pipe = _load(request.base, settings)
     timings["load_base"] = time.perf_counter() - t
     off_header = _grid_header(request.base.key, settings, pipe, device, versions)
+    adapter_report = None
+    if request.mode == "lora":
+        assert request.adapter is not None and adapter_key is not None
+        t = time.perf_counter()
+        report = attach_adapter(pipe, Path(request.adapter), scale=settings.lora_scale)
+        for w in report.warnings:
+            note(w)
+        adapter_report = report.as_dict()
+        timings["load_adapter"] = time.perf_counter() - t
+        pipe.disable_lora()
     off_grid = Grid(store, digest(off_header), off_header)
     t = time.perf_counter()
     off, _ = fill_grid(pipe, off_grid, prompts, request.seeds, negative, settings, prog, "off")
     timings["generate_off"] = time.perf_counter() - t
 
-    adapter_report = None
-    t = time.perf_counter()
     if request.mode == "lora":
-        assert request.adapter is not None and adapter_key is not None
-        report = attach_adapter(pipe, Path(request.adapter), scale=settings.lora_scale)
-        for w in report.warnings:
-            note(w)
-        adapter_report = report.as_dict()
+        pipe.enable_lora()
         on_key = f"{request.base.key}+lora:{adapter_key}"
     else:
         assert request.checkpoint is not None
         del pipe
-        from registry.probe.generate import free_memory
-
         free_memory()
+        t = time.perf_counter()
         pipe = _load(request.checkpoint, settings)
+        timings["load_checkpoint"] = time.perf_counter() - t
         on_key = request.checkpoint.key
-    timings["load_target"] = time.perf_counter() - t
     on_header = _grid_header(on_key, settings, pipe, device, versions)
     on_grid = Grid(store, digest(on_header), on_header)
     t = time.perf_counter()
     on, _ = fill_grid(pipe, on_grid, prompts, request.seeds, negative, settings, prog, "on")
     timings["generate_on"] = time.perf_counter() - t
-    del pipe
-    from registry.probe.generate import free_memory
+    if request.mode == "lora":
+        from contextlib import suppress
 
+        with suppress(Exception):  # a caller-owned pipeline is left as it was found
+            pipe.delete_adapters(["probe"])
+    del pipe
     free_memory()
 
     # embeddings, pixel distances, figures

@@ -1,0 +1,95 @@
+"""Section ``probe``: the latest probe of this model (what generation shows), its headline figures with
+95 % intervals, the plain-words summary, and how many runs there are."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from registry.record import Line, Section, table_exists
+
+HEADLINE = [
+    ("concentration", "all", ("off", "on", "collapse"), "Cross-prompt concentration"),
+    ("vendi", "all", ("off", "on", "ratio"), "Vendi diversity"),
+    ("seed_dup_rate", "all", ("off", "on"), "Near-duplicate seed pairs"),
+    ("fidelity", "all", ("off", "on", "delta"), "Prompt fidelity"),
+    ("cond_noise", "all", ("off", "on", "ratio"), "Conditional-noise magnitude"),
+    ("reference_mean", "all", ("off", "on", "delta"), "Reference similarity"),
+    ("concentration", "trigger", ("without", "with", "delta"), "Trigger dependence"),
+]
+
+
+def _iso(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, datetime) else v
+
+
+def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
+    if not table_exists(con, "probe_runs"):
+        return None
+    from registry.probe.record import metrics, runs, sample_path
+
+    rs = runs(con, sha256)
+    if not rs:
+        return None
+    r = rs[0]
+    cfg = r["config"]
+    return {
+        "run_id": r["id"],
+        "n_runs": len(rs),
+        "finished_at": _iso(r["finished_at"]),
+        "mode": r["mode"],
+        "base": {"ref": r["base_ref"], "key": r["base_key"]},
+        "battery": r["battery"],
+        "n_prompts": r["n_prompts"],
+        "seeds": cfg.get("seeds"),
+        "settings": cfg.get("settings"),
+        "scheduler": (cfg.get("scheduler") or {}).get("class"),
+        "embedder": cfg.get("embedder"),
+        "device": r["device"],
+        "versions": r["versions"],
+        "timings": r["timings"],
+        "adapter": r["adapter"],
+        "summary": r["summary"],
+        "skipped": r["skipped"],
+        "notes": r["notes"],
+        "metrics": metrics(con, r["id"]),
+        "sheet": str(sample_path(r["store_root"], r["sheet_sha256"])) if r["sheet_sha256"] else None,
+        "sheet_sha256": r["sheet_sha256"],
+        "event_hash": r["event_hash"],
+    }
+
+
+def _fmt(m: dict[str, Any] | None) -> str:
+    if m is None or m["value"] is None:
+        return "n/a"
+    if m["lo"] is None or m["hi"] is None:
+        return f"{m['value']:.3g}"
+    return f"{m['value']:.3g} [{m['lo']:.3g}, {m['hi']:.3g}]"
+
+
+def render(v: dict[str, Any]) -> list[Line]:
+    s = v.get("settings") or {}
+    dev = v.get("device") or {}
+    size = f"{s.get('width')}×{s.get('height')}" if s.get("width") else "native size"
+    lines: list[Line] = [
+        ("Latest run", f"#{v['run_id']} of {v['n_runs']}, {v['finished_at']}, {v['mode']} against {v['base']['ref']}"),
+        ("Settings", f"{v['battery']}: {v['n_prompts']} prompts × {len(v.get('seeds') or [])} seeds, "
+                     f"{s.get('steps')} steps, guidance {s.get('guidance')}, {v.get('scheduler')}, {size}"),
+        ("Device", f"{dev.get('name')} ({dev.get('device')}), torch {(v.get('versions') or {}).get('torch')}, "
+                   f"diffusers {(v.get('versions') or {}).get('diffusers')}"),
+        ("Embedder", (v.get("embedder") or {}).get("key", "?")),
+    ]
+    by = {(m["name"], m["group"], m["arm"]): m for m in v["metrics"]}
+    for name, group, arms, label in HEADLINE:
+        if not any((name, group, a) in by for a in arms):
+            continue
+        lines.append((label, ", ".join(f"{a} {_fmt(by.get((name, group, a)))}" for a in arms)))
+    if v.get("sheet"):
+        lines.append(("Contact sheet", v["sheet"]))
+    lines.extend(v.get("summary") or [])
+    return lines
+
+
+SECTION = Section("probe", 78, load, render, title="Probe (what generation shows)")
