@@ -132,6 +132,14 @@ def command(ref: str, base: str, base_config: str | None, checkpoint: bool, batt
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ.setdefault(var, "1")
 
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    dlog.set_verbosity_error()  # the probe checks adapter matches itself; diffusers' "no keys" logs are noise
+    dlog.disable_progress_bar()  # loading bars; the probe shows its own
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+
     from registry.errors import UsageError
     from registry.probe.battery import combine, hints_from_training, load_battery, top_tags
     from registry.probe.embed import make_embedder

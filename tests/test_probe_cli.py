@@ -126,7 +126,7 @@ def test_probe_end_to_end(tiny_folder_and_lora: tuple[Path, Path], tmp_path: Pat
     assert texts[3:] == ["ohwx, a portrait photo of a doctor", "ohwx, an old farmer in a field", "ohwx, a red car on a street",
                          "disc, plain background", "ohwx, disc, plain background"]
     names = {(m["name"], m["group"], m["arm"]) for m in probe["metrics"]}
-    assert ("concentration", "all", "collapse") in names and ("concentration", "trigger", "delta") in names
+    assert ("concentration", "all", "collapse") in names and ("concentration", "trigger-dependence", "delta") in names
     code, text, _ = run("show", str(lora))
     assert "Probe (what generation shows)" in text and "Cross-prompt concentration" in text
     code, out, _ = run("query", "SELECT run_id, n_prompts, n_seeds, collapse IS NOT NULL AS c FROM probe_latest", "--format", "json")

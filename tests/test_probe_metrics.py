@@ -194,7 +194,7 @@ def test_trigger_pairs() -> None:
     d.categories = ["people"] * 3 + ["trigger"] * 3
     d.pairs = {3: 0, 4: 1, 5: 2}
     ms = compute_metrics(d, MetricSettings(n_boot=200))
-    delta = find(ms, "concentration", "trigger", "delta")
+    delta = find(ms, "concentration", "trigger-dependence", "delta")
     assert delta is not None and delta.lo is not None and delta.lo > THRESHOLDS["trigger_delta"]
     # the "all" group leaves automatic prompts out
     assert find(ms, "concentration", "all", "on").n == 3  # type: ignore[union-attr]

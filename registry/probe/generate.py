@@ -95,8 +95,19 @@ def device_info(device: str) -> dict[str, Any]:
         info.update(name=p.name, memory_bytes=int(p.total_memory), capability=f"{p.major}.{p.minor}",
                     cuda=torch.version.cuda, driver=None)
     else:
-        info["name"] = platform.processor() or platform.machine()
+        info["name"] = _cpu_name() or platform.processor() or platform.machine()
     return info
+
+
+def _cpu_name() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
 
 
 def library_versions() -> dict[str, str]:

@@ -37,12 +37,15 @@ import numpy as np
 COS_THRESHOLD = 0.90
 PIXEL_THRESHOLD = 0.12
 TILES = 4
+#: the group of trigger-dependence figures (LoRA on, trigger prompts against the same prompts without);
+#: distinct from the category "trigger" of the trigger prompts themselves (on against off)
+TRIGGER_GROUP = "trigger-dependence"
 
 
 @dataclass(frozen=True)
 class Metric:
     name: str  # concentration, collapse, vendi, seed_dup_rate, …
-    group: str  # "all" (the battery), a category, or "trigger"
+    group: str  # "all" (the battery), a category, or "trigger-dependence"
     arm: str  # on, off, delta, ratio (and for trigger dependence: with, without)
     value: float | None
     lo: float | None
@@ -383,11 +386,11 @@ def _trigger_metrics(
     n = len(with_t)
     if n >= 2:
         stat = _concentration(prompt_gram(e_on[with_t]), prompt_gram(e_on[without]), collapse=False)
-        _emit(out, "concentration", "trigger", ["with", "without", "delta"], _boot(stat, n, settings), n)
+        _emit(out, "concentration", TRIGGER_GROUP, ["with", "without", "delta"], _boot(stat, n, settings), n)
     for name in ("fidelity", "reference_mean"):
         if name in series:
             stat = _paired(series[name]["on"][with_t], series[name]["on"][without])
-            _emit(out, name, "trigger", ["with", "without", "delta"], _boot(stat, n, settings), n)
+            _emit(out, name, TRIGGER_GROUP, ["with", "without", "delta"], _boot(stat, n, settings), n)
     return out
 
 

@@ -49,7 +49,8 @@ def clip_tokenizer(pad_token: str = "<|endoftext|>", max_length: int = 77) -> An
     from transformers import CLIPTokenizer
 
     vocab, merges = clip_vocab_and_merges()
-    tok = CLIPTokenizer(vocab=dict(vocab), merges=list(merges), pad_token=pad_token)
+    pairs: Any = list(merges)  # the BPE model takes (left, right) pairs
+    tok = CLIPTokenizer(vocab=dict(vocab), merges=pairs, pad_token=pad_token)
     tok.model_max_length = max_length
     return tok
 
@@ -167,7 +168,8 @@ def build_pipeline(size: str = "tiny", seed: int = 0, device: str | None = None,
             vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(), unet=unet, scheduler=_scheduler(size),
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         )
-    for comp in (unet, vae, text_encoder, text_encoder_2):
+    components: list[Any] = [unet, vae, text_encoder, text_encoder_2]
+    for comp in components:
         if comp is not None:
             comp.eval()
             comp.requires_grad_(False)

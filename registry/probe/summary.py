@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from registry.probe.metrics import Metric
+from registry.probe.metrics import TRIGGER_GROUP, Metric
 
 THRESHOLDS = {
     # collapse = (concentration on − off) / (1 − off): share of the way to "every prompt gives one image"
@@ -79,7 +79,7 @@ def summarize(ms: Sequence[Metric], skipped: dict[str, str] | None = None, mode:
             out.append(f"No measurable concentration across prompts ({figures}).")
         focus = [
             m for m in ms
-            if m.name == "concentration" and m.arm == "collapse" and m.group not in ("all", "trigger", "tags", *CONTROL_CATEGORIES)
+            if m.name == "concentration" and m.arm == "collapse" and m.group not in ("all", "trigger", "tags", TRIGGER_GROUP, *CONTROL_CATEGORIES)
             and _above(m, t["category_collapse"])
         ]
         control = [m for m in ms if m.name == "concentration" and m.arm == "collapse" and m.group in CONTROL_CATEGORIES]
@@ -144,7 +144,7 @@ def summarize(ms: Sequence[Metric], skipped: dict[str, str] | None = None, mode:
             out.append(f"Samples come closer to the reference images with {what} on (mean cosine {_fmt(roff)} off, {_fmt(ron)} on).")
         else:
             out.append(f"Samples do not come closer to the reference images (mean cosine {_fmt(roff)} off, {_fmt(ron)} on).")
-    td = _get(ms, "concentration", "trigger", "delta")
+    td = _get(ms, "concentration", TRIGGER_GROUP, "delta")
     if td is not None and td.value is not None:
         if _above(td, t["trigger_delta"]):
             out.append(f"The effect depends on the trigger words (concentration with − without {_fmt(td)}).")

@@ -17,7 +17,7 @@ HEADLINE = [
     ("fidelity", "all", ("off", "on", "delta"), "Prompt fidelity"),
     ("cond_noise", "all", ("off", "on", "ratio"), "Conditional-noise magnitude"),
     ("reference_mean", "all", ("off", "on", "delta"), "Reference similarity"),
-    ("concentration", "trigger", ("without", "with", "delta"), "Trigger dependence"),
+    ("concentration", "trigger-dependence", ("without", "with", "delta"), "Trigger dependence"),
 ]
 
 
