@@ -171,3 +171,48 @@ def test_resumable_and_deterministic(loras: dict[str, Path], tmp_path: Path) -> 
     ]
     assert sum(r.cached for r in resumed.samples) == 6 + 2  # all 6 off samples, the first on batch
     assert [m.as_dict() for m in resumed.metrics] == [m.as_dict() for m in clean.metrics]
+
+
+def test_checkpoint_mode_swaps_the_whole_model_and_reference_similarity(torch_one_thread: Any, tmp_path: Path) -> None:
+    """A fine-tuned checkpoint is probed against its base by swapping the whole pipeline; with
+    --reference, samples are compared with the reference images."""
+    from registry.probe.embed import PixelEmbedder
+    from registry.probe.generate import GenSettings
+    from registry.probe.metrics import MetricSettings
+    from registry.probe.offline import build_pipeline, shapes_dataset
+    from registry.probe.run import ModelSource, ProbeRequest, run_probe
+    from registry.probe.samples import SampleStore, to_uint8
+
+    ref_dir = tmp_path / "refs"
+    ref_dir.mkdir()
+    store = SampleStore(tmp_path / "store")
+    for i, img in enumerate(to_uint8(shapes_dataset(3, seed=4))):
+        from registry.probe.samples import encode_png
+
+        (ref_dir / f"r{i}.png").write_bytes(encode_png(img))
+    (ref_dir / "notes.txt").write_text("not an image")
+    req = ProbeRequest(
+        base=ModelSource("tiny-sd", "test:tiny-sd@seed0", load=lambda: build_pipeline("tiny", seed=0)),
+        checkpoint=ModelSource("tiny-sd-ft", "test:tiny-sd@seed1", load=lambda: build_pipeline("tiny", seed=1)),
+        battery=_battery(1),
+        seeds=(0, 1),
+        embedder=PixelEmbedder(8),
+        settings=GenSettings(steps=3, guidance=5.0, batch_size=6, device="cpu"),
+        reference_dir=ref_dir,
+        metric_settings=MetricSettings(n_boot=100),
+    )
+    res = run_probe(req, store)
+    assert res.config["mode"] == "checkpoint" and res.adapter is None
+    assert res.config["checkpoint"] == {"ref": "tiny-sd-ft", "key": "test:tiny-sd@seed1"}
+    assert "load_checkpoint" in res.timings and "load_adapter" not in res.timings
+    off = [s.sha256 for s in res.samples if s.arm == "off"]
+    on = [s.sha256 for s in res.samples if s.arm == "on"]
+    assert len(off) == len(on) == 6 and not set(off) & set(on)
+    assert len(res.config["reference"]["images"]) == 3
+    for arm in ("on", "off", "delta"):
+        m = res.metric("reference_mean", "all", arm)
+        assert m is not None and m.value is not None and m.lo is not None
+    assert "reference" not in res.skipped
+    # two random bases differ, but neither concentrates; the wording names the checkpoint
+    assert res.summary[0].startswith("No measurable concentration across prompts")
+    assert any(t.startswith("Samples come closer to the reference images with the checkpoint on") for t in res.summary)
