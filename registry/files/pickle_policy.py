@@ -112,7 +112,8 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
         resource linecache zipfile tarfile gzip bz2 lzma compileall py_compile distutils setuptools pip
         ensurepip venv pydoc pdb bdb trace profile cProfile timeit doctest unittest test idlelib lib2to3
         _osx_support _aix_support _pyrepl uuid platform logging syslog pipes pexpect operator _operator
-        functools yaml jinja2 mako numexpr IPython sympy pandas.io keras tensorflow huggingface_hub fsspec
+        functools _functools _multiprocessing _posixshmem _xxsubinterpreters _interpreters _sitebuiltins
+        _lsprof yaml jinja2 mako numexpr IPython sympy pandas.io keras tensorflow huggingface_hub fsspec
         boto3 botocore paramiko git numpy.f2py numpy.testing numpy.distutils numpy.ctypeslib
         numpy.lib.npyio torch.jit torch._dynamo torch._inductor torch.fx torch.hub torch.package
         torch.utils.cpp_extension torch.utils.collect_env torch.utils.bottleneck torch.utils._config_module

@@ -561,7 +561,10 @@ class _Scanner:
                 factory = BytesIOFactory(self.lim.max_member_bytes + 1)
                 a.extractall(factory=factory)
         except Exception as e:  # noqa: BLE001 - py7zr raises many types; any failure is "unscannable"
-            self.fail(where, f"7z archive cannot be read: {type(e).__name__}: {e}")
+            if type(e).__name__ == "PasswordRequired":
+                self.fail(where, "7z archive is encrypted (password required)")
+            else:
+                self.fail(where, f"7z archive cannot be read: {type(e).__name__}: {str(e)[:200]}")
             return
         for name, product in factory.products.items():
             path = name if where is None else f"{where}!{name}"
