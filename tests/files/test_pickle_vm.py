@@ -36,7 +36,7 @@ def test_matches_pickletools_on_real_pickles() -> None:
         assert w.complete, (proto, w.error)
         expected = []
         ops = list(pickletools.genops(data))
-        for i, (op, arg, pos) in enumerate(ops):
+        for _i, (op, arg, _pos) in enumerate(ops):
             if op.name in ("GLOBAL", "INST"):
                 expected.append(tuple(arg.split(" ", 1)))
             elif op.name == "STACK_GLOBAL":

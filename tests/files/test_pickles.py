@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from registry.files.pickle_vm import Limits
-from registry.files.pickles import PickleScan, scan_bytes, scan_file
+from registry.files.pickles import PickleScan, scan_file
 from tests.pickle_builders import (
     CORPUS_DIR,
     P,
@@ -486,7 +486,7 @@ def test_canary_nothing_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     payloads = canary_payloads(str(canary))
     assert len(payloads) == 10
     files = []
-    for i, (name, data) in enumerate(payloads.items()):
+    for i, (_name, data) in enumerate(payloads.items()):
         files.append(tmp_path / f"p{i}.pkl")
         files[-1].write_bytes(data)
     files.append(tmp_path / "z.pt")

@@ -14,7 +14,16 @@ import pytest
 from registry.files.sniff import extension_mismatch, sniff, sniff_bytes, sniff_file
 from registry.findings import Severity
 from tests.builders import safetensors_bytes
-from tests.pickle_builders import CORPUS_DIR, P, Reduce, legacy_torch_bytes, npy_object_bytes, torch_zip_bytes, zip_bytes, ZipEntry
+from tests.pickle_builders import (
+    CORPUS_DIR,
+    P,
+    Reduce,
+    ZipEntry,
+    legacy_torch_bytes,
+    npy_object_bytes,
+    torch_zip_bytes,
+    zip_bytes,
+)
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> Path:
