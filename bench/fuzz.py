@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,22 +48,24 @@ def main() -> int:
     ]
     failed = False
     print(f"{'target':<34} {'examples':>9} {'seconds':>8} {'slowest ms':>10}")
-    for name, strategy, check in targets:
-        n = 0
-        slowest = 0.0
-        current = check
+    stats = {"n": 0, "slowest": 0.0}
 
+    def make_runner(strategy: st.SearchStrategy[bytes], check: Callable[[bytes], None]) -> Callable[[], None]:
         @seed(args.seed)
         @settings(max_examples=args.examples, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))  # fmt: skip
         @given(strategy)
         def run(raw: bytes) -> None:
-            nonlocal n, slowest
             t = time.perf_counter()
-            current(raw)
-            slowest = max(slowest, time.perf_counter() - t)
-            n += 1
+            check(raw)
+            stats["slowest"] = max(stats["slowest"], time.perf_counter() - t)
+            stats["n"] += 1
 
+        return run  # type: ignore[no-any-return]
+
+    for name, strategy, check in targets:
+        stats.update(n=0, slowest=0.0)
+        run = make_runner(strategy, check)
         t0 = time.perf_counter()
         try:
             run()
@@ -70,7 +73,7 @@ def main() -> int:
             failed = True
             print(f"{name:<34} FAILED: {type(e).__name__}: {str(e)[:300]}")
             continue
-        print(f"{name:<34} {n:>9} {time.perf_counter() - t0:>8.1f} {slowest * 1e3:>10.1f}")
+        print(f"{name:<34} {stats['n']:>9} {time.perf_counter() - t0:>8.1f} {stats['slowest'] * 1e3:>10.1f}")
     print("scanner verdicts on mutated inputs:", dict(sorted(verdicts.items())))
     return 1 if failed else 0
 

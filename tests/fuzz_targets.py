@@ -7,6 +7,7 @@ verdict), and the call ends within a time bound.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle  # writing only
 import struct
@@ -46,10 +47,8 @@ def check_safetensors_header(raw: bytes) -> None:
 def check_read_header(tmp: Path, raw: bytes) -> None:
     p = tmp / "f.safetensors"
     p.write_bytes(raw)
-    try:
+    with contextlib.suppress(SafetensorsError):
         _timed(read_header, p)
-    except SafetensorsError:
-        pass
 
 
 def check_walk(raw: bytes) -> None:
@@ -68,7 +67,7 @@ def check_scan(raw: bytes) -> None:
         for t in r.recovery.tensors:
             if t.readable:
                 info = t.to_tensor_info()
-                assert 0 <= info.offset and info.offset + info.nbytes <= len(raw)
+                assert info.offset >= 0 and info.offset + info.nbytes <= len(raw)
 
 
 @st.composite
