@@ -119,9 +119,9 @@ class GlobalUse:
         return f"{self.module}.{self.name}"
 
     def where(self) -> str:
-        place = f" of {self.member}" if self.member and not self.absolute else ""
-        inside = f" (in {self.member})" if self.member and self.absolute else ""
-        return f"byte {self.offset:,}{place}{inside}"
+        if self.member and not self.absolute:
+            return f"byte {self.offset:,} of member {self.member}"
+        return f"byte {self.offset:,} of the file" + (f", in {self.member}" if self.member else "")
 
     def as_dict(self) -> dict[str, Any]:
         return {

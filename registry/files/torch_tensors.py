@@ -141,6 +141,8 @@ class Recovery:
     problems: list[str] = field(default_factory=list)
     #: the container at the root: dict, OrderedDict, list, module, tensor …
     root: str = ""
+    #: top-level entries of a dict root whose values are plain scalars (``epoch``, ``global_step``, ``name`` …)
+    scalars: dict[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -403,7 +405,7 @@ def recover(
     """Find every tensor in a symbolic pickle value and locate its bytes through ``storages``."""
     r = _Reader(storages, limits)
     r.walk(root)
-    rec = Recovery(problems=r.problems, root=_root_kind(root))
+    rec = Recovery(problems=r.problems, root=_root_kind(root), scalars=_scalars(root))
     sd_paths = [p for p, _ in r.found if p and p[0] == "state_dict"]
     if sd_paths and _is_mapping(root):
         rec.state_dict_key = "state_dict"
@@ -415,6 +417,22 @@ def recover(
     else:
         rec.tensors = [d for _, d in r.found]
     return rec
+
+
+def _scalars(root: Any) -> dict[str, str]:
+    if isinstance(root, PDict):
+        items = root.items
+    elif _is_mapping(root):
+        items = root.items or []
+    else:
+        return {}
+    out: dict[str, str] = {}
+    for k, v in items[:1000]:
+        if isinstance(k, str) and isinstance(v, (str, int, float)) and len(out) < 100:
+            text = str(v)
+            if len(text) <= 4096:
+                out[k] = text
+    return out
 
 
 def _renamed(d: TensorDescriptor, name: str) -> TensorDescriptor:
