@@ -24,13 +24,10 @@ TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 
 
 def corpus_dir() -> Path | None:
-    """The shared corpus (``tests.builders.CORPUS``, or ``$MODELREG_CORPUS`` from a worktree elsewhere)."""
+    """The shared corpus (``tests.builders.CORPUS``, which ``$MODELREG_CORPUS`` overrides), or None."""
     from tests.builders import CORPUS
 
-    if CORPUS.is_dir():
-        return CORPUS
-    env = os.environ.get("MODELREG_CORPUS")
-    return Path(env) if env and Path(env).is_dir() else None
+    return CORPUS if CORPUS.is_dir() else None
 
 
 CORPUS_DIR = corpus_dir()
@@ -434,7 +431,6 @@ class Reduce:
 def canary_payloads(canary: str) -> dict[str, bytes]:
     """Pickles that would create the file ``canary`` if anything ever loaded them."""
     import builtins
-    import os
     import pickle  # writing only
 
     cmd = f"touch {canary}"

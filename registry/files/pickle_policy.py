@@ -137,6 +137,12 @@ DANGEROUS_NAMES: frozenset[tuple[str, str]] = frozenset(
         ("torch.storage", "UntypedStorage.from_file"),
         ("torch._utils", "_import_dotted_name"),
         ("torch._ops", "ops"),
+        ("torch.ops", "load_library"),
+        ("torch.classes", "load_library"),
+        ("torch.hub", "load"),
+        ("ops.aten", "save"),
+        ("ops.aten", "from_file"),
+        ("ops.aten", "_load_for_mobile"),
         ("torch", "ops"),
         ("torch._C", "_load_for_lite_interpreter"),
         ("torch._C", "import_ir_module"),
@@ -244,7 +250,7 @@ def _judge_one(module: str, name: str) -> tuple[Safety, str]:
             if p in DANGEROUS_MODULES or p in _BUILTIN_MODULES:
                 return Safety.DANGEROUS, f"reaches module {p!r} through an attribute chain"
     if parts[-1] in DANGEROUS_LEAVES:
-        return Safety.DANGEROUS, f"{parts[-1]!r} runs code in any module that defines it"
+        return Safety.DANGEROUS, f"{parts[-1]!r} runs code or touches files, whatever module defines it"
     if not module or not name or any(not p.isidentifier() for p in module.split(".") + parts):
         return Safety.SUSPICIOUS, "not a valid dotted Python name"
     return Safety.SUSPICIOUS, "not on the allowlist"

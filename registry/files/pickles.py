@@ -95,6 +95,11 @@ R_TENSORS_PARTIAL = rule(
 
 _PICKLE_NAME = re.compile(r"\.(pkl|pickle|pt|pth|bin|ckpt|joblib|dat|data)$", re.IGNORECASE)
 _PICKLE_MAGIC = tuple(bytes([0x80, p]) for p in range(6))
+#: calls in TorchScript source that reach files, the network or native code
+_TS_CALLS = re.compile(
+    r"\b(torch\.(?:save|load|from_file|hub\.load|ops\.load_library|classes\.load_library)"
+    r"|ops\.aten\.(?:save|from_file|_load_for_mobile)|builtins\.(?:open|eval|exec))\s*\("
+)
 _LEGACY_ROLES = ("magic number", "protocol version", "system info", "object", "storage keys")
 
 
@@ -447,6 +452,7 @@ class _Scanner:
             is_storage = bool(storage_re and storage_re.match(m.name))
             if "/code/" in m.name and kind == "torchscript":
                 self.torchscript_code.append(path)
+                self._torchscript_code(zbuf, m, path, absolute)
                 continue
             head = zipread.member_head(zbuf, m, 64)
             if m.encrypted:
@@ -524,6 +530,24 @@ class _Scanner:
             return zipread.Region(r.buf, r.start, r.end, False)
         return r
 
+    def _torchscript_code(self, zbuf: Any, m: zipread.Member, path: str, absolute: bool) -> None:
+        """TorchScript source runs on ``torch.jit.load``; calls that touch files or load code are dangerous."""
+        try:
+            r = self._member_region(zbuf, m, absolute)
+        except FormatError as e:
+            self.fail(path, str(e))
+            return
+        text = r.head(8 << 20).decode("utf-8", "replace")
+        for hit in _TS_CALLS.finditer(text):
+            module, name = hit.group(1).rsplit(".", 1)
+            safety, reason = _judge(module, name, True)
+            if safety == Safety.SAFE:
+                continue
+            self.globals.append(
+                GlobalUse(module, name, r.start + hit.start() if r.absolute else hit.start(), path, "CODE",
+                          Safety.DANGEROUS, f"TorchScript code calls {module}.{name}: {reason}", r.absolute)  # fmt: skip
+            )
+
     def _hidden_pickle(self, zbuf: Any, m: zipread.Member, path: str, absolute: bool) -> None:
         try:
             r = self._member_region(zbuf, m, absolute)
@@ -538,13 +562,50 @@ class _Scanner:
     def sevenzip(self, reg: zipread.Region, where: str | None, depth: int, fh: Any) -> None:
         try:
             import py7zr
-            from py7zr.io import BytesIOFactory
+            from py7zr.io import Py7zIO, WriterFactory
         except ImportError:
             self.fail(where, "7z archive: py7zr is not installed, so its members cannot be read")
             return
+        keep = self.lim.max_member_bytes
+
+        class Capped(Py7zIO):
+            """Keeps the first ``keep`` bytes of a member and counts the rest."""
+
+            def __init__(self) -> None:
+                self.buf = bytearray()
+                self.total = 0
+
+            def write(self, s: bytes | bytearray) -> int:
+                self.total += len(s)
+                room = keep - len(self.buf)
+                if room > 0:
+                    self.buf += s[:room]
+                return len(s)
+
+            def read(self, size: int | None = None) -> bytes:
+                return bytes(self.buf)
+
+            def seek(self, offset: int, whence: int = 0) -> int:
+                return 0
+
+            def flush(self) -> None:
+                return None
+
+            def size(self) -> int:
+                return self.total
+
+        class Factory(WriterFactory):
+            def __init__(self) -> None:
+                self.products: dict[str, Capped] = {}
+
+            def create(self, filename: str) -> Py7zIO:
+                self.products[filename] = Capped()
+                return self.products[filename]
+
         src = fh if (fh is not None and reg.absolute and reg.start == 0) else io.BytesIO(reg.tobytes())
         src.seek(0)
         budget = max(0, self.lim.max_total_bytes - self.total_bytes)
+        factory = Factory()
         try:
             with py7zr.SevenZipFile(src, mode="r", max_extract_size=budget) as a:
                 if a.needs_password():
@@ -558,7 +619,6 @@ class _Scanner:
                 if declared > budget:
                     self.fail(where, f"7z members total {declared:,} bytes uncompressed (limit {budget:,})")
                     return
-                factory = BytesIOFactory(self.lim.max_member_bytes + 1)
                 a.extractall(factory=factory)
         except Exception as e:  # noqa: BLE001 - py7zr raises many types; any failure is "unscannable"
             if type(e).__name__ == "PasswordRequired":
@@ -569,12 +629,11 @@ class _Scanner:
         for name, product in factory.products.items():
             path = name if where is None else f"{where}!{name}"
             self.members.append(path)
-            product.seek(0)
-            data = product.read()
-            self.total_bytes += len(data)
-            if len(data) > self.lim.max_member_bytes:
-                self.fail(path, f"member is larger than {self.lim.max_member_bytes:,} bytes")
+            self.total_bytes += product.total
+            if product.total > keep:
+                self.fail(path, f"member is larger than {keep:,} bytes and was not read")
                 continue
+            data = bytes(product.buf)
             self.region(zipread.Region(data, 0, len(data), False), path, depth + 1, name_hint=name)
 
     def tar(self, reg: zipread.Region, where: str | None, depth: int, fh: Any) -> None:

@@ -413,6 +413,30 @@ def test_torchscript_archive_is_code(tmp_path: Path) -> None:
     assert "pickle.torchscript" in _rules(r) and r.container["torchscript_code_files"] == 1
 
 
+def test_torchscript_code_that_touches_files_is_dangerous(tmp_path: Path) -> None:
+    code = b"class Model(Module):\n  def forward(self, x):\n    torch.save(x, '/tmp/x')\n    return x\n"
+    data = zip_bytes([
+        ZipEntry("archive/data.pkl", P(2).glob("__torch__", "Model").tuple_n(0).newobj().stop()),
+        ZipEntry("archive/code/__torch__.py", code),
+        ZipEntry("archive/constants.pkl", P(2).tuple_n(0).stop()),
+    ])  # fmt: skip
+    r = _scan(tmp_path, "j.pt", data)
+    assert r.format == "torchscript"
+    _dangerous(r, "torch.save")
+    g = r.deciding[0]
+    assert (g.opcode, g.member) == ("CODE", "archive/code/__torch__.py")
+    assert data[g.offset : g.offset + 10] == b"torch.save"
+
+
+def test_7z_member_too_large_is_unscannable(tmp_path: Path) -> None:
+    py7zr = pytest.importorskip("py7zr")
+    p = tmp_path / "big.7z"
+    with py7zr.SevenZipFile(p, "w") as a:
+        a.writestr(b"\x80\x02" + b"N0" * 300_000 + b"N.", "model.pkl")
+    r = scan_file(p, limits=Limits(max_member_bytes=100_000))
+    assert r.verdict == "unscannable" and "larger than 100,000 bytes" in r.reason
+
+
 # -- unscannable and bounded -----------------------------------------------------------------------------
 
 
