@@ -100,6 +100,10 @@ _TS_CALLS = re.compile(
     r"\b(torch\.(?:save|load|from_file|hub\.load|ops\.load_library|classes\.load_library)"
     r"|ops\.aten\.(?:save|from_file|_load_for_mobile)|builtins\.(?:open|eval|exec))\s*\("
 )
+_CONTAINER_OR_PICKLE = frozenset(
+    {"pickle", "pytorch-legacy", "pytorch-zip", "torchscript", "zip", "npz", "7z", "npy", "gzip", "tar"}
+)
+_HEAD_LIMITS = Limits(max_ops=20_000, max_objects=20_000)
 _LEGACY_ROLES = ("magic number", "protocol version", "system info", "object", "storage keys")
 
 
@@ -454,9 +458,9 @@ class _Scanner:
                 self.torchscript_code.append(path)
                 self._torchscript_code(zbuf, m, path, absolute)
                 continue
-            head = zipread.member_head(zbuf, m, 64)
+            head = zipread.member_head(zbuf, m, 4096)
             if m.encrypted:
-                if head is not None and head.startswith(_PICKLE_MAGIC) and m.stored:
+                if head is not None and head.startswith(_PICKLE_MAGIC):
                     self.evasions.append(f"{path}: marked encrypted but holds a plaintext pickle (zip flag trick)")
                 elif is_storage and m.stored:
                     self.evasions.append(f"{path}: storage member marked encrypted")
@@ -475,23 +479,23 @@ class _Scanner:
                 if head.startswith(_PICKLE_MAGIC):
                     self._hidden_pickle(zbuf, m, path, absolute)
                 continue
-            looks_pickle = head.startswith(_PICKLE_MAGIC) or bool(_PICKLE_NAME.search(m.name))
-            looks_container = head.startswith((b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"\x93NUMPY", b"\x1f\x8b"))
-            if not (looks_pickle or looks_container):
-                continue
+            is_main = m.name == f"{prefix}/data.pkl"
+            sniffed = sniff_head(head, m.file_size).format
+            if not (is_main or sniffed in _CONTAINER_OR_PICKLE or _PICKLE_NAME.search(m.name)):
+                # plain data (byteorder, version, text …): only a pickle prefix that imports something matters
+                if not head or head[0] not in VALID_OPCODES or not walk(head, limits=_HEAD_LIMITS).globals:
+                    continue
             try:
                 r = self._member_region(zbuf, m, absolute)
             except FormatError as e:
                 self.fail(path, str(e))
                 continue
-            if m.stored and not m.encrypted and looks_pickle and m.crc != zlib.crc32(r.tobytes()):
+            if m.stored and not m.encrypted and sniffed == "pickle" and m.crc != zlib.crc32(r.tobytes()):
                 self.evasions.append(f"{path}: CRC-32 does not match the data (strict readers refuse it, torch does not)")
-            if looks_container and not head.startswith(_PICKLE_MAGIC):
-                self.region(r, path, depth + 1, name_hint=m.name)
-                continue
-            if m.name == f"{prefix}/data.pkl" or head.startswith(_PICKLE_MAGIC):
-                ws = self.pickle_sequence(r, path, "data.pkl" if m.name.endswith("data.pkl") else "pickle")
-                if m.name == f"{prefix}/data.pkl" and ws:
+            if is_main:
+                # torch unpickles data.pkl whatever its first bytes look like
+                ws = self.pickle_sequence(r, path, "data.pkl")
+                if ws:
                     main_walk = ws[0]
             else:
                 self.region(r, path, depth + 1, name_hint=m.name)

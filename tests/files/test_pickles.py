@@ -210,6 +210,22 @@ def test_payload_in_a_member_that_is_not_data_pkl(tmp_path: Path) -> None:
     assert len([g for g in r.globals if g.qualname == "posix.system"]) == 2
 
 
+def test_protocol0_pickle_member_with_an_inert_name(tmp_path: Path) -> None:
+    p0 = b"cposix\nsystem\n(S'id'\ntR."
+    data = torch_zip_bytes(ARRAYS, extra_members=[ZipEntry("archive/extra/weights.safetensors", p0),
+                                                   ZipEntry("notes.txt", p0, method=8)])  # fmt: skip
+    r = _scan(tmp_path, "m.pt", data)
+    _dangerous(r, "posix.system")
+    assert {g.member for g in r.deciding} == {"archive/extra/weights.safetensors"}
+    assert len([g for g in r.globals if g.qualname == "posix.system"]) == 2
+
+
+def test_encryption_flag_on_a_deflated_plaintext_pickle(tmp_path: Path) -> None:
+    r = _scan(tmp_path, "m.pt", torch_zip_bytes(ARRAYS, data_pkl=EVIL, pkl_entry={"flags": 1, "method": 8}))
+    _dangerous(r, "posix.system")
+    assert any("plaintext pickle" in e for e in r.evasions)
+
+
 def test_pickle_hidden_in_a_storage_member(tmp_path: Path) -> None:
     arrays = dict(ARRAYS)
     data = torch_zip_bytes(arrays, extra_members=[ZipEntry("archive/data/99", EVIL)])
