@@ -481,10 +481,10 @@ class _Scanner:
                 continue
             is_main = m.name == f"{prefix}/data.pkl"
             sniffed = sniff_head(head, m.file_size).format
-            if not (is_main or sniffed in _CONTAINER_OR_PICKLE or _PICKLE_NAME.search(m.name)):
-                # plain data (byteorder, version, text …): only a pickle prefix that imports something matters
-                if not head or head[0] not in VALID_OPCODES or not walk(head, limits=_HEAD_LIMITS).globals:
-                    continue
+            plain = not (is_main or sniffed in _CONTAINER_OR_PICKLE or _PICKLE_NAME.search(m.name))
+            # plain data (byteorder, version, text …): only a pickle prefix that imports something matters
+            if plain and (not head or head[0] not in VALID_OPCODES or not walk(head, limits=_HEAD_LIMITS).globals):
+                continue
             try:
                 r = self._member_region(zbuf, m, absolute)
             except FormatError as e:
