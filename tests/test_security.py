@@ -192,3 +192,21 @@ def test_corpus_scan(tmp_path: Path, db: Path) -> None:
                    "lora_illust.pt": "safe", "taef2_encoder.pth": "safe"}  # fmt: skip
     assert n["lora_illust.pt"] == 256 and n["taef2_encoder.pth"] == 79
     assert os.path.exists(CORPUS_DIR / "pickles/unsafe_zip_pytorch.pt")
+
+
+def test_pickle_scan_command(tmp_path: Path) -> None:
+    from cli.main import root as cli_main
+
+    (tmp_path / "good.pt").write_bytes(torch_zip_bytes(ARRAYS))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "evil.safetensors").write_bytes(EVIL)
+    res = CliRunner().invoke(cli_main, ["pickle-scan", str(tmp_path), "--format", "json"])
+    assert res.exit_code == 1
+    rows = {Path(r["path"]).name: r for r in json.loads(res.output)}
+    assert rows["good.pt"]["verdict"] == "safe" and rows["good.pt"]["format"] == "pytorch-zip"
+    assert rows["evil.safetensors"]["verdict"] == "dangerous"
+    assert rows["evil.safetensors"]["decided_by"] == "posix.system"
+    res = CliRunner().invoke(cli_main, ["pickle-scan", str(tmp_path / "good.pt")])
+    assert res.exit_code == 0 and res.output.splitlines()[1].startswith("safe ")
+    res = CliRunner().invoke(cli_main, ["pickle-scan", "--globals", "--format", "csv", str(tmp_path / "sub")])
+    assert res.output.splitlines()[1].startswith("dangerous,pickle,") and ",posix.system," in res.output
