@@ -115,7 +115,7 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
         functools _functools _multiprocessing _posixshmem _xxsubinterpreters _interpreters _sitebuiltins
         _lsprof yaml jinja2 mako numexpr IPython sympy pandas.io keras tensorflow huggingface_hub fsspec
         boto3 botocore paramiko git numpy.f2py numpy.testing numpy.distutils numpy.ctypeslib
-        numpy.lib.npyio torch.jit torch._dynamo torch._inductor torch.fx torch.hub torch.package
+        numpy.lib.npyio torch.jit torch._dynamo.guards torch._inductor torch.fx torch.hub torch.package
         torch.utils.cpp_extension torch.utils.collect_env torch.utils.bottleneck torch.utils._config_module
         torch.utils.data.datapipes torch.distributed.rpc torch.testing torch.onnx
         """
@@ -179,6 +179,22 @@ DANGEROUS_NAMES: frozenset[tuple[str, str]] = frozenset(
     ]
 )
 
+#: plain data classes that real checkpoints pickle, inside modules that are otherwise blocked: these are
+#: judged suspicious (not on the allowlist), not dangerous
+SOFTENED: frozenset[tuple[str, str]] = frozenset(
+    [
+        ("uuid", "UUID"),
+        ("uuid", "SafeUUID"),
+        ("logging", "getLogger"),
+        ("logging", "Logger"),
+        ("logging", "RootLogger"),
+        ("logging", "LogRecord"),
+        ("logging", "Formatter"),
+        ("types", "SimpleNamespace"),
+        ("types", "MappingProxyType"),
+    ]
+)
+
 #: builtins that run code, reach attributes or touch files
 DANGEROUS_BUILTINS: frozenset[str] = frozenset(
     _words(
@@ -237,6 +253,8 @@ def _judge_one(module: str, name: str) -> tuple[Safety, str]:
         if len(parts) > 1:
             return Safety.DANGEROUS, "reaches an attribute of a builtin"
         return Safety.SUSPICIOUS, "builtin outside the allowlist"
+    if (module, name) in SOFTENED:
+        return Safety.SUSPICIOUS, "a data class of a blocked module (not on the allowlist)"
     hit = _in_modules(module, DANGEROUS_MODULES)
     if hit is not None:
         what = "is" if hit == module else f"lies under {hit!r}, which is"
@@ -268,4 +286,4 @@ def judge(module: str, name: str, resolved: bool = True) -> tuple[Safety, str]:
     if norm[0] == Safety.SAFE and raw[0] <= Safety.SUSPICIOUS:
         # a protocol-2 pickle spells builtins ``__builtin__``: the unpickler maps it, so judge the mapping
         return norm
-    return max(raw, norm, key=lambda v: v[0])
+    return max(norm, raw, key=lambda v: v[0])
