@@ -11,22 +11,36 @@ from cli._app import echo_err, get_app, severity_option
 
 
 @click.command("scan")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--workers", "-j", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes for hashing and analysis.")
 @click.option("--rehash", is_flag=True, help="Read and analyse every file again, even unchanged ones.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
 @severity_option(help="Exit 1 when this scan records a finding at or above this severity (off by default).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
-def command(paths: tuple[Path, ...], workers: int, rehash: bool, progress: bool | None, fail_on: str | None, quiet: bool) -> None:
+def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool | None, fail_on: str | None, quiet: bool) -> None:
     """Catalog model files (recursively for folders) into the registry.
 
     Unchanged files (same size, mtime and inode as last seen) are not read again. Every file that cannot
     be read, or is not a model, is still recorded with a finding that says why.
+
+    hf://ORG/REPO[@REV][/PATH] catalogs a Hugging Face Hub repository without downloading weights
+    (safetensors headers by range requests; LFS SHA-256 and model-card data from the API).
     """
     from registry.findings import Severity
     from registry.scan import scan
 
     app = get_app()
+    remote = [p for p in paths if p.startswith("hf://")]
+    remote_reached = False
+    if remote:
+        from cli._hubscan import scan_hub
+
+        remote_reached = scan_hub(remote, quiet, fail_on)
+        paths = tuple(p for p in paths if not p.startswith("hf://"))
+        if not paths:
+            if remote_reached:
+                raise click.exceptions.Exit(1)
+            return
     show_bar = sys.stderr.isatty() if progress is None else progress
     bar = None
     if show_bar:
@@ -63,5 +77,5 @@ def command(paths: tuple[Path, ...], workers: int, rehash: bool, progress: bool 
     by = ", ".join(f"{summary.findings[s.label]} {s.label}" for s in reversed(Severity) if s.label in summary.findings)
     parts.append(f"{nf} findings" + (f" ({by})" if by else ""))
     click.echo("scanned: " + ", ".join(parts) + f" in {summary.elapsed:.1f}s")
-    if fail_on is not None and summary.count_at_or_above(Severity.parse(fail_on)):
+    if fail_on is not None and (remote_reached or summary.count_at_or_above(Severity.parse(fail_on))):
         raise click.exceptions.Exit(1)
