@@ -30,6 +30,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--examples", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", help="run only the targets whose name contains this text")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="modelreg-fuzz-"))
     verdicts: Counter[str] = Counter()
@@ -64,6 +65,8 @@ def main() -> int:
         return run  # type: ignore[no-any-return]
 
     for name, strategy, check in targets:
+        if args.only and args.only not in name:
+            continue
         stats.update(n=0, slowest=0.0)
         run = make_runner(strategy, check)
         t0 = time.perf_counter()
@@ -71,7 +74,10 @@ def main() -> int:
             run()
         except Exception as e:  # noqa: BLE001 - report and go on with the other targets
             failed = True
+            inner = getattr(e, "exceptions", None) or [e]
             print(f"{name:<34} FAILED: {type(e).__name__}: {str(e)[:300]}")
+            for sub in inner[:3]:
+                print(f"    caused by {type(sub).__name__}: {str(sub)[:300]}")
             continue
         print(f"{name:<34} {stats['n']:>9} {time.perf_counter() - t0:>8.1f} {stats['slowest'] * 1e3:>10.1f}")
     print("scanner verdicts on mutated inputs:", dict(sorted(verdicts.items())))
