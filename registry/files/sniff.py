@@ -117,6 +117,19 @@ def _zip_kind(names: list[str]) -> str:
     return "zip"
 
 
+def _is_tar_header(head: bytes) -> bool:
+    """A valid tar header block (ustar or the old v7 layout): what ``tarfile`` (and so the legacy
+    ``torch.load`` path) accepts. Checked by the header checksum, not only the ``ustar`` magic."""
+    if len(head) < 512 or head[:1] == b"\0":
+        return False
+    field = head[148:156].replace(b"\0", b" ").strip()
+    if not field or any(c not in b"01234567" for c in field):
+        return False
+    stored = int(field, 8)
+    block = head[:148] + b" " * 8 + head[156:512]
+    return stored in (sum(block), sum(b - 256 if b > 127 else b for b in block))
+
+
 def _is_text(head: bytes) -> bool:
     if not head:
         return False
@@ -160,7 +173,7 @@ def sniff_head(head: bytes, size: int) -> Sniffed:
         return Sniffed("npy", size, {"version": list(head[6:8])})
     if head.startswith(b"\x1f\x8b"):
         return Sniffed("gzip", size)
-    if len(head) >= 262 and head[257:262] == b"ustar":
+    if _is_tar_header(head):
         return Sniffed("tar", size)
     stripped = head.lstrip()[:64].lower()
     if stripped.startswith((b"<!doctype", b"<html", b"<head", b"<body")):

@@ -406,6 +406,36 @@ def test_nested_zip_gzip_and_tar(tmp_path: Path) -> None:
     assert r.deciding[0].member == "pickle" and r.deciding[0].absolute
 
 
+def _v7_tar(members: dict[str, bytes]) -> bytes:
+    """An old-style (pre-POSIX) tar: no 'ustar' magic, still accepted by tarfile and so by torch.load."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for name, payload in members.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(payload)
+            tf.addfile(ti, io.BytesIO(payload))
+    data = bytearray(buf.getvalue())
+    pos = 0
+    for payload in members.values():
+        hdr = data[pos : pos + 512]
+        hdr[257:265] = bytes(8)
+        hdr[148:156] = b" " * 8
+        hdr[148:156] = b"%06o\0 " % sum(hdr)
+        data[pos : pos + 512] = hdr
+        pos += 512 + (len(payload) + 511) // 512 * 512
+    return bytes(data)
+
+
+def test_old_style_tar_without_ustar_magic(tmp_path: Path) -> None:
+    data = _v7_tar({"storages": pickle.dumps(0, protocol=2), "tensors": pickle.dumps(0, protocol=2), "pickle": EVIL})
+    assert data[257:262] != b"ustar"
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        assert tf.getnames() == ["storages", "tensors", "pickle"]
+    r = _scan(tmp_path, "ancient.pt", data)
+    assert r.format == "tar"
+    _dangerous(r, "posix.system")
+
+
 def test_pickle_prefixed_to_a_zip(tmp_path: Path) -> None:
     # torch.load sees no zip magic at byte 0 and unpickles the start of the file
     r = _scan(tmp_path, "m.pt", EVIL + torch_zip_bytes(ARRAYS))
