@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from registry.errors import FormatError, SafetensorsError
 from registry.files.pickle_vm import OPNAMES, Limits, walk
-from registry.files.pickles import VERDICTS, scan_bytes
+from registry.files.pickles import SCANNER_ERROR, VERDICTS, scan_bytes
 from registry.files.safetensors import DTYPE_BITS, parse_header, read_header
 
 #: CPU seconds one input may take (CPU time, so that a busy shared machine does not make the bound flaky)
@@ -61,6 +61,7 @@ def check_walk(raw: bytes) -> None:
 def check_scan(raw: bytes) -> None:
     r = _timed(scan_bytes, raw, "<fuzz>", FUZZ_LIMITS)
     assert r.verdict in VERDICTS
+    assert not any(SCANNER_ERROR in u for u in r.unscannable), r.unscannable
     if r.verdict == "safe":
         assert not r.unscannable and all(g.safety.label == "safe" for g in r.globals)
     if r.recovery is not None:

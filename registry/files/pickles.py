@@ -885,7 +885,7 @@ def scan_file(
             return s.result("empty", time.perf_counter() - t0)
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            fmt = s.region(zipread.Region(mm, 0, size, True), None, 0, fh=fh)
+            fmt = _guarded(s, zipread.Region(mm, 0, size, True), fh)
             res = s.result(fmt, time.perf_counter() - t0)
         finally:
             with contextlib.suppress(BufferError):  # a view escaped: the OS frees the map at exit
@@ -904,5 +904,20 @@ def scan_bytes(
     s = _Scanner(name, limits, recover_tensors)
     if not data:
         return s.result("empty", time.perf_counter() - t0)
-    fmt = s.region(zipread.Region(data, 0, len(data), True), None, 0, fh=io.BytesIO(data))
+    fmt = _guarded(s, zipread.Region(data, 0, len(data), True), io.BytesIO(data))
     return s.result(fmt, time.perf_counter() - t0)
+
+
+#: prefix of the reason recorded when the scanner itself fails (the fuzz run treats it as a bug)
+SCANNER_ERROR = "scanner error"
+
+
+def _guarded(s: _Scanner, reg: zipread.Region, fh: Any) -> str:
+    """Run the scan; an unexpected failure of the scanner is recorded as unscannable, never raised."""
+    try:
+        return s.region(reg, None, 0, fh=fh)
+    except MemoryError:
+        s.fail(None, "ran out of memory while scanning")
+    except Exception as e:  # noqa: BLE001 - bad input must end in a verdict, not a crash of the run
+        s.fail(None, f"{SCANNER_ERROR}: {type(e).__name__}: {e}")
+    return "unknown"
