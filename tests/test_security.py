@@ -210,3 +210,29 @@ def test_pickle_scan_command(tmp_path: Path) -> None:
     assert res.exit_code == 0 and res.output.splitlines()[1].startswith("safe ")
     res = CliRunner().invoke(cli_main, ["pickle-scan", "--globals", "--format", "csv", str(tmp_path / "sub")])
     assert res.output.splitlines()[1].startswith("dangerous,pickle,") and ",posix.system," in res.output
+
+
+def test_pt_lora_gets_the_same_identification_and_statistics_as_safetensors(tmp_path: Path, db: Path) -> None:
+    rng = np.random.default_rng(1)
+    arrays: dict[str, np.ndarray] = {}
+    for i, proj in enumerate(["to_q", "to_k", "to_v"]):
+        base = f"lora_unet_down_blocks_0_attentions_{i % 2}_transformer_blocks_0_attn1_{proj}"
+        arrays[f"{base}.lora_down.weight"] = (rng.standard_normal((4, 320)) * 0.1).astype(np.float16)
+        arrays[f"{base}.lora_up.weight"] = (rng.standard_normal((320, 4)) * 0.01).astype(np.float16)
+        arrays[f"{base}.alpha"] = np.array(4.0, dtype=np.float32)
+    root = tmp_path / "loras"
+    write_safetensors(root / "a.safetensors", arrays)
+    (root / "b.pt").write_bytes(torch_zip_bytes(arrays))
+    (root / "c.ckpt").write_bytes(legacy_torch_bytes(arrays))
+    scan([root], db)
+    with connect(db, read_only=True) as con:
+        ident = con.execute(
+            "SELECT regexp_extract(path, '[^/]+$'), format, n_tensors, kind, adapter_type FROM models ORDER BY 1"
+        ).fetchall()
+        stats = con.execute(
+            "SELECT regexp_extract(m.path, '[^/]+$'), s.n_modules, s.ranks, round(s.total_fro, 9) "
+            "FROM lora_summary s JOIN models m ON m.sha256 = s.blob_sha256 ORDER BY 1"
+        ).fetchall()
+    assert [r[1:3] for r in ident] == [("safetensors", 9), ("pytorch-zip", 9), ("pytorch-legacy", 9)]
+    assert len({r[3:] for r in ident}) == 1 and ident[0][3] is not None
+    assert len(stats) == 3 and stats[0][1:] == stats[1][1:] == stats[2][1:] and stats[0][1] == 3
