@@ -16,9 +16,12 @@ SELECT
     -- weight statistics (issue 4)
     ls.n_modules, ls.total_fro, ls.mean_eff_rank, ls.max_spectral,
     -- declarations (issue 6)
-    d.version AS declaration_version, d.n_contradictions
+    d.version AS declaration_version, d.n_contradictions,
+    -- pickle security (issue 5): NULL for formats that cannot carry code
+    p.verdict AS security_verdict
 FROM blobs b
 LEFT JOIN identity i ON i.blob_sha256 = b.sha256
 LEFT JOIN training_facts t ON t.blob_sha256 = b.sha256
 LEFT JOIN lora_summary ls ON ls.blob_sha256 = b.sha256
-LEFT JOIN model_declarations d ON d.blob_sha256 = b.sha256;
+LEFT JOIN model_declarations d ON d.blob_sha256 = b.sha256
+LEFT JOIN pickle_scans p ON p.blob_sha256 = b.sha256;
