@@ -143,3 +143,30 @@ def text_table(pairs: Sequence[tuple[str, Any]], out: io.TextIOBase | Any = None
     width = max(len(k) for k, _ in pairs)
     for k, v in pairs:
         out.write(f"{k.ljust(width)}  {_cell(v)}\n")
+
+
+def read_registry(app: App | None = None) -> Any:
+    """Open the registry read-only, telling the user on stderr if it has to wait for a writer."""
+    from registry.store.db import connect
+
+    app = app or get_app()
+    return connect(app.registry_path(), read_only=True, on_wait=echo_err)
+
+
+def write_registry(app: App | None = None) -> Any:
+    from registry.store.db import connect
+
+    app = app or get_app()
+    return connect(app.registry_path(), on_wait=echo_err)
+
+
+def severity_option(name: str = "--fail-on", default: str | None = None, help: str = "") -> Any:
+    from registry.findings import Severity
+
+    return click.option(
+        name,
+        "fail_on",
+        type=click.Choice([s.label for s in Severity]),
+        default=default,
+        help=help or "Exit 1 when a finding at or above this severity is recorded.",
+    )

@@ -12,7 +12,11 @@ by earlier analyzers), and writes back:
 * ``ctx.rows[table]``: rows (dicts) for a blob-keyed table created by the analyzer's migration; the
   writer adds the ``blob_sha256`` column and inserts all rows of a table in one Arrow insert;
 * ``ctx.facts[key]``: values for later analyzers (e.g. ``identity`` for statistics);
-* ``ctx.tensors`` / ``ctx.metadata``: a container analyzer (pickles) fills these for non-safetensors files.
+* ``ctx.tensors`` / ``ctx.metadata``: a container analyzer (pickles) fills these for non-safetensors files;
+* ``ctx.facts["handled"] = True``: a container analyzer understood a non-safetensors format (otherwise the
+  scan records "format not yet supported").
+
+Declare the tables an analyzer fills in ``Analyzer.tables`` so that ``scan --rehash`` replaces them.
 
 Analyzers run in worker processes without the registry open; they must not touch the database.
 An exception inside an analyzer becomes an ``analyzer.crashed`` finding; the scan goes on.
@@ -20,9 +24,9 @@ An exception inside an analyzer becomes an ``analyzer.crashed`` finding; the sca
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import mmap
-import os
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,11 +80,9 @@ class FileContext:
 
     def close(self) -> None:
         if self._map is not None:
-            try:
+            # a numpy view may still reference the map; the OS then frees it when the process ends
+            with contextlib.suppress(BufferError):
                 self._map.close()
-            except BufferError:
-                # a numpy view still references the map; the OS frees it when the process ends
-                pass
             self._map = None
         if self._fh is not None:
             self._fh.close()
@@ -95,6 +97,8 @@ class Analyzer:
     run: Callable[[FileContext], None]
     #: bump when the analyzer's output changes, so ``scan --rehash`` can tell old results apart
     version: str = "1"
+    #: blob-keyed tables this analyzer fills (cleared for a blob before ``scan --rehash`` rewrites it)
+    tables: tuple[str, ...] = ()
 
 
 _ANALYZERS: list[Analyzer] | None = None
@@ -142,5 +146,9 @@ def analyzer_versions() -> str:
     return ",".join(f"{a.name}={a.version}" for a in load_analyzers())
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+def derived_tables() -> set[str]:
+    """Every blob-keyed table written by analyzers."""
+    out: set[str] = set()
+    for a in load_analyzers():
+        out.update(a.tables)
+    return out

@@ -77,6 +77,12 @@ def finding(rule_id: str, message: str, severity: Severity | None = None, **evid
     return Finding(rule_id, severity if severity is not None else r.severity, message, dict(evidence))
 
 
+def from_error(rule_id: str, message: str, evidence: dict[str, Any]) -> Finding:
+    """A finding for an error that carries a declared rule id (e.g. a :class:`FormatError`)."""
+    r = RULES.get(rule_id)
+    return Finding(rule_id, r.severity if r else Severity.HIGH, message, dict(evidence))
+
+
 def all_rules() -> list[Rule]:
     """Every rule, after importing every analyzer so that their rules are declared."""
     from registry import analysis

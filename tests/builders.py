@@ -7,6 +7,7 @@ tests can compare against it); ``raw_safetensors`` lets a test write any header,
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +27,8 @@ NP_TO_ST = {
     np.dtype("bool"): "BOOL",
 }
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+#: ../shared/corpus beside the checkout; MODELREG_CORPUS overrides (e.g. for a git worktree elsewhere)
+CORPUS = Path(os.environ.get("MODELREG_CORPUS") or Path(__file__).resolve().parent.parent.parent / "shared" / "corpus")
 
 
 def raw_safetensors(header: Mapping[str, Any] | bytes, data: bytes = b"", header_len: int | None = None) -> bytes:

@@ -208,7 +208,7 @@ def parse_header(raw: bytes, header_len: int, file_size: int) -> SafetensorsHead
         raise SafetensorsError(
             R_HEADER_NOT_OBJECT.id, f"header JSON is a {type(doc).__name__}, not an object"
         )
-    for key, depth in dups:
+    for key, _depth in dups:
         findings.append(
             finding(
                 R_DUPLICATE_KEY.id,

@@ -51,7 +51,9 @@ def _open(path: Path, read_only: bool, timeout: float, on_wait: Callable[[str], 
     delay = 0.02
     while True:
         try:
-            config = {"enable_external_access": "false"} if read_only else {}
+            config: dict[str, str | bool | int | float | list[str]] = (
+                {"enable_external_access": False} if read_only else {}
+            )
             return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as e:
             if not _is_lock_error(e):

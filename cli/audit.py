@@ -1,0 +1,175 @@
+"""modelreg audit [PATH...]: audit downloaded models where users keep them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from cli._app import dumps, echo_err, get_app, render_rows
+
+AUDIT_FORMATS = ("table", "json", "jsonl", "sarif")
+
+
+@click.command("audit")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(AUDIT_FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format (sarif: SARIF 2.1.0 for code-scanning tools).",
+)
+@click.option(
+    "--fail-on",
+    "fail_on",
+    type=click.Choice(["info", "low", "medium", "high", "critical"]),
+    default="high",
+    show_default=True,
+    help="Exit 1 when a finding at or above this severity is reported.",
+)
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings reach --fail-on (errors still exit 2 or 3).")
+@click.option("--workers", "-j", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes for hashing and analysis.")
+@click.option("--rehash", is_flag=True, help="Read and analyse every file again, even unchanged ones.")
+@click.option(
+    "--civitai",
+    is_flag=True,
+    help="Also ask Civitai's by-hash API about each new file (online; recorded with time and URL).",
+)
+@click.option(
+    "--civitai-url",
+    envvar="MODELREG_CIVITAI_URL",
+    default=None,
+    help="Civitai base URL (default https://civitai.com; env MODELREG_CIVITAI_URL).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="MODELREG_CONFIG",
+    default=None,
+    help="modelreg config file with 'roots:' and 'installs:' (default: <user config dir>/modelreg/config.yaml).",
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
+def command(
+    paths: tuple[Path, ...],
+    fmt: str,
+    fail_on: str,
+    exit_zero: bool,
+    workers: int,
+    rehash: bool,
+    civitai: bool,
+    civitai_url: str | None,
+    config_path: Path | None,
+    progress: bool | None,
+) -> None:
+    """Audit model files: find them, scan them into the registry, check them, report every finding.
+
+    Without PATHs, searches the places where users keep models: the Hugging Face cache (HF_HUB_CACHE,
+    HF_HOME), A1111/Forge, ComfyUI (with extra_model_paths.yaml), InvokeAI, Fooocus and SwarmUI folders,
+    and the roots of modelreg's config file; the places searched are listed on stderr.
+
+    Files are scanned incrementally (unchanged files are not read again). Hugging Face cache blobs are
+    verified against their content-hash names, and sidecars (.civitai.info, .cm-info.json) against the
+    computed hashes. The audit never writes to the files it audits.
+
+    Exit codes: 0 no finding at or above --fail-on, 1 findings at or above it, 2 usage error,
+    3 runtime failure.
+    """
+    from registry import __version__
+    from registry.audit import audit
+    from registry.files.layouts import Discovery
+    from registry.findings import Severity, all_rules
+    from registry.sarif import sarif_log
+
+    app = get_app()
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    bar = None
+    if show_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def on_progress(done: int, total: int | None, path: str) -> None:
+        if bar is not None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.set_postfix_str(Path(path).name[-40:], refresh=False)
+            bar.update(done - bar.n)
+
+    def on_places(discovery: Discovery | None, targets: list[tuple[str, Path]]) -> None:
+        if discovery is None:
+            return
+        echo_err("searched:")
+        for p in discovery.searched:
+            mark = "found  " if p.exists else "absent "
+            echo_err(f"  {mark} {p.kind:9} {p.path}  ({p.why})")
+        for where, problem in discovery.problems:
+            echo_err(f"  problem  {where}: {problem}")
+        if not discovery.existing:
+            echo_err("no model places found; pass folders to audit, or list them under 'roots:' in the config file")
+
+    try:
+        report = audit(
+            [str(p) for p in paths] or None,
+            app.registry_path(),
+            config_path=config_path,
+            workers=workers,
+            rehash=rehash,
+            civitai=civitai,
+            civitai_url=civitai_url,
+            progress=on_progress,
+            on_wait=echo_err,
+            on_places=on_places,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+    threshold = Severity.parse(fail_on)
+    reached = report.count_at_or_above(threshold)
+    code = 1 if reached and not exit_zero else 0
+    columns = ["severity", "rule_id", "path", "blob_sha256", "message", "evidence"]
+    if fmt == "sarif":
+        log = sarif_log(
+            report.findings,
+            tool_version=__version__,
+            rules=all_rules(),
+            invocation={"exit_code": code, "arguments": ["audit", *[str(p) for p in paths]]},
+        )
+        click.echo(dumps(log, indent=2))
+    elif fmt in ("json", "jsonl"):
+        render_rows(report.findings, columns, fmt)
+    elif report.findings:
+        render_rows(report.findings, ["severity", "rule_id", "path", "message"], "table", max_width=100)
+    else:
+        click.echo("no findings")
+
+    by = report.by_severity()
+    sev_text = ", ".join(f"{by[s.label]} {s.label}" for s in reversed(Severity) if s.label in by)
+    parts = [
+        f"{report.files} files",
+        f"{report.new_blobs} new",
+        f"{report.unchanged} unchanged",
+    ]
+    if report.hf_files:
+        parts.append(f"{report.hf_files} in the Hugging Face cache")
+    if report.hf_text_files:
+        parts.append(f"{report.hf_text_files} of them text files verified only")
+    if report.companions:
+        parts.append(f"{report.companions} sidecars/previews")
+    if report.other_files:
+        parts.append(f"{report.other_files} other text/empty files not scanned")
+    if report.unreadable:
+        parts.append(f"{report.unreadable} unreadable")
+    if report.civitai_lookups:
+        parts.append(f"{report.civitai_lookups} Civitai lookups")
+    echo_err(
+        "audited: " + ", ".join(parts) + f"; {len(report.findings)} findings"
+        + (f" ({sev_text})" if sev_text else "")
+        + f"; {reached} at or above {fail_on} in {report.elapsed:.1f}s"
+    )
+    if code:
+        raise click.exceptions.Exit(code)

@@ -1,0 +1,81 @@
+"""modelreg scan PATH...: catalog files and folders into the registry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from cli._app import echo_err, get_app, severity_option
+
+
+@click.command("scan")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--workers", "-j", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes for hashing and analysis.")
+@click.option("--rehash", is_flag=True, help="Read and analyse every file again, even unchanged ones.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
+@severity_option(help="Exit 1 when this scan records a finding at or above this severity (off by default).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
+def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool | None, fail_on: str | None, quiet: bool) -> None:
+    """Catalog model files (recursively for folders) into the registry.
+
+    Unchanged files (same size, mtime and inode as last seen) are not read again. Every file that cannot
+    be read, or is not a model, is still recorded with a finding that says why.
+
+    hf://ORG/REPO[@REV][/PATH] catalogs a Hugging Face Hub repository without downloading weights
+    (safetensors headers by range requests; LFS SHA-256 and model-card data from the API).
+    """
+    from registry.findings import Severity
+    from registry.scan import scan
+
+    app = get_app()
+    remote = [p for p in paths if p.startswith("hf://")]
+    remote_reached = False
+    if remote:
+        from cli._hubscan import scan_hub
+
+        remote_reached = scan_hub(remote, quiet, fail_on)
+        paths = tuple(p for p in paths if not p.startswith("hf://"))
+        if not paths:
+            if remote_reached:
+                raise click.exceptions.Exit(1)
+            return
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    bar = None
+    if show_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def on_progress(done: int, total: int | None, path: str) -> None:
+        if bar is not None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.set_postfix_str(Path(path).name[-40:], refresh=False)
+            bar.update(done - bar.n)
+
+    try:
+        summary = scan([str(p) for p in paths], app.registry_path(), workers=workers, rehash=rehash, progress=on_progress, on_wait=echo_err)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not quiet:
+        for rule_id, sev, path, message in summary.finding_list:
+            click.echo(f"{sev.upper():8} {rule_id}  {path}: {message}")
+    parts = [
+        f"{summary.files} files",
+        f"{summary.new_blobs} new",
+        f"{summary.known_blobs} already known",
+        f"{summary.unchanged} unchanged",
+    ]
+    if summary.rehashed:
+        parts.append(f"{summary.rehashed} re-analysed")
+    if summary.unreadable:
+        parts.append(f"{summary.unreadable} unreadable")
+    nf = sum(summary.findings.values())
+    by = ", ".join(f"{summary.findings[s.label]} {s.label}" for s in reversed(Severity) if s.label in summary.findings)
+    parts.append(f"{nf} findings" + (f" ({by})" if by else ""))
+    click.echo("scanned: " + ", ".join(parts) + f" in {summary.elapsed:.1f}s")
+    if fail_on is not None and (remote_reached or summary.count_at_or_above(Severity.parse(fail_on))):
+        raise click.exceptions.Exit(1)

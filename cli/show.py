@@ -1,0 +1,45 @@
+"""modelreg show REF: one model's record."""
+
+from __future__ import annotations
+
+import click
+
+from cli._app import dumps, read_registry
+
+
+@click.command("show")
+@click.argument("ref")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+@click.option("--section", "sections", multiple=True, help="Only these sections (repeatable), e.g. --section file.")
+def command(ref: str, fmt: str, sections: tuple[str, ...]) -> None:
+    """Print one model's record.
+
+    REF is a full or unique-prefix SHA-256, an AutoV2 (10 hex), an AutoV1 or CRC32 (8 hex), an AutoV3 or
+    BLAKE3 prefix (optionally written sha256:…, autov3:…, blake3:…, 0x…), a path, or a file name. An
+    ambiguous REF lists the candidates and exits 2.
+    """
+    from registry.record import build_record, load_sections
+    from registry.store.read import resolve_ref
+
+    with read_registry() as con:
+        sha = resolve_ref(con, ref)
+        record = build_record(con, sha, set(sections) if sections else None)
+    if fmt == "json":
+        click.echo(dumps({"sha256": sha, **record}, indent=2))
+        return
+    titles = {s.name: (s.title or s.name) for s in load_sections()}
+    renderers = {s.name: s.render for s in load_sections()}
+    first = True
+    for name, value in record.items():
+        if not first:
+            click.echo("")
+        first = False
+        click.secho(titles[name], bold=True)
+        lines = renderers[name](value)
+        pairs = [ln for ln in lines if isinstance(ln, tuple)]
+        width = max((len(k) for k, _ in pairs), default=0)
+        for ln in lines:
+            if isinstance(ln, tuple):
+                click.echo(f"  {ln[0].ljust(width)}  {ln[1]}")
+            else:
+                click.echo(f"  {ln}")

@@ -1,0 +1,266 @@
+"""Checking an exhibit, and optionally the model file it describes, without trusting the registry.
+
+Each check is a :class:`Check` with a pass, fail or skip outcome and a sentence saying why. The model
+file is re-hashed here with plain hashlib/blake3 (not with the scan's code) and its header re-read, so
+the confirmation does not rest on the code that produced the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry.errors import UsageError
+from registry.evidence import signing
+from registry.evidence.canonical import canonical_bytes, schema_errors, sha256_hex, tensor_index_digest
+from registry.evidence.exhibit import ENVELOPE_NAME, PDF_NAME, RECORD_NAME
+
+PASS, FAIL, SKIP = "pass", "fail", "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    outcome: str  # pass, fail, skip
+    detail: str
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome == FAIL
+
+
+def _load_json(path: Path) -> tuple[Any, str | None]:
+    try:
+        return json.loads(path.read_bytes()), None
+    except FileNotFoundError:
+        return None, f"{path.name} is missing"
+    except (ValueError, UnicodeDecodeError) as e:
+        return None, f"{path.name} is not valid JSON: {e}"
+
+
+def check_manifest(folder: Path) -> Check:
+    problems = signing.check_manifest(folder)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        return Check("manifest", FAIL, "; ".join(problems[:5]) + more)
+    n = len(signing.parse_manifest((folder / signing.MANIFEST_NAME).read_text(encoding="utf-8")))
+    return Check("manifest", PASS, f"{n} files match their SHA-256 in MANIFEST; no unlisted files")
+
+
+def check_signature(folder: Path, envelope: Mapping[str, Any] | None, public_key: Path | None) -> Check:
+    sig = folder / signing.SIGNATURE_NAME
+    signer = (envelope or {}).get("signer") or {}
+    if not sig.is_file():
+        return Check("signature", FAIL, f"the exhibit is not signed ({signing.SIGNATURE_NAME} is missing)")
+    if signer.get("method") == "sigstore" and public_key is None:
+        return Check(
+            "signature",
+            SKIP,
+            "signed with Sigstore: check it with `model_signing verify sigstore DIR --signature DIR/model.sig "
+            "--identity ID --identity_provider URL` (needs the network)",
+        )
+    shipped = folder / signing.PUBLIC_KEY_NAME
+    key = public_key or (shipped if shipped.is_file() else None)
+    if key is None:
+        return Check("signature", FAIL, f"no public key: pass --key PUB.pem ({signing.PUBLIC_KEY_NAME} is missing)")
+    try:
+        info = signing.public_key_info(key.read_bytes())
+    except OSError as e:
+        raise UsageError(f"cannot read public key {key}: {e.strerror}") from None
+    except UsageError as e:
+        return Check("signature", FAIL, f"{key}: {e}")
+    recorded = signer.get("public_key_sha256")
+    if recorded and recorded != info.fingerprint:
+        return Check(
+            "signature",
+            FAIL,
+            f"the key {key} (fingerprint {info.fingerprint[:16]}…) is not the key the envelope names "
+            f"({str(recorded)[:16]}…)",
+        )
+    try:
+        signing.verify_with_key(folder, key)
+    except Exception as e:  # noqa: BLE001 - any verification error is a failed check
+        return Check("signature", FAIL, f"OpenSSF Model Signing verification failed: {e}")
+    whose = (
+        f"the given key {key}"
+        if public_key is not None
+        else f"the key shipped in the exhibit ({signing.PUBLIC_KEY_NAME}); trust it only if its fingerprint is one you know"
+    )
+    return Check("signature", PASS, f"valid ECDSA {info.curve} signature by {whose}, fingerprint {info.fingerprint}")
+
+
+def check_envelope(envelope: Any, error: str | None, record_raw: bytes | None, record: Any) -> Check:
+    if error:
+        return Check("envelope", FAIL, error)
+    if not isinstance(envelope, Mapping):
+        return Check("envelope", FAIL, f"{ENVELOPE_NAME} is not a JSON object")
+    if record_raw is None:
+        return Check("envelope", FAIL, f"{RECORD_NAME} is missing")
+    actual = sha256_hex(record_raw)
+    if envelope.get("record_sha256") != actual:
+        return Check("envelope", FAIL, f"{RECORD_NAME} has SHA-256 {actual}, the envelope names {envelope.get('record_sha256')}")
+    model_sha = record.get("model", {}).get("sha256") if isinstance(record, Mapping) else None
+    if envelope.get("model_sha256") != model_sha:
+        return Check("envelope", FAIL, f"the envelope names model {envelope.get('model_sha256')}, the record {model_sha}")
+    return Check("envelope", PASS, f"record SHA-256 {actual} as named; issued {envelope.get('created_at')}")
+
+
+def check_record(record_raw: bytes | None, record: Any, error: str | None) -> list[Check]:
+    if error or record_raw is None:
+        return [Check("record schema", FAIL, error or f"{RECORD_NAME} is missing")]
+    errs = schema_errors(record)
+    out = []
+    if errs:
+        shown = "; ".join(f"{p}: {m}" for p, m in errs[:5])
+        out.append(Check("record schema", FAIL, f"{len(errs)} violations: {shown}"))
+    else:
+        out.append(Check("record schema", PASS, "record.json validates against model-record.schema.json (2020-12)"))
+    try:
+        canonical = canonical_bytes(record) == record_raw
+    except Exception as e:  # noqa: BLE001 - e.g. an unsafe integer planted in the record
+        return [*out, Check("record canonical", FAIL, f"cannot canonicalise: {e}")]
+    out.append(
+        Check("record canonical", PASS, "record.json is RFC 8785 canonical JSON")
+        if canonical
+        else Check("record canonical", FAIL, "record.json is not in RFC 8785 canonical form")
+    )
+    return out
+
+
+def check_pdf(folder: Path, record_raw: bytes | None) -> Check:
+    pdf = folder / PDF_NAME
+    if not pdf.is_file():
+        return Check("report attachment", SKIP, f"{PDF_NAME} is not in the exhibit")
+    try:
+        from pypdf import PdfReader
+
+        attachments = PdfReader(str(pdf)).attachments
+        got = attachments.get(RECORD_NAME)
+    except ImportError:
+        return Check("report attachment", SKIP, "pypdf is not installed")
+    except Exception as e:  # noqa: BLE001 - a damaged PDF is a failed check
+        return Check("report attachment", FAIL, f"{PDF_NAME} cannot be read: {type(e).__name__}: {e}")
+    if not got:
+        return Check("report attachment", FAIL, f"{PDF_NAME} carries no {RECORD_NAME}")
+    if record_raw is None or got[0] != record_raw:
+        return Check("report attachment", FAIL, f"the {RECORD_NAME} inside {PDF_NAME} differs from the exhibit's")
+    return Check("report attachment", PASS, f"{PDF_NAME} carries {RECORD_NAME} byte for byte")
+
+
+# -- the model file --------------------------------------------------------------------------------
+
+
+def model_digests(path: Path) -> dict[str, Any]:
+    """SHA-256, BLAKE3 and the safetensors tensor-data SHA-256 (AutoV3) of ``path`` in one read."""
+    import blake3
+
+    sha, b3, data_h = hashlib.sha256(), blake3.blake3(), hashlib.sha256()
+    size = 0
+    start: int | None = None
+    with open(path, "rb") as f:
+        first = f.read(8)
+        if len(first) == 8:
+            n = struct.unpack("<Q", first)[0]
+            start = 8 + n
+        chunk = first
+        while chunk:
+            sha.update(chunk)
+            b3.update(chunk)
+            if start is not None and size + len(chunk) > start:
+                data_h.update(chunk[max(0, start - size) :])
+            size += len(chunk)
+            chunk = f.read(1 << 20)
+    return {
+        "sha256": sha.hexdigest(),
+        "blake3": b3.hexdigest(),
+        "autov3": data_h.hexdigest() if start is not None and start <= size else None,
+        "size": size,
+    }
+
+
+def check_model(path: Path, record: Any) -> list[Check]:
+    if not isinstance(record, Mapping) or not isinstance(record.get("model"), Mapping):
+        return [Check("model hashes", FAIL, "no usable record to compare the model with")]
+    m = record["model"]
+    if not path.is_file():
+        raise UsageError(f"model file {path} does not exist or is not a file")
+    d = model_digests(path)
+    wrong = []
+    if d["size"] != m.get("size"):
+        wrong.append(f"size {d['size']:,} ≠ {m.get('size')}")
+    for k in ("sha256", "blake3", "autov3"):
+        want = (m.get("hashes") or {}).get(k)
+        if want and d[k] != want:
+            wrong.append(f"{k} {d[k]} ≠ {want}")
+    out = [
+        Check("model hashes", FAIL, "; ".join(wrong))
+        if wrong
+        else Check("model hashes", PASS, f"{path.name}: size, SHA-256, BLAKE3 and AutoV3 equal the record's")
+    ]
+    if m.get("format") != "safetensors":
+        out.append(Check("model header", SKIP, f"format {m.get('format')}: no safetensors header to re-read"))
+        return out
+    out.append(_check_header(path, record))
+    return out
+
+
+def _check_header(path: Path, record: Mapping[str, Any]) -> Check:
+    from registry.errors import FormatError
+    from registry.files.safetensors import read_header
+
+    try:
+        h = read_header(path)
+    except (FormatError, OSError) as e:
+        return Check("model header", FAIL, f"the header cannot be read: {e}")
+    m, t = record["model"], record.get("tensors") or {}
+    wrong = []
+    if m.get("header_len") is not None and h.header_len != m["header_len"]:
+        wrong.append(f"header length {h.header_len} ≠ {m['header_len']}")
+    if t.get("count") is not None and len(h.tensors) != t["count"]:
+        wrong.append(f"{len(h.tensors)} tensors ≠ {t['count']}")
+    digest = tensor_index_digest((x.name, x.dtype, x.shape, x.begin, x.end) for x in h.tensors)
+    if t.get("index_sha256") and digest != t["index_sha256"]:
+        wrong.append("tensor names, dtypes, shapes or offsets differ (index digest)")
+    recorded_meta = (record.get("metadata") or {}).get("verbatim")
+    from registry.evidence.canonical import jsonable
+
+    if jsonable(h.raw_metadata) != recorded_meta:
+        wrong.append("embedded metadata differs from the record's verbatim copy")
+    if wrong:
+        return Check("model header", FAIL, "; ".join(wrong))
+    return Check(
+        "model header",
+        PASS,
+        f"header re-read: {len(h.tensors)} tensors, index digest and embedded metadata equal the record's",
+    )
+
+
+def verify_exhibit(folder: Path, model: Path | None = None, public_key: Path | None = None) -> list[Check]:
+    """Every check of the exhibit in ``folder`` (and of ``model`` when given), in a fixed order."""
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not an exhibit folder")
+    if public_key is not None and not public_key.is_file():
+        raise UsageError(f"public key {public_key} does not exist")
+    record_path = folder / RECORD_NAME
+    record_raw = record_path.read_bytes() if record_path.is_file() else None
+    record, rec_error = _load_json(record_path)
+    envelope, env_error = _load_json(folder / ENVELOPE_NAME)
+    checks: list[Check] = [
+        check_manifest(folder),
+        check_signature(folder, envelope if isinstance(envelope, Mapping) else None, public_key),
+        check_envelope(envelope, env_error, record_raw, record),
+        *check_record(record_raw, record, rec_error),
+        check_pdf(folder, record_raw),
+    ]
+    if model is not None:
+        checks += check_model(model, record)
+    return checks
+
+
+def all_passed(checks: Sequence[Check]) -> bool:
+    return not any(c.failed for c in checks)

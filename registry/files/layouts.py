@@ -1,0 +1,430 @@
+"""Folder layouts: where users keep model files, and how model folders are organised.
+
+This module only reads small configuration files (YAML, JSON, ``key: value`` text) and lists directories;
+it never opens a model file and never loads A1111's pickled hash caches (``cache/*/cache.db``).
+
+Sections:
+
+* **Places** (issue 7): :func:`discover_places` lists the conventional places where users keep models
+  (the Hugging Face cache, A1111/Forge, ComfyUI including ``extra_model_paths.yaml``, InvokeAI, Fooocus,
+  SwarmUI, and roots from modelreg's own config file) and says which were searched and which exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# =====================================================================================================
+# Places: where users keep models (issue 7)
+# =====================================================================================================
+
+#: kinds of place, in the order they are reported
+PLACE_KINDS = ("hf-cache", "a1111", "forge", "comfyui", "invokeai", "fooocus", "swarmui", "config")
+
+#: A1111 / Forge model folders, relative to the install root (REFERENCE section 9)
+A1111_MODEL_DIRS = (
+    "models/Stable-diffusion",
+    "models/Lora",
+    "models/LyCORIS",
+    "models/VAE",
+    "models/hypernetworks",
+    "embeddings",
+)
+#: A1111 hash caches: ``cache.json`` is JSON; ``cache/*/cache.db`` holds pickled values (never loaded)
+A1111_CACHE_FILES = ("cache.json", "cache")
+
+#: SwarmUI model folders under its model root (default ``<install>/Models``)
+SWARMUI_MODEL_DIRS = ("Stable-Diffusion", "Lora", "VAE", "Embeddings", "diffusion_models", "clip", "unet")
+
+#: extra_model_paths.yaml keys that are not model folders
+_COMFY_NON_MODEL_KEYS = {"base_path", "is_default", "custom_nodes"}
+#: Fooocus config.txt ``path_*`` keys that are not model folders
+_FOOOCUS_NON_MODEL_KEYS = {"path_outputs", "path_wildcards"}
+
+#: default install folders looked for under the home directory, by kind
+_HOME_INSTALLS: dict[str, tuple[str, ...]] = {
+    "a1111": ("stable-diffusion-webui", "sd-webui", "automatic1111"),
+    "forge": ("stable-diffusion-webui-forge", "sd-webui-forge", "webui_forge"),
+    "comfyui": ("ComfyUI", "comfyui"),
+    "invokeai": ("invokeai",),
+    "fooocus": ("Fooocus", "fooocus"),
+    "swarmui": ("SwarmUI", "swarmui", "StableSwarmUI"),
+}
+
+
+@dataclass(frozen=True)
+class Place:
+    """One conventional place that may hold models.
+
+    ``why`` says how the place was found (``HF_HUB_CACHE``, ``default``, ``extra_model_paths.yaml``, …);
+    ``exists`` is whether it is a directory now. ``kind`` is one of :data:`PLACE_KINDS`.
+    """
+
+    kind: str
+    path: Path
+    why: str
+    exists: bool
+    #: the install root (for UI folders) the place belongs to, if any
+    root: Path | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "path": str(self.path),
+            "why": self.why,
+            "exists": self.exists,
+            "root": str(self.root) if self.root is not None else None,
+        }
+
+
+@dataclass
+class Discovery:
+    """What :func:`discover_places` searched, and problems met on the way (never raised)."""
+
+    places: list[Place] = field(default_factory=list)
+    #: problems reading configuration files: (path, message)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def searched(self) -> list[Place]:
+        return list(self.places)
+
+    @property
+    def existing(self) -> list[Place]:
+        return [p for p in self.places if p.exists]
+
+    def model_roots(self) -> list[Path]:
+        """Existing places, minus those inside another existing place (so nothing is walked twice)."""
+        paths = sorted({p.path for p in self.existing}, key=lambda p: (len(p.parts), str(p)))
+        kept: list[Path] = []
+        for p in paths:
+            if not any(_is_within(p, k) for k in kept):
+                kept.append(p)
+        return kept
+
+
+def _is_within(p: Path, parent: Path) -> bool:
+    try:
+        p.relative_to(parent)
+    except ValueError:
+        return False
+    return True
+
+
+def _expand(text: str, env: Mapping[str, str], home: Path) -> str:
+    """``~`` and ``$VAR`` / ``${VAR}`` / ``%VAR%`` expansion against ``env`` (not the process env)."""
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2) or m.group(3)
+        return env.get(name, m.group(0))
+
+    out = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|%([A-Za-z_][A-Za-z0-9_]*)%", sub, text)
+    if out == "~" or out.startswith("~/"):
+        out = str(home) + out[1:]
+    return out
+
+
+def _isdir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:
+        return False
+
+
+# -- Hugging Face cache --------------------------------------------------------------------------------
+def hf_hub_cache_dir(env: Mapping[str, str] | None = None, home: Path | None = None) -> tuple[Path, str]:
+    """The Hugging Face hub cache and the variable that chose it, with huggingface_hub's precedence:
+    ``HF_HUB_CACHE``, then legacy ``HUGGINGFACE_HUB_CACHE``, then ``$HF_HOME/hub``, then
+    ``$XDG_CACHE_HOME/huggingface/hub``, then ``~/.cache/huggingface/hub``."""
+    env = os.environ if env is None else env
+    home = Path.home() if home is None else home
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if env.get(var):
+            return Path(_expand(env[var], env, home)), var
+    if env.get("HF_HOME"):
+        return Path(_expand(env["HF_HOME"], env, home)) / "hub", "HF_HOME"
+    if env.get("XDG_CACHE_HOME"):
+        return Path(_expand(env["XDG_CACHE_HOME"], env, home)) / "huggingface" / "hub", "XDG_CACHE_HOME"
+    return home / ".cache" / "huggingface" / "hub", "default"
+
+
+# -- ComfyUI -------------------------------------------------------------------------------------------
+def comfyui_extra_paths(
+    yaml_path: Path, env: Mapping[str, str] | None = None, home: Path | None = None
+) -> list[tuple[str, str, Path]]:
+    """Model folders named by a ComfyUI ``extra_model_paths.yaml``: ``(section, folder_key, path)``.
+
+    Each top-level section may have ``base_path`` (``~`` and variables expanded; a relative one is taken
+    relative to the YAML file's folder) and folder keys whose value is one path or several, one per line
+    (a YAML block scalar). A relative folder path is joined to ``base_path``, or to the YAML file's folder
+    when there is none. Raises ``ValueError`` with a clear message when the file is not such a mapping.
+    """
+    env = os.environ if env is None else env
+    home = Path.home() if home is None else home
+    try:
+        doc = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{yaml_path}: not valid YAML: {e}") from None
+    if doc is None:
+        return []
+    if not isinstance(doc, dict):
+        raise ValueError(f"{yaml_path}: expected a mapping of sections, found {type(doc).__name__}")
+    here = yaml_path.parent
+    out: list[tuple[str, str, Path]] = []
+    for section, conf in doc.items():
+        if not isinstance(conf, dict):
+            continue
+        base: Path | None = None
+        if conf.get("base_path"):
+            base = Path(_expand(str(conf["base_path"]), env, home))
+            if not base.is_absolute():
+                base = here / base
+        for key, value in conf.items():
+            if key in _COMFY_NON_MODEL_KEYS or value is None or isinstance(value, bool | dict | list):
+                continue
+            for line in str(value).split("\n"):
+                line = line.strip()
+                if not line:
+                    continue
+                p = Path(_expand(line, env, home))
+                if not p.is_absolute():
+                    p = (base if base is not None else here) / p
+                out.append((str(section), str(key), Path(os.path.normpath(p))))
+    return out
+
+
+# -- Fooocus -------------------------------------------------------------------------------------------
+def fooocus_model_paths(config_txt: Path) -> list[tuple[str, Path]]:
+    """Model folders named in Fooocus's ``config.txt`` (JSON): every ``path_*`` key except outputs and
+    wildcards; values are a path or a list of paths; relative paths are relative to the install root."""
+    try:
+        doc = json.loads(config_txt.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{config_txt}: not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{config_txt}: expected a JSON object")
+    root = config_txt.parent
+    out: list[tuple[str, Path]] = []
+    for key, value in doc.items():
+        if not key.startswith("path_") or key in _FOOOCUS_NON_MODEL_KEYS:
+            continue
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, str) and v.strip():
+                p = Path(os.path.expanduser(v.strip()))
+                out.append((key, Path(os.path.normpath(p if p.is_absolute() else root / p))))
+    return out
+
+
+# -- InvokeAI ------------------------------------------------------------------------------------------
+def invokeai_models_dir(root: Path) -> tuple[Path, str]:
+    """InvokeAI's models folder: ``models_dir`` from ``invokeai.yaml`` if set, else ``<root>/models``."""
+    cfg = root / "invokeai.yaml"
+    if cfg.is_file():
+        try:
+            doc = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ValueError(f"{cfg}: not valid YAML: {e}") from None
+        if isinstance(doc, dict):
+            value = doc.get("models_dir")
+            if value is None and isinstance(doc.get("InvokeAI"), dict):  # 3.x nested layout
+                paths = doc["InvokeAI"].get("Paths") or {}
+                value = paths.get("models_dir") if isinstance(paths, dict) else None
+            if isinstance(value, str) and value.strip():
+                p = Path(os.path.expanduser(value.strip()))
+                return (p if p.is_absolute() else root / p), "invokeai.yaml models_dir"
+    return root / "models", "default"
+
+
+# -- SwarmUI -------------------------------------------------------------------------------------------
+def swarmui_model_roots(root: Path) -> list[tuple[Path, str]]:
+    """SwarmUI's model roots: ``ModelRoot`` in ``Data/Settings.fds`` (indented ``key: value`` lines; several
+    roots are separated by ``;``), else ``<root>/Models``."""
+    settings = root / "Data" / "Settings.fds"
+    if settings.is_file():
+        for line in settings.read_text(encoding="utf-8", errors="replace").splitlines():
+            stripped = line.strip()
+            if stripped.startswith("ModelRoot:"):
+                value = stripped[len("ModelRoot:") :].strip()
+                parts = [v.strip() for v in value.split(";") if v.strip()]
+                out = []
+                for v in parts:
+                    p = Path(os.path.expanduser(v))
+                    out.append((p if p.is_absolute() else root / p, "Settings.fds ModelRoot"))
+                if out:
+                    return out
+    return [(root / "Models", "default")]
+
+
+# -- modelreg's own config -----------------------------------------------------------------------------
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$MODELREG_CONFIG``, else ``<user config dir>/modelreg/config.yaml`` (platformdirs)."""
+    env = os.environ if env is None else env
+    if env.get("MODELREG_CONFIG"):
+        return Path(env["MODELREG_CONFIG"])
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("modelreg", appauthor=False)) / "config.yaml"
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """modelreg's config file (YAML mapping). Keys used here: ``roots`` (model folders to audit) and
+    ``installs`` (UI install folders whose kind is recognised by :func:`detect_install`)."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {e}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a mapping with keys such as 'roots:'")
+    for key in ("roots", "installs"):
+        value = doc.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"{path}: '{key}:' must be a list of paths")
+    return doc
+
+
+def detect_install(root: Path) -> str | None:
+    """Recognise a UI install folder by its marker files; returns a kind or None."""
+    if not _isdir(root):
+        return None
+    if (root / "webui.py").is_file() or _isdir(root / "models" / "Stable-diffusion"):
+        return "forge" if _isdir(root / "modules_forge") else "a1111"
+    if (root / "comfy").is_dir() or (root / "extra_model_paths.yaml").is_file() or (
+        root / "extra_model_paths.yaml.example"
+    ).is_file():
+        return "comfyui"
+    if (root / "invokeai.yaml").is_file() or (root / "databases" / "invokeai.db").is_file():
+        return "invokeai"
+    if (root / "config.txt").is_file() and (root / "entry_with_update.py").is_file():
+        return "fooocus"
+    if (root / "Data" / "Settings.fds").is_file() or (
+        (root / "launch-linux.sh").is_file() and _isdir(root / "Models")
+    ):
+        return "swarmui"
+    if (root / "entry_with_update.py").is_file():
+        return "fooocus"
+    return None
+
+
+# -- per-install places --------------------------------------------------------------------------------
+def install_places(kind: str, root: Path, why: str, discovery: Discovery, env: Mapping[str, str], home: Path) -> None:
+    """Add the model folders of one UI install (of ``kind``) to ``discovery``."""
+
+    def add(path: Path, reason: str) -> None:
+        discovery.places.append(Place(kind, path, reason, _isdir(path), root))
+
+    if kind in ("a1111", "forge"):
+        for rel in A1111_MODEL_DIRS:
+            add(root / rel, why)
+    elif kind == "comfyui":
+        add(root / "models", why)
+        extra = root / "extra_model_paths.yaml"
+        if extra.is_file():
+            try:
+                for section, key, p in comfyui_extra_paths(extra, env, home):
+                    add(p, f"extra_model_paths.yaml [{section}] {key}")
+            except (OSError, ValueError) as e:
+                discovery.problems.append((str(extra), str(e)))
+    elif kind == "invokeai":
+        try:
+            models, reason = invokeai_models_dir(root)
+        except (OSError, ValueError) as e:
+            discovery.problems.append((str(root / "invokeai.yaml"), str(e)))
+            models, reason = root / "models", "default"
+        add(models, f"{why}; {reason}")
+    elif kind == "fooocus":
+        cfg = root / "config.txt"
+        paths: list[tuple[str, Path]] = []
+        if cfg.is_file():
+            try:
+                paths = fooocus_model_paths(cfg)
+            except (OSError, ValueError) as e:
+                discovery.problems.append((str(cfg), str(e)))
+        if paths:
+            for key, p in paths:
+                add(p, f"config.txt {key}")
+        else:
+            add(root / "models", why)
+    elif kind == "swarmui":
+        try:
+            roots = swarmui_model_roots(root)
+        except OSError as e:
+            discovery.problems.append((str(root / "Data" / "Settings.fds"), str(e)))
+            roots = [(root / "Models", "default")]
+        for mroot, reason in roots:
+            add(mroot, f"{why}; {reason}")
+
+
+def _install_candidates(env: Mapping[str, str], home: Path) -> Iterable[tuple[str, Path, str]]:
+    if env.get("INVOKEAI_ROOT"):
+        yield "invokeai", Path(_expand(env["INVOKEAI_ROOT"], env, home)), "INVOKEAI_ROOT"
+    for kind, names in _HOME_INSTALLS.items():
+        for name in names:
+            yield kind, home / name, "default"
+
+
+def discover_places(
+    env: Mapping[str, str] | None = None,
+    home: Path | None = None,
+    config_path: Path | None = None,
+) -> Discovery:
+    """Every conventional place where models may be kept, each marked as existing or not.
+
+    Looks at the Hugging Face cache, UI installs under the home directory (A1111, Forge, ComfyUI with its
+    ``extra_model_paths.yaml``, InvokeAI at ``$INVOKEAI_ROOT`` or ``~/invokeai``, Fooocus with its
+    ``config.txt``, SwarmUI with its ``Data/Settings.fds``), and the ``roots:`` and ``installs:`` of
+    modelreg's config file. Reads configuration files only; a broken one is recorded in ``problems``.
+    """
+    env = os.environ if env is None else env
+    home = Path.home() if home is None else home
+    d = Discovery()
+
+    hub, var = hf_hub_cache_dir(env, home)
+    d.places.append(Place("hf-cache", hub, var, _isdir(hub)))
+
+    seen_installs: set[Path] = set()
+    for kind, root, why in _install_candidates(env, home):
+        if root in seen_installs:
+            continue
+        # an install folder that is not there is still "searched": report its main model folder
+        if not _isdir(root):
+            main = {"a1111": "models/Stable-diffusion", "forge": "models/Stable-diffusion", "swarmui": "Models"}
+            d.places.append(Place(kind, root / main.get(kind, "models"), why, False, root))
+            continue
+        seen_installs.add(root)
+        install_places(detect_install(root) or kind, root, why, d, env, home)
+
+    cfg = config_path if config_path is not None else default_config_path(env)
+    if cfg.is_file():
+        try:
+            doc = read_config(cfg)
+        except (OSError, ValueError) as e:
+            d.problems.append((str(cfg), str(e)))
+            doc = {}
+        for value in doc.get("roots") or []:
+            p = Path(_expand(value, env, home))
+            if not p.is_absolute():
+                p = cfg.parent / p
+            d.places.append(Place("config", p, f"{cfg.name} roots", _isdir(p)))
+        for value in doc.get("installs") or []:
+            root = Path(_expand(value, env, home))
+            if not root.is_absolute():
+                root = cfg.parent / root
+            if root in seen_installs:
+                continue
+            seen_installs.add(root)
+            detected = detect_install(root)
+            if detected is None:
+                d.places.append(Place("config", root, f"{cfg.name} installs (kind not recognised)", _isdir(root)))
+            else:
+                install_places(detected, root, f"{cfg.name} installs", d, env, home)
+    return d

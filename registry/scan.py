@@ -1,0 +1,471 @@
+"""The scan pipeline: discover → sniff → hash (one pass) → header → analyzers → write.
+
+Workers (processes when ``workers > 1``) do everything up to "write" without the registry open; the main
+process collects results and commits them in batches of whole files (about one per second), opening the
+registry only for each commit so that other commands can get in between.
+
+Nothing is dropped silently: an unreadable path, a special file or a broken link becomes a recorded
+finding, and a file whose format modelreg cannot read yet is recorded with its hashes and a
+"format not yet supported" finding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import stat as statmod
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from registry.analysis import FileContext, analyzer_versions, derived_tables, load_analyzers, run_analyzers
+from registry.errors import RegistryError, SafetensorsError
+from registry.files import safetensors as st
+from registry.files.sniff import SNIFF_BYTES, sniff_bytes
+from registry.findings import Finding, Severity, finding, from_error, rule
+from registry.hashing import hash_file
+from registry.store.db import connect
+from registry.store.write import BlobRecord, FileWrite, SightingRecord, TensorRows, write_batch
+
+R_UNREADABLE = rule("file.unreadable", Severity.MEDIUM, "The file could not be read")
+R_BROKEN_LINK = rule("file.broken-symlink", Severity.LOW, "A symbolic link points to nothing")
+R_LINK_LOOP = rule("file.symlink-loop", Severity.LOW, "Symbolic links form a loop")
+R_NOT_REGULAR = rule("file.not-regular", Severity.LOW, "Not a regular file (FIFO, device or socket); not opened")
+R_EMPTY = rule("file.empty", Severity.MEDIUM, "The file is empty")
+R_LFS = rule(
+    "file.git-lfs-pointer", Severity.HIGH, "A Git LFS pointer, not the model (the download did not fetch the weights)"
+)
+R_HTML = rule("file.html-page", Severity.HIGH, "A saved web page or error page, not a model")
+R_UNSUPPORTED = rule(
+    "format.unsupported", Severity.LOW, "Format not yet supported: recorded with its hashes only"
+)
+R_UNSUPPORTED_CODE = rule(
+    "format.unsupported-code",
+    Severity.MEDIUM,
+    "A format that can carry code was not scanned; treat it as unsafe to load",
+)
+R_CHANGED = rule("file.changed-during-scan", Severity.LOW, "The file changed while it was being read")
+
+_CODE_FORMATS = {"pickle", "zip", "7z", "pytorch-zip", "pytorch-legacy", "torchscript", "npy", "npz"}
+_FORMAT_WORDS = {
+    "pickle": "a raw Python pickle",
+    "zip": "a zip archive (PyTorch checkpoints are zips of pickles)",
+    "7z": "a 7z archive",
+    "gguf": "a GGUF file",
+    "npy": "a numpy array file",
+    "unknown": "an unrecognised format",
+}
+
+
+@dataclass
+class ScanItem:
+    """A discovered path, with its lstat/stat or the finding that stops it."""
+
+    path: str
+    st: os.stat_result | None = None
+    problem: Finding | None = None
+
+
+@dataclass
+class ScanSummary:
+    files: int = 0
+    new_blobs: int = 0
+    known_blobs: int = 0
+    unchanged: int = 0
+    rehashed: int = 0
+    unreadable: int = 0
+    findings: dict[str, int] = field(default_factory=dict)
+    #: (rule_id, severity, path, message) for every finding recorded in this scan
+    finding_list: list[tuple[str, str, str, str]] = field(default_factory=list)
+    #: sha256 per scanned path (unchanged files included)
+    shas: dict[str, str] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    @property
+    def max_severity(self) -> Severity | None:
+        ranks = [Severity.parse(s) for s in self.findings]
+        return max(ranks) if ranks else None
+
+    def count_at_or_above(self, sev: Severity) -> int:
+        return sum(n for s, n in self.findings.items() if Severity.parse(s) >= sev)
+
+
+def discover(paths: Iterable[str | os.PathLike[str]]) -> Iterator[ScanItem]:
+    """Walk files and folders recursively. Directory symlinks are followed once (loops reported)."""
+    for raw in paths:
+        p = os.path.abspath(os.fspath(raw))
+        yield from _discover_one(p, set())
+
+
+def _discover_one(p: str, seen_dirs: set[tuple[int, int]]) -> Iterator[ScanItem]:
+    try:
+        lst = os.lstat(p)
+    except FileNotFoundError:
+        yield ScanItem(p, None, finding(R_UNREADABLE.id, f"{p}: no such file or directory", error="ENOENT"))
+        return
+    except OSError as e:
+        yield ScanItem(p, None, finding(R_UNREADABLE.id, f"{p}: {e.strerror}", error=e.errno))
+        return
+    st_: os.stat_result = lst
+    if statmod.S_ISLNK(lst.st_mode):
+        try:
+            st_ = os.stat(p)
+        except FileNotFoundError:
+            target = _readlink(p)
+            yield ScanItem(p, None, finding(R_BROKEN_LINK.id, f"{p} is a symbolic link to {target}, which does not exist", target=target))
+            return
+        except OSError as e:
+            if e.errno == 40:  # ELOOP
+                yield ScanItem(p, None, finding(R_LINK_LOOP.id, f"{p}: symbolic links loop back on themselves", target=_readlink(p)))
+            else:
+                yield ScanItem(p, None, finding(R_UNREADABLE.id, f"{p}: {e.strerror}", error=e.errno))
+            return
+    if statmod.S_ISDIR(st_.st_mode):
+        key = (st_.st_dev, st_.st_ino)
+        if key in seen_dirs:
+            yield ScanItem(p, None, finding(R_LINK_LOOP.id, f"{p} leads back to a folder already being scanned (symlink loop)"))
+            return
+        seen_dirs = seen_dirs | {key}
+        try:
+            with os.scandir(p) as it:
+                names = sorted(e.name for e in it)
+        except OSError as e:
+            yield ScanItem(p, None, finding(R_UNREADABLE.id, f"{p}: cannot list folder: {e.strerror}", error=e.errno))
+            return
+        for name in names:
+            yield from _discover_one(os.path.join(p, name), seen_dirs)
+        return
+    if not statmod.S_ISREG(st_.st_mode):
+        kind = (
+            "a FIFO" if statmod.S_ISFIFO(st_.st_mode)
+            else "a device" if statmod.S_ISCHR(st_.st_mode) or statmod.S_ISBLK(st_.st_mode)
+            else "a socket" if statmod.S_ISSOCK(st_.st_mode)
+            else "not a regular file"
+        )
+        yield ScanItem(p, None, finding(R_NOT_REGULAR.id, f"{p} is {kind}; not opened", kind=kind))
+        return
+    yield ScanItem(p, st_)
+
+
+def _readlink(p: str) -> str:
+    try:
+        return os.readlink(p)
+    except OSError:
+        return "?"
+
+
+def _i64(x: int) -> int:
+    return x - (1 << 64) if x >= (1 << 63) else x
+
+
+# ---------------------------------------------------------------------------------------------
+# worker side
+
+
+@dataclass
+class Analysed:
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+    blob: BlobRecord | None
+    sha256: str | None
+    path_findings: list[Finding]
+    error: str | None = None
+
+
+_KNOWN: set[str] = set()
+
+
+def _init_worker(known: set[str]) -> None:
+    global _KNOWN
+    _KNOWN = known
+    load_analyzers()
+
+
+def analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, rehash: bool = False) -> Analysed:
+    """Everything a worker does for one regular file. Never raises for bad content."""
+    out = Analysed(path, size, mtime_ns, _i64(inode), _i64(device), None, None, [])
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+            size = os.fstat(fh.fileno()).st_size
+            out.size = size
+            fmt = sniff_bytes(head, size)
+            if fmt == "unknown" and path.lower().endswith((".safetensors", ".sft")):
+                fmt = "safetensors"  # named so and unrecognisable: the parser says precisely what is wrong
+            header: st.SafetensorsHeader | None = None
+            content_findings: list[Finding] = []
+            data_start: int | None = None
+            if fmt == "safetensors":
+                try:
+                    n, raw = st.read_header_bytes(fh, size)
+                    data_start = 8 + n
+                    header = st.parse_header(raw, n, size)
+                    content_findings.extend(header.findings)
+                except SafetensorsError as e:
+                    content_findings.append(from_error(e.rule_id, str(e), e.evidence))
+                    if e.rule_id not in (st.R_TOO_SHORT.id, st.R_HEADER_TOO_LARGE.id, st.R_HEADER_BEYOND_EOF.id):
+                        data_start = 8 + int.from_bytes(head[:8], "little")
+    except PermissionError:
+        out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: permission denied", error="EACCES"))
+        return out
+    except OSError as e:
+        out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e.strerror or e}", error=e.errno))
+        return out
+    try:
+        h = hash_file(path, data_start)
+    except (OSError, RegistryError) as e:
+        out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e}"))
+        return out
+    out.sha256 = h.sha256
+    if h.sha256 in _KNOWN and not rehash:
+        return out  # content already registered: a new sighting only
+    if fmt == "empty":
+        content_findings.append(finding(R_EMPTY.id, "the file is empty (0 bytes)"))
+    elif fmt == "git-lfs-pointer":
+        oid = _lfs_oid(head)
+        content_findings.append(
+            finding(
+                R_LFS.id,
+                "this is a Git LFS pointer file, not the model: the weights were never downloaded "
+                "(run `git lfs pull`, or download the file itself)"
+                + (f"; it points to sha256 {oid}" if oid else ""),
+                oid=oid,
+            )
+        )
+    elif fmt == "html":
+        content_findings.append(
+            finding(R_HTML.id, "this is a saved web page (HTML), not a model: the download probably failed or needed a login")
+        )
+    hashes = h.as_dict()
+    ctx = FileContext(Path(path), size, fmt, hashes, header=header)
+    ctx.findings.extend(content_findings)
+    if header is not None:
+        ctx.tensors = list(header.tensors)
+        ctx.metadata = dict(header.metadata or {})
+    try:
+        run_analyzers(ctx)
+    finally:
+        ctx.close()
+    if fmt not in ("safetensors", "empty", "git-lfs-pointer", "html") and not ctx.facts.get("handled"):
+        words = _FORMAT_WORDS.get(fmt, f"format {fmt!r}")
+        if fmt in _CODE_FORMATS:
+            ctx.findings.append(
+                finding(R_UNSUPPORTED_CODE.id, f"format not yet supported: {words}; it was not scanned for code, so do not load it", format=fmt)
+            )
+        else:
+            ctx.findings.append(finding(R_UNSUPPORTED.id, f"format not yet supported: {words}; recorded with its hashes only", format=fmt))
+    tensors = TensorRows()
+    is_st = header is not None
+    for t in ctx.tensors:
+        tensors.name.append(t.name)
+        tensors.dtype.append(t.dtype)
+        tensors.shape.append(list(t.shape))
+        tensors.data_begin.append(t.begin if is_st else None)
+        tensors.data_end.append(t.end if is_st else None)
+        tensors.file_offset.append(t.offset)
+        tensors.nbytes.append(t.nbytes)
+    meta_json = None
+    if header is not None and "__metadata__" in _raw_keys(header):
+        meta_json = json.dumps(header.raw_metadata, ensure_ascii=False)
+    elif ctx.metadata:
+        meta_json = json.dumps(ctx.metadata, ensure_ascii=False)
+    out.blob = BlobRecord(
+        sha256=h.sha256,
+        size=size,
+        hashes=hashes,
+        format=fmt,
+        header_len=header.header_len if header is not None else (data_start - 8 if data_start else None),
+        n_tensors=len(ctx.tensors) if (header is not None or ctx.tensors) else None,
+        metadata_json=meta_json,
+        analyzers=analyzer_versions(),
+        tensors=tensors,
+        findings=ctx.findings,
+        rows=ctx.rows,
+    )
+    return out
+
+
+def _raw_keys(header: st.SafetensorsHeader) -> set[str]:
+    return {"__metadata__"} if header.raw_metadata is not None or header.metadata is not None else set()
+
+
+def _lfs_oid(head: bytes) -> str | None:
+    for line in head.decode("utf-8", "replace").splitlines():
+        if line.startswith("oid sha256:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# driver
+
+
+@dataclass(frozen=True)
+class PathState:
+    size: int
+    mtime_ns: int
+    inode: int | None
+    sha256: str
+
+
+def load_index(db_path: Path, host: str, on_wait: Callable[[str], None] | None = None) -> tuple[dict[str, PathState], set[str], set[tuple[str, str]]]:
+    """Latest sighting per path on this host, the registered blobs, and recorded path-only findings."""
+    with connect(db_path, read_only=True, on_wait=on_wait) as con:
+        states = {
+            r[0]: PathState(r[1], r[2], r[3], r[4])
+            for r in con.execute(
+                "SELECT path, size, mtime_ns, inode, blob_sha256 FROM latest_sightings WHERE host = ?", [host]
+            ).fetchall()
+        }
+        known = {r[0] for r in con.execute("SELECT sha256 FROM blobs").fetchall()}
+        path_findings = {
+            (r[0], r[1])
+            for r in con.execute(
+                "SELECT path, message FROM findings WHERE blob_sha256 IS NULL AND host = ?", [host]
+            ).fetchall()
+        }
+    return states, known, path_findings
+
+
+ProgressFn = Callable[[int, int | None, str], None]
+
+
+def scan(
+    paths: Iterable[str | os.PathLike[str]],
+    db_path: Path,
+    *,
+    workers: int = 1,
+    rehash: bool = False,
+    source: str = "scan",
+    provenance: Callable[[str], dict[str, Any] | None] | None = None,
+    progress: ProgressFn | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    batch_seconds: float = 1.0,
+    batch_files: int = 500,
+) -> ScanSummary:
+    """Scan paths into the registry at ``db_path`` and return a summary.
+
+    ``progress(done, total, path)`` is called after each file; ``provenance(path)`` may attach a
+    provenance record (e.g. Hugging Face repo and revision) to a sighting.
+    """
+    t0 = time.monotonic()
+    host = socket.gethostname()
+    states, known, recorded_path_findings = load_index(db_path, host, on_wait)
+    items = list(discover(paths))
+    summary = ScanSummary()
+    total = len(items)
+    pending: list[FileWrite] = []
+    last_commit = time.monotonic()
+    derived = derived_tables()
+    done = 0
+    counted: set[str] = set()
+
+    def commit() -> None:
+        nonlocal pending, last_commit
+        if pending:
+            with connect(db_path, on_wait=on_wait) as con:
+                write_batch(con, pending, derived)
+            for w in pending:
+                if w.blob is not None:
+                    known.add(w.blob.sha256)
+        pending = []
+        last_commit = time.monotonic()
+
+    def tick(path: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, path)
+
+    def record_findings(path: str, fs: list[Finding]) -> None:
+        for f in fs:
+            summary.findings[f.severity.label] = summary.findings.get(f.severity.label, 0) + 1
+            summary.finding_list.append((f.rule_id, f.severity.label, path, f.message))
+
+    def accept(a: Analysed) -> None:
+        summary.files += 1
+        if a.sha256 is None:
+            summary.unreadable += 1
+            new = [f for f in a.path_findings if (a.path, f.message) not in recorded_path_findings]
+            record_findings(a.path, a.path_findings)
+            if new:
+                pending.append(
+                    FileWrite(SightingRecord(None, host, a.path, a.size, a.mtime_ns, a.inode, a.device, source, None, new))
+                )
+                recorded_path_findings.update((a.path, f.message) for f in new)
+        else:
+            summary.shas[a.path] = a.sha256
+            if a.blob is not None and a.sha256 not in counted:
+                counted.add(a.sha256)
+                if a.sha256 in known:
+                    summary.rehashed += 1
+                else:
+                    summary.new_blobs += 1
+                record_findings(a.path, a.blob.findings)
+            else:
+                summary.known_blobs += 1
+            prov = provenance(a.path) if provenance else None
+            pending.append(
+                FileWrite(
+                    SightingRecord(a.sha256, host, a.path, a.size, a.mtime_ns, a.inode, a.device, source, prov, []),
+                    a.blob,
+                    reanalyze=rehash,
+                )
+            )
+        tick(a.path)
+        if time.monotonic() - last_commit >= batch_seconds or len(pending) >= batch_files:
+            commit()
+
+    todo: list[ScanItem] = []
+    for it in items:
+        if it.st is None:
+            assert it.problem is not None
+            accept(Analysed(it.path, 0, 0, 0, 0, None, None, [it.problem]))
+            continue
+        prev = states.get(it.path)
+        if (
+            not rehash
+            and prev is not None
+            and prev.size == it.st.st_size
+            and prev.mtime_ns == it.st.st_mtime_ns
+            and (prev.inode is None or prev.inode == _i64(it.st.st_ino))
+        ):
+            summary.files += 1
+            summary.unchanged += 1
+            summary.shas[it.path] = prev.sha256
+            tick(it.path)
+            continue
+        todo.append(it)
+
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            _init_worker(known)
+            for it in todo:
+                assert it.st is not None
+                accept(analyse_file(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash))
+        else:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(set(known),)) as ex:
+                futures: list[Future[Analysed]] = []
+                for it in todo:
+                    assert it.st is not None
+                    futures.append(
+                        ex.submit(analyse_file, it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash)
+                    )
+                for fut in futures:
+                    accept(fut.result())
+        commit()
+    finally:
+        # a crash (or Ctrl-C) still commits whatever complete files were analysed so far
+        if pending:
+            with contextlib.suppress(Exception):  # the original error matters more
+                commit()
+    summary.elapsed = time.monotonic() - t0
+    return summary

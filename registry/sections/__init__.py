@@ -1,0 +1,1 @@
+"""Record sections: one module per section, each exposing ``SECTION``; see :mod:`registry.record`."""

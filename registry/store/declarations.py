@@ -1,0 +1,474 @@
+"""Training-data declarations in the registry: recorded append-only, checked against the evidence.
+
+A declaration is recorded for one blob as a new version (never edited, never deleted) together with an
+event in the hash-chained log, in one transaction. Each recording also records a *check*: the
+contradictions (:func:`registry.declarations.check_declaration`) and overfitting indicators computed from
+the evidence the registry holds at that moment. :func:`recheck` records a new check of the current
+declaration when the evidence has grown (a rescan with identification, a registered base, a probe).
+
+Evidence read here: the blob's hashes and embedded metadata (turned into
+:class:`~registry.training.TrainingFacts`), identification rows when an identification table exists,
+registered blobs that the base-model hashes point to, and the number of adapter parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from registry.declarations import (
+    Evidence,
+    Indicator,
+    LoadedDeclaration,
+    check_declaration,
+    overfitting_indicators,
+)
+from registry.errors import NotFound, RegistryError
+from registry.findings import Finding
+from registry.store.events import actor, append_event
+from registry.store.write import insert_rows
+from registry.training import DatasetDir, TrainingFacts
+
+# ---------------------------------------------------------------------------------------------------
+# Evidence
+# ---------------------------------------------------------------------------------------------------
+
+
+def training_facts(metadata: Any) -> tuple[TrainingFacts | None, str]:
+    """TrainingFacts from a blob's embedded metadata, and which parser made them.
+
+    Uses issue 3's :func:`registry.training.parse_training_metadata`; while that is not built yet
+    (it raises NotImplementedError) a small interim reader of the kohya/ModelSpec keys the declaration
+    checks need stands in (:func:`interim_training_facts`)."""
+    if not isinstance(metadata, Mapping) or not metadata:
+        return None, "none"
+    md = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    from registry import training
+
+    try:
+        facts, _findings = training.parse_training_metadata(md)
+        return facts, "registry.training.parse_training_metadata"
+    except NotImplementedError:
+        return interim_training_facts(md), "interim"
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(str(v).strip())
+    except (TypeError, ValueError):
+        try:
+            f = float(str(v).strip())
+        except (TypeError, ValueError):
+            return None
+        return int(f) if f == f and f not in (float("inf"), float("-inf")) and f.is_integer() else None
+
+
+def _json(v: Any) -> Any:
+    if not isinstance(v, str):
+        return v
+    try:
+        return json.loads(v)
+    except ValueError:
+        return None
+
+
+def interim_training_facts(md: Mapping[str, str]) -> TrainingFacts:
+    """Read the kohya ``ss_*`` and ``modelspec.*`` keys the declaration checks use (lenient: a value
+    that does not parse is left out). Superseded by issue 3's parser as soon as it exists."""
+    f = TrainingFacts()
+    f.sources = sorted({"kohya" for k in md if k.startswith("ss_")} | {"modelspec" for k in md if k.startswith("modelspec.")})
+    for key, is_reg in (("ss_dataset_dirs", False), ("ss_reg_dataset_dirs", True)):
+        dirs = _json(md.get(key))
+        if isinstance(dirs, dict):
+            for name, info in dirs.items():
+                if isinstance(info, dict):
+                    f.datasets.append(DatasetDir(str(name), _int(info.get("n_repeats")), _int(info.get("img_count")), is_reg))
+    if not f.datasets:
+        for ds in _json(md.get("ss_datasets")) or []:
+            for sub in (ds.get("subsets") or []) if isinstance(ds, dict) else []:
+                if isinstance(sub, dict):
+                    name = str(sub.get("image_dir") or "").replace("\\", "/").rstrip("/").split("/")[-1]
+                    f.datasets.append(
+                        DatasetDir(name, _int(sub.get("num_repeats")), _int(sub.get("img_count")), bool(sub.get("is_reg")))
+                    )
+    tags = _json(md.get("ss_tag_frequency"))
+    if isinstance(tags, dict):
+        f.tag_frequency = {
+            str(d): {str(t): c for t, v in tv.items() if (c := _int(v)) is not None}
+            for d, tv in tags.items()
+            if isinstance(tv, dict)
+        }
+    f.num_train_images = _int(md.get("ss_num_train_images"))
+    f.num_reg_images = _int(md.get("ss_num_reg_images"))
+    f.epochs = _int(md.get("ss_num_epochs"))
+    f.epoch = _int(md.get("ss_epoch"))
+    f.max_train_steps = _int(md.get("ss_max_train_steps"))
+    f.steps = _int(md.get("ss_steps"))
+    f.batch_size = _int(md.get("ss_total_batch_size")) or _int(md.get("ss_batch_size_per_device"))
+    f.network_module = md.get("ss_network_module") or None
+    f.network_dim = _int(md.get("ss_network_dim"))
+    args = _json(md.get("ss_network_args"))
+    f.network_args = args if isinstance(args, dict) else {}
+    f.base_model_name = md.get("ss_sd_model_name") or None
+    for key, alg in (("ss_new_sd_model_hash", "sha256"), ("ss_sd_model_hash", "autov1")):
+        if md.get(key) and md[key] != "None":
+            f.base_model_hashes[alg] = md[key].strip().lower()
+    f.architecture_claim = md.get("modelspec.architecture") or None
+    f.license = md.get("modelspec.license") or None
+    f.title = md.get("modelspec.title") or md.get("ss_output_name") or None
+    trig = md.get("modelspec.trigger_phrase")
+    if trig:
+        f.trigger_words = [t.strip() for t in trig.split(",") if t.strip()]
+    return f
+
+
+def _identification_table(con: duckdb.DuckDBPyConnection) -> tuple[str, set[str]] | None:
+    """A table or view with ``blob_sha256, kind, arch`` columns (identification's output), if any."""
+    rows = con.execute(
+        "SELECT table_name, list(column_name) FROM information_schema.columns "
+        "WHERE table_schema = 'main' GROUP BY table_name ORDER BY table_name"
+    ).fetchall()
+    for name, cols in rows:
+        c = set(cols)
+        if {"blob_sha256", "kind", "arch"} <= c and not name.startswith("declaration"):
+            return str(name), c
+    return None
+
+
+def identification(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
+    found = _identification_table(con)
+    if found is None:
+        return None
+    table, cols = found
+    wanted = [c for c in ("kind", "adapter_type", "arch", "source") if c in cols]
+    row = con.execute(
+        f'SELECT {", ".join(wanted)} FROM "{table}" WHERE blob_sha256 = ? LIMIT 1', [sha256]
+    ).fetchone()
+    return dict(zip(wanted, row, strict=True)) if row else None
+
+
+def _registered(con: duckdb.DuckDBPyConnection, sha256: str, hashes: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
+    """Registered blobs (other than ``sha256``) having any of the given hashes."""
+    conds: list[str] = []
+    params: list[Any] = []
+    for alg, vals in hashes.items():
+        for v in {x.lower() for x in vals if x}:
+            if alg == "sha256":
+                conds.append("sha256 = ?")
+            elif alg == "autov1":
+                conds.append("autov1 = ?")
+            elif alg == "autov2":
+                conds.append("starts_with(sha256, ?)")
+            elif alg == "autov3":
+                conds.append("starts_with(autov3, ?)")
+            else:
+                continue
+            params.append(v)
+    if not conds:
+        return []
+    rows = con.execute(
+        f"SELECT sha256, autov1, autov2, autov3 FROM blobs WHERE sha256 <> ? AND ({' OR '.join(conds)}) LIMIT 20",
+        [sha256, *params],
+    ).fetchall()
+    out = []
+    for s, a1, a2, a3 in rows:
+        path = con.execute(
+            "SELECT path FROM sightings WHERE blob_sha256 = ? ORDER BY seen_at DESC, id DESC LIMIT 1", [s]
+        ).fetchone()
+        ident = identification(con, s) or {}
+        out.append(
+            {
+                "sha256": s,
+                "autov1": a1,
+                "autov2": a2,
+                "autov3": a3,
+                "name": str(path[0]).replace("\\", "/").split("/")[-1] if path else None,
+                "arch": ident.get("arch"),
+            }
+        )
+    return out
+
+
+def n_parameters(con: duckdb.DuckDBPyConnection, sha256: str) -> int | None:
+    """Elements of every tensor except LoRA ``.alpha`` scalars (an adapter's trainable parameters)."""
+    row = con.execute(
+        "SELECT count(*), sum(CAST(coalesce(list_aggregate(shape, 'product'), 1) AS HUGEINT)) FROM tensors "
+        "WHERE blob_sha256 = ? AND NOT ends_with(name, '.alpha')",
+        [sha256],
+    ).fetchone()
+    if not row or not row[0]:
+        return None
+    return int(row[1])
+
+
+@dataclass
+class GatheredEvidence:
+    evidence: Evidence
+    n_parameters: int | None
+    #: what was available, stored with each check
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+def gather_evidence(con: duckdb.DuckDBPyConnection, sha256: str, doc: Mapping[str, Any] | None = None) -> GatheredEvidence:
+    row = con.execute("SELECT sha256, autov3, CAST(metadata AS VARCHAR) FROM blobs WHERE sha256 = ?", [sha256]).fetchone()
+    if row is None:
+        raise NotFound(f"no registered model has sha256 {sha256}")
+    file_hashes = {"sha256": row[0], "autov3": row[1]}
+    metadata = json.loads(row[2]) if row[2] else None
+    facts, parser = training_facts(metadata)
+    ident = identification(con, sha256)
+    wanted: dict[str, set[str]] = {"sha256": set(), "autov1": set(), "autov2": set(), "autov3": set()}
+    if facts is not None:
+        for alg, v in facts.base_model_hashes.items():
+            if alg in wanted and isinstance(v, str):
+                wanted[alg].add(v.lower().removeprefix("0x"))
+    for b in (doc or {}).get("baseModels", []):
+        for alg, v in b.get("hashes", {}).items():
+            if alg in wanted:
+                wanted[alg].add(str(v).lower())
+    bases = _registered(con, sha256, wanted)
+    nparams = n_parameters(con, sha256)
+    ev = Evidence(file_hashes=file_hashes, facts=facts, identification=ident, registered_bases=bases, probe=None)
+    inputs = {
+        "file_hashes": file_hashes,
+        "metadata_keys": len(metadata) if isinstance(metadata, dict) else 0,
+        "facts_parser": parser,
+        "metadata_families": facts.sources if facts is not None else [],
+        "identification": ident,
+        "registered_bases": [b["sha256"] for b in bases],
+        "probe": None,
+        "n_parameters": nparams,
+    }
+    return GatheredEvidence(ev, nparams, inputs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Recording
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check_id: int
+    declaration_id: int
+    version: int
+    checked_at: datetime
+    findings: list[Finding]
+    indicators: list[Indicator]
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RecordedDeclaration:
+    declaration_id: int
+    blob_sha256: str
+    version: int
+    sha256: str
+    declared_at: datetime
+    event_hash: str
+    check: CheckResult
+
+
+def _run_check(
+    con: duckdb.DuckDBPyConnection, sha256: str, declaration_id: int, version: int, doc: Mapping[str, Any],
+    gathered: GatheredEvidence, now: datetime,
+) -> CheckResult:
+    """Compute and insert one check (inside the caller's transaction)."""
+    findings = check_declaration(doc, gathered.evidence)
+    indicators = overfitting_indicators(gathered.evidence.facts, doc, gathered.n_parameters)
+    row = con.execute("SELECT nextval('declaration_check_id_seq')").fetchone()
+    assert row is not None
+    check_id = int(row[0])
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.rule_id] = counts.get(f.rule_id, 0) + 1
+    event_hash = append_event(
+        con,
+        "declaration.check",
+        sha256,
+        {"declaration_id": declaration_id, "version": version, "check_id": check_id, "contradictions": counts},
+    )
+    insert_rows(
+        con,
+        "declaration_checks",
+        [
+            {
+                "id": check_id,
+                "declaration_id": declaration_id,
+                "blob_sha256": sha256,
+                "checked_at": now,
+                "inputs": json.dumps(gathered.inputs, sort_keys=True, default=str),
+                "indicators": json.dumps([i.as_dict() for i in indicators], default=str),
+                "event_hash": event_hash,
+            }
+        ],
+    )
+    insert_rows(
+        con,
+        "declaration_findings",
+        [
+            {
+                "check_id": check_id,
+                "declaration_id": declaration_id,
+                "blob_sha256": sha256,
+                "rule_id": f.rule_id,
+                "severity": f.severity.label,
+                "severity_rank": int(f.severity),
+                "message": f.message,
+                "evidence": json.dumps(f.evidence, sort_keys=True, default=str),
+            }
+            for f in findings
+        ],
+    )
+    return CheckResult(check_id, declaration_id, version, now, findings, indicators, gathered.inputs)
+
+
+def record_declaration(con: duckdb.DuckDBPyConnection, sha256: str, loaded: LoadedDeclaration) -> RecordedDeclaration:
+    """Record ``loaded`` as the next version of ``sha256``'s declaration, with its event and first check,
+    in one transaction."""
+    gathered = gather_evidence(con, sha256, loaded.document)
+    now = datetime.now(UTC)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        row = con.execute(
+            "SELECT coalesce(max(version), 0) + 1, nextval('declaration_id_seq') FROM declarations WHERE blob_sha256 = ?",
+            [sha256],
+        ).fetchone()
+        assert row is not None
+        version, declaration_id = int(row[0]), int(row[1])
+        event_hash = append_event(
+            con,
+            "declaration.add",
+            sha256,
+            {
+                "declaration_id": declaration_id,
+                "version": version,
+                "document_sha256": loaded.sha256,
+                "source_sha256": loaded.source_sha256,
+                "source_path": loaded.source_path,
+                "schema_version": loaded.document.get("schemaVersion"),
+            },
+        )
+        insert_rows(
+            con,
+            "declarations",
+            [
+                {
+                    "id": declaration_id,
+                    "blob_sha256": sha256,
+                    "version": version,
+                    "declared_at": now,
+                    "sha256": loaded.sha256,
+                    "document": json.dumps(loaded.document, ensure_ascii=False),
+                    "source_path": loaded.source_path,
+                    "source_sha256": loaded.source_sha256,
+                    "source_format": loaded.source_format,
+                    "schema_version": str(loaded.document.get("schemaVersion")),
+                    "actor": actor(),
+                    "event_hash": event_hash,
+                }
+            ],
+        )
+        check = _run_check(con, sha256, declaration_id, version, loaded.document, gathered, now)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return RecordedDeclaration(declaration_id, sha256, version, loaded.sha256, now, event_hash, check)
+
+
+def recheck(con: duckdb.DuckDBPyConnection, sha256: str) -> CheckResult:
+    """Check the current declaration again against the evidence the registry holds now."""
+    cur = current_declaration(con, sha256)
+    if cur is None:
+        raise NotFound(f"model {sha256[:16]}… has no declaration to check (record one with `modelreg declare REF FILE`)")
+    gathered = gather_evidence(con, sha256, cur["document"])
+    now = datetime.now(UTC)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        result = _run_check(con, sha256, cur["id"], cur["version"], cur["document"], gathered, now)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------------
+
+
+def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'declarations'").fetchone()
+    return bool(row and row[0])
+
+
+def current_declaration(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
+    if not _has_tables(con):
+        return None
+    row = con.execute(
+        "SELECT id, version, declared_at, sha256, CAST(document AS VARCHAR), source_path, source_format, actor, "
+        "event_hash FROM declarations WHERE blob_sha256 = ? ORDER BY version DESC LIMIT 1",
+        [sha256],
+    ).fetchone()
+    if row is None:
+        return None
+    keys = ["id", "version", "declared_at", "sha256", "document", "source_path", "source_format", "actor", "event_hash"]
+    d = dict(zip(keys, row, strict=True))
+    d["document"] = json.loads(d["document"])
+    return d
+
+
+def history(con: duckdb.DuckDBPyConnection, sha256: str) -> list[dict[str, Any]]:
+    if not _has_tables(con):
+        return []
+    rows = con.execute(
+        "SELECT version, declared_at, sha256, source_path, actor, event_hash FROM declarations "
+        "WHERE blob_sha256 = ? ORDER BY version DESC",
+        [sha256],
+    ).fetchall()
+    keys = ["version", "declared_at", "sha256", "source_path", "actor", "event_hash"]
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def latest_check(con: duckdb.DuckDBPyConnection, declaration_id: int) -> dict[str, Any] | None:
+    row = con.execute(
+        "SELECT id, checked_at, CAST(inputs AS VARCHAR), CAST(indicators AS VARCHAR) FROM declaration_checks "
+        "WHERE declaration_id = ? ORDER BY checked_at DESC, id DESC LIMIT 1",
+        [declaration_id],
+    ).fetchone()
+    if row is None:
+        return None
+    check_id, checked_at, inputs, indicators = row
+    findings = con.execute(
+        "SELECT rule_id, severity, message, CAST(evidence AS VARCHAR) FROM declaration_findings WHERE check_id = ? "
+        "ORDER BY severity_rank DESC, rule_id, message",
+        [check_id],
+    ).fetchall()
+    return {
+        "check_id": check_id,
+        "checked_at": checked_at,
+        "inputs": json.loads(inputs),
+        "indicators": json.loads(indicators),
+        "contradictions": [
+            {"rule_id": r, "severity": s, "message": m, "evidence": json.loads(e) if e else {}} for r, s, m, e in findings
+        ],
+    }
+
+
+def verify_document(con: duckdb.DuckDBPyConnection, declaration_id: int) -> bool:
+    """Whether a stored document still hashes to its recorded sha256 (RFC 8785 canonical JSON)."""
+    import hashlib
+
+    from registry.declarations import canonical_json
+
+    row = con.execute("SELECT CAST(document AS VARCHAR), sha256 FROM declarations WHERE id = ?", [declaration_id]).fetchone()
+    if row is None:
+        raise RegistryError(f"no declaration with id {declaration_id}")
+    return hashlib.sha256(canonical_json(json.loads(row[0]))).hexdigest() == row[1]

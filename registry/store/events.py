@@ -1,0 +1,155 @@
+"""The append-only, hash-chained event log: the registry's chain of custody.
+
+Each event's ``hash`` is the SHA-256 of the canonical JSON of
+``{seq, event_at, actor, action, subject, payload, prev_hash}``; ``prev_hash`` is the previous event's
+hash (64 zeros for the first). Changing, removing or reordering any row breaks the chain from there on,
+and :func:`verify_chain` names the first broken entry.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+GENESIS = "0" * 64
+
+
+def actor() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def canonical(obj: Any) -> str:
+    """Deterministic JSON text (sorted keys, no whitespace, UTF-8) used for event hashing."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _timestamp(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(seq: int, event_at: str, who: str, action: str, subject: str | None, payload: Any, prev: str) -> str:
+    body = canonical(
+        {
+            "seq": seq,
+            "event_at": event_at,
+            "actor": who,
+            "action": action,
+            "subject": subject,
+            "payload": payload,
+            "prev_hash": prev,
+        }
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+class EventLog:
+    """Appends events within the caller's transaction, keeping the chain head in memory."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        rows = con.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchall()
+        self.seq, self.head = (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
+        self.actor = actor()
+        self._pending: list[tuple[Any, ...]] = []
+
+    def append(self, action: str, subject: str | None, payload: dict[str, Any], at: datetime | None = None) -> str:
+        ts = _timestamp(at or datetime.now(UTC))
+        seq = self.seq + 1
+        # payload is stored as canonical JSON text so that re-hashing reads back exactly what was hashed
+        payload_norm = json.loads(canonical(payload))
+        h = event_hash(seq, ts, self.actor, action, subject, payload_norm, self.head)
+        self._pending.append((seq, ts, self.actor, action, subject, canonical(payload_norm), self.head, h))
+        self.seq, self.head = seq, h
+        return h
+
+    def flush(self) -> None:
+        """Insert pending events (call inside the transaction that made the changes)."""
+        if not self._pending:
+            return
+        import pyarrow as pa
+
+        cols = list(zip(*self._pending, strict=True))
+        tbl = pa.table(
+            {
+                "seq": pa.array(cols[0], pa.int64()),
+                "event_at": pa.array(cols[1], pa.string()),
+                "actor": pa.array(cols[2], pa.string()),
+                "action": pa.array(cols[3], pa.string()),
+                "subject": pa.array(cols[4], pa.string()),
+                "payload": pa.array(cols[5], pa.string()),
+                "prev_hash": pa.array(cols[6], pa.string()),
+                "hash": pa.array(cols[7], pa.string()),
+            }
+        )
+        self.con.execute("SELECT 1").fetchall()  # DuckDB 2: no register() while a result is pending
+        self.con.register("_events_in", tbl)
+        try:
+            self.con.execute(
+                "INSERT INTO events SELECT seq, CAST(event_at AS TIMESTAMPTZ), actor, action, subject, "
+                "CAST(payload AS JSON), prev_hash, hash FROM _events_in"
+            )
+        finally:
+            self.con.unregister("_events_in")
+        self._pending.clear()
+
+    def rollback(self, seq: int, head: str) -> None:
+        self._pending.clear()
+        self.seq, self.head = seq, head
+
+
+def append_event(con: duckdb.DuckDBPyConnection, action: str, subject: str | None, payload: dict[str, Any]) -> str:
+    """Append one event now (inside the caller's transaction); return its hash."""
+    log = EventLog(con)
+    h = log.append(action, subject, payload)
+    log.flush()
+    return h
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    ok: bool
+    n_events: int
+    head: str
+    first_broken_seq: int | None = None
+    reason: str | None = None
+
+
+def verify_chain(con: duckdb.DuckDBPyConnection) -> ChainCheck:
+    """Recompute every event's hash in order; report the first entry that does not fit."""
+    prev = GENESIS
+    expected_seq = 1
+    n = 0
+    cur = con.execute(
+        "SELECT seq, strftime(event_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ'), actor, action, subject, "
+        "CAST(payload AS VARCHAR), prev_hash, hash FROM events ORDER BY seq"
+    )
+    while True:
+        batch = cur.fetchmany(10_000)
+        if not batch:
+            break
+        for seq, at, who, action, subject, payload, prev_hash, h in batch:
+            n += 1
+            if seq != expected_seq:
+                return ChainCheck(False, n, prev, seq, f"sequence jumps from {expected_seq - 1} to {seq} (an entry is missing)")
+            if prev_hash != prev:
+                return ChainCheck(False, n, prev, seq, f"event {seq} does not link to the hash of event {seq - 1}")
+            try:
+                payload_obj = json.loads(payload)
+            except (TypeError, ValueError):
+                return ChainCheck(False, n, prev, seq, f"event {seq} has an unreadable payload")
+            if event_hash(seq, at, who, action, subject, payload_obj, prev_hash) != h:
+                return ChainCheck(False, n, prev, seq, f"event {seq} ({action}) was altered: its content no longer matches its hash")
+            prev = h
+            expected_seq += 1
+    return ChainCheck(True, n, prev)

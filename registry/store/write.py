@@ -1,0 +1,299 @@
+"""Writing scan results: one transaction per batch of whole files, bulk rows through Arrow.
+
+A batch commits atomically: either every row of every file in it is there, or none is (a scan killed at
+any moment leaves a consistent registry, and scanning again completes it). Rows never go in by
+row-by-row ``execute`` loops: each table gets one Arrow insert per batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from registry.findings import Finding
+from registry.store.events import EventLog
+
+
+@dataclass
+class TensorRows:
+    """Column lists for the ``tensors`` table of one file (cheap to pickle between processes)."""
+
+    name: list[str] = field(default_factory=list)
+    dtype: list[str] = field(default_factory=list)
+    shape: list[list[int]] = field(default_factory=list)
+    data_begin: list[int | None] = field(default_factory=list)
+    data_end: list[int | None] = field(default_factory=list)
+    file_offset: list[int | None] = field(default_factory=list)
+    nbytes: list[int | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+
+@dataclass
+class BlobRecord:
+    sha256: str
+    size: int
+    hashes: dict[str, str | None]
+    format: str
+    header_len: int | None
+    n_tensors: int | None
+    metadata_json: str | None
+    analyzers: str
+    tensors: TensorRows
+    findings: list[Finding]
+    rows: dict[str, list[dict[str, Any]]]
+
+
+@dataclass
+class SightingRecord:
+    sha256: str | None
+    host: str
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int | None
+    device: int | None
+    source: str = "scan"
+    provenance: dict[str, Any] | None = None
+    #: findings about the path (unreadable, not a regular file …) for files without content
+    path_findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class FileWrite:
+    """Everything one file contributes to a batch. ``blob`` is None when the content is known already
+    (and not re-analysed) or could not be read."""
+
+    sighting: SightingRecord
+    blob: BlobRecord | None = None
+    reanalyze: bool = False
+
+
+def _json_cell(v: Any) -> Any:
+    if isinstance(v, dict):
+        return json.dumps(v, sort_keys=True, default=str)
+    if isinstance(v, list | tuple) and any(isinstance(x, dict | list | tuple) for x in v):
+        return json.dumps(v, sort_keys=True, default=str)
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert dict rows by column name with a single Arrow insert. Dicts (and lists of dicts) become
+    JSON text; lists of scalars stay lists."""
+    if not rows:
+        return
+    columns: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in columns:
+                columns.append(k)
+    data = {c: [_json_cell(r.get(c)) for r in rows] for c in columns}
+    insert_columns(con, table, data)
+
+
+def settle(con: duckdb.DuckDBPyConnection) -> None:
+    """Finish any half-fetched result (DuckDB 2 refuses ``register`` while one is pending, e.g. after
+    ``execute(...).fetchone()``)."""
+    con.execute("SELECT 1").fetchall()
+
+
+def insert_columns(con: duckdb.DuckDBPyConnection, table: str, data: dict[str, Any] | pa.Table) -> None:
+    tbl = data if isinstance(data, pa.Table) else pa.table(data)
+    settle(con)
+    cols = ", ".join(f'"{c}"' for c in tbl.column_names)
+    view = f"_in_{table}"
+    con.register(view, tbl)
+    try:
+        con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{view}"')
+    finally:
+        con.unregister(view)
+
+
+def existing_blobs(con: duckdb.DuckDBPyConnection, shas: Iterable[str]) -> set[str]:
+    shas = list(set(shas))
+    if not shas:
+        return set()
+    settle(con)
+    con.register("_probe_shas", pa.table({"sha256": shas}))
+    try:
+        rows = con.execute("SELECT b.sha256 FROM blobs b JOIN _probe_shas p USING (sha256)").fetchall()
+    finally:
+        con.unregister("_probe_shas")
+    return {r[0] for r in rows}
+
+
+def _finding_row(f: Finding, blob: str | None, host: str | None, path: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "blob_sha256": blob,
+        "host": host,
+        "path": path,
+        "rule_id": f.rule_id,
+        "severity": f.severity.label,
+        "severity_rank": int(f.severity),
+        "message": f.message,
+        "evidence": json.dumps(f.evidence, sort_keys=True, default=str),
+        "created_at": now,
+    }
+
+
+def write_batch(
+    con: duckdb.DuckDBPyConnection, items: Sequence[FileWrite], derived_tables: Iterable[str] = ()
+) -> None:
+    """Write a batch of files in one transaction (rolled back entirely on any error)."""
+    if not items:
+        return
+    now = datetime.now(UTC)
+    con.execute("BEGIN TRANSACTION")
+    log = EventLog(con)
+    try:
+        known = existing_blobs(con, [i.blob.sha256 for i in items if i.blob is not None])
+        blob_rows: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "sha256", "size", "autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1",
+                "format", "header_len", "n_tensors", "metadata", "analyzers", "first_seen",
+            )
+        }
+        tensor_cols: dict[str, list[Any]] = {
+            k: [] for k in ("blob_sha256", "idx", "name", "dtype", "shape", "data_begin", "data_end", "file_offset", "nbytes")
+        }
+        finding_rows: list[dict[str, Any]] = []
+        extra_rows: dict[str, list[dict[str, Any]]] = {}
+        sighting_cols: dict[str, list[Any]] = {
+            k: [] for k in ("blob_sha256", "host", "path", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance")
+        }
+        written: set[str] = set()
+        replace: set[str] = set()
+        for item in items:
+            b = item.blob
+            s = item.sighting
+            if b is not None and b.sha256 not in written and (b.sha256 not in known or item.reanalyze):
+                if b.sha256 in known:
+                    replace.add(b.sha256)
+                written.add(b.sha256)
+                for k in ("sha256", "size", "format", "header_len", "n_tensors", "analyzers"):
+                    blob_rows[k].append(getattr(b, k))
+                for k in ("autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1"):
+                    blob_rows[k].append(b.hashes.get(k))
+                blob_rows["metadata"].append(b.metadata_json)
+                blob_rows["first_seen"].append(now)
+                t = b.tensors
+                n = len(t)
+                tensor_cols["blob_sha256"].extend([b.sha256] * n)
+                tensor_cols["idx"].extend(range(n))
+                for k in ("name", "dtype", "shape", "data_begin", "data_end", "file_offset", "nbytes"):
+                    tensor_cols[k].extend(getattr(t, k))
+                for f in b.findings:
+                    finding_rows.append(_finding_row(f, b.sha256, s.host, s.path, now))
+                for table, rows in b.rows.items():
+                    extra_rows.setdefault(table, []).extend({**r, "blob_sha256": b.sha256} for r in rows)
+                action = "blob.reanalyze" if b.sha256 in known else "blob.add"
+                log.append(
+                    action,
+                    b.sha256,
+                    {
+                        "sha256": b.sha256,
+                        "size": b.size,
+                        "format": b.format,
+                        "autov3": b.hashes.get("autov3"),
+                        "blake3": b.hashes.get("blake3"),
+                        "findings": len(b.findings),
+                        "analyzers": b.analyzers,
+                    },
+                    at=now,
+                )
+            for f in s.path_findings:
+                finding_rows.append(_finding_row(f, s.sha256, s.host, s.path, now))
+            if s.sha256 is None:
+                log.append(
+                    "path.unreadable",
+                    None,
+                    {"host": s.host, "path": s.path, "findings": [f.rule_id for f in s.path_findings]},
+                    at=now,
+                )
+                continue
+            for k in ("blob_sha256", "host", "path", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance"):
+                if k == "blob_sha256":
+                    sighting_cols[k].append(s.sha256)
+                elif k == "seen_at":
+                    sighting_cols[k].append(now)
+                elif k == "provenance":
+                    sighting_cols[k].append(json.dumps(s.provenance, sort_keys=True) if s.provenance else None)
+                else:
+                    sighting_cols[k].append(getattr(s, k))
+            log.append(
+                "sighting.add",
+                s.sha256,
+                {"sha256": s.sha256, "host": s.host, "path": s.path, "size": s.size, "mtime_ns": s.mtime_ns, "source": s.source},
+                at=now,
+            )
+
+        if replace:
+            settle(con)
+            con.register("_replace", pa.table({"sha256": sorted(replace)}))
+            try:
+                for table in {"tensors", *derived_tables, *extra_rows}:
+                    con.execute(f'DELETE FROM "{table}" WHERE blob_sha256 IN (SELECT sha256 FROM _replace)')
+                con.execute("DELETE FROM findings WHERE blob_sha256 IN (SELECT sha256 FROM _replace)")
+                con.execute("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM _replace)")
+            finally:
+                con.unregister("_replace")
+        if blob_rows["sha256"]:
+            insert_columns(
+                con,
+                "blobs",
+                pa.table(
+                    {
+                        **{k: v for k, v in blob_rows.items() if k != "metadata"},
+                        "metadata": pa.array(blob_rows["metadata"], pa.string()),
+                    }
+                ),
+            )
+        if tensor_cols["name"]:
+            insert_columns(
+                con,
+                "tensors",
+                pa.table(
+                    {
+                        "blob_sha256": pa.array(tensor_cols["blob_sha256"], pa.string()),
+                        "idx": pa.array(tensor_cols["idx"], pa.int32()),
+                        "name": pa.array(tensor_cols["name"], pa.string()),
+                        "dtype": pa.array(tensor_cols["dtype"], pa.string()),
+                        "shape": pa.array(tensor_cols["shape"], pa.list_(pa.int64())),
+                        "data_begin": pa.array(tensor_cols["data_begin"], pa.int64()),
+                        "data_end": pa.array(tensor_cols["data_end"], pa.int64()),
+                        "file_offset": pa.array(tensor_cols["file_offset"], pa.int64()),
+                        "nbytes": pa.array(tensor_cols["nbytes"], pa.int64()),
+                    }
+                ),
+            )
+        if sighting_cols["path"]:
+            insert_columns(
+                con,
+                "sightings",
+                pa.table(
+                    {
+                        **{k: v for k, v in sighting_cols.items() if k not in ("provenance", "inode", "device")},
+                        "inode": pa.array(sighting_cols["inode"], pa.int64()),
+                        "device": pa.array(sighting_cols["device"], pa.int64()),
+                        "provenance": pa.array(sighting_cols["provenance"], pa.string()),
+                    }
+                ),
+            )
+        insert_rows(con, "findings", finding_rows)
+        for table, rows in extra_rows.items():
+            insert_rows(con, table, rows)
+        log.flush()
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

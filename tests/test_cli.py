@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from cli.main import root
+from tests.builders import write_safetensors
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(root, list(args), catch_exceptions=False)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def two_models(tmp_path: Path) -> tuple[Path, Path]:
+    a = write_safetensors(tmp_path / "m" / "alpha.safetensors", {"w": np.arange(4, dtype=np.float32)}, {"k": "v"})
+    b = write_safetensors(tmp_path / "m" / "beta.safetensors", {"w": np.arange(5, dtype=np.float32)})
+    return a, b
+
+
+def test_help_lists_commands_without_importing_heavy_packages() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    for cmd in ("scan", "show", "ls", "query"):
+        assert f"  {cmd}" in out
+    import sys
+
+    assert "torch" not in sys.modules
+
+
+def test_scan_show_ls_query(tmp_path: Path, db: Path) -> None:
+    a, b = two_models(tmp_path)
+    code, out, _ = run("scan", str(tmp_path / "m"))
+    assert code == 0
+    assert out.strip().startswith("scanned: 2 files, 2 new, 0 already known, 0 unchanged, 0 findings")
+    sha = hashlib.sha256(a.read_bytes()).hexdigest()
+
+    for ref in (sha, sha[:10], sha[:6], f"sha256:{sha}", str(a), "alpha.safetensors"):
+        code, out, err = run("show", ref)
+        assert code == 0, (ref, err)
+        assert f"SHA256          {sha}" in out
+    code, out, _ = run("show", "--format", "json", "alpha.safetensors")
+    rec = json.loads(out)
+    assert rec["sha256"] == sha and rec["file"]["autov2"] == sha[:10] and rec["metadata"] == {"k": "v"}
+    assert rec["sightings"][0]["path"] == str(a)
+
+    code, out, _ = run("ls", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert sorted(r["name"] for r in rows) == ["alpha.safetensors", "beta.safetensors"]
+    code, out, _ = run("ls", "--format", "jsonl", "--name", "b*")
+    assert [json.loads(x)["name"] for x in out.splitlines()] == ["beta.safetensors"]
+    code, out, _ = run("ls", "--format", "json", "--where", "size > 1000000")
+    assert json.loads(out) == []
+
+    code, out, _ = run("query", "SELECT count(*) AS n FROM models", "--format", "json")
+    assert json.loads(out) == [{"n": 2}]
+
+
+def test_ambiguous_and_missing_refs_exit_2(tmp_path: Path, db: Path) -> None:
+    root_dir = tmp_path / "m"
+    shas = []
+    i = 0
+    # make two files whose sha256 share a first hex digit… and a common name elsewhere
+    while len(shas) < 2:
+        p = write_safetensors(root_dir / f"x{i}" / "same.safetensors", {"w": np.full(3, i, dtype=np.float32)})
+        shas.append(hashlib.sha256(p.read_bytes()).hexdigest())
+        i += 1
+    run("scan", str(root_dir))
+    code, _, err = run("show", "same.safetensors")
+    assert code == 2
+    assert "'same.safetensors' matches 2 models" in err
+    for s in shas:
+        assert s[:16] in err
+    code, _, err = run("show", "ffffffffffffffff")
+    assert code == 2 and "no registered model matches" in err
+
+
+def test_query_refuses_writes(tmp_path: Path, db: Path) -> None:
+    two_models(tmp_path)
+    run("scan", str(tmp_path / "m"))
+    for sql in ("DELETE FROM blobs", "DROP TABLE blobs", "SELECT 1; DELETE FROM blobs", "CREATE TABLE x (a INT)",
+                "COPY blobs TO 'out.csv'", "ATTACH 'other.db'", "INSTALL httpfs"):
+        code, _, err = run("query", sql)
+        assert code == 2, sql
+        assert "only read-only statements are allowed" in err
+    code, _, err = run("query", "SELECT * FROM read_text('/etc/hostname')")
+    assert code == 2 and "query failed" in err
+    code, out, _ = run("query", "SELECT count(*) AS n FROM blobs", "--format", "jsonl")
+    assert json.loads(out) == {"n": 2}
+
+
+def test_fail_on_and_global_db_option(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "bad.safetensors").write_bytes(b"\x01\x02")
+    other = tmp_path / "other.duckdb"
+    code, out, _ = run("--db", str(other), "scan", str(tmp_path / "m"))
+    assert code == 0 and "HIGH     safetensors.too-short" in out
+    code, _, _ = run("--db", str(other), "scan", "--rehash", "--fail-on", "high", str(tmp_path / "m"))
+    assert code == 1
+    assert other.exists()
+    code, out, _ = run("--db", str(other), "ls", "--min-severity", "high", "--format", "jsonl")
+    assert json.loads(out)["max_severity"] == "high"

@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from registry.errors import RegistryBusy
+from registry.scan import scan
+from registry.store import write as write_mod
+from registry.store.db import connect
+from registry.store.events import verify_chain
+from tests.builders import raw_safetensors, write_safetensors
+
+
+def counts(db: Path) -> dict[str, int]:
+    with connect(db, read_only=True) as con:
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+            for t in ("blobs", "sightings", "tensors", "findings", "events")
+        }
+
+
+def make_tree(root: Path) -> dict[str, Path]:
+    a = write_safetensors(root / "a.safetensors", {"w": np.arange(6, dtype=np.float32)}, {"ss_output_name": "a"})
+    b = write_safetensors(root / "sub" / "b.safetensors", {"x": np.ones((2, 2), dtype=np.float16), "y": np.zeros(3, dtype=np.int8)})
+    return {"a": a, "b": b}
+
+
+def test_scan_records_blobs_sightings_tensors_and_metadata(tmp_path: Path, db: Path) -> None:
+    files = make_tree(tmp_path / "m")
+    s = scan([tmp_path / "m"], db)
+    assert (s.files, s.new_blobs, s.unchanged, s.unreadable) == (2, 2, 0, 0)
+    with connect(db, read_only=True) as con:
+        sha = hashlib.sha256(files["a"].read_bytes()).hexdigest()
+        row = con.execute("SELECT format, n_tensors, metadata->>'ss_output_name', autov2 FROM blobs WHERE sha256 = ?", [sha]).fetchone()
+        assert row == ("safetensors", 1, "a", sha[:10])
+        t = con.execute("SELECT name, dtype, shape, data_begin, data_end, nbytes FROM tensors WHERE blob_sha256 = ?", [sha]).fetchall()
+        assert t == [("w", "F32", [6], 0, 24, 24)]
+        paths = sorted(r[0] for r in con.execute("SELECT path FROM sightings").fetchall())
+        assert paths == sorted(str(p) for p in files.values())
+        assert verify_chain(con).ok
+
+
+def test_rescan_is_incremental_and_adds_no_rows(tmp_path: Path, db: Path) -> None:
+    make_tree(tmp_path / "m")
+    scan([tmp_path / "m"], db)
+    before = counts(db)
+    s = scan([tmp_path / "m"], db)
+    assert (s.unchanged, s.new_blobs) == (2, 0)
+    assert counts(db) == before
+
+
+def test_rehash_reads_again_without_duplicating(tmp_path: Path, db: Path) -> None:
+    make_tree(tmp_path / "m")
+    scan([tmp_path / "m"], db)
+    before = counts(db)
+    s = scan([tmp_path / "m"], db, rehash=True)
+    assert s.rehashed == 2 and s.unchanged == 0
+    after = counts(db)
+    assert after["blobs"] == before["blobs"] and after["tensors"] == before["tensors"]
+    assert after["sightings"] == before["sightings"] + 2
+
+
+def test_changed_content_at_same_path_keeps_old_record(tmp_path: Path, db: Path) -> None:
+    files = make_tree(tmp_path / "m")
+    scan([tmp_path / "m"], db)
+    old = hashlib.sha256(files["a"].read_bytes()).hexdigest()
+    write_safetensors(files["a"], {"w": np.arange(7, dtype=np.float32)})
+    os.utime(files["a"], ns=(1, 2))
+    s = scan([tmp_path / "m"], db)
+    assert s.new_blobs == 1 and s.unchanged == 1
+    with connect(db, read_only=True) as con:
+        shas = {r[0] for r in con.execute("SELECT blob_sha256 FROM sightings WHERE path = ?", [str(files["a"])]).fetchall()}
+        assert old in shas and len(shas) == 2
+        latest = con.execute("SELECT blob_sha256 FROM latest_sightings WHERE path = ?", [str(files["a"])]).fetchone()
+        assert latest is not None and latest[0] != old
+
+
+def test_same_content_twice_is_one_blob_two_sightings(tmp_path: Path, db: Path) -> None:
+    files = make_tree(tmp_path / "m")
+    (tmp_path / "m" / "copy.safetensors").write_bytes(files["a"].read_bytes())
+    s = scan([tmp_path / "m"], db)
+    assert s.new_blobs == 2
+    c = counts(db)
+    assert (c["blobs"], c["sightings"]) == (2, 3)
+
+
+BAD = {
+    "zero.safetensors": b"",
+    "two.safetensors": b"\x01\x02",
+    "huge.safetensors": raw_safetensors(b"{}", header_len=10**18),
+    "beyond.safetensors": raw_safetensors(b'{"a":1}', header_len=900),
+    "latin1.safetensors": raw_safetensors(b'{"\xe9":1}'),
+    "notjson.safetensors": raw_safetensors(b"{nope}"),
+    "overlap.safetensors": raw_safetensors(
+        {"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}, "b": {"dtype": "U8", "shape": [2], "data_offsets": [2, 4]}},
+        b"\0" * 4,
+    ),
+    "baddtype.safetensors": raw_safetensors({"a": {"dtype": "Q7", "shape": [1], "data_offsets": [0, 1]}}, b"\0"),
+    "lfs.safetensors": b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"ab" * 32 + b"\nsize 123\n",
+    "page.safetensors": b"<!DOCTYPE html><html><body>Rate limited</body></html>",
+    "weights.ckpt": b"\x80\x02}q\x00.",
+}
+EXPECTED_RULE = {
+    "zero.safetensors": "file.empty",
+    "two.safetensors": "safetensors.too-short",
+    "huge.safetensors": "safetensors.header-too-large",
+    "beyond.safetensors": "safetensors.header-beyond-eof",
+    "latin1.safetensors": "safetensors.header-not-utf8",
+    "notjson.safetensors": "safetensors.header-not-json",
+    "overlap.safetensors": "safetensors.overlap",
+    "baddtype.safetensors": "safetensors.unknown-dtype",
+    "lfs.safetensors": "file.git-lfs-pointer",
+    "page.safetensors": "file.html-page",
+}
+
+
+def test_bad_input_never_stops_the_scan(tmp_path: Path, db: Path) -> None:
+    root = tmp_path / "bad"
+    root.mkdir()
+    for name, data in BAD.items():
+        (root / name).write_bytes(data)
+    good = write_safetensors(root / "zgood.safetensors", {"w": np.zeros(2, dtype=np.float32)})
+    os.mkfifo(root / "fifo.safetensors")
+    (root / "dangling.safetensors").symlink_to(root / "missing")
+    (root / "loop").symlink_to(root / "loop")
+    (root / "dirloop").symlink_to(root)
+    locked = root / "locked.safetensors"
+    locked.write_bytes(b"x" * 16)
+    locked.chmod(0)
+    s = scan([root], db)
+    by_path: dict[str, set[str]] = {}
+    for rule_id, _sev, path, _msg in s.finding_list:
+        by_path.setdefault(Path(path).name, set()).add(rule_id)
+    for name, rule_id in EXPECTED_RULE.items():
+        assert rule_id in by_path[name], (name, by_path.get(name))
+    assert by_path["fifo.safetensors"] == {"file.not-regular"}
+    assert by_path["dangling.safetensors"] == {"file.broken-symlink"}
+    assert by_path["loop"] == {"file.symlink-loop"}
+    assert by_path["dirloop"] == {"file.symlink-loop"}
+    if os.geteuid() != 0:  # root reads files whatever their mode
+        assert by_path["locked.safetensors"] == {"file.unreadable"}
+    assert "format.unsupported-code" in by_path["weights.ckpt"] or any(r.startswith("pickle.") for r in by_path["weights.ckpt"])
+    assert "zgood.safetensors" not in by_path
+    assert str(good) in s.shas
+    with connect(db, read_only=True) as con:
+        assert verify_chain(con).ok
+        recorded = {r[0] for r in con.execute("SELECT DISTINCT rule_id FROM findings").fetchall()}
+    assert set(EXPECTED_RULE.values()) <= recorded
+    before = counts(db)
+    scan([root], db)
+    assert counts(db) == before  # unreadable paths are not recorded twice
+
+
+def test_workers_give_the_same_registry(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    for i in range(6):
+        write_safetensors(root / f"f{i}.safetensors", {"w": np.full(4, i, dtype=np.float32)})
+    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
+    s1 = scan([root], one, workers=1)
+    s2 = scan([root], two, workers=2)
+    assert s1.shas == s2.shas
+    q = "SELECT sha256, autov3, blake3, crc32, n_tensors FROM blobs ORDER BY 1"
+    with connect(one, read_only=True) as c1, connect(two, read_only=True) as c2:
+        assert c1.execute(q).fetchall() == c2.execute(q).fetchall()
+
+
+def test_failed_batch_leaves_nothing_half_written(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tree(tmp_path / "m")
+    real_insert = write_mod.insert_columns
+
+    def explode(con, table, data):  # type: ignore[no-untyped-def]
+        if table == "sightings":
+            raise RuntimeError("simulated crash in the middle of a batch")
+        return real_insert(con, table, data)
+
+    monkeypatch.setattr(write_mod, "insert_columns", explode)
+    with pytest.raises(RuntimeError):
+        scan([tmp_path / "m"], db)
+    assert counts(db) == {"blobs": 0, "sightings": 0, "tensors": 0, "findings": 0, "events": 0}
+    monkeypatch.setattr(write_mod, "insert_columns", real_insert)
+    s = scan([tmp_path / "m"], db)
+    assert s.new_blobs == 2
+    assert counts(db)["sightings"] == 2
+
+
+def test_killed_scan_leaves_consistent_registry(tmp_path: Path, db: Path) -> None:
+    root = tmp_path / "m"
+    for i in range(40):
+        write_safetensors(root / f"f{i:02}.safetensors", {"w": np.full(2048, i, dtype=np.float32)})
+    code = textwrap.dedent(
+        f"""
+        import os, signal
+        from registry.store import write
+        from registry.scan import scan
+        real = write.write_batch
+        n = 0
+        def kill_in_second_batch(con, items, derived=()):
+            global n
+            n += 1
+            if n == 2:
+                con.execute("BEGIN TRANSACTION")
+                con.execute("INSERT INTO blobs (sha256, size, format, first_seen) VALUES ('x', 1, 'x', now())")
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(con, items, derived)
+        write.write_batch = kill_in_second_batch
+        import registry.scan as s
+        s.write_batch = kill_in_second_batch
+        scan([{str(root)!r}], __import__('pathlib').Path({str(db)!r}), batch_files=10)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()
+    c = counts(db)
+    assert c["blobs"] == 10 and c["sightings"] == 10  # exactly the first committed batch
+    with connect(db, read_only=True) as con:
+        assert verify_chain(con).ok
+    s = scan([root], db)
+    assert (s.unchanged, s.new_blobs) == (10, 30)
+    assert counts(db)["blobs"] == 40
+
+
+def test_second_writer_gets_a_clear_message(tmp_path: Path, db: Path) -> None:
+    with connect(db):
+        pass
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        waits: list[str] = []
+        with pytest.raises(RegistryBusy) as e, connect(db, timeout=0.5, on_wait=waits.append):
+            pass
+        assert "is busy: another modelreg process" in str(e.value)
+        assert waits == ["registry busy: another process is writing; waiting…"]
+    finally:
+        holder.kill()
+        holder.wait()

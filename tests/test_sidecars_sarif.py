@@ -1,0 +1,209 @@
+"""Sidecar claims (registry/sidecars.py) and SARIF rendering (registry/sarif.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from registry.findings import RULES, Severity
+from registry.sarif import artifact_uri, sarif_log
+from registry.sidecars import compare, find_sidecars, hash_agreement, parse_sidecar, sidecar_for
+
+SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+
+SHA = "a" * 64
+COMPUTED = {
+    "sha256": SHA,
+    "autov1": "12345678",
+    "autov2": SHA[:10],
+    "autov3": "b" * 64,
+    "blake3": "c" * 64,
+    "crc32": "0d4a1185",  # zlib's value of "hello world"
+}
+
+CIVITAI_INFO = {
+    "id": 4242,
+    "modelId": 99,
+    "name": "v1.0",
+    "baseModel": "SD 1.5",
+    "trainedWords": ["sks person", " ", 3],
+    "model": {"name": "Some LoRA", "type": "LORA", "nsfw": False, "poi": True},
+    "creator": {"username": "someone"},
+    "files": [
+        {"name": "other.yaml", "hashes": {"SHA256": "F" * 64}},
+        {
+            "name": "some.safetensors",
+            "primary": True,
+            "hashes": {
+                "SHA256": SHA.upper(),
+                "AutoV1": "12345678",
+                "AutoV2": SHA[:10].upper(),
+                "AutoV3": ("b" * 12).upper(),
+                "BLAKE3": ("c" * 64).upper(),
+                "CRC32": "85114A0D",  # Civitai's byte order
+            },
+        },
+    ],
+}
+
+CM_INFO = {
+    "ModelId": 99,
+    "ModelName": "Some LoRA",
+    "ModelDescription": "<p>…</p>",
+    "Nsfw": False,
+    "Tags": ["person"],
+    "ModelType": "LORA",
+    "VersionId": 4242,
+    "VersionName": "v1.0",
+    "BaseModel": "SD 1.5",
+    "Hashes": {"SHA256": SHA.upper(), "CRC32": "85114A0D", "BLAKE3": ("c" * 64).upper()},
+    "TrainedWords": ["sks person"],
+    "ImportedAt": "2024-01-02T03:04:05+00:00",
+}
+
+
+def test_sidecar_names(tmp_path: Path) -> None:
+    assert sidecar_for("x.civitai.info") == ("x", "civitai-info")
+    assert sidecar_for("my.model.cm-info.json") == ("my.model", "cm-info")
+    assert sidecar_for(".civitai.info") is None
+    assert sidecar_for("x.json") is None
+    m = tmp_path / "some.safetensors"
+    (tmp_path / "some.civitai.info").write_text("{}")
+    (tmp_path / "some.cm-info.json").write_text("{}")
+    assert find_sidecars(m) == [("civitai-info", tmp_path / "some.civitai.info"), ("cm-info", tmp_path / "some.cm-info.json")]
+    assert find_sidecars(m, {"some.cm-info.json"}) == [("cm-info", tmp_path / "some.cm-info.json")]
+
+
+def test_parse_civitai_info(tmp_path: Path) -> None:
+    p = tmp_path / "some.civitai.info"
+    p.write_text(json.dumps(CIVITAI_INFO))
+    c = parse_sidecar("civitai-info", p, "some.safetensors")
+    assert c.as_dict() == {
+        "kind": "civitai-info",
+        "path": str(p),
+        "name": "Some LoRA",
+        "version_name": "v1.0",
+        "creator": "someone",
+        "base_model": "SD 1.5",
+        "model_type": "LORA",
+        "model_id": 99,
+        "version_id": 4242,
+        "nsfw": False,
+        "poi": True,
+        "trained_words": ["sks person"],
+        "hashes": {
+            "sha256": SHA,
+            "autov1": "12345678",
+            "autov2": SHA[:10],
+            "autov3": "b" * 12,
+            "blake3": "c" * 64,
+            "crc32": "85114a0d",
+        },
+        "file_name": "some.safetensors",
+    }
+    assert compare(c, COMPUTED, "/m/some.safetensors") == ("match", [])
+    assert hash_agreement(c, COMPUTED) == dict.fromkeys(("sha256", "autov1", "autov2", "autov3", "blake3", "crc32"), True)
+
+
+def test_parse_cm_info_and_mismatch(tmp_path: Path) -> None:
+    p = tmp_path / "some.cm-info.json"
+    p.write_text(json.dumps(CM_INFO), encoding="utf-8")
+    c = parse_sidecar("cm-info", p)
+    assert (c.name, c.version_name, c.base_model, c.model_id, c.version_id, c.trained_words) == (
+        "Some LoRA",
+        "v1.0",
+        "SD 1.5",
+        99,
+        4242,
+        ("sks person",),
+    )
+    other = dict(COMPUTED, sha256="d" * 64, blake3="e" * 64, crc32="00000000", autov3="f" * 64)
+    verdict, (f,) = compare(c, other, "/m/some.safetensors")
+    assert verdict == "mismatch"
+    assert f.rule_id == "sidecar.hash-mismatch" and f.severity == Severity.MEDIUM
+    assert f.message == "some.cm-info.json says this is 'Some LoRA' 'v1.0', but its blake3, crc32, sha256 do not match some.safetensors"
+    assert f.evidence["claimed"] == {"blake3": "c" * 64, "crc32": "85114a0d", "sha256": SHA}
+    assert f.evidence["computed"] == {"blake3": "e" * 64, "crc32": "00000000", "sha256": "d" * 64}
+
+
+def test_edited_file_keeps_autov3(tmp_path: Path) -> None:
+    p = tmp_path / "some.civitai.info"
+    p.write_text(json.dumps(CIVITAI_INFO))
+    c = parse_sidecar("civitai-info", p, "some.safetensors")
+    edited = dict(COMPUTED, sha256="d" * 64, autov2="d" * 10, blake3="e" * 64, crc32="00000000", autov1="87654321")
+    verdict, (f,) = compare(c, edited, "/m/some.safetensors")
+    assert verdict == "edited" and f.rule_id == "sidecar.file-edited"
+    assert f.evidence["agree"] == ["autov3"]
+
+
+def test_sidecar_without_comparable_hashes(tmp_path: Path) -> None:
+    p = tmp_path / "x.cm-info.json"
+    p.write_text(json.dumps({"ModelName": "X"}))
+    assert compare(parse_sidecar("cm-info", p), COMPUTED, "x") == ("no-hashes", [])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not json", "is not valid JSON"), (b"[1, 2]", "expected a JSON object, found list"), (b"\xff\xfe", "is not valid JSON")],
+)
+def test_unreadable_sidecars(tmp_path: Path, content: bytes, message: str) -> None:
+    p = tmp_path / "x.civitai.info"
+    p.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        parse_sidecar("civitai-info", p)
+
+
+def test_artifact_uri() -> None:
+    assert artifact_uri("/models/a b.safetensors") == "file:///models/a%20b.safetensors"
+    assert artifact_uri("hf://org/name@abc/x.safetensors") == "hf://org/name@abc/x.safetensors"
+
+
+def test_sarif_validates_against_official_schema() -> None:
+    import registry.hub  # noqa: F401 - declares the hub rules
+    import registry.sidecars  # noqa: F401
+
+    rows = [
+        {
+            "rule_id": "hf-cache.blob-mismatch",
+            "severity": "high",
+            "message": "blob altered",
+            "path": "/cache/models--o--r/snapshots/abc/model.safetensors",
+            "blob_sha256": SHA,
+            "evidence": {"expected": "1" * 64, "actual": SHA},
+        },
+        {"rule_id": "sidecar.file-edited", "severity": "low", "message": "edited", "path": "/m/x.safetensors"},
+        {"rule_id": "hf-cache.incomplete-download", "severity": "low", "message": "partial", "path": None},
+        {"rule_id": "someone.elses-rule", "severity": "critical", "message": "from another module", "path": "/m/y.ckpt"},
+    ]
+    log = sarif_log(rows, tool_version="0.1.0", invocation={"exit_code": 1, "arguments": ["audit", "/m"]})
+    jsonschema.Draft4Validator.check_schema(SCHEMA)
+    jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(log)
+    run = log["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    ids = [r["id"] for r in rules]
+    assert ids == sorted(ids) and "someone.elses-rule" in ids and "hf-cache.blob-mismatch" in ids
+    assert len(ids) == len({*RULES, "someone.elses-rule"})
+    r0, r1, r2, r3 = run["results"]
+    assert (r0["ruleId"], r0["level"], ids[r0["ruleIndex"]]) == ("hf-cache.blob-mismatch", "error", "hf-cache.blob-mismatch")
+    assert r0["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "file:///cache/models--o--r/snapshots/abc/model.safetensors"
+    )
+    assert r0["partialFingerprints"] == {"contentSha256/v1": SHA}
+    assert r0["properties"]["evidence"] == {"expected": "1" * 64, "actual": SHA}
+    assert (r1["level"], r2["level"], r3["level"]) == ("note", "note", "error")
+    assert "locations" not in r2
+    blob_rule = rules[r0["ruleIndex"]]
+    assert blob_rule["properties"]["security-severity"] == "8.0"
+    assert blob_rule["defaultConfiguration"] == {"level": "error"}
+    assert run["invocations"] == [{"executionSuccessful": True, "exitCode": 1, "arguments": ["audit", "/m"]}]
+
+
+def test_sarif_schema_rejects_a_broken_log() -> None:
+    """The schema check can fail: a result without a message is invalid SARIF."""
+    log = sarif_log([{"rule_id": "sidecar.unreadable", "severity": "low", "message": "x"}], tool_version="0.1.0")
+    del log["runs"][0]["results"][0]["message"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(SCHEMA).validate(log)
