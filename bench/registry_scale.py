@@ -38,7 +38,6 @@ import time
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -322,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         with connect(db, read_only=True) as con:
             counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
                       for t in ("blobs", "tensors", "sightings", "findings", "events")}
-        print(f"rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        print("rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
         print(f"(3) database size: {size / 1e6:,.1f} MB = {size / args.models / 1024:.1f} KiB per model "
               f"(at {args.small:,} models: {small_size / args.small / 1024:.1f} KiB per model)")
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")
