@@ -73,11 +73,11 @@ def command(
         params.append(SEVERITIES.index(min_severity))
     if kind:
         kinds = ["lora", "lycoris"] if kind.lower() == "adapter" else [kind.lower()]
-        conds.append("i.kind IN (SELECT unnest(?))")
+        conds.append("kind IN (SELECT unnest(?))")
         params.append(kinds)
     if arch:
         a = arch.lower()
-        conds.append("(i.arch = ? OR i.arch LIKE ? OR i.arch = ?)")
+        conds.append("(arch = ? OR arch LIKE ? OR arch = ?)")
         params += [a, f"{a}-%", f"other:{a}"]
     if trigger:
         conds.append(
@@ -101,8 +101,8 @@ def command(
         sql = (
             "SELECT sha256, autov2, regexp_extract(path, '[^/]*$') AS name, format, size, n_tensors, n_findings, "
             "CASE max_severity_rank WHEN 0 THEN 'info' WHEN 1 THEN 'low' WHEN 2 THEN 'medium' WHEN 3 THEN 'high' "
-            "WHEN 4 THEN 'critical' END AS max_severity, path, i.kind, i.arch || coalesce('/' || i.arch_variant, '') "
-            "AS arch FROM models LEFT JOIN identity i ON i.blob_sha256 = sha256"
+            "WHEN 4 THEN 'critical' END AS max_severity, path, kind, arch || coalesce('/' || arch_variant, '') "
+            "AS arch_label FROM models"
         )
         if conds:
             sql += " WHERE " + " AND ".join(conds)
@@ -115,7 +115,8 @@ def command(
             raise UsageError(f"ls: bad filter: {str(e).splitlines()[0]}") from None
         cols = [d[0] for d in cur.description]
         rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-    if fmt == "table":
-        for r in rows:
+    for r in rows:
+        r["arch"] = r.pop("arch_label")
+        if fmt == "table":
             r["sha256"] = r["sha256"][:12]
     render_rows(rows, COLUMNS, fmt)

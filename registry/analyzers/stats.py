@@ -1,4 +1,5 @@
-"""Analyzer ``stats`` (order 40): weight statistics of a safetensors file.
+"""Analyzer ``stats`` (order 40): weight statistics of a safetensors file (or of a PyTorch pickle file whose
+tensors the ``pickles`` analyzer recovered without unpickling).
 
 Which statistics a file gets is decided from its tensor names: when adapter modules (LoRA, LyCORIS …,
 see :mod:`registry.adapters`) make up the file, every module gets its exact update spectrum
@@ -41,7 +42,9 @@ def _declared_kind(ctx: FileContext) -> str | None:
 
 
 def run(ctx: FileContext) -> None:
-    if ctx.format != "safetensors" or ctx.header is None or not ctx.tensors:
+    # safetensors files, and pickle-based files whose tensors the pickles analyzer recovered (absolute offsets)
+    readable = (ctx.format == "safetensors" and ctx.header is not None) or "container" in ctx.facts
+    if not readable or not ctx.tensors:
         return
     by_name = {t.name: t for t in ctx.tensors}
     grouping = group_modules(by_name, {k: t.shape for k, t in by_name.items()})

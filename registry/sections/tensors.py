@@ -10,9 +10,10 @@ from registry.record import Line, Section
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
+    # tensor_summary (migration 0201) holds these totals per blob and dtype, written with the tensor rows:
+    # an indexed read instead of a scan of the whole tensors table
     rows = con.execute(
-        "SELECT dtype, count(*), sum(nbytes), sum(list_reduce(list_prepend(1, shape), lambda a, b: a * b)) "
-        "FROM tensors WHERE blob_sha256 = ? GROUP BY dtype ORDER BY 2 DESC, 1",
+        "SELECT dtype, tensors, bytes, parameters FROM tensor_summary WHERE blob_sha256 = ? ORDER BY 2 DESC, 1",
         [sha256],
     ).fetchall()
     if not rows:

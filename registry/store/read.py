@@ -26,6 +26,29 @@ class Candidate:
         return f"{self.sha256[:16]}  {self.path or '(no path)'}  (matched {self.matched})"
 
 
+#: hash columns are indexed by their first KEY_LEN hex digits (migration 0200_lookup_indexes); these
+#: expressions must match the index expressions exactly, or DuckDB falls back to scanning the table
+KEY_LEN = 8
+NAME_EXPR = "regexp_extract(path, '[^/]*$')"
+
+
+def _key_expr(col: str) -> str:
+    return f"regexp_extract({col}, '^[0-9a-f]{{{KEY_LEN}}}')"
+
+
+def _latest_at(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[tuple[str, str]]:
+    """(blob, path) of the latest sighting at each (host, path) matching ``where`` (an indexed condition
+    on ``sightings``): the rows of the ``latest_sightings`` view, without computing it for every path."""
+    latest: dict[tuple[str, str], tuple[Any, int, str]] = {}
+    for host, path, sha, seen_at, sid in con.execute(
+        f"SELECT host, path, blob_sha256, seen_at, id FROM sightings WHERE {where}", params
+    ).fetchall():
+        cur = latest.get((host, path))
+        if cur is None or (seen_at, sid) > cur[:2]:
+            latest[(host, path)] = (seen_at, sid, sha)
+    return sorted({(sha, path) for (_, path), (_, _, sha) in latest.items()})
+
+
 def _hex_range(prefix: str) -> tuple[str, str]:
     """[lo, hi) bounds of every hex string starting with ``prefix`` (index-friendly, unlike LIKE)."""
     return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
@@ -67,12 +90,17 @@ def resolve_ref(con: duckdb.DuckDBPyConnection, ref: str) -> str:
             if col in ("autov1", "crc32"):
                 if len(v) != 8:
                     continue
-                vals = [v]
-                if col == "crc32":
-                    vals.append(bytes.fromhex(v)[::-1].hex())
-                rows = con.execute(
-                    f"SELECT sha256 FROM blobs WHERE {col} IN (SELECT unnest(?::VARCHAR[]))", [vals]
-                ).fetchall()
+                vals = [v, bytes.fromhex(v)[::-1].hex() if col == "crc32" else v]
+                rows = con.execute(f"SELECT sha256 FROM blobs WHERE {col} IN (?, ?)", vals).fetchall()
+            elif len(v) >= KEY_LEN:
+                # equality on the indexed 8-hex key (migration 0200), then the whole prefix
+                rows = [
+                    (sha,)
+                    for sha, val in con.execute(
+                        f"SELECT sha256, {col} FROM blobs WHERE {_key_expr(col)} = ?", [v[:KEY_LEN]]
+                    ).fetchall()
+                    if val.startswith(v)
+                ][:50]
             else:
                 rows = con.execute(
                     f"SELECT sha256 FROM blobs WHERE {col} >= ? AND {col} < ? LIMIT 50", [lo, hi]
@@ -80,17 +108,11 @@ def resolve_ref(con: duckdb.DuckDBPyConnection, ref: str) -> str:
             for (sha,) in rows:
                 matches.setdefault(sha, Candidate(sha, None, col))
     if algo is None:
-        p = Path(ref).expanduser()
-        abs_path = os.path.abspath(p)
-        rows = con.execute(
-            "SELECT DISTINCT blob_sha256, path FROM latest_sightings WHERE path = ? OR path = ?",
-            [abs_path, ref],
-        ).fetchall()
+        abs_path = os.path.abspath(Path(ref).expanduser())
+        rows = _latest_at(con, "path IN (?, ?)", [abs_path, ref])
         if not rows and "/" not in ref:
-            rows = con.execute(
-                "SELECT DISTINCT blob_sha256, path FROM latest_sightings WHERE path = ? OR ends_with(path, ?)",
-                [ref, "/" + ref],
-            ).fetchall()
+            # a file name: the last path component (what ends_with(path, '/' + ref) means), indexed
+            rows = _latest_at(con, f"{NAME_EXPR} = ?", [ref])
         for sha, path in rows:
             matches.setdefault(sha, Candidate(sha, path, "path"))
     if not matches:

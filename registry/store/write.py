@@ -118,6 +118,23 @@ def insert_columns(con: duckdb.DuckDBPyConnection, table: str, data: dict[str, A
         con.unregister(view)
 
 
+#: per-blob, per-dtype totals of tensor rows (table ``tensor_summary``, migration 0201), read by ``show``
+TENSOR_SUMMARY_SQL = (
+    "SELECT blob_sha256, dtype, count(*), sum(nbytes), "
+    "sum(list_reduce(list_prepend(1, shape), lambda a, b: a * b)) FROM {source} GROUP BY blob_sha256, dtype"
+)
+
+
+def insert_tensor_summary(con: duckdb.DuckDBPyConnection, tensors: pa.Table) -> None:
+    """Add the ``tensor_summary`` rows of freshly inserted tensor rows (same columns as ``tensors``)."""
+    settle(con)
+    con.register("_in_tensor_summary", tensors)
+    try:
+        con.execute("INSERT INTO tensor_summary " + TENSOR_SUMMARY_SQL.format(source="_in_tensor_summary"))
+    finally:
+        con.unregister("_in_tensor_summary")
+
+
 def existing_blobs(con: duckdb.DuckDBPyConnection, shas: Iterable[str]) -> set[str]:
     shas = list(set(shas))
     if not shas:
@@ -241,7 +258,7 @@ def write_batch(
             settle(con)
             con.register("_replace", pa.table({"sha256": sorted(replace)}))
             try:
-                for table in {"tensors", *derived_tables, *extra_rows}:
+                for table in {"tensors", "tensor_summary", *derived_tables, *extra_rows}:
                     con.execute(f'DELETE FROM "{table}" WHERE blob_sha256 IN (SELECT sha256 FROM _replace)')
                 con.execute("DELETE FROM findings WHERE blob_sha256 IN (SELECT sha256 FROM _replace)")
                 con.execute("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM _replace)")
@@ -259,23 +276,21 @@ def write_batch(
                 ),
             )
         if tensor_cols["name"]:
-            insert_columns(
-                con,
-                "tensors",
-                pa.table(
-                    {
-                        "blob_sha256": pa.array(tensor_cols["blob_sha256"], pa.string()),
-                        "idx": pa.array(tensor_cols["idx"], pa.int32()),
-                        "name": pa.array(tensor_cols["name"], pa.string()),
-                        "dtype": pa.array(tensor_cols["dtype"], pa.string()),
-                        "shape": pa.array(tensor_cols["shape"], pa.list_(pa.int64())),
-                        "data_begin": pa.array(tensor_cols["data_begin"], pa.int64()),
-                        "data_end": pa.array(tensor_cols["data_end"], pa.int64()),
-                        "file_offset": pa.array(tensor_cols["file_offset"], pa.int64()),
-                        "nbytes": pa.array(tensor_cols["nbytes"], pa.int64()),
-                    }
-                ),
+            tensor_tbl = pa.table(
+                {
+                    "blob_sha256": pa.array(tensor_cols["blob_sha256"], pa.string()),
+                    "idx": pa.array(tensor_cols["idx"], pa.int32()),
+                    "name": pa.array(tensor_cols["name"], pa.string()),
+                    "dtype": pa.array(tensor_cols["dtype"], pa.string()),
+                    "shape": pa.array(tensor_cols["shape"], pa.list_(pa.int64())),
+                    "data_begin": pa.array(tensor_cols["data_begin"], pa.int64()),
+                    "data_end": pa.array(tensor_cols["data_end"], pa.int64()),
+                    "file_offset": pa.array(tensor_cols["file_offset"], pa.int64()),
+                    "nbytes": pa.array(tensor_cols["nbytes"], pa.int64()),
+                }
             )
+            insert_columns(con, "tensors", tensor_tbl)
+            insert_tensor_summary(con, tensor_tbl)
         if sighting_cols["path"]:
             insert_columns(
                 con,
