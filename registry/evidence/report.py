@@ -459,6 +459,25 @@ def _custody(record: Mapping[str, Any]) -> str:
     return head_text + "<h3>Entries about this model</h3>" + table + issued
 
 
+def _summary_extras(record: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Summary rows for what the findings table does not carry: pickle verdict, declaration contradictions."""
+    sections = record.get("sections") if isinstance(record.get("sections"), Mapping) else {}
+    out: list[tuple[str, Any]] = []
+    sec = sections.get("security") if isinstance(sections, Mapping) else None
+    if isinstance(sec, Mapping) and sec.get("verdict"):
+        out.append(("Pickle security verdict", f"{sec['verdict']}: {sec.get('reason', '')}".rstrip(": ")))
+    decl = sections.get("declaration") if isinstance(sections, Mapping) else None
+    if isinstance(decl, Mapping):
+        contradictions = decl.get("contradictions")
+        n = len(contradictions) if isinstance(contradictions, list) else 0
+        current = decl.get("current") if isinstance(decl.get("current"), Mapping) else {}
+        version = current.get("version", "?") if isinstance(current, Mapping) else "?"
+        out.append(("Training-data declaration", f"version {version} on file; {n} contradiction(s) with the evidence"))
+    else:
+        out.append(("Training-data declaration", "none filed"))
+    return out
+
+
 def _summary(record: Mapping[str, Any], envelope: Mapping[str, Any] | None) -> str:
     m = record["model"]
     names = sorted({Path(str(s.get("path"))).name for s in record["sightings"]})
@@ -481,6 +500,7 @@ def _summary(record: Mapping[str, Any], envelope: Mapping[str, Any] | None) -> s
         ("Base architecture", arch if arch is not None else "not analysed"),
         ("Sightings", len(record["sightings"])),
         ("Findings (highest severity)", f"{len(fs)} ({worst_text})"),
+        *_summary_extras(record),
         ("Record (record.json) SHA-256", envelope.get("record_sha256") if envelope else None),
         ("Issued (UTC)", envelope.get("created_at") if envelope else None),
         ("Issued by", (envelope or {}).get("issuer") or "not stated"),

@@ -77,3 +77,19 @@ def test_mixed_render_lines_become_rows(tmp_path: Path) -> None:
     html = html_for(tmp_path, [Mixed("declaration", 80, {"current": {}})])
     assert "<tr><th>Version</th><td>1 of 1</td></tr>" in html
     assert '<td colspan="2" class="line">  [HIGH  ] declaration.x: &lt;b&gt;contradiction&lt;/b&gt;</td>' in html
+
+
+def test_summary_names_pickle_verdict_and_declaration_contradictions() -> None:
+    from registry.evidence.report import _summary_extras
+
+    record = {
+        "sections": {
+            "security": {"verdict": "dangerous", "reason": "imports posix.system"},
+            "declaration": {"current": {"version": 2}, "contradictions": [{"rule_id": "a"}, {"rule_id": "b"}]},
+        }
+    }
+    assert _summary_extras(record) == [
+        ("Pickle security verdict", "dangerous: imports posix.system"),
+        ("Training-data declaration", "version 2 on file; 2 contradiction(s) with the evidence"),
+    ]
+    assert _summary_extras({"sections": {}}) == [("Training-data declaration", "none filed")]
