@@ -11,7 +11,8 @@ from cli._app import dumps, read_registry
 @click.argument("ref")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 @click.option("--section", "sections", multiple=True, help="Only these sections (repeatable), e.g. --section file.")
-def command(ref: str, fmt: str, sections: tuple[str, ...]) -> None:
+@click.option("--modules", "modules", is_flag=True, help="Also list every adapter module with its spectral figures.")
+def command(ref: str, fmt: str, sections: tuple[str, ...], modules: bool) -> None:
     """Print one model's record.
 
     REF is a full or unique-prefix SHA-256, an AutoV2 (10 hex), an AutoV1 or CRC32 (8 hex), an AutoV3 or
@@ -24,9 +25,14 @@ def command(ref: str, fmt: str, sections: tuple[str, ...]) -> None:
     with read_registry() as con:
         sha = resolve_ref(con, ref)
         record = build_record(con, sha, set(sections) if sections else None)
+        if modules:
+            from registry.sections.stats import load_modules
+
+            record["modules"] = load_modules(con, sha)
     if fmt == "json":
         click.echo(dumps({"sha256": sha, **record}, indent=2))
         return
+    module_rows = record.pop("modules", None)
     titles = {s.name: (s.title or s.name) for s in load_sections()}
     renderers = {s.name: s.render for s in load_sections()}
     first = True
@@ -43,3 +49,14 @@ def command(ref: str, fmt: str, sections: tuple[str, ...]) -> None:
                 click.echo(f"  {ln[0].ljust(width)}  {ln[1]}")
             else:
                 click.echo(f"  {ln}")
+    if module_rows is not None:
+        _print_modules(module_rows)
+
+
+def _print_modules(rows: list[dict[str, object]]) -> None:
+    from cli._app import render_rows
+
+    click.echo("")
+    click.secho(f"Modules ({len(rows)})", bold=True)
+    cols = ["module", "form", "component", "block", "rank", "scale", "fro", "spectral", "eff_rank_energy", "rank90", "rank99"]
+    render_rows(rows, cols, "table", max_width=72)

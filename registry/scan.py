@@ -254,6 +254,8 @@ def analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, r
         run_analyzers(ctx)
     finally:
         ctx.close()
+    # a container analyzer may name the format more precisely (a zip that is a TorchScript archive …)
+    fmt = str(ctx.facts.get("format") or fmt)
     if fmt not in ("safetensors", "empty", "git-lfs-pointer", "html") and not ctx.facts.get("handled"):
         words = _FORMAT_WORDS.get(fmt, f"format {fmt!r}")
         if fmt in _CODE_FORMATS:

@@ -53,7 +53,9 @@ def safetensors_bytes(
         if isinstance(value, tuple):
             dtype, shape, raw = value
         else:
-            arr = np.ascontiguousarray(value)
+            arr = np.asarray(value)  # (np.ascontiguousarray would turn a 0-d alpha into shape [1])
+            if not arr.flags.c_contiguous:
+                arr = arr.copy(order="C")
             dtype, shape, raw = NP_TO_ST[arr.dtype], list(arr.shape), arr.astype(arr.dtype.newbyteorder("<")).tobytes()
         header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [pos, pos + len(raw)]}
         chunks.append(raw)

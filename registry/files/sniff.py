@@ -1,43 +1,254 @@
-"""Content-based format detection: the bytes decide, never the extension."""
+"""Content-based format detection: the bytes decide, never the extension.
+
+``sniff_bytes(head, size)`` names a format from the first bytes of a file (and its size);
+``sniff(path)`` does the same and, for zip archives, looks at the central directory to tell a PyTorch
+checkpoint from a TorchScript archive, a numpy ``.npz`` or any other zip. ``extension_mismatch`` turns a
+disagreement between a file's name and its content into a finding.
+
+Formats: ``safetensors``, ``pytorch-zip``, ``pytorch-legacy`` (magic-number pickle followed by more
+pickles and raw storages), ``pickle`` (protocols 0–5), ``torchscript``, ``zip``, ``7z``, ``tar``, ``npy``,
+``npz``, ``gguf``, ``gzip``, ``git-lfs-pointer``, ``html``, ``text``, ``empty``, ``unknown``.
+"""
 
 from __future__ import annotations
 
+import os
 import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from registry.findings import Finding, Severity, finding, rule
 
 SNIFF_BYTES = 4096
+
+#: the first pickle of a legacy ``torch.save`` file holds this number
+TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+
+#: formats whose loading can run a pickle (``torch.load``, ``pickle.load``, ``numpy.load(allow_pickle)``)
+PICKLE_FORMATS = frozenset({"pytorch-zip", "pytorch-legacy", "pickle", "torchscript", "zip", "7z", "tar", "npy", "npz"})
+
+R_EXT_MISMATCH = rule(
+    "sniff.extension-mismatch",
+    Severity.MEDIUM,
+    "The file's extension disagrees with its content",
+    "Loaders pick a reader by extension; a pickle named .safetensors or .bin is loaded with code execution "
+    "by some of them. The content decides what the file is.",
+)
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+
+#: what each extension promises
+EXPECTED: dict[str, frozenset[str]] = {
+    ".safetensors": frozenset({"safetensors"}),
+    ".sft": frozenset({"safetensors"}),
+    ".ckpt": frozenset({"pytorch-zip", "pytorch-legacy", "pickle"}),
+    ".pt": frozenset({"pytorch-zip", "pytorch-legacy", "pickle", "torchscript"}),
+    ".pth": frozenset({"pytorch-zip", "pytorch-legacy", "pickle", "torchscript"}),
+    ".bin": frozenset({"pytorch-zip", "pytorch-legacy", "pickle"}),
+    ".pkl": frozenset({"pickle", "pytorch-legacy"}),
+    ".pickle": frozenset({"pickle", "pytorch-legacy"}),
+    ".joblib": frozenset({"pickle"}),
+    ".npy": frozenset({"npy"}),
+    ".npz": frozenset({"npz", "zip"}),
+    ".gguf": frozenset({"gguf"}),
+    ".zip": frozenset({"zip", "npz", "pytorch-zip", "torchscript"}),
+    ".7z": frozenset({"7z"}),
+    ".tar": frozenset({"tar"}),
+    ".gz": frozenset({"gzip"}),
+    ".json": frozenset({"text"}),
+    ".yaml": frozenset({"text"}),
+    ".yml": frozenset({"text"}),
+    ".txt": frozenset({"text"}),
+    ".md": frozenset({"text"}),
+    ".html": frozenset({"html"}),
+    ".htm": frozenset({"html"}),
+}
+
+#: extensions whose readers never run code: a pickle inside is a trap
+_INERT_EXTENSIONS = frozenset({".safetensors", ".sft", ".gguf", ".npy", ".json", ".yaml", ".yml", ".txt", ".md"})
+_CODE_FORMATS = frozenset({"pytorch-zip", "pytorch-legacy", "pickle", "torchscript"})
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What a file is, with the evidence the decision rests on."""
+
+    format: str
+    size: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _looks_like_pickle(head: bytes, size: int) -> tuple[bool, Any]:
+    """Walk the head as a pickle; True when it reaches STOP, or runs out of head (not file) cleanly.
+
+    Returns the value at STOP when there was one (to recognise the legacy torch magic number).
+    """
+    from registry.files.pickle_vm import VALID_OPCODES, Limits, walk
+
+    if not head or head[0] not in VALID_OPCODES:
+        return False, None
+    w = walk(head, limits=Limits(max_ops=20_000, max_objects=20_000, max_value_bytes=SNIFF_BYTES))
+    if w.complete:
+        return True, w.result
+    err = w.error
+    truncated = err is not None and "truncated" in str(err)
+    # the head ended before the pickle did: a pickle if the file goes on and the head parsed cleanly
+    return bool(truncated and size > len(head) and len(head) >= 64), None
+
+
+def _first_zip_name(head: bytes) -> str | None:
+    if not head.startswith(b"PK\x03\x04") or len(head) < 30:
+        return None
+    n, m = struct.unpack_from("<HH", head, 26)
+    raw = head[30 : 30 + n]
+    return raw.decode("utf-8", "replace") if len(raw) == n else None
+
+
+def _zip_kind(names: list[str]) -> str:
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz"
+    top = {n.split("/", 1)[0] for n in names if "/" in n}
+    if any(n.endswith("/constants.pkl") or "/code/__torch__" in n for n in names):
+        return "torchscript"
+    if any(n.endswith("/data.pkl") and n.count("/") == 1 for n in names) and len(top) >= 1:
+        return "pytorch-zip"
+    return "zip"
+
+
+def _is_tar_header(head: bytes) -> bool:
+    """A valid tar header block (ustar or the old v7 layout): what ``tarfile`` (and so the legacy
+    ``torch.load`` path) accepts. Checked by the header checksum, not only the ``ustar`` magic."""
+    if len(head) < 512 or head[:1] == b"\0":
+        return False
+    field = head[148:156].replace(b"\0", b" ").strip()
+    if not field or any(c not in b"01234567" for c in field):
+        return False
+    stored = int(field, 8)
+    block = head[:148] + b" " * 8 + head[156:512]
+    return stored in (sum(block), sum(b - 256 if b > 127 else b for b in block))
+
+
+def _is_text(head: bytes) -> bool:
+    if not head:
+        return False
+    sample = head[:SNIFF_BYTES]
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(sample) - 3:
+            return False
+        text = sample[: e.start].decode("utf-8")
+    if "\x00" in text:
+        return False
+    printable = sum(1 for c in text if c.isprintable() or c in "\n\r\t\f")
+    return printable >= 0.95 * max(1, len(text))
 
 
 def sniff_bytes(head: bytes, size: int) -> str:
     """Name the container format from the first bytes of a file and its size."""
+    return sniff_head(head, size).format
+
+
+def sniff_head(head: bytes, size: int) -> Sniffed:
     if size == 0:
-        return "empty"
+        return Sniffed("empty", 0)
     if head.startswith(b"version https://git-lfs"):
-        return "git-lfs-pointer"
-    stripped = head.lstrip()[:64].lower()
-    if stripped.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
-        return "html"
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return "zip"
+        return Sniffed("git-lfs-pointer", size)
+    if head.startswith(_ZIP_MAGIC):
+        first = _first_zip_name(head)
+        kind = "zip"
+        if first is not None:
+            if first.endswith("/data.pkl") and first.count("/") == 1:
+                kind = "pytorch-zip"
+            elif first.endswith(".npy"):
+                kind = "npz"
+        return Sniffed(kind, size, {"first_member": first} if first else {})
     if head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        return "7z"
+        return Sniffed("7z", size)
     if head.startswith(b"GGUF"):
-        return "gguf"
+        return Sniffed("gguf", size, {"version": struct.unpack_from("<I", head, 4)[0]} if len(head) >= 8 else {})
     if head.startswith(b"\x93NUMPY"):
-        return "npy"
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return "pickle"
+        return Sniffed("npy", size, {"version": list(head[6:8])})
+    if head.startswith(b"\x1f\x8b"):
+        return Sniffed("gzip", size)
+    if _is_tar_header(head):
+        return Sniffed("tar", size)
+    stripped = head.lstrip()[:64].lower()
+    if stripped.startswith((b"<!doctype", b"<html", b"<head", b"<body")):
+        return Sniffed("html", size)
+    if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
+        ok, value = _looks_like_pickle(head, size)
+        if value == TORCH_MAGIC and not isinstance(value, bool):
+            return Sniffed("pytorch-legacy", size, {"protocol": head[1]})
+        return Sniffed("pickle", size, {"protocol": head[1], "parsed_head": ok})
     if len(head) >= 9:
-        (n,) = struct.unpack("<Q", head[:8])
+        (n,) = struct.unpack_from("<Q", head)
         if 2 <= n <= size - 8 and head[8:9] in (b"{", b" ", b"\t", b"\n", b"\r"):
-            return "safetensors"
-    if len(head) >= 8 and head[8:9] == b"{":
-        return "safetensors"  # header length out of range: still a (broken) safetensors file
-    return "unknown"
+            return Sniffed("safetensors", size, {"header_len": n})
+        if head[8:9] == b"{":
+            # header length out of range: still a (broken) safetensors file
+            return Sniffed("safetensors", size, {"header_len": n, "broken": True})
+    ok, value = _looks_like_pickle(head, size)
+    if ok:
+        # protocol 0/1 pickles have no PROTO opcode; they may even be printable text
+        if value == TORCH_MAGIC and not isinstance(value, bool):
+            return Sniffed("pytorch-legacy", size, {"protocol": 0})
+        return Sniffed("pickle", size, {"protocol": 0})
+    if stripped.startswith(b"<?xml"):
+        return Sniffed("html", size)
+    if _is_text(head):
+        return Sniffed("text", size)
+    return Sniffed("unknown", size)
 
 
-def sniff(path: str) -> str:
+def sniff_file(path: str | os.PathLike[str]) -> Sniffed:
+    """Sniff a file; zips are told apart by their central directory (bounded: names only)."""
     with open(path, "rb") as fh:
         head = fh.read(SNIFF_BYTES)
-        fh.seek(0, 2)
-        size = fh.tell()
-    return sniff_bytes(head, size)
+        size = os.fstat(fh.fileno()).st_size
+        s = sniff_head(head, size)
+        if s.format in ("zip", "pytorch-zip", "npz"):
+            try:
+                fh.seek(0)
+                with zipfile.ZipFile(fh) as z:
+                    names = z.namelist()
+            except Exception as e:  # noqa: BLE001 - any failure to list is evidence, not a crash
+                return Sniffed(s.format, size, {**s.detail, "zip_error": f"{type(e).__name__}: {e}"})
+            kind = _zip_kind(names)
+            return Sniffed(kind, size, {**s.detail, "members": len(names)})
+        return s
+
+
+def sniff(path: str | os.PathLike[str]) -> str:
+    """The format name of a file (see :func:`sniff_file` for the evidence)."""
+    return sniff_file(path).format
+
+
+def extension_mismatch(path: str | os.PathLike[str], fmt: str) -> Finding | None:
+    """A finding when the extension promises a different format than the content is."""
+    ext = Path(path).suffix.lower()
+    expected = EXPECTED.get(ext)
+    if expected is None or fmt in expected or fmt == "empty":
+        return None
+    if fmt in _CODE_FORMATS and ext in _INERT_EXTENSIONS:
+        sev = Severity.HIGH
+        why = "a loader that trusts the extension may unpickle it, and a scanner that trusts it may skip it"
+    elif fmt in ("git-lfs-pointer", "html"):
+        sev = Severity.MEDIUM
+        why = "the download did not fetch the real file"
+    elif fmt in _CODE_FORMATS:
+        sev = Severity.MEDIUM
+        why = "the content can run code when loaded"
+    else:
+        sev = Severity.LOW
+        why = "readers chosen by extension will fail or misread it"
+    return finding(
+        R_EXT_MISMATCH.id,
+        f"named {ext} but the content is {fmt}: {why}",
+        severity=sev,
+        extension=ext,
+        content=fmt,
+        expected=sorted(expected),
+    )

@@ -1,0 +1,287 @@
+"""Group the tensors of an adapter file (LoRA, LyCORIS …) into modules, and place each module.
+
+A module is everything one adapted layer of the base model carries: for a kohya LoRA the three tensors
+``<key>.lora_down.weight``, ``<key>.lora_up.weight`` and ``<key>.alpha``. :func:`group_modules` reads only
+tensor names (and, where given, shapes: BOFT and OFT share a key and differ by rank), so it is cheap and
+can run on a header alone.
+
+Conventions recognised (REFERENCE.md section 5):
+
+* kohya / LyCORIS-LoCon: ``.lora_down.weight``, ``.lora_up.weight``, ``.lora_mid.weight`` (Tucker core),
+  ``.alpha``, ``.dora_scale``, ``.scalar``;
+* PEFT / diffusers: ``.lora_A[.<adapter>].weight``, ``.lora_B[.<adapter>].weight``,
+  ``.lora_magnitude_vector`` (DoRA), ``.lora_embedding_A/B``; older diffusers ``…to_k_lora.down.weight``,
+  ``….lora.down.weight``, ``….lora_linear_layer.down.weight``;
+* cloneofsimo ``lora_diffusion``: ``unet:N:down`` / ``unet:N:up`` (and ``text_encoder:N:…``);
+* LyCORIS: LoHa ``hada_w1_a/b``, ``hada_w2_a/b``, ``hada_t1/t2``; LoKr ``lokr_w1[_a,_b]``,
+  ``lokr_w2[_a,_b]``, ``lokr_t2``; IA3 ``weight`` + ``on_input`` (PEFT: ``ia3_l``); GLoRA
+  ``a1,a2,b1,b2 .weight``; OFT ``oft_blocks`` (3-D) or ``oft_diag``, BOFT ``oft_blocks`` (4-D), both with
+  optional ``rescale``; full ``diff`` / ``diff_b``; norms ``w_norm`` / ``b_norm``.
+
+Each module gets a *component* (``unet``, ``transformer``, ``te1``, ``te2``, ``te3``, ``model``) and a
+*block* (``down.N``, ``mid``, ``up.N``; ``input.N``, ``middle``, ``output.N``; ``double.N``, ``single.N``,
+``joint.N``; ``layer.N`` in text encoders; ``block.N`` for other numbered blocks; ``None`` for the rest).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+#: (suffix regex, role, convention); the first match wins, so longer suffixes come first
+_SUFFIXES: list[tuple[re.Pattern[str], str, str]] = [
+    (re.compile(p + r"$"), role, conv)
+    for p, role, conv in [
+        (r"\.lora_down\.weight", "down", "kohya"),
+        (r"\.lora_up\.weight", "up", "kohya"),
+        (r"\.lora_mid\.weight", "mid", "kohya"),
+        (r"\.lora_A(?:\.[A-Za-z0-9_\-]+)?\.weight", "down", "peft"),
+        (r"\.lora_B(?:\.[A-Za-z0-9_\-]+)?\.weight", "up", "peft"),
+        (r"\.lora_B(?:\.[A-Za-z0-9_\-]+)?\.bias", "up_bias", "peft"),
+        (r"\.lora_embedding_A(?:\.[A-Za-z0-9_\-]+)?", "down", "peft"),
+        (r"\.lora_embedding_B(?:\.[A-Za-z0-9_\-]+)?", "up", "peft"),
+        (r"\.lora_magnitude_vector(?:\.[A-Za-z0-9_\-]+)?(?:\.weight)?", "dora_scale", "peft"),
+        (r"(?<=_lora)\.down\.weight", "down", "diffusers-old"),
+        (r"(?<=_lora)\.up\.weight", "up", "diffusers-old"),
+        (r"(?<=\.lora)\.down\.weight", "down", "diffusers-old"),
+        (r"(?<=\.lora)\.up\.weight", "up", "diffusers-old"),
+        (r"(?<=lora_linear_layer)\.down\.weight", "down", "diffusers-old"),
+        (r"(?<=lora_linear_layer)\.up\.weight", "up", "diffusers-old"),
+        (r"\.hada_w1_a", "w1a", "lycoris"),
+        (r"\.hada_w1_b", "w1b", "lycoris"),
+        (r"\.hada_w2_a", "w2a", "lycoris"),
+        (r"\.hada_w2_b", "w2b", "lycoris"),
+        (r"\.hada_t1", "t1", "lycoris"),
+        (r"\.hada_t2", "t2", "lycoris"),
+        (r"\.lokr_w1_a", "lokr_w1a", "lycoris"),
+        (r"\.lokr_w1_b", "lokr_w1b", "lycoris"),
+        (r"\.lokr_w1", "lokr_w1", "lycoris"),
+        (r"\.lokr_w2_a", "lokr_w2a", "lycoris"),
+        (r"\.lokr_w2_b", "lokr_w2b", "lycoris"),
+        (r"\.lokr_w2", "lokr_w2", "lycoris"),
+        (r"\.lokr_t2", "lokr_t2", "lycoris"),
+        (r"\.a1\.weight", "a1", "lycoris"),
+        (r"\.a2\.weight", "a2", "lycoris"),
+        (r"\.b1\.weight", "b1", "lycoris"),
+        (r"\.b2\.weight", "b2", "lycoris"),
+        (r"\.oft_blocks", "oft_blocks", "lycoris"),
+        (r"\.oft_diag", "oft_blocks", "lycoris"),
+        (r"\.rescale", "rescale", "lycoris"),
+        (r"\.on_input", "on_input", "lycoris"),
+        (r"\.ia3_l(?:\.[A-Za-z0-9_\-]+)?(?:\.weight)?", "ia3_l", "peft"),
+        (r"\.diff_b", "diff_b", "lycoris"),
+        (r"\.diff", "diff", "lycoris"),
+        (r"\.w_norm", "w_norm", "lycoris"),
+        (r"\.b_norm", "b_norm", "lycoris"),
+        (r"\.dora_scale", "dora_scale", "kohya"),
+        (r"\.scalar", "scalar", "lycoris"),
+        (r"\.alpha", "alpha", "kohya"),
+        (r"\.weight", "weight", "lycoris"),  # IA3 only (kept when the key also has on_input)
+    ]
+]
+
+_CLONEOFSIMO = re.compile(r"^(?P<comp>unet|text_encoder(?:_2)?):(?P<idx>\d+):(?P<role>down|up)$")
+
+#: forms, in the words the record uses
+FORMS = ("lora", "loha", "lokr", "ia3", "glora", "oft", "boft", "diff", "norm")
+
+
+@dataclass(frozen=True)
+class AdapterModule:
+    """One adapted layer: its key, its form, and which tensor plays which role."""
+
+    key: str
+    form: str
+    #: role -> tensor name (``down``, ``up``, ``alpha``, ``mid``, ``dora_scale``, ``w1a`` … see the module doc)
+    parts: Mapping[str, str]
+    convention: str
+    component: str
+    block: str | None
+
+    @property
+    def tucker(self) -> bool:
+        return any(r in self.parts for r in ("mid", "t1", "t2", "lokr_t2"))
+
+    @property
+    def dora(self) -> bool:
+        return "dora_scale" in self.parts
+
+
+@dataclass
+class ModuleGrouping:
+    modules: list[AdapterModule] = field(default_factory=list)
+    #: keys whose tensors do not make a whole module (e.g. ``lora_down`` without ``lora_up``): key -> roles
+    incomplete: dict[str, list[str]] = field(default_factory=dict)
+    #: tensor names that belong to no module (embeddings bundled in a LoRA, unknown extras)
+    unassigned: list[str] = field(default_factory=list)
+
+    @property
+    def is_adapter(self) -> bool:
+        return bool(self.modules)
+
+
+def _match(name: str) -> tuple[str, str, str] | None:
+    m = _CLONEOFSIMO.match(name)
+    if m:
+        return f"{m['comp']}:{m['idx']}", m["role"], "lora_diffusion"
+    for pat, role, conv in _SUFFIXES:
+        mm = pat.search(name)
+        if mm:
+            key = name[: mm.start()]
+            if key:
+                return key, role, conv
+    return None
+
+
+def _form(roles: set[str], ndim_blocks: int | None, key: str) -> str | None:
+    if {"down", "up"} <= roles:
+        return "lora"
+    if {"w1a", "w1b", "w2a", "w2b"} <= roles:
+        return "loha"
+    if ("lokr_w1" in roles or {"lokr_w1a", "lokr_w1b"} <= roles) and (
+        "lokr_w2" in roles or {"lokr_w2a", "lokr_w2b"} <= roles
+    ):
+        return "lokr"
+    if {"a1", "a2", "b1", "b2"} <= roles:
+        return "glora"
+    if "oft_blocks" in roles:
+        return "boft" if ndim_blocks == 4 else "oft"
+    if "ia3_l" in roles or ({"weight", "on_input"} <= roles):
+        return "ia3"
+    if "diff" in roles:
+        return "diff"
+    if "w_norm" in roles:
+        return "norm"
+    return None
+
+
+_ROLES_OF_FORM: dict[str, set[str]] = {
+    "lora": {"down", "up", "mid", "alpha", "dora_scale", "scalar", "up_bias"},
+    "loha": {"w1a", "w1b", "w2a", "w2b", "t1", "t2", "alpha", "dora_scale", "scalar"},
+    "lokr": {"lokr_w1", "lokr_w1a", "lokr_w1b", "lokr_w2", "lokr_w2a", "lokr_w2b", "lokr_t2", "alpha", "dora_scale", "scalar"},
+    "glora": {"a1", "a2", "b1", "b2", "alpha", "dora_scale"},
+    "oft": {"oft_blocks", "rescale", "alpha", "dora_scale"},
+    "boft": {"oft_blocks", "rescale", "alpha", "dora_scale"},
+    "ia3": {"weight", "on_input", "ia3_l"},
+    "diff": {"diff", "diff_b"},
+    "norm": {"w_norm", "b_norm"},
+}
+
+
+def group_modules(names: Iterable[str], shapes: Mapping[str, tuple[int, ...]] | None = None) -> ModuleGrouping:
+    """Group tensor names into modules; ``shapes`` (name -> shape) tells OFT from BOFT."""
+    by_key: dict[str, dict[str, str]] = {}
+    conv_of: dict[str, str] = {}
+    out = ModuleGrouping()
+    for name in names:
+        hit = _match(name)
+        if hit is None:
+            out.unassigned.append(name)
+            continue
+        key, role, conv = hit
+        roles = by_key.setdefault(key, {})
+        if role in roles:  # two tensors for one role (e.g. lora_A.default and lora_A.other): keep the first
+            out.unassigned.append(name)
+            continue
+        roles[role] = name
+        if conv != "kohya":
+            conv_of.setdefault(key, conv)
+    single = any(re.search(r"single_(?:transformer_)?blocks", k) for k in by_key)
+    for key, parts in by_key.items():
+        ndim = None
+        if shapes is not None and "oft_blocks" in parts:
+            ndim = len(shapes.get(parts["oft_blocks"], ()))
+        form = _form(set(parts), ndim, key)
+        if form is None:
+            if set(parts) <= {"weight"}:
+                out.unassigned.extend(parts.values())
+            else:
+                out.incomplete[key] = sorted(parts)
+            continue
+        allowed = _ROLES_OF_FORM[form]
+        kept = {r: n for r, n in parts.items() if r in allowed}
+        out.unassigned.extend(n for r, n in parts.items() if r not in allowed)
+        component, block = place(key, single_blocks=single)
+        out.modules.append(AdapterModule(key, form, kept, conv_of.get(key, "kohya"), component, block))
+    out.modules.sort(key=lambda m: m.key)
+    return out
+
+
+# -- placing a module in the model ---------------------------------------------------------------
+
+_PREFIXES = ("base_model_model_", "model_")
+
+_TE = [
+    (re.compile(r"^(?:lora_te3_|text_encoder_3_|te3_|t5xxl_|lora_t5_)"), "te3"),
+    (re.compile(r"^(?:lora_te2_|text_encoder_2_|te2_|conditioner_embedders_1_)"), "te2"),
+    (re.compile(r"^(?:lora_te1_|lora_te_|text_encoder_|te1_|te_|conditioner_embedders_0_|cond_stage_model_|clip_l_|lora_clip_)"), "te1"),
+]
+
+_BLOCKS = [
+    (re.compile(r"(?:^|_)down_blocks_(\d+)"), "down"),
+    (re.compile(r"(?:^|_)mid_block(?:_|$)"), "mid"),
+    (re.compile(r"(?:^|_)up_blocks_(\d+)"), "up"),
+    (re.compile(r"(?:^|_)input_blocks_(\d+)"), "input"),
+    (re.compile(r"(?:^|_)middle_block(?:_|$)"), "middle"),
+    (re.compile(r"(?:^|_)output_blocks_(\d+)"), "output"),
+    (re.compile(r"(?:^|_)double_blocks_(\d+)"), "double"),
+    (re.compile(r"(?:^|_)single_blocks_(\d+)"), "single"),
+    (re.compile(r"(?:^|_)single_transformer_blocks_(\d+)"), "single"),
+    (re.compile(r"(?:^|_)joint_blocks_(\d+)"), "joint"),
+    (re.compile(r"(?:^|_)transformer_blocks_(\d+)"), "@transformer"),
+    (re.compile(r"(?:^|_)encoder_layers_(\d+)"), "layer"),
+    (re.compile(r"(?:^|_)encoder_block_(\d+)"), "layer"),
+    (re.compile(r"(?:^|_)layers_(\d+)"), "layer"),
+    (re.compile(r"(?:^|_)resblocks_(\d+)"), "layer"),
+    (re.compile(r"(?:^|_)([a-z]+)_blocks_(\d+)"), "@named"),
+    (re.compile(r"(?:^|_)blocks_(\d+)"), "block"),
+]
+
+
+def place(key: str, single_blocks: bool = False) -> tuple[str, str | None]:
+    """``(component, block)`` of a module key (kohya underscores and dotted paths alike).
+
+    ``single_blocks`` says the file also has single-stream blocks, so numbered ``transformer_blocks`` are
+    FLUX's double-stream blocks rather than SD3's joint blocks.
+    """
+    k = re.sub(r"[.:]", "_", key).lower()
+    for p in _PREFIXES:
+        if k.startswith(p):
+            k = k[len(p) :]
+    component = "vae" if k.startswith(("first_stage_model_", "vae_")) else None
+    for pat, comp in [] if component else _TE:
+        if pat.search(k):
+            component = comp
+            break
+    block: str | None = None
+    kind = None
+    for pat, name in _BLOCKS:
+        m = pat.search(k)
+        if m:
+            kind = name
+            idx = m.group(m.lastindex) if m.lastindex else None
+            if name == "@named":
+                kind = m.group(1) if m.group(1) not in {"model", "diffusion", "lora", "unet"} else "block"
+            if name == "@transformer":
+                kind = "layer" if component is not None else "double" if single_blocks else "joint"
+            block = kind if idx is None else f"{kind}.{int(idx)}"
+            break
+    if component is None:
+        if k.startswith(("lora_te", "text_model")) or "text_model_encoder" in k:
+            component = "te1"
+        elif kind in {"down", "mid", "up", "input", "middle", "output"}:
+            component = "unet"
+        elif (
+            kind in {"double", "single", "joint"}
+            or k.startswith(("transformer_", "lora_transformer_"))
+            or (k.startswith("diffusion_model_") and kind is not None)
+        ):
+            component = "transformer"
+        elif k.startswith(("unet_", "lora_unet_")) or k.startswith("unet"):
+            component = "unet"
+        else:
+            component = "model"
+    if component == "unet" and kind in {"double", "single", "joint"}:
+        component = "transformer"  # kohya names FLUX modules lora_unet_double_blocks_…
+    return component, block

@@ -1,0 +1,78 @@
+"""Analyzer ``stats`` (order 40): weight statistics of a safetensors file (or of a PyTorch pickle file whose
+tensors the ``pickles`` analyzer recovered without unpickling).
+
+Which statistics a file gets is decided from its tensor names: when adapter modules (LoRA, LyCORIS …,
+see :mod:`registry.adapters`) make up the file, every module gets its exact update spectrum
+(:mod:`registry.stats`), written to ``lora_modules`` with a ``lora_summary`` row and the
+``lora_profile`` by component and block. Any other safetensors file (checkpoint, VAE, embedding …)
+gets per-tensor statistics streamed from a memory map (:mod:`registry.tensorstats`) in ``tensor_stats``
+and a ``checkpoint_summary`` row. When an earlier analyzer left ``ctx.facts["identity"]`` with a
+``kind`` of ``checkpoint`` or ``lora``/``lycoris``/``adapter``, that decides instead.
+
+Leaves ``ctx.facts["stats"]`` = ``{"kind": "adapter"|"checkpoint", **summary}`` for later analyzers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from registry.adapters import group_modules
+from registry.analysis import Analyzer, FileContext
+from registry.files.dtypes import decode
+from registry.stats import lora_report
+from registry.tensorstats import tensor_stats, tensor_summary
+
+TABLES = ("lora_modules", "lora_summary", "lora_profile", "tensor_stats", "checkpoint_summary")
+
+_ADAPTER_KINDS = {"lora", "lycoris", "adapter", "loha", "lokr", "locon", "dora", "ia3", "oft", "boft", "glora"}
+
+
+def _declared_kind(ctx: FileContext) -> str | None:
+    ident = ctx.facts.get("identity")
+    kind = ident.get("kind") if isinstance(ident, dict) else getattr(ident, "kind", None)
+    if not isinstance(kind, str):
+        return None
+    k = kind.lower()
+    if k in _ADAPTER_KINDS:
+        return "adapter"
+    if k == "checkpoint":
+        return "checkpoint"
+    return None
+
+
+def run(ctx: FileContext) -> None:
+    # safetensors files, and pickle-based files whose tensors the pickles analyzer recovered (absolute offsets)
+    readable = (ctx.format == "safetensors" and ctx.header is not None) or "container" in ctx.facts
+    if not readable or not ctx.tensors:
+        return
+    by_name = {t.name: t for t in ctx.tensors}
+    grouping = group_modules(by_name, {k: t.shape for k, t in by_name.items()})
+    in_modules = sum(len(m.parts) for m in grouping.modules)
+    kind = _declared_kind(ctx)
+    if kind is None:
+        kind = "adapter" if grouping.modules and in_modules * 2 >= len(ctx.tensors) else "checkpoint"
+    t0 = time.perf_counter()
+    if kind == "adapter" and grouping.modules:
+        def load(name: str) -> Any:
+            t = by_name[name]
+            return decode(ctx.raw(t), t.dtype, t.shape)
+
+        rep = lora_report(grouping, load, ctx.metadata, {k: t.dtype for k, t in by_name.items()})
+        seconds = time.perf_counter() - t0
+        ctx.add_rows("lora_modules", [m.as_row() for m in rep.modules])
+        ctx.add_rows("lora_summary", [{**rep.summary, "seconds": seconds}])
+        ctx.add_rows("lora_profile", rep.profile)
+        ctx.findings.extend(rep.findings)
+        ctx.facts["stats"] = {"kind": "adapter", **rep.summary}
+        return
+    stats = tensor_stats(ctx.path, ctx.tensors)
+    summary, found = tensor_summary(stats)
+    seconds = time.perf_counter() - t0
+    ctx.add_rows("tensor_stats", [s.as_row() for s in stats])
+    ctx.add_rows("checkpoint_summary", [{**summary, "seconds": seconds}])
+    ctx.findings.extend(found)
+    ctx.facts["stats"] = {"kind": "checkpoint", **summary}
+
+
+ANALYZER = Analyzer("stats", 40, run, version="1", tables=TABLES)

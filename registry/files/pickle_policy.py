@@ -1,0 +1,289 @@
+"""Which imported names make a pickle safe, suspicious or dangerous.
+
+* **safe**: the name is on a short allowlist of what a tensor checkpoint needs (torch's tensor and
+  storage rebuild functions and storage/dtype classes, ``collections.OrderedDict``, numpy array and
+  scalar reconstruction, the few builtins ``torch.load(weights_only=True)`` also accepts);
+* **dangerous**: the name is known to run code, touch files, the network or the interpreter: whole
+  modules and every submodule of them (``os``, ``subprocess``, ``socket`` …), named builtins (``eval``,
+  ``getattr`` …), stdlib and torch gadgets (``functools.partial``, ``operator`` getters, ``importlib``,
+  ``torch.storage._load_from_bytes`` …), any dotted name that walks through a dunder attribute or a
+  dangerous module (``torch.serialization`` + ``os.system``), and any name that could not be resolved;
+* **suspicious**: everything else (an unknown class is not proof of harm, but it is not data either).
+
+Module names are normalised the way the unpickler does for protocol < 3 (``__builtin__`` → ``builtins``,
+``copy_reg`` → ``copyreg``) and both spellings are judged; the worse verdict wins.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+from enum import IntEnum
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+class Safety(IntEnum):
+    SAFE = 0
+    SUSPICIOUS = 1
+    DANGEROUS = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+_STORAGE_TYPES = [
+    "DoubleStorage", "FloatStorage", "HalfStorage", "LongStorage", "IntStorage", "ShortStorage",
+    "CharStorage", "ByteStorage", "BoolStorage", "BFloat16Storage", "ComplexDoubleStorage",
+    "ComplexFloatStorage", "QUInt8Storage", "QInt8Storage", "QInt32Storage", "QUInt4x2Storage",
+    "QUInt2x4Storage", "UntypedStorage",
+]  # fmt: skip
+
+_DTYPES = [
+    "float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool",
+    "complex128", "complex64", "complex32", "uint16", "uint32", "uint64", "float8_e4m3fn", "float8_e5m2",
+    "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2", "qint8", "quint8", "qint32",
+    "quint4x2", "quint2x4", "double", "float", "half", "long", "int", "short", "cfloat", "cdouble",
+]  # fmt: skip
+
+_REBUILD = [
+    "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
+    "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
+    "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass", "_rebuild_device_tensor_from_numpy",
+    "_rebuild_device_tensor_from_cpu_tensor",
+]  # fmt: skip
+
+_TENSOR_TYPES = [
+    "DoubleTensor", "FloatTensor", "HalfTensor", "BFloat16Tensor", "LongTensor", "IntTensor", "ShortTensor",
+    "CharTensor", "ByteTensor", "BoolTensor",
+]  # fmt: skip
+
+#: (module, name) pairs a plain tensor checkpoint may import
+SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
+    [("torch._utils", n) for n in _REBUILD]
+    + [("torch", n) for n in _STORAGE_TYPES]
+    + [("torch.cuda", n) for n in _STORAGE_TYPES if n != "UntypedStorage"]
+    + [("torch.storage", "UntypedStorage"), ("torch.storage", "TypedStorage"), ("torch", "TypedStorage")]
+    + [("torch", n) for n in _DTYPES]
+    + [("torch", n) for n in _TENSOR_TYPES]
+    + [("torch.cuda", n) for n in _TENSOR_TYPES]
+    + [
+        ("torch", "Size"),
+        ("torch", "Tensor"),
+        ("torch", "device"),
+        ("torch", "per_tensor_affine"),
+        ("torch", "per_tensor_symmetric"),
+        ("torch", "per_channel_affine"),
+        ("torch", "per_channel_symmetric"),
+        ("torch", "per_channel_affine_float_qparams"),
+        ("torch.nn.parameter", "Parameter"),
+        ("torch._tensor", "_rebuild_from_type_v2"),
+        ("torch.serialization", "_get_layout"),
+        ("collections", "OrderedDict"),
+        ("collections", "Counter"),
+        ("_codecs", "encode"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "bytearray"),
+        ("builtins", "complex"),
+        ("builtins", "slice"),
+        ("numpy", "dtype"),
+        ("numpy", "ndarray"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    ]
+)
+
+#: modules (and every submodule) any name of which is dangerous
+DANGEROUS_MODULES: frozenset[str] = frozenset(
+    _words(
+        """
+        os posix nt posixpath ntpath _posixsubprocess _winapi msvcrt winreg subprocess sys pty tty termios
+        runpy code codeop marshal types importlib imp _imp _frozen_importlib _frozen_importlib_external
+        pkgutil zipimport site sysconfig gc inspect ctypes _ctypes cffi signal _signal atexit threading
+        _thread multiprocessing concurrent socket _socket ssl _ssl select selectors socketserver asyncio
+        http urllib urllib2 urllib3 httplib httpx requests aiohttp ftplib smtplib poplib imaplib nntplib
+        telnetlib xmlrpc webbrowser antigravity mailcap cgi cgitb wsgiref pickle _pickle cPickle dill
+        cloudpickle joblib shelve dbm sqlite3 _sqlite3 shutil tempfile fileinput glob filecmp mmap fcntl
+        resource linecache zipfile tarfile gzip bz2 lzma compileall py_compile distutils setuptools pip
+        ensurepip venv pydoc pdb bdb trace profile cProfile timeit doctest unittest test idlelib lib2to3
+        _osx_support _aix_support _pyrepl uuid platform logging syslog pipes pexpect operator _operator
+        functools _functools _multiprocessing _posixshmem _xxsubinterpreters _interpreters _sitebuiltins
+        _lsprof yaml jinja2 mako numexpr IPython sympy pandas.io keras tensorflow huggingface_hub fsspec
+        boto3 botocore paramiko git numpy.f2py numpy.testing numpy.distutils numpy.ctypeslib
+        numpy.lib.npyio torch.jit torch._dynamo.guards torch._inductor torch.fx torch.hub torch.package
+        torch.utils.cpp_extension torch.utils.collect_env torch.utils.bottleneck torch.utils._config_module
+        torch.utils.data.datapipes torch.distributed.rpc torch.testing torch.onnx
+        """
+    )
+)
+
+#: specific names (module, name) that are dangerous although their module as a whole is not
+DANGEROUS_NAMES: frozenset[tuple[str, str]] = frozenset(
+    [
+        ("torch", "load"),
+        ("torch", "save"),
+        ("torch", "from_file"),
+        ("torch.serialization", "load"),
+        ("torch.serialization", "_load"),
+        ("torch.serialization", "_legacy_load"),
+        ("torch.serialization", "save"),
+        ("torch.storage", "_load_from_bytes"),
+        ("torch.storage", "_StorageBase"),
+        ("torch.storage", "UntypedStorage.from_file"),
+        ("torch._utils", "_import_dotted_name"),
+        ("torch._ops", "ops"),
+        ("torch.ops", "load_library"),
+        ("torch.classes", "load_library"),
+        ("torch.hub", "load"),
+        ("ops.aten", "save"),
+        ("ops.aten", "from_file"),
+        ("ops.aten", "_load_for_mobile"),
+        ("torch", "ops"),
+        ("torch._C", "_load_for_lite_interpreter"),
+        ("torch._C", "import_ir_module"),
+        ("torch._C", "_jit_set_profiling_executor"),
+        ("torch.nn.modules.module", "Module.load_state_dict"),
+        ("numpy", "load"),
+        ("numpy", "loadtxt"),
+        ("numpy", "genfromtxt"),
+        ("numpy", "fromfile"),
+        ("numpy", "memmap"),
+        ("numpy", "save"),
+        ("numpy", "savez"),
+        ("numpy", "savetxt"),
+        ("numpy", "DataSource"),
+        ("numpy.lib.format", "open_memmap"),
+        ("numpy.lib.format", "read_array"),
+        ("numpy.core.memmap", "memmap"),
+        ("numpy._core.memmap", "memmap"),
+        ("pandas", "read_pickle"),
+        ("pandas", "read_csv"),
+        ("pandas", "eval"),
+        ("pandas.core.computation.eval", "eval"),
+        ("collections", "namedtuple"),
+        ("io", "open"),
+        ("io", "open_code"),
+        ("io", "FileIO"),
+        ("_io", "open"),
+        ("_io", "open_code"),
+        ("_io", "FileIO"),
+        ("codecs", "open"),
+        ("copyreg", "add_extension"),
+        ("copyreg", "dispatch_table"),
+        ("copyreg", "_extension_registry"),
+    ]
+)
+
+#: plain data classes that real checkpoints pickle, inside modules that are otherwise blocked: these are
+#: judged suspicious (not on the allowlist), not dangerous
+SOFTENED: frozenset[tuple[str, str]] = frozenset(
+    [
+        ("uuid", "UUID"),
+        ("uuid", "SafeUUID"),
+        ("logging", "getLogger"),
+        ("logging", "Logger"),
+        ("logging", "RootLogger"),
+        ("logging", "LogRecord"),
+        ("logging", "Formatter"),
+        ("types", "SimpleNamespace"),
+        ("types", "MappingProxyType"),
+    ]
+)
+
+#: builtins that run code, reach attributes or touch files
+DANGEROUS_BUILTINS: frozenset[str] = frozenset(
+    _words(
+        """
+        eval exec execfile compile open file input raw_input __import__ getattr setattr delattr globals
+        locals vars breakpoint exit quit help reload apply __loader__ __build_class__ __spec__
+        """
+    )
+)
+
+#: last components of a dotted name that run code whatever module they come from
+DANGEROUS_LEAVES: frozenset[str] = frozenset(
+    _words(
+        """
+        system popen popen2 popen3 popen4 spawnl spawnle spawnlp spawnlpe spawnv spawnve spawnvp spawnvpe
+        execl execle execlp execlpe execv execve execvp execvpe fork forkpty posix_spawn posix_spawnp
+        check_output check_call getoutput getstatusoutput Popen run_path run_module import_module
+        load_source load_module exec_module load_dynamic __import__ eval exec execfile compile open
+        write_text write_bytes read_text read_bytes unlink rmdir mkdir makedirs touch rename chmod chown
+        symlink_to hardlink_to link_to remove removedirs rmtree urlopen urlretrieve
+        """
+    )
+)
+
+_BUILTIN_MODULES = ("builtins", "__builtin__", "__builtins__")
+
+
+def _in_modules(module: str, modules: frozenset[str]) -> str | None:
+    """The entry of ``modules`` that ``module`` is or lies under, if any."""
+    parts = module.split(".")
+    for i in range(1, len(parts) + 1):
+        head = ".".join(parts[:i])
+        if head in modules:
+            return head
+    return None
+
+
+def _normalise(module: str, name: str) -> tuple[str, str]:
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    if module in _compat_pickle.IMPORT_MAPPING:
+        return _compat_pickle.IMPORT_MAPPING[module], name
+    return module, name
+
+
+def _judge_one(module: str, name: str) -> tuple[Safety, str]:
+    if (module, name) in SAFE_GLOBALS:
+        return Safety.SAFE, "on the tensor-checkpoint allowlist"
+    parts = name.split(".")
+    for p in parts:
+        if p.startswith("__") and p.endswith("__") and len(parts) > 1:
+            return Safety.DANGEROUS, f"walks through the dunder attribute {p!r}"
+    if module in _BUILTIN_MODULES:
+        if parts[0] in DANGEROUS_BUILTINS:
+            return Safety.DANGEROUS, f"builtin {parts[0]!r} runs code, reaches attributes or opens files"
+        if len(parts) > 1:
+            return Safety.DANGEROUS, "reaches an attribute of a builtin"
+        return Safety.SUSPICIOUS, "builtin outside the allowlist"
+    if (module, name) in SOFTENED:
+        return Safety.SUSPICIOUS, "a data class of a blocked module (not on the allowlist)"
+    hit = _in_modules(module, DANGEROUS_MODULES)
+    if hit is not None:
+        what = "is" if hit == module else f"lies under {hit!r}, which is"
+        return Safety.DANGEROUS, f"module {module!r} {what} blocked (code, files, network or interpreter)"
+    for i in range(len(parts), 0, -1):
+        if (module, ".".join(parts[:i])) in DANGEROUS_NAMES:
+            return Safety.DANGEROUS, f"{module}.{'.'.join(parts[:i])} is a known gadget"
+    if len(parts) > 1:
+        # ``torch.serialization`` + ``os.system``: attribute traversal from an innocent module
+        for p in parts[:-1]:
+            if p in DANGEROUS_MODULES or p in _BUILTIN_MODULES:
+                return Safety.DANGEROUS, f"reaches module {p!r} through an attribute chain"
+    if parts[-1] in DANGEROUS_LEAVES:
+        return Safety.DANGEROUS, f"{parts[-1]!r} runs code or touches files, whatever module defines it"
+    if not module or not name or any(not p.isidentifier() for p in module.split(".") + parts):
+        return Safety.SUSPICIOUS, "not a valid dotted Python name"
+    return Safety.SUSPICIOUS, "not on the allowlist"
+
+
+def judge(module: str, name: str, resolved: bool = True) -> tuple[Safety, str]:
+    """Classify one imported name; returns the verdict and the reason in words."""
+    if not resolved or module == "?" or name == "?":
+        return Safety.DANGEROUS, "operands could not be resolved statically (treated as dangerous)"
+    raw = _judge_one(module, name)
+    nm, nn = _normalise(module, name)
+    if (nm, nn) == (module, name):
+        return raw
+    norm = _judge_one(nm, nn)
+    if norm[0] == Safety.SAFE and raw[0] <= Safety.SUSPICIOUS:
+        # a protocol-2 pickle spells builtins ``__builtin__``: the unpickler maps it, so judge the mapping
+        return norm
+    return max(norm, raw, key=lambda v: v[0])

@@ -1,0 +1,864 @@
+"""Exact update spectra of LoRA and LyCORIS modules, per module and per file.
+
+The update ΔW of a low-rank module is never formed. For ``ΔW = s · U · Dᵀ`` (``U`` m×r, ``D`` n×r) the
+QR factorisations ``U = Q1 R1`` and ``D = Q2 R2`` give ``ΔW = Q1 (s R1 R2ᵀ) Q2ᵀ`` with orthonormal ``Q1``,
+``Q2``, so the singular values of the r×r core ``s R1 R2ᵀ`` are exactly those of ΔW: O((m+n)r²) work in
+float64 instead of an O(mn·min(m,n)) SVD of the formed product (REFERENCE.md section 6). Each form:
+
+``lora``
+    kohya / PEFT / diffusers / lora_diffusion: ``U = up`` (flattened to m×r), ``D = downᵀ`` (convolutions
+    flattened to ``out × in·k·k``); a Tucker core ``lora_mid`` folds into the down factor first (the
+    product is still rank r). scale = alpha / rank, 1 without alpha (PEFT: ``lora_alpha`` from the
+    ``lora_adapter_metadata`` config when present). DoRA magnitudes are summarised in ``extra``.
+``loha``
+    ΔW = s·(A1 B1) ⊙ (A2 B2). The Hadamard product of two rank-r products has the exact factorisation
+    ``(A1 • A2)(B1ᵀ • B2ᵀ)ᵀ`` with the row-wise Kronecker (face-splitting) product, of rank ≤ r1·r2, so the
+    factored method applies with r1·r2 columns. When r1·r2 ≥ min(m, n) the product is formed instead
+    (it is then no bigger than the factors). Tucker ``hada_t1/t2`` fold into the factors the same way.
+``lokr``
+    ΔW = s·(W1 ⊗ W2): the singular values are all products σᵢ(W1)·σⱼ(W2); W1 and W2 come from their
+    own factors (factored method) or, when stored whole, from an SVD of the (small) stored matrix.
+``ia3`` / ``norm``
+    a vector d with ΔW = W0·diag(d) (IA3; PEFT's ``ia3_l`` multiplies, so d = l − 1): the figures are
+    those of diag(d), the relative change, ‖ΔW‖ ≤ ‖W0‖·max|d|.
+``glora``
+    ΔW = s·(W0 A + B): the spectra are those of the additive low-rank part s·B (exact, factored); the
+    multiplicative part s·A (relative to W0) is summarised in ``extra``.
+``oft`` / ``boft``
+    W' = diag(rescale)·R·W0 with R orthogonal (Cayley transform of skew blocks, constraint alpha); the
+    figures are those of diag(rescale)·R − I, the relative change: per block for OFT, for the butterfly
+    product (formed, n ≤ 2048) for BOFT, else per-factor bounds flagged approximate.
+``diff``
+    ΔW stored whole: exact SVD in float64 when min(m,n)²·max(m,n) ≤ 4·10⁹, else the leading 64 singular
+    values by randomized subspace iteration (method ``randomized``; Frobenius exact; the entropy-based
+    figures, which need every σ, are left empty).
+
+Figures per module: Frobenius ‖ΔW‖_F, spectral σ1, stable rank ‖ΔW‖_F²/σ1², energy effective rank
+exp(H(σ²/Σσ²)), Roy–Vetterli effective rank exp(H(σ/Σσ)), top-1 energy share σ1²/Σσ², ``rank90`` /
+``rank99`` by kohya's ``sv_fro`` rule (``networks/resize_lora.py``: the smallest k whose leading singular
+values keep the given fraction of the Frobenius *norm*, i.e. Σᵢ≤ₖ σᵢ² ≥ t²·Σσ²; 0.9 keeps 81 % of the
+energy), up/down norm balance ‖U‖_F/‖D‖_F, and the leading 64 singular values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
+
+import numpy as np
+
+from registry.adapters import AdapterModule, ModuleGrouping
+from registry.findings import Finding, Severity, finding, rule
+
+#: how many leading singular values a module keeps (enough to redraw its spectrum)
+SV_KEEP = 64
+#: kohya's MIN_SV: a spectrum whose σ1 is at most this counts as rank 1 in the sv_fro rule
+KOHYA_MIN_SV = 1e-6
+#: full SVD of a whole ``diff`` only when min(m,n)²·max(m,n) is at most this
+DIFF_EXACT_FLOPS = 4e9
+#: BOFT products are formed (n×n) only up to this n
+BOFT_FORM_LIMIT = 2048
+
+R_NONFINITE = rule(
+    "stats.nonfinite-factor",
+    Severity.HIGH,
+    "An adapter module holds NaN or Inf values",
+    "A NaN or Inf in a factor poisons every output of the layer it patches; the file is broken.",
+)
+R_ZERO = rule(
+    "stats.zero-update",
+    Severity.LOW,
+    "Adapter modules whose update is exactly zero",
+    "An all-zero update (for example an untrained lora_up, or alpha 0) changes nothing when applied.",
+)
+R_INCOMPLETE = rule(
+    "stats.incomplete-module",
+    Severity.MEDIUM,
+    "Adapter tensors that do not make a whole module",
+    "For example a lora_down without its lora_up: loaders skip or reject such modules.",
+)
+R_MODULE_FAILED = rule(
+    "stats.module-unreadable",
+    Severity.MEDIUM,
+    "Adapter modules whose tensors do not fit together",
+    "Shapes of a module's factors disagree (or a dtype cannot be decoded), so it has no statistics.",
+)
+
+Loader = Callable[[str], np.ndarray]
+
+
+def single_threaded_blas() -> AbstractContextManager[object]:
+    """Limit BLAS to one thread. The matrices here are small (r ≤ a few hundred), where OpenBLAS threads
+    cost more than they give, and on a loaded machine they thrash (measured 25× slower QR on 2 busy
+    cores); a scan gets its parallelism from files in separate processes instead."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
+        return nullcontext()
+    return cast(AbstractContextManager[object], threadpool_limits(1, user_api="blas"))
+
+
+# -- spectra ------------------------------------------------------------------------------------
+
+
+def lowrank_sv(u: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Singular values (descending, float64) of ``u @ d.T`` for ``u`` m×r and ``d`` n×r, never formed."""
+    u = np.asarray(u, dtype=np.float64)
+    d = np.asarray(d, dtype=np.float64)
+    if u.shape[1] != d.shape[1]:
+        raise ValueError(f"inner dimensions differ: {u.shape} and {d.shape}")
+    if u.shape[1] == 0 or u.shape[0] == 0 or d.shape[0] == 0:
+        return np.zeros(0)
+    # mode "r" skips forming Q (only R is needed); numpy's stubs do not know that it returns an array
+    r1 = cast(np.ndarray, np.linalg.qr(u, mode="r"))
+    r2 = cast(np.ndarray, np.linalg.qr(d, mode="r"))
+    return np.linalg.svd(r1 @ r2.T, compute_uv=False)
+
+
+def full_sv(a: np.ndarray) -> np.ndarray:
+    """All singular values of a matrix in float64 (descending)."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.size == 0:
+        return np.zeros(0)
+    return np.linalg.svd(a, compute_uv=False)
+
+
+def randomized_sv(a: np.ndarray, k: int = SV_KEEP, oversample: int = 16, power: int = 4, seed: int = 0) -> np.ndarray:
+    """Leading ``k`` singular values by randomized subspace iteration (Halko et al.), float64."""
+    a = np.asarray(a, dtype=np.float64)
+    m, n = a.shape
+    ell = min(k + oversample, m, n)
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(a @ rng.standard_normal((n, ell)))
+    for _ in range(power):
+        z, _ = np.linalg.qr(a.T @ q)
+        q, _ = np.linalg.qr(a @ z)
+    return np.linalg.svd(q.T @ a, compute_uv=False)[:k]
+
+
+def kohya_sv_fro_rank(sv: np.ndarray, target: float) -> int:
+    """kohya ``index_sv_fro`` + 1: smallest k with Σᵢ≤ₖσᵢ² / Σσ² ≥ target² (σ1 ≤ 1e-6 → 1; empty → 0)."""
+    if sv.size == 0 or sv[0] == 0:
+        return 0
+    if sv[0] <= KOHYA_MIN_SV:
+        return 1
+    sq = sv.astype(np.float64) ** 2
+    cum = np.cumsum(sq) / sq.sum()
+    idx = int(np.searchsorted(cum, target * target, side="left"))
+    return max(0, min(idx, sv.size - 1)) + 1
+
+
+def _entropy_rank(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(math.exp(-float(np.sum(p * np.log(p)))))
+
+
+@dataclass(frozen=True)
+class SpectralFigures:
+    fro: float | None
+    spectral: float | None
+    stable_rank: float | None
+    eff_rank_energy: float | None
+    eff_rank_rv: float | None
+    top1_share: float | None
+    rank90: int | None
+    rank99: int | None
+    sv: list[float]
+    n_sv: int
+
+
+def figures(sv: np.ndarray, fro: float | None = None, complete: bool = True) -> SpectralFigures:
+    """Spectral figures from singular values. ``complete=False`` means ``sv`` holds only the leading
+    values of a matrix whose Frobenius norm is ``fro``: figures that need every σ are then ``None``."""
+    sv = np.sort(np.abs(np.asarray(sv, dtype=np.float64)))[::-1]
+    energy = float(np.sum(sv**2))
+    if fro is None:
+        fro = math.sqrt(energy)
+    total = fro * fro
+    lead = [float(x) for x in sv[:SV_KEEP]]
+    if sv.size == 0 or total == 0.0 or sv[0] == 0.0:
+        return SpectralFigures(0.0, 0.0, 0.0, 0.0, 0.0, None, 0, 0, lead, int(sv.size))
+    s1 = float(sv[0])
+    eff_e: float | None
+    eff_rv: float | None
+    r90: int | None
+    r99: int | None
+    if complete:
+        eff_e = _entropy_rank(sv**2 / energy)
+        eff_rv = _entropy_rank(sv / sv.sum())
+        r90, r99 = kohya_sv_fro_rank(sv, 0.9), kohya_sv_fro_rank(sv, 0.99)
+    else:
+        eff_e = eff_rv = None
+        cum = np.cumsum(sv**2) / total
+        r90 = int(np.searchsorted(cum, 0.81, side="left")) + 1 if cum[-1] >= 0.81 else None
+        r99 = int(np.searchsorted(cum, 0.9801, side="left")) + 1 if cum[-1] >= 0.9801 else None
+    return SpectralFigures(
+        fro=float(fro),
+        spectral=s1,
+        stable_rank=total / (s1 * s1),
+        eff_rank_energy=eff_e,
+        eff_rank_rv=eff_rv,
+        top1_share=s1 * s1 / total,
+        rank90=r90,
+        rank99=r99,
+        sv=lead,
+        n_sv=int(sv.size),
+    )
+
+
+# -- modules ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModuleStats:
+    key: str
+    form: str
+    convention: str
+    component: str
+    block: str | None
+    #: ΔW viewed as a matrix: rows (output features) × columns (inputs × kernel)
+    n_out: int | None = None
+    n_in: int | None = None
+    rank: int | None = None
+    alpha: float | None = None
+    scale: float | None = None
+    fro: float | None = None
+    spectral: float | None = None
+    stable_rank: float | None = None
+    eff_rank_energy: float | None = None
+    eff_rank_rv: float | None = None
+    top1_share: float | None = None
+    rank90: int | None = None
+    rank99: int | None = None
+    balance: float | None = None
+    sv: list[float] = field(default_factory=list)
+    n_sv: int = 0
+    #: how the singular values were obtained: factored, formed, kronecker, blocks, vector, randomized, none
+    method: str = "none"
+    exact: bool = True
+    dtype: str | None = None
+    nonfinite: int = 0
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def apply(self, f: SpectralFigures) -> None:
+        self.fro, self.spectral, self.stable_rank = f.fro, f.spectral, f.stable_rank
+        self.eff_rank_energy, self.eff_rank_rv, self.top1_share = f.eff_rank_energy, f.eff_rank_rv, f.top1_share
+        self.rank90, self.rank99, self.sv, self.n_sv = f.rank90, f.rank99, f.sv, f.n_sv
+
+    def as_row(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["module"] = d.pop("key")
+        d["extra"] = json.dumps(_finite(self.extra), sort_keys=True, allow_nan=False) if self.extra else None
+        return d
+
+
+def _finite(v: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None, numpy scalars plain numbers."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+class _Bad(Exception):
+    """A module's tensors do not fit together."""
+
+
+class _NonFinite(Exception):
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
+
+
+def _mat(a: np.ndarray) -> np.ndarray:
+    """A tensor as a matrix: first axis rows, the rest flattened."""
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    if a.ndim == 1:
+        return a.reshape(-1, 1)
+    return a.reshape(a.shape[0], -1)
+
+
+def _fro(a: np.ndarray) -> float:
+    return float(np.linalg.norm(a.ravel()))
+
+
+def _peft_alpha(key: str, rank: int, cfg: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+    """(alpha, scale) for a PEFT module from its adapter config, or (None, None)."""
+    if not cfg or "lora_alpha" not in cfg:
+        return None, None
+    alpha = float(cfg["lora_alpha"])
+    dotted = key.replace(":", ".")
+    for pat, val in (cfg.get("alpha_pattern") or {}).items():
+        if re.search(rf"(^|\.){re.escape(str(pat))}$", dotted) or re.fullmatch(str(pat), dotted):
+            alpha = float(val)
+            break
+    if cfg.get("use_rslora"):
+        return alpha, alpha / math.sqrt(rank)
+    return alpha, alpha / rank
+
+
+class _Module:
+    """Reads one module's tensors as float64, counting non-finite values."""
+
+    def __init__(self, mod: AdapterModule, load: Loader) -> None:
+        self.mod = mod
+        self._load = load
+        self.nonfinite = 0
+
+    def has(self, role: str) -> bool:
+        return role in self.mod.parts
+
+    def get(self, role: str) -> np.ndarray:
+        raw = self._load(self.mod.parts[role])
+        a = np.asarray(raw, dtype=np.float64)
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            self.nonfinite += bad
+        return a
+
+    def scalar(self, role: str) -> float | None:
+        if not self.has(role):
+            return None
+        a = self.get(role)
+        if a.size != 1:
+            raise _Bad(f"{role} holds {a.size} values, expected one")
+        v = float(a.ravel()[0])
+        return v if math.isfinite(v) else None
+
+
+def _check(m: _Module) -> None:
+    if m.nonfinite:
+        raise _NonFinite(m.nonfinite)
+
+
+def module_stats(
+    mod: AdapterModule,
+    load: Loader,
+    peft_config: Mapping[str, Any] | None = None,
+    dtypes: Mapping[str, str] | None = None,
+) -> ModuleStats:
+    """Statistics of one module; never raises for bad data (the result then carries ``error`` or
+    ``nonfinite``). ``dtypes`` (tensor name -> safetensors dtype) only labels the result."""
+    out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
+    if dtypes:
+        out.dtype = ",".join(sorted({dtypes[n] for n in mod.parts.values() if n in dtypes})) or None
+    m = _Module(mod, load)
+    try:
+        _FORMS[mod.form](m, out, peft_config)
+    except _NonFinite as e:
+        out.nonfinite = e.count
+        out.method = "none"
+    except (_Bad, ValueError, np.linalg.LinAlgError) as e:
+        out.error = str(e)
+        out.method = "none"
+    if m.nonfinite and not out.nonfinite:
+        out.nonfinite = m.nonfinite
+    return out
+
+
+def _lora(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
+    # (PEFT embedding LoRA: A is r × num_embeddings, B is dim × r; (B·A)ᵀ has the same singular values)
+    up, down = m.get("up"), m.get("down")
+    u = _mat(up)
+    if down.ndim == 0:
+        raise _Bad("down factor is a scalar")
+    rank = down.shape[0]
+    d = down.reshape(rank, -1)
+    if m.has("mid"):
+        mid = m.get("mid")
+        if mid.ndim != 4 or mid.shape[1] != rank:
+            raise _Bad(f"lora_mid {list(mid.shape)} does not fit lora_down {list(down.shape)}")
+        # D'[p, i, k, l] = Σ_q down[q, i] · mid[p, q, k, l]   (down is r × in × 1 × 1)
+        d = np.einsum("qi,pqkl->pikl", d, mid).reshape(mid.shape[0], -1)
+        out.extra["tucker"] = True
+    if u.shape[1] != d.shape[0]:
+        raise _Bad(f"up {list(up.shape)} and down {list(down.shape)} ranks differ")
+    out.n_out, out.n_in, out.rank = u.shape[0], d.shape[1], rank
+    alpha = m.scalar("alpha")
+    if alpha is not None:
+        scale = alpha / rank
+        out.extra["alpha_source"] = "tensor"
+    else:
+        alpha, scale = _peft_alpha(m.mod.key, rank, cfg) if out.convention == "peft" else (None, None)
+        if scale is not None:
+            out.extra["alpha_source"] = "peft-metadata"
+        elif m.has("alpha"):
+            raise _NonFinite(max(m.nonfinite, 1))
+        else:
+            scale = 1.0
+    scalar = m.scalar("scalar")
+    if scalar is not None:
+        scale *= scalar
+        out.extra["scalar"] = scalar
+    if m.has("dora_scale"):
+        mag = m.get("dora_scale").ravel()
+        _check(m)
+        out.extra["dora"] = _vector_summary(mag)
+    _check(m)
+    out.alpha, out.scale = alpha, scale
+    nu, nd = _fro(u), _fro(d)
+    out.balance = nu / nd if nd > 0 else None
+    out.method = "factored"
+    out.apply(figures(abs(scale) * lowrank_sv(u, d.T)))
+
+
+def _vector_summary(v: np.ndarray) -> dict[str, float]:
+    return {
+        "n": int(v.size),
+        "mean": float(v.mean()) if v.size else 0.0,
+        "std": float(v.std()) if v.size else 0.0,
+        "min": float(v.min()) if v.size else 0.0,
+        "max": float(v.max()) if v.size else 0.0,
+    }
+
+
+def _tucker_factor(t: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For W[p, r, k, l] = Σ_ij t[i,j,k,l]·a[i,p]·b[j,r] (LyCORIS Tucker), factors (U, D) with
+    flat(W) = U · D: U = aᵀ (p × i), D[i, (r,k,l)] = Σ_j t[i,j,k,l]·b[j,r]."""
+    if t.ndim != 4 or a.shape[0] != t.shape[0] or b.shape[0] != t.shape[1]:
+        raise _Bad(f"Tucker core {list(t.shape)} does not fit factors {list(a.shape)}, {list(b.shape)}")
+    d = np.einsum("ijkl,jr->irkl", t, b.reshape(b.shape[0], -1))
+    return a.reshape(a.shape[0], -1).T, d.reshape(t.shape[0], -1)
+
+
+def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
+    w1a, w1b, w2a, w2b = m.get("w1a"), m.get("w1b"), m.get("w2a"), m.get("w2b")
+    rank = w1b.shape[0]
+    if m.has("t1") and m.has("t2"):
+        a1, b1 = _tucker_factor(m.get("t1"), w1a, w1b)
+        a2, b2 = _tucker_factor(m.get("t2"), w2a, w2b)
+        out.extra["tucker"] = True
+    else:
+        a1, b1, a2, b2 = _mat(w1a), w1b.reshape(w1b.shape[0], -1), _mat(w2a), w2b.reshape(w2b.shape[0], -1)
+    _check(m)
+    if a1.shape[1] != b1.shape[0] or a2.shape[1] != b2.shape[0] or a1.shape[0] != a2.shape[0] or b1.shape[1] != b2.shape[1]:
+        raise _Bad(f"LoHa factors do not fit: {list(a1.shape)}·{list(b1.shape)} ⊙ {list(a2.shape)}·{list(b2.shape)}")
+    n_out, n_in = a1.shape[0], b1.shape[1]
+    alpha = m.scalar("alpha")
+    _check(m)
+    scale = alpha / rank if alpha is not None else 1.0
+    out.n_out, out.n_in, out.rank, out.alpha, out.scale = n_out, n_in, rank, alpha, scale
+    r1, r2 = a1.shape[1], a2.shape[1]
+    out.extra["ranks"] = [r1, r2]
+    big_r = r1 * r2
+    if big_r >= min(n_out, n_in):
+        sv = full_sv((a1 @ b1) * (a2 @ b2))
+        out.method = "formed"
+    else:
+        # (A1 B1) ⊙ (A2 B2) = (A1 • A2)(B1ᵀ • B2ᵀ)ᵀ, • the row-wise Kronecker product
+        p = (a1[:, :, None] * a2[:, None, :]).reshape(n_out, big_r)
+        q = (b1.T[:, :, None] * b2.T[:, None, :]).reshape(n_in, big_r)
+        sv = lowrank_sv(p, q)
+        out.method = "factored"
+    nb = _fro(b1) * _fro(b2)
+    out.balance = _fro(a1) * _fro(a2) / nb if nb > 0 else None
+    out.apply(figures(abs(scale) * sv))
+
+
+def _lokr_part(m: _Module, which: str) -> tuple[np.ndarray | None, np.ndarray, int | None]:
+    """(U, D) factors or (None, whole matrix) of one Kronecker factor, and its rank if factored."""
+    whole = f"lokr_{which}"
+    if m.has(whole):
+        return None, m.get(whole), None
+    a, b = m.get(f"lokr_{which}a"), m.get(f"lokr_{which}b")
+    if which == "w2" and m.has("lokr_t2"):
+        u, d = _tucker_factor(m.get("lokr_t2"), a, b)
+    else:
+        u, d = _mat(a), b.reshape(b.shape[0], -1)
+    if u.shape[1] != d.shape[0]:
+        raise _Bad(f"LoKr {which} factors do not fit: {list(a.shape)}·{list(b.shape)}")
+    return u, d, d.shape[0]
+
+
+def _lokr(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
+    u1, w1, rank1 = _lokr_part(m, "w1")
+    u2, w2, rank2 = _lokr_part(m, "w2")
+    _check(m)
+    if u1 is None:
+        w1m = _mat(w1)
+        sv1 = full_sv(w1m)
+        rows1, cols1 = w1m.shape
+    else:
+        sv1 = lowrank_sv(u1, w1.T)
+        rows1, cols1 = u1.shape[0], w1.shape[1]
+    if u2 is None:
+        w2m = _mat(w2)
+        sv2 = full_sv(w2m)
+        rows2, cols2 = w2m.shape
+    else:
+        sv2 = lowrank_sv(u2, w2.T)
+        rows2, cols2 = u2.shape[0], w2.shape[1]
+    # ComfyUI/LyCORIS: the rank that divides alpha is w2's when w2 is factored, else w1's, else none
+    dim = rank2 if rank2 is not None else rank1
+    alpha = m.scalar("alpha")
+    _check(m)
+    scale = alpha / dim if (alpha is not None and dim is not None) else 1.0
+    out.n_out, out.n_in = rows1 * rows2, cols1 * cols2
+    out.rank, out.alpha, out.scale = dim, alpha, scale
+    out.extra["w1_shape"] = [rows1, cols1]
+    out.extra["w2_shape"] = [rows2, cols2]
+    out.extra["w1_rank"] = rank1
+    out.extra["w2_rank"] = rank2
+    f1, f2 = math.sqrt(float(np.sum(sv1**2))), math.sqrt(float(np.sum(sv2**2)))
+    out.balance = f1 / f2 if f2 > 0 else None
+    out.method = "kronecker"
+    out.apply(figures(abs(scale) * np.outer(sv1, sv2).ravel()))
+
+
+def _vector_module(m: _Module, out: ModuleStats, d: np.ndarray) -> None:
+    _check(m)
+    out.n_out = out.n_in = int(d.size)
+    out.rank = int(d.size)
+    out.scale = 1.0
+    out.method = "vector"
+    out.extra.update(_vector_summary(d))
+    out.apply(figures(np.abs(d)))
+
+
+def _ia3(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
+    if m.has("ia3_l"):
+        d = m.get("ia3_l").ravel() - 1.0  # PEFT: W' = W0 · l
+        out.extra["multiplier"] = "l"
+    else:
+        d = m.get("weight").ravel()  # LyCORIS/A1111: ΔW = W0 · w
+        on_input = m.get("on_input").ravel()
+        out.extra["on_input"] = bool(on_input.size and on_input[0] != 0)
+    _vector_module(m, out, d)
+
+
+def _norm(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
+    d = m.get("w_norm").ravel()
+    if m.has("b_norm"):
+        out.extra["bias_norm"] = _fro(m.get("b_norm"))
+    _vector_module(m, out, d)
+
+
+def _glora(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
+    a1, a2, b1, b2 = (_mat(m.get(r)) for r in ("a1", "a2", "b1", "b2"))
+    _check(m)
+    new = b2.shape[0] == b1.shape[1] == a1.shape[1] == a2.shape[0]
+    old = b2.shape[1] == b1.shape[0] == a1.shape[0] == a2.shape[1]
+    if new:  # ΔW = W0·(a1·a2) + b1·b2
+        rank = a2.shape[0]
+        bu, bd, au, ad = b1, b2, a1, a2
+    elif old:  # ΔW = b2·b1 + W0·(a2·a1)
+        rank = a1.shape[0]
+        bu, bd, au, ad = b2, b1, a2, a1
+    else:
+        raise _Bad(f"GLoRA factors do not fit: a1 {list(a1.shape)} a2 {list(a2.shape)} b1 {list(b1.shape)} b2 {list(b2.shape)}")
+    alpha = m.scalar("alpha")
+    _check(m)
+    scale = alpha / rank if alpha is not None else 1.0
+    out.n_out, out.n_in, out.rank, out.alpha, out.scale = bu.shape[0], bd.shape[1], rank, alpha, scale
+    out.extra["glora_format"] = "new" if new else "old"
+    a_fig = figures(abs(scale) * lowrank_sv(au, ad.T))
+    out.extra["a_fro"], out.extra["a_spectral"], out.extra["a_sv"] = a_fig.fro, a_fig.spectral, a_fig.sv[:16]
+    nd = _fro(bd)
+    out.balance = _fro(bu) / nd if nd > 0 else None
+    out.method = "factored"
+    out.apply(figures(abs(scale) * lowrank_sv(bu, bd.T)))
+
+
+def cayley(blocks: np.ndarray, constraint: float | None) -> tuple[np.ndarray, float]:
+    """Rotations R = (I+Q)(I−Q)⁻¹ of Q = B − Bᵀ for a stack of blocks (…, b, b), with the total
+    Frobenius norm of Q clamped to ``constraint`` (> 0) as LyCORIS/ComfyUI do; returns (R, ‖Q‖_F)."""
+    q = blocks - np.swapaxes(blocks, -1, -2)
+    qn = float(np.linalg.norm(q.ravel()))
+    if constraint is not None and constraint > 0:
+        norm = qn + 1e-8
+        if norm > constraint:
+            q = q * (constraint / norm)
+    eye = np.eye(blocks.shape[-1])
+    # R = (I + Q)(I − Q)⁻¹  ⇔  Rᵀ = (I − Q)⁻ᵀ (I + Q)ᵀ = (I + Q)⁻¹ (I − Q) … solve instead of inverting
+    r = np.swapaxes(np.linalg.solve(np.swapaxes(eye - q, -1, -2), np.swapaxes(eye + q, -1, -2)), -1, -2)
+    return r, qn
+
+
+def _rescale(m: _Module, n: int) -> np.ndarray | None:
+    if not m.has("rescale"):
+        return None
+    s = m.get("rescale").ravel()
+    if s.size != n:
+        raise _Bad(f"rescale has {s.size} values for {n} rows")
+    return s
+
+
+def _oft(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
+    blocks = m.get("oft_blocks")
+    if blocks.ndim != 3 or blocks.shape[1] != blocks.shape[2]:
+        raise _Bad(f"oft_blocks {list(blocks.shape)} is not a stack of square blocks")
+    alpha = m.scalar("alpha")
+    _check(m)
+    nb, b = blocks.shape[0], blocks.shape[1]
+    n = nb * b
+    rescale = _rescale(m, n)
+    _check(m)
+    r, qn = cayley(blocks, alpha)
+    mats = np.swapaxes(r, -1, -2)  # ComfyUI: W'[k, m] = Σ_n r[k, n, m] W[k, n], i.e. Rᵀ per block
+    if rescale is not None:
+        mats = rescale.reshape(nb, b, 1) * mats
+        out.extra["rescale"] = _vector_summary(rescale)
+    delta = mats - np.eye(b)
+    sv = np.linalg.svd(delta, compute_uv=False).ravel()
+    out.n_out = out.n_in = n
+    out.rank, out.alpha, out.scale = n, alpha, 1.0
+    out.extra.update(blocks=nb, block_size=b, q_norm=qn)
+    out.extra["max_angle"] = _max_angle(r)
+    out.method = "blocks"
+    out.apply(figures(sv))
+
+
+def _max_angle(r: np.ndarray) -> float:
+    """Largest rotation angle (radians) of a stack of orthogonal blocks."""
+    ev = np.linalg.eigvals(r)
+    return float(np.max(np.abs(np.angle(ev)))) if ev.size else 0.0
+
+
+def boft_apply(r: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Apply the BOFT butterfly product of rotations ``r`` (m × blocks × b × b) to the rows of ``x``
+    (n × c), factor 0 first, with the permutations ComfyUI and LyCORIS use."""
+    m_f, nb, b, _ = r.shape
+    n, c = x.shape
+    if nb * b != n:
+        raise _Bad(f"BOFT blocks cover {nb * b} rows, the matrix has {n}")
+    half = b // 2
+    for i in range(m_f):
+        k = (2**i) * half
+        if n % (2 * k):
+            raise _Bad(f"BOFT factor {i} needs rows in groups of {2 * k}; {n} rows")
+        x = x.reshape(n // (2 * k), 2, k, c).transpose(0, 2, 1, 3).reshape(nb, b, c)
+        x = np.einsum("bij,bjc->bic", r[i], x)
+        x = x.reshape(n // (2 * k), k, 2, c).transpose(0, 2, 1, 3).reshape(n, c)
+    return x
+
+
+def _boft(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
+    blocks = m.get("oft_blocks")
+    if blocks.ndim != 4 or blocks.shape[2] != blocks.shape[3]:
+        raise _Bad(f"oft_blocks {list(blocks.shape)} is not a BOFT stack (m × blocks × b × b)")
+    alpha = m.scalar("alpha")
+    _check(m)
+    m_f, nb, b = blocks.shape[0], blocks.shape[1], blocks.shape[2]
+    n = nb * b
+    rescale = _rescale(m, n)
+    _check(m)
+    r, qn = cayley(blocks, alpha)
+    out.n_out = out.n_in = n
+    out.rank, out.alpha, out.scale = n, alpha, 1.0
+    out.extra.update(factors=m_f, blocks=nb, block_size=b, q_norm=qn)
+    per_factor = [float(np.max(np.linalg.svd(r[i] - np.eye(b), compute_uv=False))) for i in range(m_f)]
+    out.extra["factor_spectral"] = per_factor
+    if rescale is not None:
+        out.extra["rescale"] = _vector_summary(rescale)
+    if n <= BOFT_FORM_LIMIT:
+        mat = boft_apply(r, np.eye(n))
+        if rescale is not None:
+            mat = rescale[:, None] * mat
+        out.method = "formed"
+        out.apply(figures(full_sv(mat - np.eye(n))))
+    else:
+        # ‖R − I‖₂ ≤ Σᵢ ‖Rᵢ − I‖₂ for a product of orthogonal factors; no exact spectrum without forming R
+        out.method = "none"
+        out.exact = False
+        out.extra["spectral_bound"] = float(sum(per_factor))
+
+
+def _diff(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
+    w = _mat(m.get("diff"))
+    if m.has("diff_b"):
+        out.extra["bias_norm"] = _fro(m.get("diff_b"))
+    _check(m)
+    rows, cols = w.shape
+    out.n_out, out.n_in, out.rank, out.scale = rows, cols, min(rows, cols), 1.0
+    if min(rows, cols) ** 2 * max(rows, cols) <= DIFF_EXACT_FLOPS:
+        out.method = "formed"
+        out.apply(figures(full_sv(w)))
+    else:
+        out.method = "randomized"
+        out.exact = False
+        out.apply(figures(randomized_sv(w), fro=_fro(w), complete=False))
+
+
+_FORMS: dict[str, Callable[[_Module, ModuleStats, Mapping[str, Any] | None], None]] = {
+    "lora": _lora,
+    "loha": _loha,
+    "lokr": _lokr,
+    "ia3": _ia3,
+    "norm": _norm,
+    "glora": _glora,
+    "oft": _oft,
+    "boft": _boft,
+    "diff": _diff,
+}
+
+
+# -- per file ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LoraReport:
+    modules: list[ModuleStats]
+    summary: dict[str, Any]
+    profile: list[dict[str, Any]]
+    findings: list[Finding]
+
+
+def peft_config_from_metadata(metadata: Mapping[str, str] | None) -> dict[str, Any] | None:
+    """The PEFT LoRA config diffusers embeds as ``lora_adapter_metadata`` (or None)."""
+    if not metadata:
+        return None
+    raw = metadata.get("lora_adapter_metadata")
+    if not raw:
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(doc, dict) and "lora_alpha" in doc:
+        return doc
+    if isinstance(doc, dict):  # {adapter: config} or {"unet": config, …}: take the first usable one
+        for v in doc.values():
+            if isinstance(v, dict) and "lora_alpha" in v:
+                return v
+    return None
+
+
+def _median(xs: list[float]) -> float | None:
+    return float(np.median(xs)) if xs else None
+
+
+def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Per-file totals and the profile by component and block."""
+    ok = [m for m in mods if m.fro is not None]
+    energy = sum(m.fro**2 for m in ok if m.fro is not None)
+    effs = [m.eff_rank_energy for m in ok if m.eff_rank_energy is not None]
+    uses = [
+        m.eff_rank_energy / m.rank
+        for m in ok
+        if m.eff_rank_energy is not None and m.rank and m.form in {"lora", "loha", "lokr", "glora"}
+    ]
+    ranks = sorted({m.rank for m in mods if m.rank is not None and m.form in {"lora", "loha", "lokr", "glora"}})
+    alphas = sorted({m.alpha for m in mods if m.alpha is not None})
+    summary: dict[str, Any] = {
+        "n_modules": len(mods),
+        "forms": dict(sorted(Counter(m.form for m in mods).items())),
+        "conventions": dict(sorted(Counter(m.convention for m in mods).items())),
+        "components": dict(sorted(Counter(m.component for m in mods).items())),
+        "ranks": ranks[:32],
+        "alphas": alphas[:32],
+        "total_fro": math.sqrt(energy),
+        "max_spectral": max((m.spectral for m in ok if m.spectral is not None), default=None),
+        "mean_eff_rank": float(np.mean(effs)) if effs else None,
+        "median_eff_rank": _median(effs),
+        "mean_rank_use": float(np.mean(uses)) if uses else None,
+        "sum_rank90": sum(m.rank90 for m in ok if m.rank90 is not None),
+        "sum_rank99": sum(m.rank99 for m in ok if m.rank99 is not None),
+        "sum_rank": sum(m.rank for m in ok if m.rank is not None and m.form in {"lora", "loha", "lokr", "glora"}),
+        "dora": sum(1 for m in mods if "dora" in m.extra),
+        "nonfinite_modules": sum(1 for m in mods if m.nonfinite),
+        "zero_modules": sum(1 for m in ok if m.fro == 0.0),
+        "failed_modules": sum(1 for m in mods if m.error),
+        "approximate_modules": sum(1 for m in mods if not m.exact),
+    }
+    groups: dict[tuple[str, str], list[ModuleStats]] = {}
+    for m in mods:
+        groups.setdefault((m.component, "(all)"), []).append(m)
+        groups.setdefault((m.component, m.block or "(other)"), []).append(m)
+    profile = []
+    for (comp, block), ms in groups.items():
+        good = [m for m in ms if m.fro is not None]
+        e = sum(m.fro**2 for m in good if m.fro is not None)
+        eff = [m.eff_rank_energy for m in good if m.eff_rank_energy is not None]
+        profile.append(
+            {
+                "component": comp,
+                "block": block,
+                "n_modules": len(ms),
+                "fro": math.sqrt(e),
+                "energy_share": e / energy if energy > 0 else None,
+                "mean_eff_rank": float(np.mean(eff)) if eff else None,
+                "max_spectral": max((m.spectral for m in good if m.spectral is not None), default=None),
+            }
+        )
+    profile.sort(key=lambda p: (str(p["component"]), p["block"] != "(all)", _block_key(str(p["block"]))))
+    return summary, profile
+
+
+_BLOCK_ORDER = {k: i for i, k in enumerate(
+    ["input", "down", "middle", "mid", "output", "up", "joint", "double", "single", "layer", "block"]
+)}
+
+
+def _block_key(block: str) -> tuple[int, str, int]:
+    kind, _, idx = block.partition(".")
+    return (_BLOCK_ORDER.get(kind, 99), kind, int(idx) if idx.isdigit() else -1)
+
+
+def lora_report(
+    grouping: ModuleGrouping,
+    load: Loader,
+    metadata: Mapping[str, str] | None = None,
+    dtypes: Mapping[str, str] | None = None,
+) -> LoraReport:
+    """Statistics of every module of an adapter file, its summary, profile and findings."""
+    cfg = peft_config_from_metadata(metadata)
+    with single_threaded_blas():
+        mods = [module_stats(mod, load, cfg, dtypes) for mod in grouping.modules]
+    summary, profile = summarise(mods)
+    summary["incomplete_modules"] = len(grouping.incomplete)
+    summary["unassigned_tensors"] = len(grouping.unassigned)
+    found: list[Finding] = []
+    bad = [m for m in mods if m.nonfinite]
+    if bad:
+        found.append(
+            finding(
+                R_NONFINITE.id,
+                f"{len(bad)} of {len(mods)} modules hold NaN or Inf values "
+                f"({sum(m.nonfinite for m in bad):,} values; first: {bad[0].key})",
+                modules=[m.key for m in bad[:20]],
+                values=sum(m.nonfinite for m in bad),
+            )
+        )
+    zero = [m for m in mods if m.fro == 0.0]
+    if zero:
+        found.append(
+            finding(
+                R_ZERO.id,
+                f"{len(zero)} of {len(mods)} modules have an all-zero update (first: {zero[0].key})",
+                modules=[m.key for m in zero[:20]],
+                count=len(zero),
+            )
+        )
+    if grouping.incomplete:
+        first = next(iter(grouping.incomplete.items()))
+        found.append(
+            finding(
+                R_INCOMPLETE.id,
+                f"{len(grouping.incomplete)} adapter keys have tensors that make no whole module "
+                f"(first: {first[0]} with only {', '.join(first[1])})",
+                keys=dict(list(grouping.incomplete.items())[:20]),
+            )
+        )
+    failed = [m for m in mods if m.error]
+    if failed:
+        found.append(
+            finding(
+                R_MODULE_FAILED.id,
+                f"{len(failed)} modules could not be analysed (first: {failed[0].key}: {failed[0].error})",
+                modules={m.key: m.error for m in failed[:20]},
+            )
+        )
+    return LoraReport(mods, summary, profile, found)

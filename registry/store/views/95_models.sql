@@ -1,0 +1,27 @@
+-- The main query surface: one row per registered content (blob), with the key facts of every analysis.
+-- Stable: columns may be added, never renamed or given another meaning.
+CREATE OR REPLACE VIEW models AS
+SELECT
+    b.sha256, b.autov1, b.autov2, b.autov3, b.blake3, b.crc32, b.size, b.format, b.n_tensors,
+    b.first_seen,
+    (SELECT count(*) FROM sightings s WHERE s.blob_sha256 = b.sha256) AS n_sightings,
+    (SELECT s.path FROM sightings s WHERE s.blob_sha256 = b.sha256 ORDER BY s.seen_at DESC, s.id DESC LIMIT 1) AS path,
+    (SELECT count(*) FROM findings f WHERE f.blob_sha256 = b.sha256) AS n_findings,
+    (SELECT max(f.severity_rank) FROM findings f WHERE f.blob_sha256 = b.sha256) AS max_severity_rank,
+    b.metadata,
+    -- identification (issue 3)
+    i.kind, i.adapter_type, i.arch, i.arch_variant, i.confidence AS arch_confidence, i.source AS arch_source,
+    -- training metadata (issue 3)
+    t.trainer, t.trigger_words,
+    -- weight statistics (issue 4)
+    ls.n_modules, ls.total_fro, ls.mean_eff_rank, ls.max_spectral,
+    -- declarations (issue 6)
+    d.version AS declaration_version, d.n_contradictions,
+    -- pickle security (issue 5): NULL for formats that cannot carry code
+    p.verdict AS security_verdict
+FROM blobs b
+LEFT JOIN identity i ON i.blob_sha256 = b.sha256
+LEFT JOIN training_facts t ON t.blob_sha256 = b.sha256
+LEFT JOIN lora_summary ls ON ls.blob_sha256 = b.sha256
+LEFT JOIN model_declarations d ON d.blob_sha256 = b.sha256
+LEFT JOIN pickle_scans p ON p.blob_sha256 = b.sha256;

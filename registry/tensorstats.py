@@ -1,0 +1,573 @@
+"""Checkpoint tensor statistics, streamed, and the difference of two checkpoints.
+
+:func:`tensor_stats` walks a safetensors file's tensors through a read-only memory map in chunks of a
+few MiB, decoding each chunk (bf16/fp16/fp8 without torch, see :mod:`registry.files.dtypes`) and merging
+per-chunk moments with Chan's parallel update, so memory stays at a few chunks whatever the file size.
+Pages already processed are dropped from the mapping with ``madvise(MADV_DONTNEED)``: they stay in the
+page cache, but not in the process's resident set, so a 7 GB checkpoint is analysed in well under 1 GB
+RSS. The same pass hashes each tensor's bytes (BLAKE3), so a later :func:`diff_checkpoints` can tell
+identical tensors apart without reading them again.
+
+Per tensor: element count, L2 norm, mean, standard deviation (population), absolute maximum, zero
+fraction, NaN and Inf counts; moments and maxima are over the finite values.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import blake3
+import numpy as np
+
+from registry.adapters import place
+from registry.files.dtypes import ITEMSIZE, UnsupportedDtype, decode_flat
+from registry.files.safetensors import TensorInfo
+from registry.findings import Finding, Severity, finding, rule
+
+#: bytes of one chunk (of the stored dtype); a multiple of every element size
+CHUNK_BYTES = 4 << 20
+DIGEST_PREFIX = "blake3:"
+
+R_NONFINITE_TENSOR = rule(
+    "stats.nonfinite-tensor",
+    Severity.HIGH,
+    "Checkpoint tensors hold NaN or Inf values",
+    "A NaN or Inf in a weight propagates through every computation that uses it; the model is broken.",
+)
+R_UNDECODABLE = rule(
+    "stats.undecodable-tensor",
+    Severity.INFO,
+    "Tensors in a dtype the statistics cannot decode",
+    "Sub-byte (F4, F6) and complex dtypes are hashed but get no statistics.",
+)
+
+
+@dataclass
+class TensorStat:
+    name: str
+    dtype: str
+    shape: list[int]
+    numel: int
+    l2: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    absmax: float | None = None
+    zero_frac: float | None = None
+    nan: int = 0
+    inf: int = 0
+    digest: str | None = None
+    component: str | None = None
+    block: str | None = None
+    error: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tensor"] = d.pop("name")
+        return d
+
+
+#: 16-bit floats: code -> float64 tables (for single values), and the smallest non-finite magnitude code
+with np.errstate(invalid="ignore"):  # the NaN codes are signalling NaNs; widening them is harmless
+    _F16_LUT = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float64)
+    _BF16_LUT = (np.arange(65536, dtype=np.uint32) << 16).view(np.float32).astype(np.float64)
+_HALF = {"F16": (_F16_LUT, 0x7C00), "BF16": (_BF16_LUT, 0x7F80)}
+#: relative cancellation in Σx² − (Σx)²/n beyond which the variance is recomputed around the mean
+_CANCEL = 1e-6
+
+
+class _Scratch:
+    """Reusable chunk buffers: fresh large arrays per chunk would cost a page fault per 4 KiB."""
+
+    def __init__(self) -> None:
+        self.f64 = np.empty(0, dtype=np.float64)
+        self.u16 = np.empty(0, dtype=np.uint16)
+        self.u32 = np.empty(0, dtype=np.uint32)
+
+    def floats(self, n: int) -> np.ndarray:
+        if self.f64.size < n:
+            self.f64 = np.empty(n, dtype=np.float64)
+        return self.f64[:n]
+
+    def halves(self, n: int) -> np.ndarray:
+        if self.u16.size < n:
+            self.u16 = np.empty(n, dtype=np.uint16)
+        return self.u16[:n]
+
+    def words(self, n: int) -> np.ndarray:
+        if self.u32.size < n:
+            self.u32 = np.empty(n, dtype=np.uint32)
+        return self.u32[:n]
+
+
+@dataclass
+class _Moments:
+    """Sums over the finite values of one tensor, of ``x − shift``: count, Σ, Σ², plus |x|max, zeros,
+    NaN and Inf counts (the last four only in the first pass)."""
+
+    scratch: _Scratch
+    shift: float = 0.0
+    n: int = 0
+    s: float = 0.0
+    sq: float = 0.0
+    absmax: float = 0.0
+    zeros: int = 0
+    nan: int = 0
+    inf: int = 0
+
+    def add(self, raw: memoryview, dtype: str, first: bool = True) -> None:
+        if dtype in _HALF:
+            self._add_half(raw, dtype, first)
+            return
+        x = decode_flat(raw, dtype)
+        if first:
+            self.zeros += int(x.size - np.count_nonzero(x))
+        x64 = self.scratch.floats(x.size)
+        np.copyto(x64, x, casting="unsafe")  # float64 copy, shifted in place below
+        s = float(x64.sum())
+        if not math.isfinite(s):  # NaN and ±Inf propagate into the sum; a finite sum means none
+            fin = np.isfinite(x64)
+            if first:
+                nan = int(np.count_nonzero(np.isnan(x64)))
+                self.nan += nan
+                self.inf += int(x64.size - np.count_nonzero(fin)) - nan
+            x64 = x64[fin]
+            s = float(x64.sum())
+        if x64.size == 0:
+            return
+        if first:
+            self.absmax = max(self.absmax, float(x64.max()), -float(x64.min()))
+        self._sums(x64, s)
+
+    def _add_half(self, raw: memoryview, dtype: str, first: bool) -> None:
+        # magnitude order of IEEE-style codes is integer order of (code & 0x7fff): |x|max, zeros and
+        # NaN/Inf come from cheap 2-byte integer passes; only the sums need the float64 values
+        lut, nonfinite = _HALF[dtype]
+        u = np.frombuffer(raw, dtype="<u2")
+        mag = np.bitwise_and(u, 0x7FFF, out=self.scratch.halves(u.size))
+        top = int(mag.max()) if mag.size else 0
+        if first:
+            self.zeros += int(mag.size - np.count_nonzero(mag))
+        if top >= nonfinite:
+            bad = mag >= nonfinite
+            if first:
+                n_bad = int(np.count_nonzero(bad))
+                inf = int(np.count_nonzero(mag == nonfinite))
+                self.inf += inf
+                self.nan += n_bad - inf
+            keep = ~bad
+            u, mag = u[keep], mag[keep]
+            top = int(mag.max()) if mag.size else 0
+        if u.size == 0:
+            return
+        if first:
+            self.absmax = max(self.absmax, float(lut[top]))
+        x64 = self.scratch.floats(u.size)
+        if dtype == "F16":
+            np.copyto(x64, u.view("<f2"), casting="unsafe")
+        else:  # bfloat16 is the upper half of a float32
+            w = self.scratch.words(u.size)
+            np.copyto(w, u, casting="unsafe")
+            np.left_shift(w, 16, out=w)
+            np.copyto(x64, w.view(np.float32), casting="unsafe")
+        self._sums(x64, float(x64.sum()))
+
+    def _sums(self, x64: np.ndarray, s: float) -> None:
+        if self.shift:
+            x64 -= self.shift
+            s = float(x64.sum())
+        self.n += int(x64.size)
+        self.s += s
+        self.sq += float(np.dot(x64, x64))
+
+    def m2(self) -> float:
+        """Σ(x − mean)² from the sums (exact up to rounding unless it cancelled; see :data:`_CANCEL`)."""
+        return max(self.sq - self.s * self.s / self.n, 0.0) if self.n else 0.0
+
+    def cancelled(self) -> bool:
+        return self.n > 0 and self.sq > 0 and self.m2() < _CANCEL * self.sq
+
+
+@contextmanager
+def _mapped(path: str | os.PathLike[str]) -> Iterator[tuple[mmap.mmap | None, memoryview]]:
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            yield None, memoryview(b"")
+            return
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        if hasattr(mmap, "MADV_SEQUENTIAL"):
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+        mv = memoryview(mm)
+        try:
+            yield mm, mv
+        finally:
+            mv.release()
+            mm.close()
+
+
+class _Releaser:
+    """Drops pages below a moving offset from the process's mapping (they stay in the page cache)."""
+
+    def __init__(self, mm: mmap.mmap | None) -> None:
+        self.mm = mm
+        self.done = 0
+        self.ok = mm is not None and hasattr(mmap, "MADV_DONTNEED")
+
+    def upto(self, offset: int) -> None:
+        if not self.ok or self.mm is None:
+            return
+        end = offset - offset % mmap.PAGESIZE
+        if end - self.done >= 16 * CHUNK_BYTES or (end > self.done and offset == len(self.mm)):
+            self.mm.madvise(mmap.MADV_DONTNEED, self.done, end - self.done)
+            self.done = end
+
+
+def _chunks(t: TensorInfo, chunk_bytes: int) -> Iterator[tuple[int, int]]:
+    step = max(ITEMSIZE.get(t.dtype, 1), chunk_bytes - chunk_bytes % 8)
+    for a in range(t.offset, t.offset + t.nbytes, step):
+        yield a, min(a + step, t.offset + t.nbytes)
+
+
+def tensor_stats(
+    path: str | os.PathLike[str],
+    tensors: Sequence[TensorInfo],
+    chunk_bytes: int = CHUNK_BYTES,
+    digests: bool = True,
+) -> list[TensorStat]:
+    """Statistics of every tensor (in file order), streamed from a memory map."""
+    from registry.stats import single_threaded_blas
+
+    out: list[TensorStat] = []
+    scratch = _Scratch()
+    with _mapped(path) as (mm, mv), single_threaded_blas():
+        rel = _Releaser(mm)
+        size = len(mv)
+        for t in sorted(tensors, key=lambda t: t.offset):
+            comp, block = place(t.name)
+            st = TensorStat(t.name, t.dtype, list(t.shape), t.numel, component=comp, block=block)
+            out.append(st)
+            if t.offset + t.nbytes > size:
+                st.error = "tensor extends past the end of the file"
+                continue
+            h = blake3.blake3() if digests else None
+            mom: _Moments | None = _Moments(scratch) if t.dtype in ITEMSIZE else None
+            if mom is None:
+                st.error = str(UnsupportedDtype(t.dtype))
+            for a, b in _chunks(t, chunk_bytes):
+                view = mv[a:b]
+                if h is not None:
+                    h.update(view)
+                if mom is not None:
+                    mom.add(view, t.dtype)
+                view.release()
+                rel.upto(b)
+            if h is not None:
+                st.digest = DIGEST_PREFIX + h.hexdigest()
+            if mom is None:
+                continue
+            st.nan, st.inf = mom.nan, mom.inf
+            st.zero_frac = mom.zeros / t.numel if t.numel else None
+            if t.numel == 0:
+                st.l2 = 0.0
+            if not mom.n:
+                continue
+            st.absmax = mom.absmax
+            st.l2 = math.sqrt(mom.sq)
+            mean = mom.s / mom.n
+            m2 = mom.m2()
+            if mom.cancelled():
+                # |mean| ≫ std: Σx² − (Σx)²/n lost its digits; sum again around the mean (a second read)
+                again = _Moments(scratch, shift=mean)
+                for a, b in _chunks(t, chunk_bytes):
+                    view = mv[a:b]
+                    again.add(view, t.dtype, first=False)
+                    view.release()
+                    rel.upto(b)
+                mean += again.s / again.n
+                m2 = again.m2()
+            st.mean = mean
+            st.std = math.sqrt(m2 / mom.n)
+        rel.upto(size)
+    return out
+
+
+def tensor_summary(stats: Sequence[TensorStat]) -> tuple[dict[str, Any], list[Finding]]:
+    """Per-file totals (and a component profile) of :func:`tensor_stats` results, with findings."""
+    total_sq = sum((s.l2 or 0.0) ** 2 for s in stats)
+    comps: dict[str, dict[str, Any]] = {}
+    for s in stats:
+        c = comps.setdefault(s.component or "model", {"n_tensors": 0, "numel": 0, "l2_sq": 0.0})
+        c["n_tensors"] += 1
+        c["numel"] += s.numel
+        c["l2_sq"] += (s.l2 or 0.0) ** 2
+    dtypes: dict[str, int] = {}
+    for s in stats:
+        dtypes[s.dtype] = dtypes.get(s.dtype, 0) + 1
+    bad = [s for s in stats if s.nan or s.inf]
+    undecodable = [s for s in stats if s.error]
+    summary: dict[str, Any] = {
+        "n_tensors": len(stats),
+        "numel": sum(s.numel for s in stats),
+        "dtypes": dict(sorted(dtypes.items())),
+        "l2": math.sqrt(total_sq),
+        "absmax": max((s.absmax for s in stats if s.absmax is not None), default=None),
+        "nonfinite_tensors": len(bad),
+        "nan": sum(s.nan for s in stats),
+        "inf": sum(s.inf for s in stats),
+        "zero_tensors": sum(1 for s in stats if s.zero_frac == 1.0),
+        "undecodable_tensors": len(undecodable),
+        "components": {
+            k: {"n_tensors": v["n_tensors"], "numel": v["numel"], "l2": math.sqrt(v["l2_sq"])}
+            for k, v in sorted(comps.items())
+        },
+    }
+    found: list[Finding] = []
+    if bad:
+        found.append(
+            finding(
+                R_NONFINITE_TENSOR.id,
+                f"{len(bad)} of {len(stats)} tensors hold NaN or Inf ({summary['nan']:,} NaN, "
+                f"{summary['inf']:,} Inf; first: {bad[0].name})",
+                tensors=[s.name for s in bad[:20]],
+                nan=summary["nan"],
+                inf=summary["inf"],
+            )
+        )
+    if undecodable:
+        found.append(
+            finding(
+                R_UNDECODABLE.id,
+                f"{len(undecodable)} tensors have no statistics (first: {undecodable[0].name}: {undecodable[0].error})",
+                tensors=[s.name for s in undecodable[:20]],
+            )
+        )
+    return summary, found
+
+
+# -- difference of two checkpoints ------------------------------------------------------------
+
+
+@dataclass
+class CheckpointSide:
+    """One side of a diff: its tensors, and where available the file and per-tensor digests/norms."""
+
+    tensors: Sequence[TensorInfo]
+    path: Path | None = None
+    digests: Mapping[str, str] = field(default_factory=dict)
+    l2: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TensorDiff:
+    name: str
+    status: str  # identical | changed | shape-changed | only-a | only-b | unknown
+    how: str  # digest | read | none
+    dtype_a: str | None = None
+    dtype_b: str | None = None
+    shape_a: list[int] | None = None
+    shape_b: list[int] | None = None
+    numel: int = 0
+    l2_a: float | None = None
+    l2_b: float | None = None
+    diff_l2: float | None = None
+    rel_change: float | None = None
+    cosine: float | None = None
+    component: str | None = None
+    block: str | None = None
+
+
+@dataclass
+class DiffReport:
+    tensors: list[TensorDiff]
+    summary: dict[str, Any]
+    by_block: list[dict[str, Any]]
+
+
+def _pair_moments(
+    mva: memoryview, ta: TensorInfo, mvb: memoryview, tb: TensorInfo, chunk_elems: int
+) -> tuple[float, float, float, float]:
+    """(‖a‖², ‖b‖², ‖b−a‖², a·b) of two tensors with the same element count, streamed."""
+    aa = bb = dd = ab = 0.0
+    ia, ib = ITEMSIZE[ta.dtype], ITEMSIZE[tb.dtype]
+    for start in range(0, ta.numel, chunk_elems):
+        stop = min(start + chunk_elems, ta.numel)
+        va = mva[ta.offset + start * ia : ta.offset + stop * ia]
+        vb = mvb[tb.offset + start * ib : tb.offset + stop * ib]
+        x = decode_flat(va, ta.dtype).astype(np.float64)
+        y = decode_flat(vb, tb.dtype).astype(np.float64)
+        va.release()
+        vb.release()
+        aa += float(np.dot(x, x))
+        bb += float(np.dot(y, y))
+        ab += float(np.dot(x, y))
+        y -= x
+        dd += float(np.dot(y, y))
+    return aa, bb, dd, ab
+
+
+def diff_checkpoints(a: CheckpointSide, b: CheckpointSide, chunk_bytes: int = CHUNK_BYTES) -> DiffReport:
+    """Per-tensor relative change ‖B−A‖/‖A‖ (and cosine) of two checkpoints, matched by name.
+
+    Tensors whose digests (from :func:`tensor_stats`) agree are identical without reading; the rest are
+    read from both files when both paths are given, else reported ``unknown`` (or ``changed`` when the
+    digests are known to differ)."""
+    ta = {t.name: t for t in a.tensors}
+    tb = {t.name: t for t in b.tensors}
+    out: list[TensorDiff] = []
+    read_bytes = 0
+    with ExitStack() as stack:
+        mva = stack.enter_context(_mapped(a.path))[1] if a.path is not None else None
+        mvb = stack.enter_context(_mapped(b.path))[1] if b.path is not None else None
+        chunk_elems = max(1, chunk_bytes // 4)
+        for name in sorted(set(ta) | set(tb)):
+            x, y = ta.get(name), tb.get(name)
+            comp, block = place(name)
+            if x is None or y is None:
+                t = x or y
+                assert t is not None
+                out.append(
+                    TensorDiff(
+                        name,
+                        "only-a" if y is None else "only-b",
+                        "none",
+                        dtype_a=x.dtype if x else None,
+                        dtype_b=y.dtype if y else None,
+                        shape_a=list(x.shape) if x else None,
+                        shape_b=list(y.shape) if y else None,
+                        numel=t.numel,
+                        l2_a=a.l2.get(name) if x else None,
+                        l2_b=b.l2.get(name) if y else None,
+                        component=comp,
+                        block=block,
+                    )
+                )
+                continue
+            d = TensorDiff(
+                name,
+                "unknown",
+                "none",
+                x.dtype,
+                y.dtype,
+                list(x.shape),
+                list(y.shape),
+                x.numel,
+                a.l2.get(name),
+                b.l2.get(name),
+                component=comp,
+                block=block,
+            )
+            out.append(d)
+            if x.shape != y.shape:
+                d.status = "shape-changed"
+                continue
+            da, db = a.digests.get(name), b.digests.get(name)
+            if da and db and da == db and x.dtype == y.dtype:
+                d.status, d.how, d.diff_l2, d.rel_change = "identical", "digest", 0.0, 0.0
+                if d.l2_a is not None:
+                    d.cosine = 1.0 if d.l2_a > 0 else None
+                continue
+            readable = (
+                mva is not None
+                and mvb is not None
+                and x.dtype in ITEMSIZE
+                and y.dtype in ITEMSIZE
+                and x.offset + x.nbytes <= len(mva)
+                and y.offset + y.nbytes <= len(mvb)
+            )
+            if readable:
+                assert mva is not None and mvb is not None
+                aa, bb, dd, ab = _pair_moments(mva, x, mvb, y, chunk_elems)
+                read_bytes += x.nbytes + y.nbytes
+                d.how = "read"
+                d.l2_a, d.l2_b, d.diff_l2 = math.sqrt(aa), math.sqrt(bb), math.sqrt(dd)
+                d.rel_change = d.diff_l2 / d.l2_a if aa > 0 else (0.0 if dd == 0 else math.inf)
+                d.cosine = ab / math.sqrt(aa * bb) if aa > 0 and bb > 0 else None
+                d.status = "identical" if dd == 0.0 else "changed"
+            elif da and db:
+                d.status, d.how = ("changed" if da != db else "identical"), "digest"
+    return DiffReport(out, *_diff_summary(out, read_bytes))
+
+
+def _diff_summary(diffs: list[TensorDiff], read_bytes: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    counts: dict[str, int] = {}
+    for d in diffs:
+        counts[d.status] = counts.get(d.status, 0) + 1
+    measured = [d for d in diffs if d.diff_l2 is not None and d.l2_a is not None]
+    base_sq = sum((d.l2_a or 0.0) ** 2 for d in measured)
+    diff_sq = sum((d.diff_l2 or 0.0) ** 2 for d in measured)
+    groups: dict[tuple[str, str], list[TensorDiff]] = {}
+    for d in measured:
+        groups.setdefault((d.component or "model", d.block or "(other)"), []).append(d)
+    by_block: list[dict[str, Any]] = []
+    for (comp, block), ds in groups.items():
+        b_sq = sum((d.l2_a or 0.0) ** 2 for d in ds)
+        d_sq = sum((d.diff_l2 or 0.0) ** 2 for d in ds)
+        by_block.append(
+            {
+                "component": comp,
+                "block": block,
+                "n_tensors": len(ds),
+                "n_changed": sum(1 for d in ds if d.status == "changed"),
+                "rel_change": math.sqrt(d_sq / b_sq) if b_sq > 0 else None,
+                "diff_share": d_sq / diff_sq if diff_sq > 0 else 0.0,
+            }
+        )
+    by_block.sort(key=lambda g: -float(g["diff_share"] or 0.0))
+    changed = [d for d in measured if d.status == "changed" and d.rel_change is not None]
+    changed.sort(key=lambda d: -(d.rel_change or 0.0))
+    summary = {
+        "n_tensors": len(diffs),
+        "status": dict(sorted(counts.items())),
+        "identical_by_digest": sum(1 for d in diffs if d.status == "identical" and d.how == "digest"),
+        "bytes_read": read_bytes,
+        "rel_change": math.sqrt(diff_sq / base_sq) if base_sq > 0 else None,
+        "top": [{"tensor": d.name, "rel_change": d.rel_change} for d in changed[:10]],
+    }
+    return summary, by_block
+
+
+def side_from_registry(con: Any, sha256: str) -> CheckpointSide:
+    """One side of a diff from the registry: the blob's tensors, its per-tensor digests and norms (from
+    ``tensor_stats``), and a path on this host that still holds the same file (same size and mtime as
+    when it was last seen), or None."""
+    import socket
+
+    rows = con.execute(
+        "SELECT name, dtype, shape, data_begin, data_end, file_offset FROM tensors WHERE blob_sha256 = ? ORDER BY idx",
+        [sha256],
+    ).fetchall()
+    tensors = [
+        TensorInfo(n, d, tuple(int(x) for x in s), int(b or 0), int(e or 0), int(o or 0)) for n, d, s, b, e, o in rows
+    ]
+    digests: dict[str, str] = {}
+    norms: dict[str, float] = {}
+    have = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'tensor_stats'").fetchone()
+    if have and have[0]:
+        for name, digest, l2 in con.execute(
+            "SELECT tensor, digest, l2 FROM tensor_stats WHERE blob_sha256 = ?", [sha256]
+        ).fetchall():
+            if digest:
+                digests[name] = digest
+            if l2 is not None:
+                norms[name] = float(l2)
+    path: Path | None = None
+    size_row = con.execute("SELECT size FROM blobs WHERE sha256 = ?", [sha256]).fetchone()
+    for p, mtime in con.execute(
+        "SELECT path, mtime_ns FROM sightings WHERE blob_sha256 = ? AND host = ? ORDER BY seen_at DESC, id DESC",
+        [sha256, socket.gethostname()],
+    ).fetchall():
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if size_row and st.st_size == size_row[0] and st.st_mtime_ns == mtime:
+            path = Path(p)
+            break
+    return CheckpointSide(tensors, path, digests, norms)

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from registry.adapters import group_modules, place
+from tests.builders import CORPUS
+
+
+def _one(names: list[str], shapes: dict[str, tuple[int, ...]] | None = None):  # type: ignore[no-untyped-def]
+    g = group_modules(names, shapes)
+    assert len(g.modules) == 1, (g.modules, g.incomplete, g.unassigned)
+    return g.modules[0]
+
+
+def test_kohya_lora_with_alpha_and_tucker_mid() -> None:
+    k = "lora_unet_down_blocks_1_resnets_0_conv1"
+    m = _one([f"{k}.lora_down.weight", f"{k}.lora_up.weight", f"{k}.alpha", f"{k}.lora_mid.weight", f"{k}.dora_scale"])
+    assert (m.key, m.form, m.convention, m.component, m.block) == (k, "lora", "kohya", "unet", "down.1")
+    assert set(m.parts) == {"down", "up", "alpha", "mid", "dora_scale"}
+    assert m.tucker and m.dora
+
+
+def test_peft_and_diffusers_names() -> None:
+    k = "transformer.single_transformer_blocks.7.attn.to_q"
+    m = _one([f"{k}.lora_A.weight", f"{k}.lora_B.weight", f"{k}.lora_magnitude_vector"])
+    assert (m.form, m.convention, m.component, m.block) == ("lora", "peft", "transformer", "single.7")
+    assert m.parts == {"down": f"{k}.lora_A.weight", "up": f"{k}.lora_B.weight", "dora_scale": f"{k}.lora_magnitude_vector"}
+    # adapter-named PEFT keys
+    m = _one(["base_model.model.up_blocks.1.attentions.0.proj_in.lora_A.default.weight",
+              "base_model.model.up_blocks.1.attentions.0.proj_in.lora_B.default.weight"])
+    assert (m.key, m.component, m.block) == ("base_model.model.up_blocks.1.attentions.0.proj_in", "unet", "up.1")
+    # old diffusers attention processors
+    k = "unet.down_blocks.0.attentions.1.transformer_blocks.0.attn2.processor.to_k_lora"
+    m = _one([f"{k}.down.weight", f"{k}.up.weight"])
+    assert (m.key, m.convention, m.component, m.block) == (k, "diffusers-old", "unet", "down.0")
+    k = "text_encoder.text_model.encoder.layers.3.self_attn.q_proj.lora_linear_layer"
+    m = _one([f"{k}.down.weight", f"{k}.up.weight"])
+    assert (m.component, m.block) == ("te1", "layer.3")
+
+
+def test_lora_diffusion_names() -> None:
+    g = group_modules(["unet:0:down", "unet:0:up", "unet:1:down", "unet:1:up", "text_encoder:0:down", "text_encoder:0:up"])
+    assert [(m.key, m.convention, m.component) for m in g.modules] == [
+        ("text_encoder:0", "lora_diffusion", "te1"), ("unet:0", "lora_diffusion", "unet"), ("unet:1", "lora_diffusion", "unet")
+    ]
+
+
+def test_lycoris_forms() -> None:
+    k = "lora_unet_input_blocks_4_1_proj_in"
+    assert _one([f"{k}.hada_w1_a", f"{k}.hada_w1_b", f"{k}.hada_w2_a", f"{k}.hada_w2_b", f"{k}.alpha"]).form == "loha"
+    m = _one([f"{k}.hada_w1_a", f"{k}.hada_w1_b", f"{k}.hada_w2_a", f"{k}.hada_w2_b", f"{k}.hada_t1", f"{k}.hada_t2"])
+    assert m.form == "loha" and m.tucker and (m.component, m.block) == ("unet", "input.4")
+    assert _one([f"{k}.lokr_w1", f"{k}.lokr_w2_a", f"{k}.lokr_w2_b", f"{k}.lokr_t2", f"{k}.alpha"]).form == "lokr"
+    assert _one([f"{k}.lokr_w1_a", f"{k}.lokr_w1_b", f"{k}.lokr_w2"]).form == "lokr"
+    assert _one([f"{k}.weight", f"{k}.on_input"]).form == "ia3"
+    assert _one([f"{k}.a1.weight", f"{k}.a2.weight", f"{k}.b1.weight", f"{k}.b2.weight", f"{k}.alpha"]).form == "glora"
+    assert _one([f"{k}.oft_blocks", f"{k}.alpha"], {f"{k}.oft_blocks": (4, 8, 8)}).form == "oft"
+    assert _one([f"{k}.oft_blocks", f"{k}.rescale"], {f"{k}.oft_blocks": (2, 4, 8, 8)}).form == "boft"
+    assert _one([f"{k}.oft_diag"]).form == "oft"
+    assert _one([f"{k}.diff", f"{k}.diff_b"]).form == "diff"
+    assert _one([f"{k}.w_norm", f"{k}.b_norm"]).form == "norm"
+    assert _one(["base_model.model.q.ia3_l"]).form == "ia3"
+
+
+def test_incomplete_and_unassigned() -> None:
+    g = group_modules(["a.lora_down.weight", "a.alpha", "emb_params", "model.norm.weight", "b.lora_up.weight", "b.lora_down.weight"])
+    assert [m.key for m in g.modules] == ["b"]
+    assert g.incomplete == {"a": ["alpha", "down"]}
+    assert sorted(g.unassigned) == ["emb_params", "model.norm.weight"]
+    assert g.is_adapter
+
+
+def test_a_checkpoint_has_no_modules() -> None:
+    names = ["model.diffusion_model.input_blocks.0.0.weight", "model.diffusion_model.input_blocks.0.0.bias",
+             "first_stage_model.decoder.conv_in.weight", "cond_stage_model.transformer.text_model.final_layer_norm.weight"]
+    g = group_modules(names)
+    assert not g.is_adapter and not g.incomplete and sorted(g.unassigned) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    "key,expected",
+    [
+        ("lora_unet_double_blocks_0_img_attn_qkv", ("transformer", "double.0")),
+        ("lora_unet_single_blocks_3_linear1", ("transformer", "single.3")),
+        ("lora_te2_text_model_encoder_layers_3_mlp_fc1", ("te2", "layer.3")),
+        ("lora_te3_encoder_block_4_layer_0_SelfAttention_q", ("te3", "layer.4")),
+        ("lora_te_text_model_encoder_layers_11_self_attn_k_proj", ("te1", "layer.11")),
+        ("lora_unet_middle_block_1_proj_out", ("unet", "middle")),
+        ("lora_unet_mid_block_attentions_0_proj_in", ("unet", "mid")),
+        ("lora_unet_output_blocks_8_0_skip_connection", ("unet", "output.8")),
+        ("lora_unet_conv_in", ("unet", None)),
+        ("lora_transformer_joint_blocks_2_x_block_attn_qkv", ("transformer", "joint.2")),
+        ("diffusion_model.blocks.2.attn.wk", ("transformer", "block.2")),
+        ("diffusion_model.txtfusion.refiner_blocks.1.mlp.up", ("transformer", "refiner.1")),
+        ("model.diffusion_model.input_blocks.4.1.proj_in.weight", ("unet", "input.4")),
+        ("first_stage_model.decoder.up.1.block.0.conv1.weight", ("vae", None)),
+        ("conditioner.embedders.1.model.transformer.resblocks.5.attn.in_proj_weight", ("te2", "layer.5")),
+    ],
+)
+def test_place(key: str, expected: tuple[str, str | None]) -> None:
+    assert place(key) == expected
+
+
+def test_transformer_blocks_are_double_when_single_blocks_exist() -> None:
+    assert place("transformer.transformer_blocks.3.attn.to_q", single_blocks=True) == ("transformer", "double.3")
+    assert place("transformer.transformer_blocks.3.attn.to_q") == ("transformer", "joint.3")
+
+
+CORPUS_HEADERS = CORPUS / "headers"
+
+
+@pytest.mark.skipif(not CORPUS_HEADERS.is_dir(), reason="shared corpus not present")
+@pytest.mark.parametrize(
+    "name,n,forms,components",
+    [
+        ("sd15-kohya", 264, {"lora": 264}, {"unet": 192, "te1": 72}),
+        ("sdxl-kohya", 794, {"lora": 794}, {"unet": 722, "te1": 72}),
+        ("flux1-diffusers", 494, {"lora": 494}, {"transformer": 494}),
+        ("krea2-lycoris", 256, {"lokr": 256}, {"transformer": 256}),
+    ],
+)
+def test_real_headers(name: str, n: int, forms: dict[str, int], components: dict[str, int]) -> None:
+    doc = json.loads((CORPUS_HEADERS / f"{name}.json").read_text())
+    keys = doc["keys"]
+    g = group_modules(keys, {k: tuple(v["shape"]) for k, v in keys.items()})
+    assert len(g.modules) == n and not g.incomplete and not g.unassigned
+    assert dict(Counter(m.form for m in g.modules)) == forms
+    assert dict(Counter(m.component for m in g.modules)) == components
+    blocks = Counter((m.block or "").split(".")[0] for m in g.modules)
+    if name == "flux1-diffusers":
+        assert blocks == {"double": 19 * 14, "single": 38 * 6}
+    if name == "sd15-kohya":
+        assert blocks == {"down": 72, "mid": 12, "up": 108, "layer": 72}
