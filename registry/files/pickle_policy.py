@@ -52,8 +52,14 @@ _REBUILD = [
     "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
     "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
     "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass", "_rebuild_device_tensor_from_numpy",
-    "_rebuild_device_tensor_from_cpu_tensor",
+    "_rebuild_device_tensor_from_cpu_tensor", "_rebuild_nested_tensor",
 ]  # fmt: skip
+
+#: sub-byte and bit dtypes ``torch.load(weights_only=True)`` also accepts
+_SMALL_DTYPES = (
+    [f"uint{i}" for i in range(1, 8)] + [f"int{i}" for i in range(1, 8)]
+    + ["bits1x8", "bits2x4", "bits4x2", "bits8", "bits16", "bcomplex32"]
+)  # fmt: skip
 
 _TENSOR_TYPES = [
     "DoubleTensor", "FloatTensor", "HalfTensor", "BFloat16Tensor", "LongTensor", "IntTensor", "ShortTensor",
@@ -66,9 +72,10 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     + [("torch", n) for n in _STORAGE_TYPES]
     + [("torch.cuda", n) for n in _STORAGE_TYPES if n != "UntypedStorage"]
     + [("torch.storage", "UntypedStorage"), ("torch.storage", "TypedStorage"), ("torch", "TypedStorage")]
-    + [("torch", n) for n in _DTYPES]
+    + [("torch", n) for n in _DTYPES + _SMALL_DTYPES]
     + [("torch", n) for n in _TENSOR_TYPES]
     + [("torch.cuda", n) for n in _TENSOR_TYPES]
+    + [(m, n) for m in ("torch.sparse", "torch.cuda.sparse") for n in _TENSOR_TYPES if n != "BoolTensor"]
     + [
         ("torch", "Size"),
         ("torch", "Tensor"),
@@ -192,6 +199,17 @@ SOFTENED: frozenset[tuple[str, str]] = frozenset(
         ("logging", "Formatter"),
         ("types", "SimpleNamespace"),
         ("types", "MappingProxyType"),
+        # a partial only binds arguments: what it wraps is imported (and judged) on its own; whole pickled
+        # modules keep ``norm_layer=partial(nn.LayerNorm, eps=1e-6)`` (timm and others)
+        ("functools", "partial"),
+        # TorchScript archives' data.pkl / constants.pkl: identity functions that tag container types
+        ("torch.jit._pickle", "build_intlist"),
+        ("torch.jit._pickle", "build_tensorlist"),
+        ("torch.jit._pickle", "build_doublelist"),
+        ("torch.jit._pickle", "build_boollist"),
+        ("torch.jit._pickle", "build_complexlist"),
+        ("torch.jit._pickle", "build_tensor_from_id"),
+        ("torch.jit._pickle", "restore_type_tag"),
     ]
 )
 
@@ -221,6 +239,54 @@ DANGEROUS_LEAVES: frozenset[str] = frozenset(
 
 _BUILTIN_MODULES = ("builtins", "__builtin__", "__builtins__")
 
+#: dunder names that are ordinary importable functions (``copyreg.__newobj__`` in protocol-2 pickles)
+_PLAIN_DUNDERS = frozenset({"__newobj__", "__newobj_ex__"})
+
+#: attribute names that ``getattr(x, name)`` may never fetch, whatever ``x`` is: code runners, file and
+#: process calls, loaders, and names of modules or builtins that lead further
+FETCH_BLOCKED: frozenset[str] = (
+    DANGEROUS_LEAVES
+    | DANGEROUS_BUILTINS
+    | frozenset(m.split(".")[0] for m in DANGEROUS_MODULES)
+    | frozenset(
+        _words(
+            """
+            load loads save savez dump dumps tofile fromfile from_file load_library load_state_dict
+            builtins modules globals func_globals f_globals f_locals f_back gi_frame gi_code tb_frame
+            co_code system_call call run start spawn shell command pipe socket connect
+            """
+        )
+    )
+)
+
+
+def judge_fetch(attr: object, target: tuple[str, str] | None, instance: bool) -> tuple[Safety, str]:
+    """One ``getattr(target, attr)`` whose result the stream only stores (never calls, never fetches from
+    again, never hands to a function): how a bound method or, since Python 3.12, an enum member is pickled.
+
+    ``target`` is the (module, name) of the global fetched from, or of the class an instance was built
+    from (``instance``); None when the target is anything else. Suspicious at best: the value still comes
+    from code outside the allowlist.
+    """
+    if not isinstance(attr, str) or not attr.isidentifier():
+        return Safety.DANGEROUS, f"getattr with a computed or non-identifier attribute name {attr!r}"
+    if attr.startswith("__") and attr.endswith("__"):
+        return Safety.DANGEROUS, f"getattr fetches the dunder attribute {attr!r}"
+    if attr in FETCH_BLOCKED:
+        return Safety.DANGEROUS, f"getattr fetches {attr!r}, which runs code, touches files or leads to a module"
+    if target is None:
+        return Safety.DANGEROUS, "getattr on a value that is neither an imported name nor an instance of one"
+    tm, tn = target
+    safety, why = judge(tm, tn)
+    if safety == Safety.DANGEROUS:
+        return Safety.DANGEROUS, f"getattr on {tm}.{tn}, which is dangerous itself ({why})"
+    what = f"an instance of {tm}.{tn}" if instance else f"{tm}.{tn}"
+    return (
+        Safety.SUSPICIOUS,
+        f"fetches {attr!r} from {what} by name (how a bound method or an enum member is pickled); the value is "
+        "only stored, never called",
+    )
+
 
 def _in_modules(module: str, modules: frozenset[str]) -> str | None:
     """The entry of ``modules`` that ``module`` is or lies under, if any."""
@@ -245,7 +311,7 @@ def _judge_one(module: str, name: str) -> tuple[Safety, str]:
         return Safety.SAFE, "on the tensor-checkpoint allowlist"
     parts = name.split(".")
     for p in parts:
-        if p.startswith("__") and p.endswith("__") and len(parts) > 1:
+        if len(p) > 4 and p.startswith("__") and p.endswith("__") and (len(parts) > 1 or p not in _PLAIN_DUNDERS):
             return Safety.DANGEROUS, f"walks through the dunder attribute {p!r}"
     if module in _BUILTIN_MODULES:
         if parts[0] in DANGEROUS_BUILTINS:
@@ -254,7 +320,7 @@ def _judge_one(module: str, name: str) -> tuple[Safety, str]:
             return Safety.DANGEROUS, "reaches an attribute of a builtin"
         return Safety.SUSPICIOUS, "builtin outside the allowlist"
     if (module, name) in SOFTENED:
-        return Safety.SUSPICIOUS, "a data class of a blocked module (not on the allowlist)"
+        return Safety.SUSPICIOUS, "not on the allowlist (a plain data class or helper of an otherwise blocked module)"
     hit = _in_modules(module, DANGEROUS_MODULES)
     if hit is not None:
         what = "is" if hit == module else f"lies under {hit!r}, which is"

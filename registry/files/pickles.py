@@ -41,8 +41,18 @@ from typing import Any
 
 from registry.errors import FormatError
 from registry.files import zipread
-from registry.files.pickle_policy import Safety, judge
-from registry.files.pickle_vm import DEFAULT_LIMITS, VALID_OPCODES, Global, Limits, Walk, walk
+from registry.files.pickle_policy import Safety, judge, judge_fetch
+from registry.files.pickle_vm import (
+    DEFAULT_LIMITS,
+    VALID_OPCODES,
+    Global,
+    Limits,
+    Obj,
+    Walk,
+    class_like,
+    is_getattr,
+    walk,
+)
 from registry.files.sniff import TORCH_MAGIC, _zip_kind, sniff_head
 from registry.files.torch_tensors import STORAGE_DTYPES, Recovery, StorageLoc, itemsize, recover
 from registry.findings import Finding, Severity, finding, rule
@@ -232,6 +242,58 @@ def _judge(module: str, name: str, resolved: bool) -> tuple[Safety, str]:
     return judge(module, name, resolved)
 
 
+def _fetch_target(v: Any, depth: int = 0) -> tuple[tuple[str, str] | None, bool]:
+    """What ``getattr`` fetches from: an imported name, a class fetched from one (``Outer.Inner``, how
+    protocol 2 pickles nested names), or an instance built by calling either."""
+    if depth > 32:
+        return None, False
+    if isinstance(v, Global):
+        return ((v.module, v.name), False) if v.resolved else (None, False)
+    if isinstance(v, Obj) and is_getattr(v.func):
+        args = v.args
+        if isinstance(args, tuple) and len(args) == 2 and isinstance(args[1], str) and class_like(args[1]):
+            inner, inst = _fetch_target(args[0], depth + 1)
+            if inner is not None and not inst:
+                return (inner[0], f"{inner[1]}.{args[1]}"), False
+        return None, False
+    if isinstance(v, Obj):
+        inner, inst = _fetch_target(v.func, depth + 1)
+        return (inner, True) if inner is not None and not inst else (None, False)
+    return None, False
+
+
+def _judge_getattr(g: Global, w: Walk) -> tuple[Safety, str]:
+    """``builtins.getattr`` by what the stream does with it.
+
+    Protocol-2 pickles spell a nested name (``Detect.forward``, ``_VariableFunctionsClass.tanh``, a nested
+    class) as ``getattr(parent, name)``, and Python 3.12 pickles enum members that way. Such a fetch is
+    suspicious when its target is an imported name (or an instance of one) that is not dangerous, its
+    attribute is a plain name that runs nothing, and the fetched value is only stored, or, when the name
+    is spelled like a class, used the way a class is. Anything else is dangerous.
+    """
+    uses = [f for f in w.attr_fetches if f.fn is g]
+    misuse = w.attr_misuse.get(id(g), [])
+    base = "builtin 'getattr' reaches any attribute"
+    if misuse:
+        return Safety.DANGEROUS, f"{base}: {misuse[0]}"
+    if not uses:
+        return Safety.DANGEROUS, f"{base}: imported but not called as a plain getattr(target, name)"
+    worst: tuple[Safety, str] = (Safety.SAFE, "")
+    for f in uses:
+        args = f.args
+        if not isinstance(args, tuple) or len(args) != 2:
+            n = len(args) if isinstance(args, tuple) else "non-tuple"
+            return Safety.DANGEROUS, f"{base}: called with {n} arguments at byte {f.offset:,}"
+        target, inst = _fetch_target(args[0])
+        verdict = judge_fetch(args[1], target, inst)
+        if verdict[0] == Safety.DANGEROUS:
+            return Safety.DANGEROUS, f"{base}: {verdict[1]} (at byte {f.offset:,})"
+        if f.misuse and not class_like(str(args[1])):
+            return Safety.DANGEROUS, f"{base}: fetches {args[1]!r} at byte {f.offset:,}, and {f.misuse[0]}"
+        worst = max(worst, verdict, key=lambda v: v[0])
+    return worst
+
+
 class _Scanner:
     def __init__(self, path: str, limits: Limits, recover_tensors: bool) -> None:
         self.path = path
@@ -253,6 +315,8 @@ class _Scanner:
     def _record(self, w: Walk, where: str | None, role: str, absolute: bool) -> None:
         for g in w.globals:
             safety, reason = _judge(g.module, g.name, g.resolved)
+            if g.resolved and is_getattr(g):
+                safety, reason = _judge_getattr(g, w)
             if not g.resolved and g.note:
                 reason = f"{reason}: {g.note}"
             self.globals.append(
