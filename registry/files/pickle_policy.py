@@ -122,9 +122,17 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
         functools _functools _multiprocessing _posixshmem _xxsubinterpreters _interpreters _sitebuiltins
         _lsprof yaml jinja2 mako numexpr IPython sympy pandas.io keras tensorflow huggingface_hub fsspec
         boto3 botocore paramiko git numpy.f2py numpy.testing numpy.distutils numpy.ctypeslib
-        numpy.lib.npyio torch.jit torch._dynamo.guards torch._inductor torch.fx torch.hub torch.package
-        torch.utils.cpp_extension torch.utils.collect_env torch.utils.bottleneck torch.utils._config_module
-        torch.utils.data.datapipes torch.distributed.rpc torch.testing torch.onnx
+        numpy.lib.npyio numpy.lib._npyio_impl numpy.lib._datasource numpy.core._internal numpy._core._internal
+        pandas.core.computation tkinter _tkinter turtle turtledemo asyncore asynchat smtpd
+        torch.jit torch._dynamo.guards torch._dynamo.debug_utils torch._C._dynamo torch._inductor torch.fx
+        torch.hub torch.package torch.compiler torch.multiprocessing torch.ops torch._ops torch.classes torch._classes
+        torch.serialization torch.utils.cpp_extension torch.utils.collect_env
+        torch.utils.bottleneck torch.utils._config_module torch.utils.data.datapipes torch.utils.model_zoo
+        torch.utils.tensorboard torch.utils.show_pickle torch.utils.benchmark torch.cuda.jiterator
+        torch.cuda.memory torch.cuda._memory_viz torch.distributed.rpc torch.distributed.run
+        torch.distributed.launch torch.distributed.launcher torch.distributed.elastic
+        torch.distributed.rendezvous torch.distributed.distributed_c10d torch.distributed.checkpoint
+        torch.testing torch.onnx
         """
     )
 )
@@ -183,6 +191,17 @@ DANGEROUS_NAMES: frozenset[tuple[str, str]] = frozenset(
         ("copyreg", "add_extension"),
         ("copyreg", "dispatch_table"),
         ("copyreg", "_extension_registry"),
+        ("dataclasses", "_create_fn"),
+        ("dataclasses", "_FuncBuilder"),
+        ("typing", "get_type_hints"),
+        ("typing", "_eval_type"),
+        ("typing", "ForwardRef._evaluate"),
+        ("numpy", "fromregex"),
+        ("numpy.core.records", "fromfile"),
+        ("numpy._core.records", "fromfile"),
+        ("numpy.rec", "fromfile"),
+        ("torch", "compile"),
+        ("torch.distributed", "init_process_group"),
     ]
 )
 
@@ -210,8 +229,15 @@ SOFTENED: frozenset[tuple[str, str]] = frozenset(
         ("torch.jit._pickle", "build_complexlist"),
         ("torch.jit._pickle", "build_tensor_from_id"),
         ("torch.jit._pickle", "restore_type_tag"),
+        # nested jagged tensors pickle this record (dim, min, max) with their metadata
+        ("torch._dynamo.decorators", "_DimRange"),
     ]
 )
+
+#: modules whose classes appear in real pickles (``torch.save(torch.compile(model))`` pickles dynamo's
+#: wrapper objects) but whose functions compile, trace or write repro files: a single class-like name is
+#: suspicious, anything else (a function, a method ``Class.name``) is dangerous
+CLASSES_ONLY: frozenset[str] = frozenset({"torch._dynamo", "torch._functorch", "torch.export", "torch._export"})
 
 #: builtins that run code, reach attributes or touch files
 DANGEROUS_BUILTINS: frozenset[str] = frozenset(
@@ -232,7 +258,11 @@ DANGEROUS_LEAVES: frozenset[str] = frozenset(
         check_output check_call getoutput getstatusoutput Popen run_path run_module import_module
         load_source load_module exec_module load_dynamic __import__ eval exec execfile compile open
         write_text write_bytes read_text read_bytes unlink rmdir mkdir makedirs touch rename chmod chown
-        symlink_to hardlink_to link_to remove removedirs rmtree urlopen urlretrieve
+        symlink_to hardlink_to link_to remove removedirs rmtree urlopen urlretrieve spawn from_file fromfile
+        tofile load_library load_inline compile_file _exec_with_source execWrapper runsource runcode
+        runcommand runctx runcall runeval run_autograd_prof run_cprofile _run_pip debug_script runstring
+        evaluate_guards_expression _create_fn init_process_group init_rpc InteractiveInterpreter
+        InteractiveConsole ModifiedInterpreter
         """
     )
 )
@@ -288,6 +318,12 @@ def judge_fetch(attr: object, target: tuple[str, str] | None, instance: bool) ->
     )
 
 
+def class_like_name(name: str) -> bool:
+    """``Resize``, ``_VariableFunctionsClass``: spelled like a class, not a function."""
+    leaf = name.rsplit(".", 1)[-1].lstrip("_")
+    return bool(leaf) and leaf[0].isupper()
+
+
 def _in_modules(module: str, modules: frozenset[str]) -> str | None:
     """The entry of ``modules`` that ``module`` is or lies under, if any."""
     parts = module.split(".")
@@ -321,6 +357,9 @@ def _judge_one(module: str, name: str) -> tuple[Safety, str]:
         return Safety.SUSPICIOUS, "builtin outside the allowlist"
     if (module, name) in SOFTENED:
         return Safety.SUSPICIOUS, "not on the allowlist (a plain data class or helper of an otherwise blocked module)"
+    owner = _in_modules(module, CLASSES_ONLY)
+    if owner is not None and not (len(parts) == 1 and class_like_name(name)):
+        return Safety.DANGEROUS, f"{module}.{name} is not a class of {owner!r}, whose functions compile or run code"
     hit = _in_modules(module, DANGEROUS_MODULES)
     if hit is not None:
         what = "is" if hit == module else f"lies under {hit!r}, which is"

@@ -188,8 +188,9 @@ def is_getattr(v: Any) -> bool:
 
 def class_like(name: str) -> bool:
     """A name spelled like a class (``Resize``, ``_VariableFunctionsClass``), not like a function."""
-    leaf = name.rsplit(".", 1)[-1].lstrip("_")
-    return bool(leaf) and leaf[0].isupper()
+    from registry.files.pickle_policy import class_like_name
+
+    return class_like_name(name)
 
 
 @dataclass

@@ -268,6 +268,8 @@ def build_benign(root: Path, heavy: bool = True) -> list[Case]:
     add("meta.pt", "a tensor on the meta device", lambda p: _save({"m": meta}, p), NOT_DANGEROUS)
     nt = torch.nested.nested_tensor([torch.randn(2), torch.randn(3)])
     add("nested_tensor.pt", "a nested tensor", lambda p: _save({"n": nt}, p), NOT_DANGEROUS)
+    njt = torch.nested.nested_tensor([torch.randn(2, 4), torch.randn(3, 4)], layout=torch.jagged)
+    add("nested_jagged.pt", "a nested jagged tensor (NJT)", lambda p: _save({"n": njt}, p), NOT_DANGEROUS)
 
     # 5. training state
     model = Tiny()
@@ -359,6 +361,9 @@ def build_benign(root: Path, heavy: bool = True) -> list[Case]:
         lambda p: _save(wide, p), NOT_DANGEROUS)  # fmt: skip
     add("module_bound_method.pt", "a module keeping one of its methods as an attribute (getattr(self, name))",
         lambda p: _save(WithBoundMethod(), p), NOT_DANGEROUS)  # fmt: skip
+    compiled = torch.compile(Tiny())
+    add("compiled_model.pt", "torch.save(torch.compile(model)): dynamo's wrapper objects pickled",
+        lambda p: _save(compiled, p), NOT_DANGEROUS)  # fmt: skip
     add("module_and_optimizer.pt", "whole model and whole optimizer objects pickled",
         lambda p: _save({"model": model, "optimizer": adam, "epoch": 1}, p), NOT_DANGEROUS)  # fmt: skip
 
@@ -367,6 +372,10 @@ def build_benign(root: Path, heavy: bool = True) -> list[Case]:
     add("scripted.pt", "torch.jit.script + torch.jit.save", lambda p: torch.jit.save(scripted, str(p)), NOT_DANGEROUS)
     traced = torch.jit.trace(Tiny().eval(), torch.randn(1, 3, 8, 8))
     add("traced.pt", "torch.jit.trace + torch.jit.save", lambda p: torch.jit.save(traced, str(p)), NOT_DANGEROUS)
+    add("lite.ptl", "a lite-interpreter module (zip with bytecode.pkl)",
+        lambda p: p.write_bytes(scripted._save_to_buffer_for_lite_interpreter()), NOT_DANGEROUS)  # fmt: skip
+    add("lite_flatbuffer.ptl", "a lite-interpreter module as a flatbuffer (PTMF)",
+        lambda p: p.write_bytes(scripted._save_to_buffer_for_lite_interpreter(_use_flatbuffer=True)), NOT_DANGEROUS)  # fmt: skip
 
     # 8. numpy files and plain pickles people keep next to models
     arr = np.arange(12, dtype=np.float32).reshape(3, 4)
