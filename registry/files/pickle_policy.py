@@ -76,6 +76,10 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     + [("torch", n) for n in _TENSOR_TYPES]
     + [("torch.cuda", n) for n in _TENSOR_TYPES]
     + [(m, n) for m in ("torch.sparse", "torch.cuda.sparse") for n in _TENSOR_TYPES if n != "BoolTensor"]
+    # layouts and memory formats are plain values (older torch pickles a sparse tensor's layout by name)
+    + [("torch", n) for n in ("strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc",
+                              "_mkldnn", "jagged", "contiguous_format", "channels_last", "channels_last_3d",
+                              "preserve_format")]
     + [
         ("torch", "Size"),
         ("torch", "Tensor"),
