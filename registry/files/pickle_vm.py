@@ -338,6 +338,8 @@ def _run(w: Walk, buf: Any, pos: int, end: int, lim: Limits, base: int, keep: bo
     misuse = w.attr_misuse
     #: id of a getattr global → (it, None); id of a value it fetched → (the global, the fetch)
     watch: dict[int, tuple[Global, AttrFetch | None]] = {}
+    #: container nodes the argument checks may visit in this stream (beyond it, every watched use counts as misuse)
+    watch_budget = 20_000_000
     ops = 0
     objects = 0
     kept = 0
@@ -432,9 +434,11 @@ def _run(w: Walk, buf: Any, pos: int, end: int, lim: Limits, base: int, keep: bo
         # a fetched value handed to a class (an enum member or a method passed to a constructor) is data;
         # handed to a function (``_rebuild_from_type_v2`` calls its first argument) it may be called
         to_class = isinstance(func, Global) and not is_getattr(func) and class_like(func.name)
+        # plain containers are followed; an object built by an earlier call is not (its own arguments were
+        # checked when it was built, and what BUILD or SETITEMS later put in it is state, not arguments)
+        nonlocal watch_budget
         todo = [args]
         seen: set[int] = set()
-        budget = 20_000
         while todo:
             v = todo.pop()
             if v is None or isinstance(v, (str, bytes, int, float)):
@@ -443,10 +447,10 @@ def _run(w: Walk, buf: Any, pos: int, end: int, lim: Limits, base: int, keep: bo
             if i in seen:
                 continue
             seen.add(i)
-            budget -= 1
-            if budget < 0:
+            watch_budget -= 1
+            if watch_budget < 0:
                 for h in list(watch.values()):
-                    misused(h, f"arguments of the call at byte {base + at} are too large to check")
+                    misused(h, f"arguments of the calls up to byte {base + at} are too large to check")
                 return
             hit = watch.get(i)
             if hit is not None:
@@ -462,12 +466,6 @@ def _run(w: Walk, buf: Any, pos: int, end: int, lim: Limits, base: int, keep: bo
                     todo.append(x)
             elif isinstance(v, PSet):
                 todo.extend(v.items)
-            elif isinstance(v, Obj):
-                todo.extend((v.func, v.args, v.kwargs, v.state))
-                if v.items:
-                    todo.extend(x for kv in v.items for x in kv)
-                if v.appends:
-                    todo.extend(v.appends)
 
     op_at = pos
     op = 0

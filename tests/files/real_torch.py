@@ -412,6 +412,10 @@ def _heavy(root: Path) -> list[Case]:
         p = d / "diffusion_pytorch_model.bin"
         out.append(Case("unet_bin/" + p.name, p, "diffusers save_pretrained(safe_serialization=False)", SAFE,
                         expected(unet.state_dict())))  # fmt: skip
+        p = root / "unet_whole.pt"
+        holder = nn.ModuleDict({"unet": unet, "blk": Block(8)})
+        torch.save(holder, p)
+        out.append(Case(p.name, p, "a whole diffusers UNet pickled beside a module holding torch.tanh", NOT_DANGEROUS))
         vae = AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=4, sample_size=8)
         p = root / "vae.pt"
         torch.save(vae.state_dict(), p)
