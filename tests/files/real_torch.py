@@ -132,13 +132,19 @@ class Tiny(nn.Module):
         return self.lin(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
 
 
+#: module names registered by :func:`_fake_module`, removed again when the files are written
+_FAKED: list[str] = []
+
+
 def _fake_module(modname: str, clsname: str, fields: dict[str, Any]) -> type:
-    """A class importable as ``modname.clsname`` (for writing only), e.g. Lightning's ModelCheckpoint."""
+    """A class importable as ``modname.clsname`` while the files are written (pickle looks it up by name),
+    e.g. Lightning's ModelCheckpoint; :func:`build_benign` unregisters the modules afterwards."""
     parts = modname.split(".")
     for i in range(1, len(parts) + 1):
         name = ".".join(parts[:i])
         if name not in sys.modules:
             sys.modules[name] = types.ModuleType(name)
+            _FAKED.append(name)
     cls = type(clsname, (), dict(fields))
     cls.__module__ = modname
     cls.__qualname__ = clsname
@@ -173,6 +179,14 @@ def _all_dtypes() -> dict[str, torch.Tensor]:
 
 def build_benign(root: Path, heavy: bool = True) -> list[Case]:
     """Write every benign case under ``root``; ``heavy`` adds the diffusers/transformers/timm models."""
+    try:
+        return _build(root, heavy)
+    finally:
+        while _FAKED:
+            sys.modules.pop(_FAKED.pop(), None)
+
+
+def _build(root: Path, heavy: bool) -> list[Case]:
     root.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     cases: list[Case] = []
