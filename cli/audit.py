@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from cli._app import dumps, echo_err, get_app, render_rows
+from cli._app import dumps, echo_err, file_progress, get_app, render_rows
 
 AUDIT_FORMATS = ("table", "json", "jsonl", "sarif")
 
@@ -85,20 +84,6 @@ def command(
     from registry.sarif import sarif_log
 
     app = get_app()
-    show_bar = sys.stderr.isatty() if progress is None else progress
-    bar = None
-    if show_bar:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
-
-    def on_progress(done: int, total: int | None, path: str) -> None:
-        if bar is not None:
-            if total is not None and bar.total != total:
-                bar.total = total
-            bar.set_postfix_str(Path(path).name[-40:], refresh=False)
-            bar.update(done - bar.n)
-
     def on_places(discovery: Discovery | None, targets: list[tuple[str, Path]]) -> None:
         if discovery is None:
             return
@@ -111,7 +96,7 @@ def command(
         if not discovery.existing:
             echo_err("no model places found; pass folders to audit, or list them under 'roots:' in the config file")
 
-    try:
+    with file_progress(progress) as on_progress:
         report = audit(
             [str(p) for p in paths] or None,
             app.registry_path(),
@@ -124,9 +109,6 @@ def command(
             on_wait=echo_err,
             on_places=on_places,
         )
-    finally:
-        if bar is not None:
-            bar.close()
 
     threshold = Severity.parse(fail_on)
     reached = report.count_at_or_above(threshold)

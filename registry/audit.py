@@ -49,7 +49,7 @@ from registry.sidecars import SIDECAR_SUFFIXES, compare, parse_sidecar, unreadab
 from registry.store.db import connect
 from registry.store.events import EventLog
 from registry.store.remote import civitai_row
-from registry.store.write import insert_rows, settle
+from registry.store.write import finding_row, insert_rows, settle
 
 R_CIVITAI_POI = rule(
     "civitai.real-person",
@@ -477,20 +477,6 @@ def _blob_hashes(con: duckdb.DuckDBPyConnection, shas: Iterable[str]) -> dict[st
     return {r[0]: dict(zip(keys, r, strict=True)) for r in rows}
 
 
-def _finding_row(f: Finding, blob: str | None, host: str, path: str, now: datetime) -> dict[str, Any]:
-    return {
-        "blob_sha256": blob,
-        "host": host,
-        "path": path,
-        "rule_id": f.rule_id,
-        "severity": f.severity.label,
-        "severity_rank": int(f.severity),
-        "message": f.message,
-        "evidence": json.dumps(f.evidence, sort_keys=True, default=str),
-        "created_at": now,
-    }
-
-
 def _check_and_record(
     con: duckdb.DuckDBPyConnection,
     report: AuditReport,
@@ -519,7 +505,7 @@ def _check_and_record(
         key = (blob or "", path, f.rule_id, f.message)
         if key not in existing:
             existing.add(key)
-            new_findings.append(_finding_row(f, blob, host, path, now))
+            new_findings.append(finding_row(f, blob, host, path, now))
 
     # HF cache: blob names against content digests
     for path, cf in hf_files.items():
