@@ -77,12 +77,18 @@ def command(
     Exit codes: 0 no finding at or above --fail-on, 1 findings at or above it, 2 usage error,
     3 runtime failure.
     """
+    import os
+
     from registry import __version__
     from registry.audit import audit
+    from registry.errors import UsageError
     from registry.files.layouts import Discovery
     from registry.findings import Severity, all_rules
     from registry.sarif import sarif_log
 
+    missing = [str(p) for p in paths if not os.path.lexists(p)]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}; nothing was audited")
     app = get_app()
     def on_places(discovery: Discovery | None, targets: list[tuple[str, Path]]) -> None:
         if discovery is None:

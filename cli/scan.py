@@ -23,9 +23,15 @@ def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool |
     hf://ORG/REPO[@REV][/PATH] catalogs a Hugging Face Hub repository without downloading weights
     (safetensors headers by range requests; LFS SHA-256 and model-card data from the API).
     """
+    import os
+
+    from registry.errors import UsageError
     from registry.findings import Severity
     from registry.scan import scan
 
+    missing = [p for p in paths if not p.startswith("hf://") and not os.path.lexists(p)]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}; nothing was scanned")
     app = get_app()
     remote = [p for p in paths if p.startswith("hf://")]
     remote_reached = False
