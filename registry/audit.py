@@ -45,7 +45,7 @@ from registry.hub import (
     verify_blob,
 )
 from registry.scan import ScanItem, ScanSummary, discover, scan
-from registry.sidecars import SIDECAR_SUFFIXES, compare, parse_sidecar, unreadable
+from registry.sidecars import SIDECAR_SUFFIXES, compare, compare_base_model, parse_sidecar, unreadable
 from registry.store.db import connect
 from registry.store.events import EventLog
 from registry.store.remote import civitai_row
@@ -572,6 +572,8 @@ def _check_and_record(
             )
             continue
         verdict, fs = compare(claims, computed, model_path)
+        if verdict in ("match", "edited", "no-hashes"):  # a sidecar for another file says nothing of this one
+            fs = fs + compare_base_model(claims, _identity(con, sha))
         for f in fs:
             add(f, sha, model_path)
         claim_rows.append(
@@ -733,3 +735,8 @@ def _report_rows(
     order = {s.label: int(s) for s in Severity}
     rows.sort(key=lambda r: (-order.get(r["severity"], 0), r["path"] or "", r["rule_id"], r["message"]))
     return [{k: r.get(k) for k in ("severity", "rule_id", "path", "blob_sha256", "message", "evidence")} for r in rows]
+
+
+def _identity(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
+    rows = con.execute("SELECT arch, confidence, source FROM identity WHERE blob_sha256 = ?", [sha256]).fetchall()
+    return {"arch": rows[0][0], "confidence": rows[0][1], "source": rows[0][2]} if rows else None
