@@ -20,7 +20,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -108,6 +108,7 @@ class FakeHub:
         self.requests: list[dict[str, Any]] = []
         #: total bytes of file content served by /resolve/ (to prove weights were not downloaded)
         self.bytes_served = 0
+        self._count_lock = threading.Lock()
         self.honour_range = True
         hub = self
 
@@ -263,11 +264,12 @@ class FakeHub:
         h.send_header("Content-Length", str(len(chunk)))
         h.send_header("X-Repo-Commit", commit)
         h.end_headers()
-        try:
-            h.wfile.write(chunk)
+        # counted before the write: the client can finish reading (and the test assert) before this thread
+        # runs again, so counting after the write raced with the assertion
+        with self._count_lock:
             self.bytes_served += len(chunk)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        with suppress(BrokenPipeError, ConnectionResetError):
+            h.wfile.write(chunk)
 
 
 class FakeCivitai:
