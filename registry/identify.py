@@ -1309,8 +1309,12 @@ def _embedding(pairs: list[tuple[str, tuple[int, ...]]]) -> tuple[str, str, str,
             return "te-keyed-embedding", "flux1", "medium", "high", ev, (), {"vectors": count, "components": comps}
         cands = tuple(sorted(set.intersection(*(set(_TE_ARCHS["t5-xxl" if n.startswith("t5") else n.replace("_", "-")]) for n in names))))  # fmt: skip
         return "te-keyed-embedding", "unknown", "none", "medium", ev, cands, {"vectors": count, "components": comps}
-    for key in ("emb_params", "string_to_param.*", "string_to_param/*"):
-        if key in d and len(names - {key, "string_to_token", "name", "step", "sd_checkpoint", "sd_checkpoint_name"}) == 0:
+    # A1111 / textual_inversion .pt: {"string_to_token": {"*": 265}, "string_to_param": {"*": [n, 768]}, ...};
+    # the original repo stored the token id as a 0-dim tensor too
+    params = [n for n in names if re.fullmatch(r"string_to_param[./].+", n)]
+    side = {n for n in names if re.fullmatch(r"string_to_token([./].+)?|name|step|sd_checkpoint(_name)?", n)}
+    for key in ["emb_params", *params[:1]]:
+        if key in d and len(names - {key} - side) == 0:
             v = vec(d[key])
             if v is None:
                 return None
@@ -1642,6 +1646,32 @@ def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, s
     return _apply_claims(ident, claims, findings)
 
 
+# marker tensors some checkpoints carry for their loaders (ComfyUI reads them): name → (variant, what)
+_PREDICTION_MARKERS = (
+    ("edm_vpred_sigma_max", "edm-v-pred", "edm_vpred.sigma_max: EDM v-prediction (CosXL style)"),
+    ("v_pred", "v-pred", "v_pred marker tensor: a v-prediction model"),
+    ("ztsnr", "ztsnr", "ztsnr marker tensor: zero terminal SNR noise schedule"),
+    ("edm_mean", "playground-v2.5", "edm_mean/edm_std: EDM latent statistics (Playground v2.5)"),
+)
+
+
+def _prediction_markers(v: _Verdict, mods: Sequence[_Mod], details: dict[str, Any]) -> _Verdict:
+    """A checkpoint's own marker tensors for its prediction type; the shapes cannot show it."""
+    paths = {m.path: m for m in mods}
+    parts = [v.variant] if v.variant else []
+    ev = list(v.evidence)
+    for name, variant, what in _PREDICTION_MARKERS:
+        m = paths.get(name)
+        if m is not None:
+            parts.append(variant)
+            ev.append(Evidence(what, m.key, m.shape or None))
+            if variant != "ztsnr":
+                details.setdefault("prediction", {"v-pred": "v", "edm-v-pred": "edm-v"}.get(variant, "edm"))
+    if len(ev) == len(v.evidence):
+        return v
+    return dataclasses.replace(v, variant="-".join(parts), evidence=ev)
+
+
 def _full_denoiser(plain: Sequence[_Mod]) -> bool:
     """Whether the plain (non-adapter) weights are a whole model by themselves: many of them, and the
     denoiser's input layer among them (a LoRA's extra plain tensors are norms, biases or embeddings)."""
@@ -1864,6 +1894,8 @@ def _identify_full(split: _Split) -> Identity:
             msg = f"the autoencoder ({z} latent channels) is not the one {verdict.arch} uses"
             verdict = dataclasses.replace(verdict, confidence=min(verdict.confidence, "medium", key=lambda c: _RANK[c]),
                                           conflicts=verdict.conflicts + (msg,))  # fmt: skip
+    if verdict is not None and verdict.arch != "unknown":
+        verdict = _prediction_markers(verdict, mods, details)
     if verdict is not None:
         kind = verdict.kind or "checkpoint"
         ev = [Evidence(f"full model weights ({split.n_tensors} tensors)" if kind == "checkpoint"

@@ -726,6 +726,20 @@ def _c6b() -> tuple[Shapes, dict[str, str] | None]:
     return sh, {"modelspec.architecture": "stable-diffusion-xl-v1-base", "modelspec.title": "ponyDiffusionV6XL"}
 
 
+@case("ckpt_sdxl_vpred_ztsnr", "an SDXL v-prediction fine-tune (NoobAI-XL V-Pred style) with ComfyUI's v_pred and ztsnr marker tensors")
+def _c6c() -> tuple[Shapes, dict[str, str] | None]:
+    sh = sdxl_ckpt()
+    sh |= {"v_pred": ("F32", (0,)), "ztsnr": ("F32", (0,))}
+    return sh, {"modelspec.architecture": "stable-diffusion-xl-v1-base", "modelspec.prediction_type": "v"}
+
+
+@case("ckpt_playground_v25", "Playground v2.5 single file: SDXL shapes plus edm_mean/edm_std latent statistics")
+def _c6d() -> tuple[Shapes, dict[str, str] | None]:
+    sh = sdxl_ckpt() | {"edm_mean": ("F32", (1, 4, 1, 1)), "edm_std": ("F32", (1, 4, 1, 1))}
+    check_type(sh, "playground-v2-5")
+    return sh, None
+
+
 @case("ckpt_sdxl_inpainting", "SDXL inpainting single file (9 input channels)")
 def _c7() -> tuple[Shapes, dict[str, str] | None]:
     sh = sdxl_ckpt(9)
@@ -1032,6 +1046,11 @@ def _i4() -> tuple[Shapes, dict[str, str] | None]:
 @case("emb_sd15_a1111", "A1111 textual inversion saved as safetensors: emb_params [8, 768]")
 def _e1() -> tuple[Shapes, dict[str, str] | None]:
     return {"emb_params": ("F32", (8, 768))}, None
+
+
+@case("emb_sd15_textual_inversion_pt", "the tensors of an A1111 / textual_inversion .pt read from its pickle: string_to_param.* and the 0-dim string_to_token.*")
+def _e1b() -> tuple[Shapes, dict[str, str] | None]:
+    return {"string_to_token.*": ("I64", ()), "string_to_param.*": ("F32", (2, 768))}, None
 
 
 @case("emb_sd2_a1111", "A1111 textual inversion for SD2: emb_params [4, 1024]")

@@ -66,6 +66,9 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     'ckpt_sd35_large': ('checkpoint', None, 'ldm', 'sd3', '3.5-large', 'high', 'transformer+vae', None, None),
     'ckpt_sd35_medium': ('checkpoint', None, 'ldm', 'sd3', '3.5-medium', 'high', 'transformer+vae', None, None),
     'ckpt_sd3_medium_incl_clips_t5': ('checkpoint', None, 'ldm', 'sd3', '3-medium', 'high', 'transformer+te1+te2+te3+vae', None, None),
+    'ckpt_playground_v25': ('checkpoint', None, 'sgm', 'sdxl-base', 'playground-v2.5', 'high', 'unet+te1+te2+vae', None, None),
+    'ckpt_sdxl_vpred_ztsnr': ('checkpoint', None, 'sgm', 'sdxl-base', 'v-pred-ztsnr', 'high', 'unet+te1+te2+vae', None, None),
+    'emb_sd15_textual_inversion_pt': ('embedding', None, 'a1111-embedding', 'sd1', None, 'high', 'te1', None, None),
     'ckpt_sdxl_base': ('checkpoint', None, 'sgm', 'sdxl-base', None, 'high', 'unet+te1+te2+vae', None, None),
     'ckpt_sdxl_inpainting': ('checkpoint', None, 'sgm', 'sdxl-base', 'inpaint', 'high', 'unet+te1+te2+vae', None, None),
     'ckpt_sdxl_pony_merge': ('checkpoint', None, 'sgm', 'sdxl-base', None, 'high', 'unet+te1+te2+vae', None, None),
@@ -193,6 +196,12 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     'vae_sd_ldm': ('vae', None, 'ldm', 'unknown', None, 'none', 'vae', 'sd1+sd2+sdxl-base+sdxl-refiner', None),
     'vae_sdxl_diffusers': ('vae', None, 'diffusers', 'unknown', None, 'none', 'vae', 'sd1+sd2+sdxl-base+sdxl-refiner', None),
 }
+
+
+def test_prediction_type_markers() -> None:
+    for case, prediction in (("ckpt_sdxl_vpred_ztsnr", "v"), ("ckpt_playground_v25", "edm"), ("ckpt_sdxl_base", None)):
+        ident, _ = identify(pairs(load(case)))
+        assert ident.details.get("prediction") == prediction
 
 
 def test_every_fixture_has_an_answer() -> None:
