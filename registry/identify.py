@@ -331,7 +331,7 @@ _PREFIXES: tuple[tuple[str, str, str], ...] = (
 _RX_SEP = re.compile(r"[.:]")
 
 _ADAPTER_FAMILIES = {
-    "kohya", "peft", "diffusers", "diffusers-old", "lora_diffusion", "xlabs",
+    "kohya", "peft", "diffusers", "diffusers-old", "lora_diffusion", "xlabs", "control-lora",
     "loha", "lokr", "oft", "boft", "glora", "full", "ia3", "dora",
 }  # fmt: skip
 
@@ -391,6 +391,8 @@ def _split(pairs: list[tuple[str, tuple[int, ...]]]) -> _Split:
     ignored = 0
     names = {n for n, _ in pairs}
     on_input_prefixes = {n[: -len(".on_input")] for n in names if n.endswith(".on_input")}
+    # Stability's control-LoRAs name their factors <layer>.up / <layer>.down, beside a lora_controlnet marker
+    control_lora = "lora_controlnet" in names
 
     def mod_for(module_key: str, fam: str, first_key: str) -> _Mod:
         m = adapter.get(module_key)
@@ -440,6 +442,8 @@ def _split(pairs: list[tuple[str, tuple[int, ...]]]) -> _Split:
             adapter_tensors += 1
             continue
         hit = _match_suffix(name)
+        if hit is None and control_lora and name.endswith((".up", ".down")):
+            hit = (".up", "control-lora", "up") if name.endswith(".up") else (".down", "control-lora", "down")
         if hit is not None:
             suffix, fam, role = hit
             module_key = name[: -len(suffix)]
@@ -1532,6 +1536,7 @@ def _adapter_type(split: _Split) -> tuple[str, dict[str, int]]:
         "diffusers-old": "diffusers-old-lora",
         "lora_diffusion": "lora_diffusion",
         "xlabs": "xlabs-lora",
+        "control-lora": "control-lora",
     }.get(fam, "lora")
     return name, dict(algos)
 
@@ -1628,7 +1633,8 @@ def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, s
     split = _split(pairs)
     real = split.n_tensors - split.ignored
     adapter_share = split.adapter_tensors / real if real else 0.0
-    if split.adapter and adapter_share >= 0.5 and not _full_denoiser(split.plain):
+    control_lora = any(m.keys.get("_family") == "control-lora" for m in split.adapter.values())
+    if split.adapter and (control_lora or (adapter_share >= 0.5 and not _full_denoiser(split.plain))):
         ident = _identify_adapter(split)
     else:
         ident = _identify_full(split)

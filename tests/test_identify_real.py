@@ -73,6 +73,7 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     'ckpt_sdxl_inpainting': ('checkpoint', None, 'sgm', 'sdxl-base', 'inpaint', 'high', 'unet+te1+te2+vae', None, None),
     'ckpt_sdxl_pony_merge': ('checkpoint', None, 'sgm', 'sdxl-base', None, 'high', 'unet+te1+te2+vae', None, None),
     'ckpt_sdxl_refiner': ('checkpoint', None, 'sgm', 'sdxl-refiner', None, 'high', 'unet+te2+vae', None, None),
+    'control_lora_sdxl_sai': ('controlnet', 'control-lora', 'ldm', 'sdxl-base', None, 'high', 'unet', None, None),
     'controlnet_flux_diffusers': ('controlnet', None, 'diffusers', 'flux1', 'dev', 'high', None, None, None),
     'controlnet_sd15_diffusers': ('controlnet', None, 'diffusers', 'sd1', None, 'high', None, None, None),
     'controlnet_sd15_ldm': ('controlnet', None, 'ldm', 'sd1', None, 'high', None, None, None),
