@@ -1414,7 +1414,8 @@ def normalize_arch_claim(text: str | None) -> tuple[str | None, str | None, str 
     if text is None:
         return None, None, None
     raw = str(text).strip()
-    if not raw or raw.lower() in ("none", "null", "unknown"):
+    # placeholders that name no architecture (Civitai's "Other", empty trainer defaults)
+    if not raw or raw.lower() in ("none", "null", "unknown", "other", "others", "custom", "n/a", "na", "-"):
         return None, None, None
     low = raw.lower()
     kind: str | None = None
@@ -1441,17 +1442,17 @@ def normalize_arch_claim(text: str | None) -> tuple[str | None, str | None, str 
             variant = "3.5-medium"
         elif "medium" in s:
             variant = "3-medium"
-    elif re.match(r"^(sd_?v?2|sd2|stable_diffusion_v?2|stable_diffusion_2)", s):
+    elif re.match(r"^(sd_?v?2|sd2|stable_diffusion_v?2|stable_diffusion_2|v2_[01](_|$))", s):
         arch = "sd2"
-    elif re.match(r"^(sd_?v?1|sd1|stable_diffusion_v?1|stable_diffusion_1|sd_?15)", s):
-        arch = "sd1"
+    elif re.match(r"^(sd_?v?1|sd1|stable_diffusion_v?1|stable_diffusion_1|sd_?15|v1_[45](_|$))", s):
+        arch = "sd1"  # … and the SD1.x checkpoint names themselves (v1-5-pruned-emaonly)
     elif re.match(r"^flux_?2|^flux_2", s):
         arch = "other:flux2"
     elif s.startswith("flux") or "flux_1" in s or "flux1" in s:
         arch = "flux1"
-        if "schnell" in s:
+        if "schnell" in s or s.endswith("_s"):
             variant = "schnell"
-        elif "dev" in s or "krea" in s or "kontext" in s:
+        elif "dev" in s or "krea" in s or "kontext" in s or s.endswith("_d"):
             variant = "dev"
     elif "chroma" in s:
         arch = "other:chroma"

@@ -399,3 +399,21 @@ def test_metadata_only_and_empty_files(tmp_path: Path) -> None:
     assert findings == []
     ident, findings = identify_header(read_header(A.write_tensors(tmp_path / "e.safetensors", {})))
     assert (ident.kind, ident.arch, ident.evidence[0].what) == ("unknown", "unknown", "the file has no tensors")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Other", (None, None, None)),  # Civitai's placeholder names no architecture
+        ("custom", (None, None, None)),
+        ("v1-5-pruned-emaonly", ("sd1", None, None)),
+        ("v2-1_768-ema-pruned", ("sd2", None, None)),
+        ("Flux.1 S", ("flux1", "schnell", None)),
+        ("Flux.1 D", ("flux1", "dev", None)),
+        ("chroma/lora", ("other:chroma", None, "lora")),
+    ],
+)
+def test_metadata_claims_seen_in_the_wild(value: str, expected: tuple[Any, ...]) -> None:
+    from registry.identify import normalize_arch_claim
+
+    assert normalize_arch_claim(value) == expected
