@@ -1635,8 +1635,16 @@ def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, s
     real = split.n_tensors - split.ignored
     adapter_share = split.adapter_tensors / real if real else 0.0
     control_lora = any(m.keys.get("_family") == "control-lora" for m in split.adapter.values())
-    if split.adapter and (control_lora or (adapter_share >= 0.5 and not _full_denoiser(split.plain))):
+    # IP-Adapter FaceID files carry a LoRA in every attention processor beside their image projection
+    ip_adapter = bool(split.adapter) and bool(_find(split.plain, _RX_IP))
+    if split.adapter and not ip_adapter and (control_lora or (adapter_share >= 0.5 and not _full_denoiser(split.plain))):
         ident = _identify_adapter(split)
+    elif ip_adapter:
+        ident = _identify_full(split)
+        if ident.kind == "ip_adapter":
+            n, m0 = len(split.adapter), next(iter(split.adapter.values()))
+            ident = _replace(ident, evidence=ident.evidence + (_ev(f"and a LoRA on {n} attention projections (FaceID style)", m0),),
+                             details={**ident.details, "lora_modules": n})  # fmt: skip
     else:
         ident = _identify_full(split)
         if split.adapter and ident.kind != "unknown":

@@ -1053,6 +1053,25 @@ def _i3() -> tuple[Shapes, dict[str, str] | None]:
     return sh, None
 
 
+@case("ip_adapter_faceid_sd15", "h94 ip-adapter-faceid_sd15: MLP projection of a 512-wide face embedding, to_k_ip/to_v_ip, and a rank-128 LoRA in every attention processor (to_q_lora … to_out_lora)")
+def _i3b() -> tuple[Shapes, dict[str, str] | None]:
+    u = unet("sd15")
+    sh: Shapes = {"image_proj.proj.0.weight": ("F16", (1024, 512)), "image_proj.proj.0.bias": ("F16", (1024,)),
+                  "image_proj.proj.2.weight": ("F16", (4 * 768, 1024)), "image_proj.proj.2.bias": ("F16", (4 * 768,)),
+                  "image_proj.norm.weight": ("F16", (768,)), "image_proj.norm.bias": ("F16", (768,))}  # fmt: skip
+    cross = {i for i, _, _ in _ip_layers(u)}
+    for i, name in enumerate(u.attn_processors.keys()):
+        mod = u.get_submodule(name[: -len(".processor")])
+        h, kin = mod.to_q.out_features, mod.to_k.in_features
+        for proj, width in (("to_q", h), ("to_k", kin), ("to_v", kin), ("to_out", h)):
+            sh[f"ip_adapter.{i}.{proj}_lora.down.weight"] = ("F16", (128, width))
+            sh[f"ip_adapter.{i}.{proj}_lora.up.weight"] = ("F16", (h, 128))
+        if i in cross:
+            sh[f"ip_adapter.{i}.to_k_ip.weight"] = ("F16", (h, kin))
+            sh[f"ip_adapter.{i}.to_v_ip.weight"] = ("F16", (h, kin))
+    return sh, None
+
+
 @case("ip_adapter_flux_xlabs", "XLabs flux-ip-adapter: ip_adapter_proj_model + double_blocks.N.processor.ip_adapter_double_stream_k/v_proj")
 def _i4() -> tuple[Shapes, dict[str, str] | None]:
     sh: Shapes = {"ip_adapter_proj_model.proj.weight": ("BF16", (4 * 4096, 768)),

@@ -85,6 +85,7 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     'emb_sd15_a1111': ('embedding', None, 'a1111-embedding', 'sd1', None, 'high', 'te1', None, None),
     'emb_sd2_a1111': ('embedding', None, 'a1111-embedding', 'sd2', None, 'high', 'te1', None, None),
     'emb_sdxl': ('embedding', None, 'sdxl-embedding', 'sdxl-base', None, 'high', 'te1+te2', None, None),
+    'ip_adapter_faceid_sd15': ('ip_adapter', None, 'bare', 'sd1', None, 'medium', None, None, None),
     'ip_adapter_flux_xlabs': ('ip_adapter', None, 'bare', 'flux1', None, 'medium', None, None, None),
     'ip_adapter_plus_sd15': ('ip_adapter', None, 'bare', 'sd1', None, 'medium', None, None, None),
     'ip_adapter_sd15': ('ip_adapter', None, 'bare', 'sd1', None, 'medium', None, None, None),
