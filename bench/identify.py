@@ -13,24 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._timing import best  # noqa: E402
 from registry.identify import identify  # noqa: E402
 from registry.training import parse_training_metadata  # noqa: E402
 from tests import archspecs as A  # noqa: E402
-
-
-def best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def header_bytes(shapes: dict[str, list[int]], metadata: dict[str, str] | None = None) -> bytes:

@@ -170,3 +170,28 @@ def severity_option(name: str = "--fail-on", default: str | None = None, help: s
         default=default,
         help=help or "Exit 1 when a finding at or above this severity is recorded.",
     )
+
+
+@contextmanager
+def file_progress(enabled: bool | None) -> Iterator[Any]:
+    """A ``progress(done, total, path)`` callback drawing a bar on stderr (by default only when stderr
+    is a terminal); the bar is closed when the block ends."""
+    show = sys.stderr.isatty() if enabled is None else enabled
+    bar = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def on_progress(done: int, total: int | None, path: str) -> None:
+        if bar is not None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.set_postfix_str(Path(path).name[-40:], refresh=False)
+            bar.update(done - bar.n)
+
+    try:
+        yield on_progress
+    finally:
+        if bar is not None:
+            bar.close()

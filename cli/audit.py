@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from cli._app import dumps, echo_err, get_app, render_rows
+from cli._app import dumps, echo_err, file_progress, get_app, render_rows
 
 AUDIT_FORMATS = ("table", "json", "jsonl", "sarif")
 
@@ -78,27 +77,19 @@ def command(
     Exit codes: 0 no finding at or above --fail-on, 1 findings at or above it, 2 usage error,
     3 runtime failure.
     """
+    import os
+
     from registry import __version__
     from registry.audit import audit
+    from registry.errors import UsageError
     from registry.files.layouts import Discovery
     from registry.findings import Severity, all_rules
     from registry.sarif import sarif_log
 
+    missing = [str(p) for p in paths if not os.path.lexists(p)]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}; nothing was audited")
     app = get_app()
-    show_bar = sys.stderr.isatty() if progress is None else progress
-    bar = None
-    if show_bar:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
-
-    def on_progress(done: int, total: int | None, path: str) -> None:
-        if bar is not None:
-            if total is not None and bar.total != total:
-                bar.total = total
-            bar.set_postfix_str(Path(path).name[-40:], refresh=False)
-            bar.update(done - bar.n)
-
     def on_places(discovery: Discovery | None, targets: list[tuple[str, Path]]) -> None:
         if discovery is None:
             return
@@ -111,7 +102,7 @@ def command(
         if not discovery.existing:
             echo_err("no model places found; pass folders to audit, or list them under 'roots:' in the config file")
 
-    try:
+    with file_progress(progress) as on_progress:
         report = audit(
             [str(p) for p in paths] or None,
             app.registry_path(),
@@ -124,9 +115,6 @@ def command(
             on_wait=echo_err,
             on_places=on_places,
         )
-    finally:
-        if bar is not None:
-            bar.close()
 
     threshold = Severity.parse(fail_on)
     reached = report.count_at_or_above(threshold)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import click
 
-from cli._app import echo_err, get_app, severity_option
+from cli._app import echo_err, file_progress, get_app, severity_option
 
 
 @click.command("scan")
@@ -26,9 +23,15 @@ def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool |
     hf://ORG/REPO[@REV][/PATH] catalogs a Hugging Face Hub repository without downloading weights
     (safetensors headers by range requests; LFS SHA-256 and model-card data from the API).
     """
+    import os
+
+    from registry.errors import UsageError
     from registry.findings import Severity
     from registry.scan import scan
 
+    missing = [p for p in paths if not p.startswith("hf://") and not os.path.lexists(p)]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}; nothing was scanned")
     app = get_app()
     remote = [p for p in paths if p.startswith("hf://")]
     remote_reached = False
@@ -41,25 +44,8 @@ def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool |
             if remote_reached:
                 raise click.exceptions.Exit(1)
             return
-    show_bar = sys.stderr.isatty() if progress is None else progress
-    bar = None
-    if show_bar:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
-
-    def on_progress(done: int, total: int | None, path: str) -> None:
-        if bar is not None:
-            if total is not None and bar.total != total:
-                bar.total = total
-            bar.set_postfix_str(Path(path).name[-40:], refresh=False)
-            bar.update(done - bar.n)
-
-    try:
+    with file_progress(progress) as on_progress:
         summary = scan([str(p) for p in paths], app.registry_path(), workers=workers, rehash=rehash, progress=on_progress, on_wait=echo_err)
-    finally:
-        if bar is not None:
-            bar.close()
     if not quiet:
         for rule_id, sev, path, message in summary.finding_list:
             click.echo(f"{sev.upper():8} {rule_id}  {path}: {message}")

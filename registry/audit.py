@@ -45,11 +45,11 @@ from registry.hub import (
     verify_blob,
 )
 from registry.scan import ScanItem, ScanSummary, discover, scan
-from registry.sidecars import SIDECAR_SUFFIXES, compare, parse_sidecar, unreadable
+from registry.sidecars import SIDECAR_SUFFIXES, compare, compare_base_model, parse_sidecar, unreadable
 from registry.store.db import connect
 from registry.store.events import EventLog
 from registry.store.remote import civitai_row
-from registry.store.write import insert_rows, settle
+from registry.store.write import finding_row, insert_rows, settle
 
 R_CIVITAI_POI = rule(
     "civitai.real-person",
@@ -477,20 +477,6 @@ def _blob_hashes(con: duckdb.DuckDBPyConnection, shas: Iterable[str]) -> dict[st
     return {r[0]: dict(zip(keys, r, strict=True)) for r in rows}
 
 
-def _finding_row(f: Finding, blob: str | None, host: str, path: str, now: datetime) -> dict[str, Any]:
-    return {
-        "blob_sha256": blob,
-        "host": host,
-        "path": path,
-        "rule_id": f.rule_id,
-        "severity": f.severity.label,
-        "severity_rank": int(f.severity),
-        "message": f.message,
-        "evidence": json.dumps(f.evidence, sort_keys=True, default=str),
-        "created_at": now,
-    }
-
-
 def _check_and_record(
     con: duckdb.DuckDBPyConnection,
     report: AuditReport,
@@ -519,7 +505,7 @@ def _check_and_record(
         key = (blob or "", path, f.rule_id, f.message)
         if key not in existing:
             existing.add(key)
-            new_findings.append(_finding_row(f, blob, host, path, now))
+            new_findings.append(finding_row(f, blob, host, path, now))
 
     # HF cache: blob names against content digests
     for path, cf in hf_files.items():
@@ -586,6 +572,8 @@ def _check_and_record(
             )
             continue
         verdict, fs = compare(claims, computed, model_path)
+        if verdict in ("match", "edited", "no-hashes"):  # a sidecar for another file says nothing of this one
+            fs = fs + compare_base_model(claims, _identity(con, sha))
         for f in fs:
             add(f, sha, model_path)
         claim_rows.append(
@@ -747,3 +735,8 @@ def _report_rows(
     order = {s.label: int(s) for s in Severity}
     rows.sort(key=lambda r: (-order.get(r["severity"], 0), r["path"] or "", r["rule_id"], r["message"]))
     return [{k: r.get(k) for k in ("severity", "rule_id", "path", "blob_sha256", "message", "evidence")} for r in rows]
+
+
+def _identity(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
+    rows = con.execute("SELECT arch, confidence, source FROM identity WHERE blob_sha256 = ?", [sha256]).fetchall()
+    return {"arch": rows[0][0], "confidence": rows[0][1], "source": rows[0][2]} if rows else None

@@ -37,6 +37,15 @@ R_SIDECAR_UNREADABLE = rule(
     "sidecar.unreadable", Severity.LOW, "A sidecar file could not be read as the JSON its name promises"
 )
 
+R_SIDECAR_BASE = rule(
+    "sidecar.base-model-mismatch",
+    Severity.MEDIUM,
+    "A sidecar names a base model of another architecture than the file's tensor shapes show",
+    "The sidecar's baseModel (e.g. 'SDXL 1.0') maps to one architecture family and modelreg's identification "
+    "from tensor shapes, with high confidence, to another. Either the sidecar belongs to another file or the "
+    "publisher labelled the model wrongly; filter and reuse by the shapes, not the label.",
+)
+
 #: sidecar name suffix -> kind
 SIDECAR_SUFFIXES = {".civitai.info": "civitai-info", ".cm-info.json": "cm-info"}
 #: the hash names sidecars use, mapped to the registry's columns
@@ -274,6 +283,61 @@ def compare(claims: SidecarClaims, computed: dict[str, str | None], model_path: 
             R_SIDECAR_MISMATCH.id,
             f"{label} says this is {what}, but its {', '.join(disagree)} do not match {Path(model_path).name}",
             **evidence,
+        )
+    ]
+
+
+#: Civitai baseModel labels (lower-case prefixes) → architecture family as identification names it.
+#: Order matters: longer, more specific prefixes first. Labels not listed (Wan, Hunyuan, Pony V7 …) are
+#: not compared.
+_BASE_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("pony v7", ""),  # AuraFlow-based, unlike earlier Pony releases
+    ("sd 1.", "sd1"),
+    ("sd 2.", "sd2"),
+    ("sdxl", "sdxl"),
+    ("pony", "sdxl"),
+    ("illustrious", "sdxl"),
+    ("noobai", "sdxl"),
+    ("sd 3", "sd3"),
+    ("flux.1", "flux1"),
+)
+
+
+def base_family(label: str | None) -> str | None:
+    """The architecture family a sidecar's base-model label names, or None when it is not one we compare."""
+    if not label:
+        return None
+    text = label.strip().lower()
+    for prefix, family in _BASE_FAMILIES:
+        if text.startswith(prefix):
+            return family or None
+    return None
+
+
+def _identity_family(arch: str) -> str:
+    return "sdxl" if arch.startswith("sdxl") else arch
+
+
+def compare_base_model(claims: SidecarClaims, identity: dict[str, Any] | None) -> list[Finding]:
+    """A finding when the sidecar's base model and the shapes' architecture (high confidence) disagree."""
+    claimed = base_family(claims.base_model)
+    if claimed is None or not identity:
+        return []
+    arch = str(identity.get("arch") or "")
+    if not arch or arch == "unknown" or identity.get("source") != "shapes" or identity.get("confidence") != "high":
+        return []
+    found = _identity_family(arch)
+    if found == claimed:
+        return []
+    return [
+        finding(
+            R_SIDECAR_BASE.id,
+            f"{Path(claims.path).name} says the base model is {claims.base_model!r} ({claimed}); the tensor shapes "
+            f"say {arch}",
+            sidecar=claims.path,
+            claimed_base=claims.base_model,
+            claimed_family=claimed,
+            arch=arch,
         )
     ]
 

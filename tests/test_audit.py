@@ -341,3 +341,21 @@ def test_audit_real_files_from_the_corpus(tmp_path: Path, db: Path) -> None:
     assert "analog_svd_rank4.safetensors" not in by_file or all(s in ("info", "low") for s in by_file["analog_svd_rank4.safetensors"])
     assert code == 1 and "audited: 3 files, 3 new" in err
     assert snapshot_tree(models) == before
+
+
+def test_audit_flags_a_sidecar_base_model_the_shapes_contradict(tmp_path: Path, db: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "models" / "loras" / "portrait_style_v1.safetensors"
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    model = loras / "portrait.safetensors"
+    model.write_bytes(example.read_bytes())  # an SD 1.x LoRA by its shapes
+    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    (loras / "portrait.civitai.info").write_text(
+        json.dumps({"name": "v1", "baseModel": "Pony", "model": {"name": "Portrait"},
+                    "files": [{"name": "portrait.safetensors", "hashes": {"SHA256": sha.upper()}}]})  # fmt: skip
+    )
+    code, out, _ = run("audit", str(loras), "--format", "jsonl", "--exit-zero")
+    assert code == 0
+    rows = [json.loads(x) for x in out.splitlines()]
+    [r] = [r for r in rows if r["rule_id"] == "sidecar.base-model-mismatch"]
+    assert r["message"] == "portrait.civitai.info says the base model is 'Pony' (sdxl); the tensor shapes say sd1"

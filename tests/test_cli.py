@@ -106,3 +106,14 @@ def test_fail_on_and_global_db_option(tmp_path: Path) -> None:
     assert other.exists()
     code, out, _ = run("--db", str(other), "ls", "--min-severity", "high", "--format", "jsonl")
     assert json.loads(out)["max_severity"] == "high"
+
+
+def test_scan_of_a_missing_path_is_a_usage_error(tmp_path: Path, db: Path) -> None:
+    two_models(tmp_path)
+    code, _, err = run("scan", str(tmp_path / "m"), str(tmp_path / "typo"))
+    assert code == 2
+    assert err.strip() == f"modelreg: no such file or folder: {tmp_path / 'typo'}; nothing was scanned"
+    assert not db.exists()
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    code, out, _ = run("scan", str(tmp_path / "dangling"))
+    assert code == 0 and "file.broken-symlink" in out

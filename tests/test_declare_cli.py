@@ -300,3 +300,65 @@ def test_real_kohya_metadata_from_the_corpus() -> None:
     found = d.check_declaration(doc, facts=facts)
     assert [(f.rule_id, f.severity.label) for f in found] == [("declaration.method", "low")]
     assert found[0].message == "declaration says lycoris (loha); the file is lora / lora (from metadata)"
+
+
+def _record_probe(db: Path, sha: str, people: tuple[float, float, float], objects: tuple[float, float, float]) -> int:
+    """A probe run as the probe stores it (figures only; no samples needed for the declaration rules)."""
+    with connect(db) as con:
+        run_id = con.execute(
+            "INSERT INTO probe_runs (blob_sha256, mode, base_ref, base_key, battery, n_prompts, n_seeds, embedder, "
+            "started_at, finished_at, config, versions, device, timings, summary, skipped, notes, store_root, actor, "
+            "event_hash) VALUES (?, 'lora', 'base', 'sha256:x', 'builtin', 40, 4, 'pixel:16', now(), now(), '{}', "
+            "'{}', '{}', '{}', '[]', '[]', '[]', '/tmp', 'test', 'h') RETURNING id",
+            [sha],
+        ).fetchall()[0][0]
+        for grp, (v, lo, hi) in (("people", people), ("objects", objects)):
+            con.execute(
+                "INSERT INTO probe_metrics VALUES (?, ?, 'concentration', ?, 'collapse', ?, ?, ?, 0.95, 10)",
+                [run_id, sha, grp, v, lo, hi],
+            )
+    return int(run_id)
+
+
+def test_no_real_persons_is_checked_against_the_probe(tmp_path: Path, db: Path) -> None:
+    sha = scanned(tmp_path)
+    doc = consistent(sha)
+    for ds in doc["datasets"]:
+        ds["depictsRealPersons"] = "no"
+    f = tmp_path / "decl.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    code, out, _ = run("declare", "anya_lora.safetensors", str(f))
+    assert code == 0 and "declaration.real-persons" not in out  # no probe yet: nothing to contradict
+
+    run_id = _record_probe(db, sha, people=(0.62, 0.55, 0.70), objects=(0.10, 0.05, 0.15))
+    code, out, _ = run("declare", "--recheck", "anya_lora.safetensors")
+    assert code == 0, out
+    assert (
+        "HIGH     declaration.real-persons: declaration says the data depicts no real persons; the probe found 1 person"
+        in out
+    )
+    with connect(db, read_only=True) as con:
+        ev = con.execute(
+            "SELECT evidence FROM declaration_contradictions WHERE rule_id = 'declaration.real-persons'"
+        ).fetchall()
+    subjects = json.loads(ev[0][0])["probe_subjects"]
+    assert subjects == [
+        {
+            "kind": "person",
+            "score": 0.55,
+            "threshold": 0.45,
+            "label": f"probe run #{run_id}: people prompts collapse 0.62 [0.55, 0.70] (neutral objects 0.10)",
+        }
+    ]
+
+
+def test_a_weak_probe_concentration_is_no_contradiction(tmp_path: Path, db: Path) -> None:
+    sha = scanned(tmp_path)
+    doc = consistent(sha)
+    for ds in doc["datasets"]:
+        ds["depictsRealPersons"] = "no"
+    f = tmp_path / "decl.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    _record_probe(db, sha, people=(0.30, 0.20, 0.40), objects=(0.28, 0.2, 0.35))
+    code, out, _ = run("declare", "anya_lora.safetensors", str(f))
+    assert code == 0 and "declaration.real-persons" not in out

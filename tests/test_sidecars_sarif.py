@@ -207,3 +207,29 @@ def test_sarif_schema_rejects_a_broken_log() -> None:
     del log["runs"][0]["results"][0]["message"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft4Validator(SCHEMA).validate(log)
+
+
+@pytest.mark.parametrize(
+    ("label", "family"),
+    [("SD 1.5", "sd1"), ("SD 2.1 768", "sd2"), ("SDXL 1.0", "sdxl"), ("Pony", "sdxl"), ("Illustrious", "sdxl"),
+     ("NoobAI", "sdxl"), ("SD 3.5 Large", "sd3"), ("Flux.1 D", "flux1"), ("Pony V7", None), ("Wan Video", None),
+     ("", None), (None, None)],  # fmt: skip
+)
+def test_base_family(label: str | None, family: str | None) -> None:
+    from registry.sidecars import base_family
+
+    assert base_family(label) == family
+
+
+def test_base_model_claim_against_the_shapes(tmp_path: Path) -> None:
+    from registry.sidecars import SidecarClaims, compare_base_model
+
+    claims = SidecarClaims(kind="civitai-info", path=str(tmp_path / "x.civitai.info"), base_model="SDXL 1.0")
+    sd1 = {"arch": "sd1", "confidence": "high", "source": "shapes"}
+    [f] = compare_base_model(claims, sd1)
+    assert f.rule_id == "sidecar.base-model-mismatch" and f.severity is Severity.MEDIUM
+    assert f.message == "x.civitai.info says the base model is 'SDXL 1.0' (sdxl); the tensor shapes say sd1"
+    assert compare_base_model(claims, {"arch": "sdxl-base", "confidence": "high", "source": "shapes"}) == []
+    assert compare_base_model(claims, {"arch": "sd1", "confidence": "low", "source": "shapes"}) == []
+    assert compare_base_model(claims, {"arch": "sd1", "confidence": "high", "source": "metadata"}) == []
+    assert compare_base_model(claims, None) == []

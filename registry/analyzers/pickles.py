@@ -1,7 +1,7 @@
 """Analyzer ``pickles`` (order 10): static scan of pickle-based files, and their tensors.
 
 For every pickle-family format (PyTorch zip and legacy files, raw pickles, TorchScript, numpy, zip, 7z,
-tar, gzip) it runs :func:`registry.files.pickles.scan_file` — which never unpickles anything — and
+tar, and gzip / zlib / bzip2 / xz / lzma streams) it runs :func:`registry.files.pickles.scan_file` — which never unpickles anything — and
 
 * records one ``pickle_scans`` row (verdict, reason, deciding names with offsets, streams, members,
   tricks seen) and one ``pickle_globals`` row per distinct imported name;
@@ -24,12 +24,12 @@ from typing import Any
 
 from registry.analysis import Analyzer, FileContext
 from registry.files.pickle_vm import VALID_OPCODES
-from registry.files.pickles import VERDICT_RANK, PickleScan, scan_file
-from registry.files.sniff import PICKLE_FORMATS, extension_mismatch
+from registry.files.pickles import VERDICT_RANK, PickleScan, find_appended_zip, scan_file
+from registry.files.sniff import COMPRESSED_FORMATS, PICKLE_FORMATS, extension_mismatch
 
 SCANNER_VERSION = "1"
 _SKIP_EXTENSION_CHECK = {"html", "git-lfs-pointer", "empty"}
-_SCANNED = PICKLE_FORMATS | {"gzip"}
+_SCANNED = PICKLE_FORMATS | COMPRESSED_FORMATS | {"torchscript-mobile"}
 
 
 def _json(v: Any) -> str:
@@ -114,12 +114,13 @@ def run(ctx: FileContext) -> None:
                 "problems": rec.problems[:20],
             }
         return
-    # other formats: is the start of the file also a pickle that imports something (a polyglot)?
+    # other formats: is the start of the file also a pickle that imports something, or is a zip archive
+    # appended to it (a polyglot)?
     if ctx.size and ctx.format not in ("empty",):
         buf = ctx.buffer()
-        if buf[0] in VALID_OPCODES:
+        if buf[0] in VALID_OPCODES or find_appended_zip(buf, 0, len(buf)) is not None:
             scan = scan_file(ctx.path, recover_tensors=False)
-            if scan.streams:
+            if scan.streams or scan.evasions or scan.unscannable:
                 _record(ctx, scan)
 
 

@@ -52,8 +52,14 @@ _REBUILD = [
     "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
     "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
     "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass", "_rebuild_device_tensor_from_numpy",
-    "_rebuild_device_tensor_from_cpu_tensor",
+    "_rebuild_device_tensor_from_cpu_tensor", "_rebuild_nested_tensor",
 ]  # fmt: skip
+
+#: sub-byte and bit dtypes ``torch.load(weights_only=True)`` also accepts
+_SMALL_DTYPES = (
+    [f"uint{i}" for i in range(1, 8)] + [f"int{i}" for i in range(1, 8)]
+    + ["bits1x8", "bits2x4", "bits4x2", "bits8", "bits16", "bcomplex32"]
+)  # fmt: skip
 
 _TENSOR_TYPES = [
     "DoubleTensor", "FloatTensor", "HalfTensor", "BFloat16Tensor", "LongTensor", "IntTensor", "ShortTensor",
@@ -66,9 +72,14 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     + [("torch", n) for n in _STORAGE_TYPES]
     + [("torch.cuda", n) for n in _STORAGE_TYPES if n != "UntypedStorage"]
     + [("torch.storage", "UntypedStorage"), ("torch.storage", "TypedStorage"), ("torch", "TypedStorage")]
-    + [("torch", n) for n in _DTYPES]
+    + [("torch", n) for n in _DTYPES + _SMALL_DTYPES]
     + [("torch", n) for n in _TENSOR_TYPES]
     + [("torch.cuda", n) for n in _TENSOR_TYPES]
+    + [(m, n) for m in ("torch.sparse", "torch.cuda.sparse") for n in _TENSOR_TYPES if n != "BoolTensor"]
+    # layouts and memory formats are plain values (older torch pickles a sparse tensor's layout by name)
+    + [("torch", n) for n in ("strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc",
+                              "_mkldnn", "jagged", "contiguous_format", "channels_last", "channels_last_3d",
+                              "preserve_format")]
     + [
         ("torch", "Size"),
         ("torch", "Tensor"),
@@ -115,9 +126,17 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
         functools _functools _multiprocessing _posixshmem _xxsubinterpreters _interpreters _sitebuiltins
         _lsprof yaml jinja2 mako numexpr IPython sympy pandas.io keras tensorflow huggingface_hub fsspec
         boto3 botocore paramiko git numpy.f2py numpy.testing numpy.distutils numpy.ctypeslib
-        numpy.lib.npyio torch.jit torch._dynamo.guards torch._inductor torch.fx torch.hub torch.package
-        torch.utils.cpp_extension torch.utils.collect_env torch.utils.bottleneck torch.utils._config_module
-        torch.utils.data.datapipes torch.distributed.rpc torch.testing torch.onnx
+        numpy.lib.npyio numpy.lib._npyio_impl numpy.lib._datasource numpy.core._internal numpy._core._internal
+        pandas.core.computation tkinter _tkinter turtle turtledemo asyncore asynchat smtpd
+        torch.jit torch._dynamo.guards torch._dynamo.debug_utils torch._C._dynamo torch._inductor torch.fx
+        torch.hub torch.package torch.compiler torch.multiprocessing torch.ops torch._ops torch.classes torch._classes
+        torch.serialization torch.utils.cpp_extension torch.utils.collect_env
+        torch.utils.bottleneck torch.utils._config_module torch.utils.data.datapipes torch.utils.model_zoo
+        torch.utils.tensorboard torch.utils.show_pickle torch.utils.benchmark torch.cuda.jiterator
+        torch.cuda.memory torch.cuda._memory_viz torch.distributed.rpc torch.distributed.run
+        torch.distributed.launch torch.distributed.launcher torch.distributed.elastic
+        torch.distributed.rendezvous torch.distributed.distributed_c10d torch.distributed.checkpoint
+        torch.testing torch.onnx
         """
     )
 )
@@ -176,6 +195,17 @@ DANGEROUS_NAMES: frozenset[tuple[str, str]] = frozenset(
         ("copyreg", "add_extension"),
         ("copyreg", "dispatch_table"),
         ("copyreg", "_extension_registry"),
+        ("dataclasses", "_create_fn"),
+        ("dataclasses", "_FuncBuilder"),
+        ("typing", "get_type_hints"),
+        ("typing", "_eval_type"),
+        ("typing", "ForwardRef._evaluate"),
+        ("numpy", "fromregex"),
+        ("numpy.core.records", "fromfile"),
+        ("numpy._core.records", "fromfile"),
+        ("numpy.rec", "fromfile"),
+        ("torch", "compile"),
+        ("torch.distributed", "init_process_group"),
     ]
 )
 
@@ -192,8 +222,26 @@ SOFTENED: frozenset[tuple[str, str]] = frozenset(
         ("logging", "Formatter"),
         ("types", "SimpleNamespace"),
         ("types", "MappingProxyType"),
+        # a partial only binds arguments: what it wraps is imported (and judged) on its own; whole pickled
+        # modules keep ``norm_layer=partial(nn.LayerNorm, eps=1e-6)`` (timm and others)
+        ("functools", "partial"),
+        # TorchScript archives' data.pkl / constants.pkl: identity functions that tag container types
+        ("torch.jit._pickle", "build_intlist"),
+        ("torch.jit._pickle", "build_tensorlist"),
+        ("torch.jit._pickle", "build_doublelist"),
+        ("torch.jit._pickle", "build_boollist"),
+        ("torch.jit._pickle", "build_complexlist"),
+        ("torch.jit._pickle", "build_tensor_from_id"),
+        ("torch.jit._pickle", "restore_type_tag"),
+        # nested jagged tensors pickle this record (dim, min, max) with their metadata
+        ("torch._dynamo.decorators", "_DimRange"),
     ]
 )
+
+#: modules whose classes appear in real pickles (``torch.save(torch.compile(model))`` pickles dynamo's
+#: wrapper objects) but whose functions compile, trace or write repro files: a single class-like name is
+#: suspicious, anything else (a function, a method ``Class.name``) is dangerous
+CLASSES_ONLY: frozenset[str] = frozenset({"torch._dynamo", "torch._functorch", "torch.export", "torch._export"})
 
 #: builtins that run code, reach attributes or touch files
 DANGEROUS_BUILTINS: frozenset[str] = frozenset(
@@ -214,12 +262,70 @@ DANGEROUS_LEAVES: frozenset[str] = frozenset(
         check_output check_call getoutput getstatusoutput Popen run_path run_module import_module
         load_source load_module exec_module load_dynamic __import__ eval exec execfile compile open
         write_text write_bytes read_text read_bytes unlink rmdir mkdir makedirs touch rename chmod chown
-        symlink_to hardlink_to link_to remove removedirs rmtree urlopen urlretrieve
+        symlink_to hardlink_to link_to remove removedirs rmtree urlopen urlretrieve spawn from_file fromfile
+        tofile load_library load_inline compile_file _exec_with_source execWrapper runsource runcode
+        runcommand runctx runcall runeval run_autograd_prof run_cprofile _run_pip debug_script runstring
+        evaluate_guards_expression _create_fn init_process_group init_rpc InteractiveInterpreter
+        InteractiveConsole ModifiedInterpreter
         """
     )
 )
 
 _BUILTIN_MODULES = ("builtins", "__builtin__", "__builtins__")
+
+#: dunder names that are ordinary importable functions (``copyreg.__newobj__`` in protocol-2 pickles)
+_PLAIN_DUNDERS = frozenset({"__newobj__", "__newobj_ex__"})
+
+#: attribute names that ``getattr(x, name)`` may never fetch, whatever ``x`` is: code runners, file and
+#: process calls, loaders, and names of modules or builtins that lead further
+FETCH_BLOCKED: frozenset[str] = (
+    DANGEROUS_LEAVES
+    | DANGEROUS_BUILTINS
+    | frozenset(m.split(".")[0] for m in DANGEROUS_MODULES)
+    | frozenset(
+        _words(
+            """
+            load loads save savez dump dumps tofile fromfile from_file load_library load_state_dict
+            builtins modules globals func_globals f_globals f_locals f_back gi_frame gi_code tb_frame
+            co_code system_call call run start spawn shell command pipe socket connect
+            """
+        )
+    )
+)
+
+
+def judge_fetch(attr: object, target: tuple[str, str] | None, instance: bool) -> tuple[Safety, str]:
+    """One ``getattr(target, attr)`` whose result the stream only stores (never calls, never fetches from
+    again, never hands to a function): how a bound method or, since Python 3.12, an enum member is pickled.
+
+    ``target`` is the (module, name) of the global fetched from, or of the class an instance was built
+    from (``instance``); None when the target is anything else. Suspicious at best: the value still comes
+    from code outside the allowlist.
+    """
+    if not isinstance(attr, str) or not attr.isidentifier():
+        return Safety.DANGEROUS, f"getattr with a computed or non-identifier attribute name {attr!r}"
+    if attr.startswith("__") and attr.endswith("__"):
+        return Safety.DANGEROUS, f"getattr fetches the dunder attribute {attr!r}"
+    if attr in FETCH_BLOCKED:
+        return Safety.DANGEROUS, f"getattr fetches {attr!r}, which runs code, touches files or leads to a module"
+    if target is None:
+        return Safety.DANGEROUS, "getattr on a value that is neither an imported name nor an instance of one"
+    tm, tn = target
+    safety, why = judge(tm, tn)
+    if safety == Safety.DANGEROUS:
+        return Safety.DANGEROUS, f"getattr on {tm}.{tn}, which is dangerous itself ({why})"
+    what = f"an instance of {tm}.{tn}" if instance else f"{tm}.{tn}"
+    return (
+        Safety.SUSPICIOUS,
+        f"fetches {attr!r} from {what} by name (how a bound method or an enum member is pickled); the value is "
+        "only stored, never called",
+    )
+
+
+def class_like_name(name: str) -> bool:
+    """``Resize``, ``_VariableFunctionsClass``: spelled like a class, not a function."""
+    leaf = name.rsplit(".", 1)[-1].lstrip("_")
+    return bool(leaf) and leaf[0].isupper()
 
 
 def _in_modules(module: str, modules: frozenset[str]) -> str | None:
@@ -245,7 +351,7 @@ def _judge_one(module: str, name: str) -> tuple[Safety, str]:
         return Safety.SAFE, "on the tensor-checkpoint allowlist"
     parts = name.split(".")
     for p in parts:
-        if p.startswith("__") and p.endswith("__") and len(parts) > 1:
+        if len(p) > 4 and p.startswith("__") and p.endswith("__") and (len(parts) > 1 or p not in _PLAIN_DUNDERS):
             return Safety.DANGEROUS, f"walks through the dunder attribute {p!r}"
     if module in _BUILTIN_MODULES:
         if parts[0] in DANGEROUS_BUILTINS:
@@ -254,7 +360,10 @@ def _judge_one(module: str, name: str) -> tuple[Safety, str]:
             return Safety.DANGEROUS, "reaches an attribute of a builtin"
         return Safety.SUSPICIOUS, "builtin outside the allowlist"
     if (module, name) in SOFTENED:
-        return Safety.SUSPICIOUS, "a data class of a blocked module (not on the allowlist)"
+        return Safety.SUSPICIOUS, "not on the allowlist (a plain data class or helper of an otherwise blocked module)"
+    owner = _in_modules(module, CLASSES_ONLY)
+    if owner is not None and not (len(parts) == 1 and class_like_name(name)):
+        return Safety.DANGEROUS, f"{module}.{name} is not a class of {owner!r}, whose functions compile or run code"
     hit = _in_modules(module, DANGEROUS_MODULES)
     if hit is not None:
         what = "is" if hit == module else f"lies under {hit!r}, which is"

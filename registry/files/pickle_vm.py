@@ -178,6 +178,39 @@ class Opaque:
         self.what = what
 
 
+_BUILTIN_MODULES = frozenset({"builtins", "__builtin__", "__builtins__"})
+
+
+def is_getattr(v: Any) -> bool:
+    """True for the global ``builtins.getattr`` (any spelling of the builtins module)."""
+    return isinstance(v, Global) and v.name == "getattr" and v.module in _BUILTIN_MODULES
+
+
+def class_like(name: str) -> bool:
+    """A name spelled like a class (``Resize``, ``_VariableFunctionsClass``), not like a function."""
+    from registry.files.pickle_policy import class_like_name
+
+    return class_like_name(name)
+
+
+@dataclass
+class AttrFetch:
+    """One ``getattr(target, name)`` made by ``REDUCE`` on ``builtins.getattr``.
+
+    Real checkpoints pickle bound methods and (since Python 3.12) enum members this way; an exploit uses
+    the same call to reach ``os.system``. The walk records every fetch and every way its result (or
+    ``getattr`` itself) is used, so that the policy can tell a fetched value that is only stored from one
+    that is called, fetched from again, or handed to another callable.
+    """
+
+    fn: Global
+    args: Any
+    offset: int
+    result: Obj
+    #: how the fetched value is used beyond being stored (called, fetched from, handed to a function …)
+    misuse: list[str] = field(default_factory=list)
+
+
 @dataclass
 class Walk:
     """The outcome of walking one pickle stream."""
@@ -196,6 +229,10 @@ class Walk:
     error: PickleError | None = None
     #: calls made (REDUCE/NEWOBJ/INST/OBJ) on each global qualname, counted
     calls: dict[str, int] = field(default_factory=dict)
+    #: every ``getattr(target, name)`` call, in order
+    attr_fetches: list[AttrFetch] = field(default_factory=list)
+    #: id of a ``getattr`` global → how it is used other than by a plain ``REDUCE`` call
+    attr_misuse: dict[int, list[str]] = field(default_factory=dict)
 
 
 _I4 = struct.Struct("<i")
@@ -297,6 +334,12 @@ def _run(w: Walk, buf: Any, pos: int, end: int, lim: Limits, base: int, keep: bo
     globals_ = w.globals
     persids = w.persids
     calls = w.calls
+    fetches = w.attr_fetches
+    misuse = w.attr_misuse
+    #: id of a getattr global → (it, None); id of a value it fetched → (the global, the fetch)
+    watch: dict[int, tuple[Global, AttrFetch | None]] = {}
+    #: container nodes the argument checks may visit in this stream (beyond it, every watched use counts as misuse)
+    watch_budget = 20_000_000
     ops = 0
     objects = 0
     kept = 0
@@ -360,12 +403,69 @@ def _run(w: Walk, buf: Any, pos: int, end: int, lim: Limits, base: int, keep: bo
                 note=f"operands are {type(module).__name__} and {type(name).__name__}, not strings",
             )
         globals_.append(g)
+        if is_getattr(g):
+            watch[id(g)] = (g, None)
         return g
 
     def count_call(func: Any) -> None:
         if isinstance(func, Global):
             q = func.qualname
             calls[q] = calls.get(q, 0) + 1
+
+    def misused(hit: tuple[Global, AttrFetch | None], text: str) -> None:
+        g, fetch = hit
+        lst = fetch.misuse if fetch is not None else misuse.setdefault(id(g), [])
+        if len(lst) < 5 and text not in lst:
+            lst.append(text)
+
+    def callee_name(f: Any) -> str:
+        if isinstance(f, Global):
+            return f.qualname
+        if isinstance(f, Obj):
+            return "the result of a call"
+        return type(f).__name__
+
+    def watch_call(func: Any, args: Any, at: int, how: str) -> None:
+        """A call is about to happen: note every watched value it calls, or receives among its arguments."""
+        hit = watch.get(id(func))
+        if hit is not None and (hit[1] is not None or how != "REDUCE"):
+            what = "the fetched value" if hit[1] is not None else "getattr"
+            misused(hit, f"{what} is called ({how}) at byte {base + at}")
+        # a fetched value handed to a class (an enum member or a method passed to a constructor) is data;
+        # handed to a function (``_rebuild_from_type_v2`` calls its first argument) it may be called
+        to_class = isinstance(func, Global) and not is_getattr(func) and class_like(func.name)
+        # plain containers are followed; an object built by an earlier call is not (its own arguments were
+        # checked when it was built, and what BUILD or SETITEMS later put in it is state, not arguments)
+        nonlocal watch_budget
+        todo = [args]
+        seen: set[int] = set()
+        while todo:
+            v = todo.pop()
+            if v is None or isinstance(v, (str, bytes, int, float)):
+                continue
+            i = id(v)
+            if i in seen:
+                continue
+            seen.add(i)
+            watch_budget -= 1
+            if watch_budget < 0:
+                for h in list(watch.values()):
+                    misused(h, f"arguments of the calls up to byte {base + at} are too large to check")
+                return
+            hit = watch.get(i)
+            if hit is not None:
+                if hit[1] is None or not to_class:
+                    what = "the fetched value" if hit[1] is not None else "getattr itself"
+                    misused(hit, f"{what} is passed to {callee_name(func)} at byte {base + at}")
+                continue
+            if isinstance(v, (tuple, list)):
+                todo.extend(v)
+            elif isinstance(v, PDict):
+                for k, x in v.items:
+                    todo.append(k)
+                    todo.append(x)
+            elif isinstance(v, PSet):
+                todo.extend(v.items)
 
     op_at = pos
     op = 0
@@ -429,8 +529,15 @@ def _run(w: Walk, buf: Any, pos: int, end: int, lim: Limits, base: int, keep: bo
             args = stack.pop()
             func = stack[-1]
             objects += 1
-            stack[-1] = Obj("reduce" if op == _REDUCE else "newobj", func, args, base + op_at)
+            obj = Obj("reduce" if op == _REDUCE else "newobj", func, args, base + op_at)
+            stack[-1] = obj
             count_call(func)
+            if watch:
+                watch_call(func, args, op_at, OPNAMES[op])
+            if op == _REDUCE and is_getattr(func):
+                fetch = AttrFetch(func, args, base + op_at, obj)
+                fetches.append(fetch)
+                watch[id(obj)] = (func, fetch)
         elif op == _BINPERSID:
             if not stack:
                 raise underflow()
@@ -546,6 +653,10 @@ def _run(w: Walk, buf: Any, pos: int, end: int, lim: Limits, base: int, keep: bo
                 raise underflow()
             state = stack.pop()
             target = stack[-1]
+            if watch and id(target) in watch:
+                hit = watch[id(target)]
+                what = "the fetched value" if hit[1] is not None else "getattr"
+                misused(hit, f"BUILD sets state on {what} at byte {base + op_at}")
             if isinstance(target, Obj):
                 target.state = state
             elif isinstance(target, Global):
@@ -565,6 +676,8 @@ def _run(w: Walk, buf: Any, pos: int, end: int, lim: Limits, base: int, keep: bo
                 items = pop_mark()
                 objects += 1
                 count_call(g)
+                if watch:
+                    watch_call(g, tuple(items), op_at, "INST")
                 push(Obj("inst", g, tuple(items), base + op_at))
         elif op == _STACK_GLOBAL:
             if len(stack) < 2:
@@ -738,6 +851,8 @@ def _run(w: Walk, buf: Any, pos: int, end: int, lim: Limits, base: int, keep: bo
             cls = items[0]
             objects += 1
             count_call(cls)
+            if watch:
+                watch_call(cls, tuple(items[1:]), op_at, "OBJ")
             push(Obj("obj", cls, tuple(items[1:]), base + op_at))
         elif op == _NEWOBJ_EX:
             if len(stack) < 3:
@@ -747,6 +862,8 @@ def _run(w: Walk, buf: Any, pos: int, end: int, lim: Limits, base: int, keep: bo
             cls = stack[-1]
             objects += 1
             count_call(cls)
+            if watch:
+                watch_call(cls, (args, kwargs), op_at, "NEWOBJ_EX")
             stack[-1] = Obj("newobj_ex", cls, args, base + op_at, kwargs)
         elif op == _PERSID:
             raw, pos = readline(pos)

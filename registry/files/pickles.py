@@ -26,8 +26,10 @@ For safe and suspicious PyTorch files the tensors are recovered symbolically
 from __future__ import annotations
 
 import ast
+import bz2
 import contextlib
 import io
+import lzma
 import mmap
 import os
 import re
@@ -41,9 +43,19 @@ from typing import Any
 
 from registry.errors import FormatError
 from registry.files import zipread
-from registry.files.pickle_policy import Safety, judge
-from registry.files.pickle_vm import DEFAULT_LIMITS, VALID_OPCODES, Global, Limits, Walk, walk
-from registry.files.sniff import TORCH_MAGIC, _zip_kind, sniff_head
+from registry.files.pickle_policy import Safety, judge, judge_fetch
+from registry.files.pickle_vm import (
+    DEFAULT_LIMITS,
+    VALID_OPCODES,
+    Global,
+    Limits,
+    Obj,
+    Walk,
+    class_like,
+    is_getattr,
+    walk,
+)
+from registry.files.sniff import COMPRESSED_FORMATS, TORCH_MAGIC, _zip_kind, sniff_head
 from registry.files.torch_tensors import STORAGE_DTYPES, Recovery, StorageLoc, itemsize, recover
 from registry.findings import Finding, Severity, finding, rule
 
@@ -101,7 +113,7 @@ _TS_CALLS = re.compile(
     r"|ops\.aten\.(?:save|from_file|_load_for_mobile)|builtins\.(?:open|eval|exec))\s*\("
 )
 _CONTAINER_OR_PICKLE = frozenset(
-    {"pickle", "pytorch-legacy", "pytorch-zip", "torchscript", "zip", "npz", "7z", "npy", "gzip", "tar"}
+    {"pickle", "pytorch-legacy", "pytorch-zip", "torchscript", "zip", "npz", "7z", "npy", "tar"} | COMPRESSED_FORMATS
 )
 _HEAD_LIMITS = Limits(max_ops=20_000, max_objects=20_000)
 _LEGACY_ROLES = ("magic number", "protocol version", "system info", "object", "storage keys")
@@ -227,9 +239,160 @@ class PickleScan:
         }
 
 
+def find_appended_zip(buf: Any, start: int, end: int) -> int | None:
+    """Where a zip archive appended to other content begins (its first local header), or None.
+
+    Looks for the end-of-central-directory record in the last 64 KiB and checks that the central
+    directory and first local header it points to are where it says, so random bytes do not count.
+    """
+    lo = max(start, end - (65535 + 22))
+    tail = bytes(buf[lo:end])
+    i = tail.rfind(b"PK\x05\x06")
+    if i < 0 or len(tail) - i < 22:
+        return None
+    n_entries, cd_size, cd_offset = struct.unpack_from("<HII", tail, i + 10)
+    eocd = lo + i
+    base = eocd - cd_size - cd_offset
+    if n_entries == 0 or base <= start or base + cd_offset < start:
+        return None
+    if bytes(buf[base + cd_offset : base + cd_offset + 4]) != b"PK\x01\x02":
+        return None
+    if bytes(buf[base : base + 4]) != b"PK\x03\x04":
+        return None
+    return base
+
+
+def _npy_has_object(descr: Any) -> bool | None:
+    """Whether an ``.npy`` header's dtype holds Python objects (numpy then unpickles the data): ``|O``,
+    ``object``, a structured dtype with an object field … None when numpy cannot parse the descriptor."""
+    from numpy.lib import format as npformat
+
+    try:
+        return bool(npformat.descr_to_dtype(descr).hasobject)
+    except Exception:  # noqa: BLE001 - a hostile descriptor may raise anything; that is "not understood"
+        return None
+
+
+class _Bomb(Exception):
+    """Decompressed content passed the size limit."""
+
+
+def _decompressor(kind: str) -> Any:
+    if kind == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if kind == "zlib":
+        return zlib.decompressobj()
+    if kind == "bzip2":
+        return bz2.BZ2Decompressor()
+    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE)
+
+
+_MEMBER_MAGIC = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00"}
+
+
+def _inflate(reg: zipread.Region, kind: str, limit: int) -> tuple[bytes, int, str]:
+    """Decompress ``reg`` chunk by chunk, never holding more than ``limit`` + 1 output bytes.
+
+    gzip, bzip2 and xz readers go on to the next member after one ends (``gzip.open`` does), so every
+    member is inflated; zlib and lzma readers stop at the end of the stream. Returns the content, the
+    number of members, and a note on what follows or is missing ("" when nothing).
+    """
+    zl = kind in ("gzip", "zlib")
+    magic = _MEMBER_MAGIC.get(kind)
+    out = bytearray()
+    d = _decompressor(kind)
+    members = 1
+    pos = reg.start
+
+    def chunk() -> bytes:
+        nonlocal pos
+        b = bytes(reg.buf[pos : min(reg.end, pos + (1 << 20))])
+        pos += len(b)
+        return b
+
+    buf = chunk()
+    while True:
+        piece = d.decompress(buf, limit + 1 - len(out))
+        buf = d.unconsumed_tail if zl else b""
+        out += piece
+        if len(out) > limit:
+            raise _Bomb()
+        if d.eof:
+            rest = bytes(d.unused_data) + buf
+            if not rest and pos < reg.end:
+                rest = chunk()
+            left = len(rest) + reg.end - pos
+            if magic is None or not rest.startswith(magic):
+                if left and magic is not None and not rest.strip(b"\0") and pos >= reg.end:
+                    left = 0  # null padding after the last member
+                note = f"{left:,} bytes after the end of the {kind} stream" if left else ""
+                return bytes(out), members, note
+            d = _decompressor(kind)
+            members += 1
+            buf = rest
+            continue
+        if piece and (buf or not zl and not d.needs_input):
+            continue  # output was capped: more to come from the same input
+        if pos >= reg.end:
+            return bytes(out), members, f"the {kind} stream ends before its end marker (truncated)"
+        buf = buf + chunk()
+
+
 @lru_cache(maxsize=4096)
 def _judge(module: str, name: str, resolved: bool) -> tuple[Safety, str]:
     return judge(module, name, resolved)
+
+
+def _fetch_target(v: Any, depth: int = 0) -> tuple[tuple[str, str] | None, bool]:
+    """What ``getattr`` fetches from: an imported name, a class fetched from one (``Outer.Inner``, how
+    protocol 2 pickles nested names), or an instance built by calling either."""
+    if depth > 32:
+        return None, False
+    if isinstance(v, Global):
+        return ((v.module, v.name), False) if v.resolved else (None, False)
+    if isinstance(v, Obj) and is_getattr(v.func):
+        args = v.args
+        if isinstance(args, tuple) and len(args) == 2 and isinstance(args[1], str) and class_like(args[1]):
+            inner, inst = _fetch_target(args[0], depth + 1)
+            if inner is not None and not inst:
+                return (inner[0], f"{inner[1]}.{args[1]}"), False
+        return None, False
+    if isinstance(v, Obj):
+        inner, inst = _fetch_target(v.func, depth + 1)
+        return (inner, True) if inner is not None and not inst else (None, False)
+    return None, False
+
+
+def _judge_getattr(g: Global, w: Walk) -> tuple[Safety, str]:
+    """``builtins.getattr`` by what the stream does with it.
+
+    Protocol-2 pickles spell a nested name (``Detect.forward``, ``_VariableFunctionsClass.tanh``, a nested
+    class) as ``getattr(parent, name)``, and Python 3.12 pickles enum members that way. Such a fetch is
+    suspicious when its target is an imported name (or an instance of one) that is not dangerous, its
+    attribute is a plain name that runs nothing, and the fetched value is only stored, or, when the name
+    is spelled like a class, used the way a class is. Anything else is dangerous.
+    """
+    uses = [f for f in w.attr_fetches if f.fn is g]
+    misuse = w.attr_misuse.get(id(g), [])
+    base = "builtin 'getattr' reaches any attribute"
+    if misuse:
+        return Safety.DANGEROUS, f"{base}: {misuse[0]}"
+    if not uses:
+        return Safety.DANGEROUS, f"{base}: imported but not called as a plain getattr(target, name)"
+    worst: tuple[Safety, str] = (Safety.SAFE, "")
+    for f in uses:
+        args = f.args
+        if not isinstance(args, tuple) or len(args) != 2:
+            n = len(args) if isinstance(args, tuple) else "non-tuple"
+            return Safety.DANGEROUS, f"{base}: called with {n} arguments at byte {f.offset:,}"
+        target, inst = _fetch_target(args[0])
+        verdict = judge_fetch(args[1], target, inst)
+        if verdict[0] == Safety.DANGEROUS:
+            return Safety.DANGEROUS, f"{base}: {verdict[1]} (at byte {f.offset:,})"
+        if f.misuse and not class_like(str(args[1])):
+            return Safety.DANGEROUS, f"{base}: fetches {args[1]!r} at byte {f.offset:,}, and {f.misuse[0]}"
+        worst = max(worst, verdict, key=lambda v: v[0])
+    return worst
 
 
 class _Scanner:
@@ -253,6 +416,8 @@ class _Scanner:
     def _record(self, w: Walk, where: str | None, role: str, absolute: bool) -> None:
         for g in w.globals:
             safety, reason = _judge(g.module, g.name, g.resolved)
+            if g.resolved and is_getattr(g):
+                safety, reason = _judge_getattr(g, w)
             if not g.resolved and g.note:
                 reason = f"{reason}: {g.note}"
             self.globals.append(
@@ -324,8 +489,11 @@ class _Scanner:
             self.sevenzip(reg, where, depth, fh)
         elif fmt == "tar":
             self.tar(reg, where, depth, fh)
-        elif fmt == "gzip":
-            self.gzip(reg, where, depth)
+        elif fmt in COMPRESSED_FORMATS:
+            self.stream(reg, where, depth, fmt)
+        elif fmt == "torchscript-mobile":
+            self.container.setdefault("kind", "torchscript-mobile")
+            self.torchscript_code.append(self._place(where))
         elif fmt == "npy":
             self.npy(reg, where)
         elif fmt == "pytorch-legacy":
@@ -338,6 +506,7 @@ class _Scanner:
             fmt = "pickle"
         else:
             self.polyglot(reg, where, fmt)
+            self.appended_zip(reg, where, depth, fmt, fh)
         return fmt
 
     def polyglot(self, reg: zipread.Region, where: str | None, fmt: str) -> None:
@@ -353,6 +522,18 @@ class _Scanner:
             )
             if not w.complete:
                 self.fail(where, f"pickle prefix does not parse: {w.error}")
+
+    def appended_zip(self, reg: zipread.Region, where: str | None, depth: int, fmt: str, fh: Any) -> None:
+        """A zip archive appended to content of another format (an image, a text, a safetensors file):
+        ``zipfile`` opens such a file from its end, so a loader built on it reads the members."""
+        at = find_appended_zip(reg.buf, reg.start, reg.end)
+        if at is None:
+            return
+        self.evasions.append(
+            f"{self._place(where)}: a zip archive is appended to this {fmt} content (from byte {at - reg.start:,}); "
+            "zipfile-based loaders open it"
+        )
+        self.zip(reg, where, depth + 1, fh)
 
     # -- legacy torch.save ---------------------------------------------------------------------------
     def legacy(self, reg: zipread.Region, where: str | None) -> None:
@@ -720,20 +901,28 @@ class _Scanner:
                 self.fail(where, f"legacy {what} record {i} runs past the end of the member")
                 return
 
-    def gzip(self, reg: zipread.Region, where: str | None, depth: int) -> None:
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    def stream(self, reg: zipread.Region, where: str | None, depth: int, kind: str) -> None:
+        """A compressed stream (gzip, zlib, bzip2, xz, lzma: what ``joblib`` and ``gzip.open`` read):
+        inflated up to the size limits, every member of a multi-member stream, then scanned."""
+        if kind in ("zstd", "lz4"):
+            self.fail(where, f"{kind} stream: this scanner cannot decompress it, so its content is unknown")
+            return
         limit = max(0, min(self.lim.max_member_bytes, self.lim.max_total_bytes - self.total_bytes))
         try:
-            out = d.decompress(reg.tobytes(), limit + 1)
-        except zlib.error as e:
-            self.fail(where, f"gzip stream does not decompress: {e}")
+            out, members, note = _inflate(reg, kind, limit)
+        except _Bomb:
+            self.fail(where, f"{kind} content is larger than {limit:,} bytes (bomb?)")
             return
-        if len(out) > limit:
-            self.fail(where, f"gzip content is larger than {limit:,} bytes (bomb?)")
+        except (zlib.error, OSError, EOFError, ValueError, lzma.LZMAError) as e:
+            self.fail(where, f"{kind} stream does not decompress: {e}")
             return
+        if note:
+            self.trailing.append(f"{self._place(where)}: {note}")
         self.total_bytes += len(out)
-        inner = f"{where or 'gzip'}!content"
+        inner = f"{where or kind}!content"
         self.members.append(inner)
+        if depth == 0:
+            self.container.update({"kind": kind, "compressed_members": members})
         self.region(zipread.Region(out, 0, len(out), False), inner, depth + 1, name_hint=None)
 
     # -- numpy ---------------------------------------------------------------------------------------
@@ -765,8 +954,14 @@ class _Scanner:
             self.fail(where, "npy header has no 'descr'")
             return
         self.container.setdefault("npy_descr", repr(hdr["descr"]))
-        if "O" in repr(hdr["descr"]):
-            data = zipread.Region(reg.buf, reg.start + start + hl, reg.end, reg.absolute)
+        data = zipread.Region(reg.buf, reg.start + start + hl, reg.end, reg.absolute)
+        has_object = _npy_has_object(hdr["descr"])
+        if has_object is None:
+            # numpy may still make sense of it; a pickle right after the header is what it would load
+            if len(data) and data.buf[data.start] == 0x80:
+                self.pickle_sequence(data, where, "npy data (dtype not understood)")
+            return
+        if has_object:
             if len(data) == 0:
                 self.fail(where, "npy object array has no pickle")
                 return
@@ -787,6 +982,8 @@ class _Scanner:
             verdict, reason = "suspicious", f"imports names outside the allowlist: {', '.join(names[:5])}{more}"
         elif self.torchscript_code or self.container.get("kind") == "torchscript":
             verdict, reason = "suspicious", "TorchScript archive: holds code that torch.jit.load runs"
+            if self.container.get("kind") == "torchscript-mobile":
+                reason = "TorchScript mobile module (flatbuffer): holds bytecode that torch.jit.load runs"
         elif self.evasions:
             verdict, reason = "suspicious", self.evasions[0]
         elif not self.streams:

@@ -7,14 +7,17 @@ disagreement between a file's name and its content into a finding.
 
 Formats: ``safetensors``, ``pytorch-zip``, ``pytorch-legacy`` (magic-number pickle followed by more
 pickles and raw storages), ``pickle`` (protocols 0–5), ``torchscript``, ``zip``, ``7z``, ``tar``, ``npy``,
-``npz``, ``gguf``, ``gzip``, ``git-lfs-pointer``, ``html``, ``text``, ``empty``, ``unknown``.
+``npz``, ``gguf``, ``torchscript-mobile`` (flatbuffer), ``gzip``, compressed streams (``zlib``, ``bzip2``, ``xz``, ``lzma``, ``zstd``, ``lz4``:
+what ``joblib`` writes), ``git-lfs-pointer``, ``html``, ``text``, ``empty``, ``unknown``.
 """
 
 from __future__ import annotations
 
+import lzma
 import os
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,9 @@ TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 
 #: formats whose loading can run a pickle (``torch.load``, ``pickle.load``, ``numpy.load(allow_pickle)``)
 PICKLE_FORMATS = frozenset({"pytorch-zip", "pytorch-legacy", "pickle", "torchscript", "zip", "7z", "tar", "npy", "npz"})
+
+#: single compressed streams (``joblib.dump(compress=…)`` writes a pickle this way)
+COMPRESSED_FORMATS = frozenset({"gzip", "zlib", "bzip2", "xz", "lzma", "zstd", "lz4"})
 
 R_EXT_MISMATCH = rule(
     "sniff.extension-mismatch",
@@ -44,8 +50,9 @@ EXPECTED: dict[str, frozenset[str]] = {
     ".safetensors": frozenset({"safetensors"}),
     ".sft": frozenset({"safetensors"}),
     ".ckpt": frozenset({"pytorch-zip", "pytorch-legacy", "pickle"}),
-    ".pt": frozenset({"pytorch-zip", "pytorch-legacy", "pickle", "torchscript"}),
+    ".pt": frozenset({"pytorch-zip", "pytorch-legacy", "pickle", "torchscript", "torchscript-mobile"}),
     ".pth": frozenset({"pytorch-zip", "pytorch-legacy", "pickle", "torchscript"}),
+    ".ptl": frozenset({"torchscript", "torchscript-mobile"}),
     ".bin": frozenset({"pytorch-zip", "pytorch-legacy", "pickle"}),
     ".pkl": frozenset({"pickle", "pytorch-legacy"}),
     ".pickle": frozenset({"pickle", "pytorch-legacy"}),
@@ -57,6 +64,11 @@ EXPECTED: dict[str, frozenset[str]] = {
     ".7z": frozenset({"7z"}),
     ".tar": frozenset({"tar"}),
     ".gz": frozenset({"gzip"}),
+    ".bz2": frozenset({"bzip2"}),
+    ".xz": frozenset({"xz"}),
+    ".lzma": frozenset({"lzma", "xz"}),
+    ".zst": frozenset({"zstd"}),
+    ".lz4": frozenset({"lz4"}),
     ".json": frozenset({"text"}),
     ".yaml": frozenset({"text"}),
     ".yml": frozenset({"text"}),
@@ -68,7 +80,7 @@ EXPECTED: dict[str, frozenset[str]] = {
 
 #: extensions whose readers never run code: a pickle inside is a trap
 _INERT_EXTENSIONS = frozenset({".safetensors", ".sft", ".gguf", ".npy", ".json", ".yaml", ".yml", ".txt", ".md"})
-_CODE_FORMATS = frozenset({"pytorch-zip", "pytorch-legacy", "pickle", "torchscript"})
+_CODE_FORMATS = frozenset({"pytorch-zip", "pytorch-legacy", "pickle", "torchscript", "torchscript-mobile"})
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,31 @@ def _is_text(head: bytes) -> bool:
     return printable >= 0.95 * max(1, len(text))
 
 
+def _is_zlib(head: bytes) -> bool:
+    """A zlib stream (RFC 1950): deflate method, a valid header check, and a head that inflates."""
+    if len(head) < 3 or head[0] != 0x78 or (head[0] * 256 + head[1]) % 31 or head[1] & 0x20:
+        return False
+    try:
+        zlib.decompressobj().decompress(head, 64)
+    except zlib.error:
+        return False
+    return True
+
+
+def _is_lzma_alone(head: bytes) -> bool:
+    """The legacy ``.lzma`` header: properties byte, dictionary size, then a trial decode of the head."""
+    if len(head) < 14 or head[0] >= 225:
+        return False
+    (dict_size,) = struct.unpack_from("<I", head, 1)
+    if dict_size & (dict_size - 1) and dict_size != 0xFFFFFFFF or dict_size < 4096:
+        return False
+    try:
+        lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(head, 64)
+    except lzma.LZMAError:
+        return False
+    return True
+
+
 def sniff_bytes(head: bytes, size: int) -> str:
     """Name the container format from the first bytes of a file and its size."""
     return sniff_head(head, size).format
@@ -173,6 +210,19 @@ def sniff_head(head: bytes, size: int) -> Sniffed:
         return Sniffed("npy", size, {"version": list(head[6:8])})
     if head.startswith(b"\x1f\x8b"):
         return Sniffed("gzip", size)
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return Sniffed("xz", size)
+    if head.startswith(b"BZh") and head[3:4].isdigit() and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
+        return Sniffed("bzip2", size)
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return Sniffed("zstd", size)
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return Sniffed("lz4", size)
+    if _is_zlib(head):
+        return Sniffed("zlib", size)
+    if len(head) >= 8 and head[4:8] == b"PTMF":
+        # a TorchScript mobile module (flatbuffer): torch.jit.load runs its bytecode
+        return Sniffed("torchscript-mobile", size)
     if _is_tar_header(head):
         return Sniffed("tar", size)
     stripped = head.lstrip()[:64].lower()
@@ -196,6 +246,8 @@ def sniff_head(head: bytes, size: int) -> Sniffed:
         if value == TORCH_MAGIC and not isinstance(value, bool):
             return Sniffed("pytorch-legacy", size, {"protocol": 0})
         return Sniffed("pickle", size, {"protocol": 0})
+    if head[:1] == b"]" and _is_lzma_alone(head):
+        return Sniffed("lzma", size)
     if stripped.startswith(b"<?xml"):
         return Sniffed("html", size)
     if _is_text(head):

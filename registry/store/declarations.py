@@ -214,6 +214,53 @@ class GatheredEvidence:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
+#: probe battery category → declaration subject kind
+PROBE_SUBJECT_CATEGORIES = {"people": "person", "characters": "character"}
+#: a category's collapse (lower bound of its interval) at or above this counts as the probe finding that
+#: subject: the "strong" collapse threshold of the probe summary, calibrated on its known-answer test
+PROBE_SUBJECT_THRESHOLD = 0.45
+
+
+def probe_subjects(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
+    """The latest probe run's per-category collapse as declaration evidence, or None if never probed.
+
+    ``{"run_id", "subjects": [{"kind", "score", "threshold", "label"}]}``: ``score`` is the lower bound
+    of the 95% interval of the category's collapse (how far the LoRA pulls that category's prompts to one
+    image), so a hit means the probe is confident the LoRA concentrates on people (or characters).
+    """
+    if not _has_table(con, "probe_runs"):
+        return None
+    runs = con.execute(
+        "SELECT id FROM probe_runs WHERE blob_sha256 = ? ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1",
+        [sha256],
+    ).fetchall()
+    if not runs:
+        return None
+    run_id = runs[0][0]
+    rows = con.execute(
+        "SELECT grp, value, lo, hi FROM probe_metrics WHERE run_id = ? AND name = 'concentration' AND arm = 'collapse'",
+        [run_id],
+    ).fetchall()
+    by_group = {g: (v, lo, hi) for g, v, lo, hi in rows}
+    control = by_group.get("objects")
+    subjects = []
+    for category, kind in PROBE_SUBJECT_CATEGORIES.items():
+        if category not in by_group or by_group[category][1] is None:
+            continue
+        v, lo, hi = by_group[category]
+        label = f"probe run #{run_id}: {category} prompts collapse {v:.2f} [{lo:.2f}, {hi:.2f}]"
+        if control is not None and control[0] is not None:
+            label += f" (neutral objects {control[0]:.2f})"
+        subjects.append({"kind": kind, "score": float(lo), "threshold": PROBE_SUBJECT_THRESHOLD, "label": label})
+    return {"run_id": int(run_id), "subjects": subjects}
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0]
+    )
+
+
 def gather_evidence(con: duckdb.DuckDBPyConnection, sha256: str, doc: Mapping[str, Any] | None = None) -> GatheredEvidence:
     row = con.execute("SELECT sha256, autov3, CAST(metadata AS VARCHAR) FROM blobs WHERE sha256 = ?", [sha256]).fetchone()
     if row is None:
@@ -233,7 +280,8 @@ def gather_evidence(con: duckdb.DuckDBPyConnection, sha256: str, doc: Mapping[st
                 wanted[alg].add(str(v).lower())
     bases = _registered(con, sha256, wanted)
     nparams = n_parameters(con, sha256)
-    ev = Evidence(file_hashes=file_hashes, facts=facts, identification=ident, registered_bases=bases, probe=None)
+    probe = probe_subjects(con, sha256)
+    ev = Evidence(file_hashes=file_hashes, facts=facts, identification=ident, registered_bases=bases, probe=probe)
     inputs = {
         "file_hashes": file_hashes,
         "metadata_keys": len(metadata) if isinstance(metadata, dict) else 0,
@@ -241,7 +289,7 @@ def gather_evidence(con: duckdb.DuckDBPyConnection, sha256: str, doc: Mapping[st
         "metadata_families": facts.sources if facts is not None else [],
         "identification": ident,
         "registered_bases": [b["sha256"] for b in bases],
-        "probe": None,
+        "probe": probe,
         "n_parameters": nparams,
     }
     return GatheredEvidence(ev, nparams, inputs)

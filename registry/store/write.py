@@ -148,7 +148,7 @@ def existing_blobs(con: duckdb.DuckDBPyConnection, shas: Iterable[str]) -> set[s
     return {r[0] for r in rows}
 
 
-def _finding_row(f: Finding, blob: str | None, host: str | None, path: str | None, now: datetime) -> dict[str, Any]:
+def finding_row(f: Finding, blob: str | None, host: str | None, path: str | None, now: datetime) -> dict[str, Any]:
     return {
         "blob_sha256": blob,
         "host": host,
@@ -210,7 +210,7 @@ def write_batch(
                 for k in ("name", "dtype", "shape", "data_begin", "data_end", "file_offset", "nbytes"):
                     tensor_cols[k].extend(getattr(t, k))
                 for f in b.findings:
-                    finding_rows.append(_finding_row(f, b.sha256, s.host, s.path, now))
+                    finding_rows.append(finding_row(f, b.sha256, s.host, s.path, now))
                 for table, rows in b.rows.items():
                     extra_rows.setdefault(table, []).extend({**r, "blob_sha256": b.sha256} for r in rows)
                 action = "blob.reanalyze" if b.sha256 in known else "blob.add"
@@ -229,7 +229,7 @@ def write_batch(
                     at=now,
                 )
             for f in s.path_findings:
-                finding_rows.append(_finding_row(f, s.sha256, s.host, s.path, now))
+                finding_rows.append(finding_row(f, s.sha256, s.host, s.path, now))
             if s.sha256 is None:
                 log.append(
                     "path.unreadable",

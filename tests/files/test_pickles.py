@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import collections
 import gzip
 import io
 import os
@@ -301,7 +302,6 @@ def test_submodules_of_blocked_modules(tmp_path: Path, module: str, name: str) -
 @pytest.mark.parametrize(
     ("module", "name"),
     [
-        ("functools", "partial"),
         ("functools", "reduce"),
         ("_functools", "partial"),
         ("operator", "attrgetter"),
@@ -335,7 +335,19 @@ def test_partial_gadget_built_by_the_real_pickler(tmp_path: Path) -> None:
     import functools
 
     data = pickle.dumps(Reduce(functools.partial(os.system, "id")), protocol=4)
-    _dangerous(_scan(tmp_path, "g.pt", data), "functools.partial")
+    r = _scan(tmp_path, "g.pt", data)
+    _dangerous(r, f"{os.name}.system")
+    # the partial itself only binds arguments; what it wraps decides
+    assert {g.qualname: g.safety.label for g in r.globals}["functools.partial"] == "suspicious"
+
+
+def test_partial_of_a_plain_class_is_suspicious(tmp_path: Path) -> None:
+    import functools
+
+    data = pickle.dumps({"norm_layer": functools.partial(collections.OrderedDict, a=1)}, protocol=2)
+    r = _scan(tmp_path, "p.pt", data)
+    assert r.verdict == "suspicious", r.reason
+    assert _qualnames(r) == {"functools.partial", "collections.OrderedDict"}
 
 
 def test_payload_followed_by_garbage_nullifai_style(tmp_path: Path) -> None:
