@@ -29,6 +29,7 @@ that another family could share), ``low`` (metadata only) and ``none``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,6 +59,7 @@ KINDS = (
     "ip_adapter",
     "t2i_adapter",
     "image_encoder",
+    "motion_module",
     "unknown",
 )
 
@@ -115,6 +117,11 @@ R_CONFLICT = rule(
     "Parts of the file point to different base architectures",
     "For example a UNet part shaped for SDXL with a text-encoder part shaped for SD1. The file may be a "
     "bad merge or a mislabelled conversion.",
+)
+R_INTERNAL = rule(
+    "identify.unforeseen-layout",
+    Severity.LOW,
+    "Identification stopped on a tensor layout none of its rules foresaw; the file is reported as unknown",
 )
 R_ADAPTER_IN_CKPT = rule(
     "identify.adapter-keys-in-checkpoint",
@@ -324,7 +331,7 @@ _PREFIXES: tuple[tuple[str, str, str], ...] = (
 _RX_SEP = re.compile(r"[.:]")
 
 _ADAPTER_FAMILIES = {
-    "kohya", "peft", "diffusers", "diffusers-old", "lora_diffusion", "xlabs",
+    "kohya", "peft", "diffusers", "diffusers-old", "lora_diffusion", "xlabs", "control-lora",
     "loha", "lokr", "oft", "boft", "glora", "full", "ia3", "dora",
 }  # fmt: skip
 
@@ -384,6 +391,8 @@ def _split(pairs: list[tuple[str, tuple[int, ...]]]) -> _Split:
     ignored = 0
     names = {n for n, _ in pairs}
     on_input_prefixes = {n[: -len(".on_input")] for n in names if n.endswith(".on_input")}
+    # Stability's control-LoRAs name their factors <layer>.up / <layer>.down, beside a lora_controlnet marker
+    control_lora = "lora_controlnet" in names
 
     def mod_for(module_key: str, fam: str, first_key: str) -> _Mod:
         m = adapter.get(module_key)
@@ -433,6 +442,8 @@ def _split(pairs: list[tuple[str, tuple[int, ...]]]) -> _Split:
             adapter_tensors += 1
             continue
         hit = _match_suffix(name)
+        if hit is None and control_lora and name.endswith((".up", ".down")):
+            hit = (".up", "control-lora", "up") if name.endswith(".up") else (".down", "control-lora", "down")
         if hit is not None:
             suffix, fam, role = hit
             module_key = name[: -len(suffix)]
@@ -482,7 +493,9 @@ def _resolve_adapter_module(m: _Mod) -> None:
     fams = set(m.keys.get("_families", m.keys.get("_family", "")).split(",")) - {""}
     fam = m.keys.get("_family", "")
 
-    def set_from(role: str) -> None:
+    def set_from(*roles: str) -> None:
+        # the first of ``roles`` the file has (a pruned or damaged module may lack any one part)
+        role = next((r for r in roles if r in p), None) or next((r for r in p if r != "alpha"), None) or next(iter(p))
         m.shape = p[role]
         m.ndim = len(p[role])
         m.key = m.keys[role]
@@ -505,7 +518,7 @@ def _resolve_adapter_module(m: _Mod) -> None:
             m.out_w = o1 * o2
         if i1 and i2:
             m.in_w = i1 * i2
-        set_from(next(r for r in ("w2", "w2b", "w1", "w1b") if r in p))
+        set_from("w2", "w2b", "w1", "w1b", "w2a", "w1a", "t2")
         m.ndim = 2 if "w2" not in p else len(p["w2"])
     elif "loha" in fams:
         m.algo = "loha"
@@ -513,7 +526,7 @@ def _resolve_adapter_module(m: _Mod) -> None:
             m.out_w = p["w1a"][1] if "t1" in p else p["w1a"][0]
             m.in_w = p["w1b"][1]
             m.out_key, m.out_shape = m.keys["w1a"], p["w1a"]
-        set_from("w1b" if "w1b" in p else next(iter(k for k in p if k != "alpha")))
+        set_from("w1b", "w2b", "w1a", "w2a")
     elif fams & {"oft", "boft"} and "blocks" in p:
         b = p["blocks"]
         m.algo = "boft" if ("boft" in fams or len(b) == 4) else "oft"
@@ -573,6 +586,12 @@ class _Verdict:
     variant: str | None = None
     candidates: tuple[str, ...] = ()
     denoiser_name: str = "transformer"
+    #: the kind of model this denoiser-like part makes the file (``motion_module``); None: a full model
+    kind: str | None = None
+    #: other architectures the same shapes fit, which only metadata can pick (FLUX.1 LoRA → Chroma)
+    also: tuple[str, ...] = ()
+    #: contradictions between parts of the file (each becomes an ``identify.conflicting-evidence`` finding)
+    conflicts: tuple[str, ...] = ()
 
 
 def _ev(what: str, m: _Mod | None = None, width: int | None = None, side: str = "in") -> Evidence:
@@ -613,6 +632,8 @@ def _max_index(mods: Sequence[_Mod], rx: re.Pattern[str]) -> int | None:
 
 # -- SD UNet family -----------------------------------------------------------------------------------
 _RX_UNET = re.compile(r"(^|_)(down_blocks|up_blocks|mid_block|input_blocks|output_blocks|middle_block)_")
+#: an autoencoder's blocks carry the same names as a UNet's (``encoder.down_blocks.0``, ``decoder.mid.block_1``)
+_RX_VAE_PATH = re.compile(r"^(encoder|decoder)_")
 _RX_ATTN2_KV = re.compile(r"attn2_to_[kv]$")
 _RX_ATTN1_Q = re.compile(r"attn1_to_q$")
 _RX_SDXL_DEPTH = re.compile(r"(attentions_\d+|input_blocks_\d+_1|output_blocks_\d+_1|middle_block_1|mid_block_attentions_0)_transformer_blocks_([1-9])_")  # fmt: skip
@@ -635,27 +656,68 @@ _CONTEXT_WHY = {
 }
 
 
+_RX_LEVEL3 = re.compile(r"(^|_)(down_blocks|up_blocks)_3_")
+_RX_CHANNEL = re.compile(r"(attn1_to_[qkv]|attn1_to_out_0|attn2_to_q|attn2_to_out_0|proj_in|proj_out|ff_net_0_proj)$")
+
+
+def _channels(unet: Sequence[_Mod]) -> set[int]:
+    """Channel widths of a UNet's transformer blocks (the layers whose input is the block width)."""
+    out: set[int] = set()
+    for m in _find(unet, _RX_CHANNEL):
+        w = m.in_w or (None if m.path.endswith("ff_net_0_proj") else m.out_w)
+        if w:
+            out.add(w)
+    return out
+
+
+def _sdxl_also(arch: str, checkpoint: bool) -> tuple[str, ...]:
+    # Kolors is an SDXL-shaped UNet behind a ChatGLM projection (encoder_hid_proj) that adapters rarely touch
+    return ("other:kolors",) if arch == "sdxl-base" and not checkpoint else ()
+
+
+def _motion_verdict(motion: Sequence[_Mod]) -> _Verdict:
+    """An AnimateDiff motion module alone: no text context, so only the UNet's depth tells its base (four
+    levels: the SD1.x motion modules v1-v3; three levels: the SDXL ones)."""
+    ev = [_ev("AnimateDiff motion module (temporal transformers inside UNet blocks, no cross-attention context)", motion[0])]
+    level3 = _find(motion, _RX_LEVEL3)
+    if level3:
+        ev.append(_ev("motion modules in a fourth UNet level (SD1.x layout; SDXL's UNet has three)", level3[0]))
+        return _Verdict("sd1", "medium", ev, denoiser_name="unet", kind="motion_module")
+    # the third up block is 320 channels wide in SDXL's three-level UNet and 640 in SD1.x's four-level one
+    up2 = [m for m in motion if re.search(r"(^|_)up_blocks_2_", m.path) and (m.in_w or m.out_w)]
+    w = (up2[0].in_w or up2[0].out_w) if up2 else None
+    if up2 and w in (320, 640):
+        arch = "sdxl-base" if w == 320 else "sd1"
+        ev.append(_ev(f"third up block {w} channels wide ({'SDXL, three levels' if w == 320 else 'SD1.x, four levels'})", up2[0], w))
+        return _Verdict(arch, "medium", ev, denoiser_name="unet", kind="motion_module")
+    return _Verdict("unknown", "none", ev, candidates=("sd1", "sdxl-base"), denoiser_name="unet", kind="motion_module")
+
+
 def _rule_unet(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
-    unet = _find(mods, _RX_UNET)
+    unet = [m for m in _find(mods, _RX_UNET) if not _RX_VAE_PATH.search(m.path)]
     if not unet or (len(unet) < 2 and not _find(unet, _RX_ATTN2_KV)):
         return None
+    # AnimateDiff motion modules sit in the UNet's blocks but their attention (attn1 *and* attn2) is temporal
+    # self-attention: its widths are channel counts, not a text context
+    motion = _find(unet, _RX_MOTION)
+    if motion:
+        unet = [m for m in unet if not _RX_MOTION.search(m.path)]
+        if not unet:
+            return _motion_verdict(motion)
     ev: list[Evidence] = []
     kv = _find(unet, _RX_ATTN2_KV)
     ctx, ctx_mod, ctx_counts = _widest(kv, "in")
     sdxl_depth = _find(unet, _RX_SDXL_DEPTH)
     sd12 = _find(unet, _RX_SD12_LAYOUT)
-    q_widths = {m.in_w for m in _find(unet, _RX_ATTN1_Q) if m.in_w}
-    refiner_widths = bool(q_widths) and q_widths <= {384, 768, 1536} and bool(q_widths & {384, 1536})
+    q_widths = _channels(unet)
+    # SDXL base blocks are 320/640/1280 channels wide, the refiner's 384/768/1536: disjoint sets
+    refiner_widths = bool(q_widths & {384, 768, 1536}) and not q_widths & {320, 640, 1280}
+    base_widths = bool(q_widths & {320, 640, 1280}) and not q_widths & {384, 768, 1536}
     variant: str | None = None
     if _find(unet, _RX_TEMPORAL):
         t = _find(unet, _RX_TEMPORAL)[0]
         return _Verdict("other:svd", "medium", [_ev("temporal mixing layers in a UNet (Stable Video Diffusion)", t)],
                         denoiser_name="unet")  # fmt: skip
-    if _find(unet, _RX_MOTION) and not kv:
-        t = _find(unet, _RX_MOTION)[0]
-        # an AnimateDiff motion module carries no cross-attention context: its base is not visible
-        return _Verdict("unknown", "none", [_ev("AnimateDiff-style motion module (temporal transformer only)", t)],
-                        candidates=("sd1", "sdxl-base"), denoiser_name="unet")  # fmt: skip
     enc_hid = _find(mods, _RX_ENC_HID)
     if enc_hid and enc_hid[0].in_w == 4096 and ctx == 2048:
         return _Verdict("other:kolors", "high",
@@ -674,6 +736,12 @@ def _rule_unet(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
             ev.append(_ev(f"UNet cross-attention context width {ctx} matches no known SD family", ctx_mod, ctx))
             return _Verdict("unknown", "none", ev, denoiser_name="unet")
         ev.insert(0, _ev(f"UNet cross-attention context width {ctx}: {_CONTEXT_WHY[ctx]}", ctx_mod, ctx))
+        families = {CONTEXT_WIDTH_ARCH[w] for w in ctx_counts if w in CONTEXT_WIDTH_ARCH}
+        if len(families) > 1:
+            # one UNet has one context width: two of them are two models' layers in one file
+            cands = tuple(a for a in ARCH_LABELS if a in families)
+            msg = f"the UNet's cross-attention layers take context widths of different families ({', '.join(cands)})"
+            return _Verdict("unknown", "none", ev, candidates=cands, denoiser_name="unet", conflicts=(msg,))
         conf = "high" if len(ctx_counts) == 1 else "medium"
         if arch in ("sd1", "sd2") and sdxl_depth and not sd12:
             ev.append(_ev("but transformer depth > 1 inside a block, as in SDXL", sdxl_depth[0]))
@@ -683,7 +751,7 @@ def _rule_unet(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
             conf = "medium"
         if arch == "sdxl-base" and refiner_widths:
             arch = "sdxl-refiner"
-            ev.append(Evidence(f"attention widths {sorted(q_widths)} are the refiner's (384 channels)"))
+            ev.append(Evidence(f"block widths {sorted(q_widths)} are the refiner's (384 channels)"))
         if arch == "sdxl-refiner" and not refiner_widths and q_widths:
             # 1280-wide context with SD channels: unusual; keep the refiner answer but lower it
             conf = "medium"
@@ -692,18 +760,25 @@ def _rule_unet(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
             if adm and adm[0].in_w in (2816, 2560):
                 what = "SDXL base" if adm[0].in_w == 2816 else "SDXL refiner"
                 ev.append(_ev(f"ADM (size/crop conditioning) input width {adm[0].in_w}: {what}", adm[0], adm[0].in_w))
-        return _Verdict(arch, conf, ev, variant=variant, denoiser_name="unet")
+            elif arch == "sdxl-base" and conf == "high":
+                # a shard of a UNet: Kolors' blocks are SDXL's, only its ADM input (5632) and ChatGLM projection differ
+                ev.append(Evidence("no ADM input layer to confirm SDXL base (Kolors has the same blocks)"))
+                conf = "medium"
+        return _Verdict(arch, conf, ev, variant=variant, denoiser_name="unet", also=_sdxl_also(arch, checkpoint))
     # no cross-attention key: structure only
     if sdxl_depth and not sd12:
-        arch = "sdxl-refiner" if refiner_widths else "sdxl-base"
         ev.append(_ev("transformer depth > 1 inside a UNet block (SDXL layout); no attn2 key to read the context width",
                       sdxl_depth[0]))  # fmt: skip
-        if refiner_widths:
-            ev.append(Evidence(f"attention widths {sorted(q_widths)} are the refiner's"))
-        return _Verdict(arch, "medium", ev, variant=variant, denoiser_name="unet")
+        if not (refiner_widths or base_widths):
+            ev.append(Evidence("no block width to tell SDXL base (320/640/1280 channels) from the refiner (384/768/1536)"))
+            return _Verdict("unknown", "none", ev, candidates=("sdxl-base", "sdxl-refiner"), denoiser_name="unet")
+        arch = "sdxl-refiner" if refiner_widths else "sdxl-base"
+        ev.append(Evidence(f"block widths {sorted(q_widths)} are the {'refiner' if refiner_widths else 'base'}'s"))
+        return _Verdict(arch, "medium", ev, variant=variant, denoiser_name="unet", also=_sdxl_also(arch, checkpoint))
     if sd12 and not sdxl_depth:
         ev.append(_ev("SD1/SD2 UNet block layout (attention in the first down block)", sd12[0]))
-        projs = _find(unet, _RX_PROJ_IN)
+        # a 1x1 convolution shows as 4-D only in plain weights and LoRA-style factors; LoHa/LoKr/OFT flatten it
+        projs = [m for m in _find(unet, _RX_PROJ_IN) if m.algo in (None, "lora", "dora", "full", "glora")]
         ndims = {m.ndim for m in projs}
         if ndims == {4}:
             ev.append(_ev("proj_in/proj_out are 1x1 convolutions (SD1.x; SD2.x uses linear layers)", projs[0]))
@@ -720,7 +795,8 @@ def _rule_unet(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
 # -- FLUX-style double/single stream transformers -----------------------------------------------------
 _RX_FLUX_BFL = re.compile(r"(^|_)(double_blocks_(\d+)_(img|txt)_(attn|mlp|mod)|single_blocks_(\d+)_(linear[12]|modulation|norm))")
 _RX_FLUX_DIFF = re.compile(r"(^|_)single_transformer_blocks_(\d+)_")
-_RX_DOUBLE_IDX = re.compile(r"(?:^|_)(?:double_blocks|(?<!single_)transformer_blocks)_(\d+)_")
+# diffusers' double blocks are top-level transformer_blocks.N (a UNet's transformer_blocks sit inside its blocks)
+_RX_DOUBLE_IDX = re.compile(r"(?:(?:^|_)double_blocks|^transformer_blocks)_(\d+)_")
 _RX_SINGLE_IDX = re.compile(r"(?:^|_)(?:single_blocks|single_transformer_blocks)_(\d+)_")
 _RX_FLUX_HIDDEN_IN = re.compile(
     r"(img_attn_qkv|img_attn_proj|txt_attn_qkv|txt_attn_proj|attn_to_[qkv]|attn_add_[qkv]_proj|linear1|qkv\d|proj\d)$"
@@ -729,15 +805,21 @@ _RX_FLUX_HIDDEN_OUT = re.compile(r"(img_attn_proj|txt_attn_proj|linear2|attn_to_
 _RX_FLUX_MLP_OUT = re.compile(r"(img_mlp_0|txt_mlp_0|ff_net_0_proj|ff_context_net_0_proj|proj_mlp)$")
 _RX_FLUX_LINEAR1 = re.compile(r"single_blocks_\d+_linear1$")
 _RX_FLUX_MLP_IN = re.compile(r"(img_mlp_2|txt_mlp_2|ff_net_2|ff_context_net_2)$")
-_RX_HUNYUAN = re.compile(r"(img_mlp_fc[12]|txt_mlp_fc[12]|img_mod_linear|txt_mod_linear|individual_token_refiner|modulation_linear|img_attn_q_norm)")  # fmt: skip
+_RX_HUNYUAN = re.compile(r"(img_mlp_fc[12]|txt_mlp_fc[12]|img_mod_linear|txt_mod_linear|individual_token_refiner|single_blocks_\d+_modulation_linear|img_attn_q_norm|token_refiner_refiner_blocks)")  # fmt: skip
 _RX_FLUX2 = re.compile(r"(double_stream_modulation|single_stream_modulation|to_qkv_mlp_proj|ff_linear_in)")
 _RX_CHROMA = re.compile(r"distilled_guidance_layer")
 _RX_GUIDANCE = re.compile(r"(^|_)(guidance_in_(in|out)_layer|time_text_embed_guidance_embedder)")
 _RX_TIME_IN = re.compile(r"(^|_)(time_in_in_layer|time_text_embed_timestep_embedder_linear_1)$")
 _RX_IMG_IN = re.compile(r"(^|_)(img_in|x_embedder)$")
+_RX_FLUX_MODULATION = re.compile(r"(img_mod_lin|txt_mod_lin|modulation_lin|norm1_linear|norm1_context_linear|norm_linear)$")
+_RX_AURAFLOW_DIFF = re.compile(
+    r"(^|_)joint_transformer_blocks_\d+_|(^|_)single_transformer_blocks_\d+_(attn_to_out_0|ff_linear_[12]|ff_out_projection|norm1_linear)$"
+)
 
 
 def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
+    if _find(mods, _RX_AURAFLOW_DIFF):
+        return None  # AuraFlow's diffusers names also have single_transformer_blocks (3072 wide)
     bfl = _find(mods, _RX_FLUX_BFL)
     diff = _find(mods, _RX_FLUX_DIFF)
     xl = [m for m in mods if m.style == "xlabs" and "double_blocks" in m.path]
@@ -747,14 +829,14 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     ev: list[Evidence] = []
     layout = "double/single-stream blocks (FLUX layout)"
     ev.append(_ev(f"{layout}", anchor))
-    if _find(mods, _RX_HUNYUAN):
-        h = _find(mods, _RX_HUNYUAN)[0]
-        ev.append(_ev("HunyuanVideo module names (img_mlp.fc1 / img_mod.linear / token refiner)", h))
-        return _Verdict("other:hunyuan-video", "high", ev)
     if _find(mods, _RX_FLUX2):
         f2 = _find(mods, _RX_FLUX2)[0]
         ev.append(_ev("FLUX.2 shared modulation / fused projections", f2))
         return _Verdict("other:flux2", "high", ev)
+    if _find(mods, _RX_HUNYUAN):
+        h = _find(mods, _RX_HUNYUAN)[0]
+        ev.append(_ev("HunyuanVideo module names (img_mlp.fc1 / img_mod.linear / token refiner)", h))
+        return _Verdict("other:hunyuan-video", "high", ev)
     block_mods = [m for m in mods if _RX_DOUBLE_IDX.search(m.path) or _RX_SINGLE_IDX.search(m.path)] or list(mods)
     hidden, hmod, hcounts = _widest(_find(block_mods, _RX_FLUX_HIDDEN_IN), "in")
     hside = mside = "in"
@@ -790,7 +872,7 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
             return _Verdict("other:hunyuan-video", "medium", ev)
         return _Verdict("unknown", "none", ev + [Evidence("more blocks than FLUX.1 has")],
                         candidates=("other:hunyuan-video", "other:flux2"))  # fmt: skip
-    if checkpoint and _find(mods, _RX_CHROMA) and not _find(mods, _RX_GUIDANCE):
+    if _find(mods, _RX_CHROMA) and not _find(mods, _RX_GUIDANCE):
         ev.append(_ev("distilled guidance layer instead of FLUX modulation (Chroma)", _find(mods, _RX_CHROMA)[0]))
         return _Verdict("other:chroma", "high", ev)
     if hidden is not None and hidden != 3072:
@@ -813,13 +895,26 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     elif _find(mods, _RX_GUIDANCE):
         variant = "dev"
         ev.append(_ev("adapts the guidance embedding (FLUX.1-dev family)", _find(mods, _RX_GUIDANCE)[0]))
+    also: tuple[str, ...] = ()
+    if not checkpoint and not _find(mods, _RX_FLUX_MODULATION):
+        # Chroma is FLUX.1 with the per-block modulation layers removed: an adapter that leaves them alone
+        # fits both
+        ev.append(Evidence("no modulation layer adapted: the same shapes fit Chroma (FLUX.1 without per-block modulation)"))
+        also = ("other:chroma",)
     if hidden == 3072 and mlp == 12288:
-        return _Verdict("flux1", "high", ev, variant=variant)
+        # HunyuanVideo's double/single blocks have the same widths and names (only 20/40 blocks instead of
+        # 19/38): FLUX.1 is certain when its last block is seen or its image input is a linear layer
+        # (HunyuanVideo's is a 3-D convolution); a shard or a LoRA on a few blocks stays medium
+        img_in = [m for m in _find(mods, _RX_IMG_IN) if m.ndim == 2]
+        if dmax == 18 or smax == 37 or img_in:
+            return _Verdict("flux1", "high", ev, variant=variant, also=also)
+        ev.append(Evidence("FLUX.1's last blocks (double 18, single 37) are not in the file; HunyuanVideo has the same widths"))
+        return _Verdict("flux1", "medium", ev, variant=variant, also=also)
     if hidden == 3072:
         ev.append(Evidence("no MLP width to tell FLUX.1 from FLUX.2 Klein 4B (both 3072 wide)"))
-        return _Verdict("flux1", "medium", ev, variant=variant, candidates=("flux1", "other:flux2"))
+        return _Verdict("flux1", "medium", ev, variant=variant, candidates=("flux1", "other:flux2"), also=also)
     if dmax == 18 and smax == 37:
-        return _Verdict("flux1", "medium", ev, variant=variant)
+        return _Verdict("flux1", "medium", ev, variant=variant, also=also)
     return _Verdict("unknown", "none", ev, candidates=("flux1", "other:flux2", "other:hunyuan-video"))
 
 
@@ -882,7 +977,9 @@ def _rule_mmdit(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
         ev.append(Evidence(f"highest transformer block index {bmax}"))
     attn2 = _find(mods, _RX_SD3_ATTN2)
     if hidden in (1536, 2432):
-        variant = "3.5-large" if hidden == 2432 else ("3.5-medium" if attn2 else None)
+        variant = "3.5-large" if hidden == 2432 else ("3.5-medium" if attn2 else ("3-medium" if checkpoint else None))
+        if attn2 and hidden == 1536:
+            ev.append(_ev("attn2 in the joint blocks (SD3.5 medium's MMDiT-X)", attn2[0]))
         ev.append(Evidence("SD3 widths (1536 medium, 2432 3.5-large)"))
         return _Verdict("sd3", "high" if joint_names else "medium", ev, variant=variant)
     if hidden == 3072:
@@ -901,6 +998,7 @@ def _rule_mmdit(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
 _RX_WAN = re.compile(r"^blocks_(\d+)_(self_attn_[qkvo]|cross_attn_([qkvo]|k_img|v_img)|ffn_[02])$")
 _RX_WAN_DIFF = re.compile(r"^blocks_(\d+)_(attn[12]_(to_[qkv]|to_out_0|add_k_proj|add_v_proj)|ffn_net_0_proj|ffn_net_2)$")
 _RX_WAN_Q = re.compile(r"(self_attn_q|attn1_to_q)$")
+_RX_WAN_DIFF_CTX = re.compile(r"^blocks_\d+_attn2_to_k$")
 _RX_WAN_IMG = re.compile(r"(k_img|v_img|add_k_proj|img_emb|image_embedder)")
 _RX_WAN_PATCH = re.compile(r"(^|_)patch_embedding$")
 _WAN_DIMS = {1536: "1.3b", 5120: "14b", 3072: "2.2-5b"}
@@ -927,8 +1025,20 @@ def _rule_wan(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
         pe = _find(mods, _RX_WAN_PATCH)
         if pe and pe[0].in_w:
             ev.append(_ev(f"patch embedding takes {pe[0].in_w} channels", pe[0], pe[0].in_w))
-    conf = "high" if (named or dim in _WAN_DIMS) else "medium"
-    return _Verdict("other:wan", conf, ev, variant="-".join(parts) or None)
+    if not named:
+        # diffusers names blocks.N.attn1/attn2 the same way in Hunyuan-DiT; Wan projects its text into the
+        # model width before cross-attention, Hunyuan-DiT feeds 1024-wide CLIP/BERT features to attn2
+        ctx, cmod, _ = _widest(_find(mods, _RX_WAN_DIFF_CTX), "in")
+        if ctx is not None and cmod is not None and dim is not None and ctx != dim:
+            ev.append(_ev(f"cross-attention takes {ctx}-wide context, not the model width {dim} (Wan's is)", cmod, ctx))
+            if ctx == 1024 and dim in (1152, 1408):
+                ev.append(Evidence("Hunyuan-DiT widths (1152 or 1408, 1024-wide text context)"))
+                return _Verdict("other:hunyuan-dit", "medium", ev)
+            return _Verdict("unknown", "none", ev, candidates=("other:wan", "other:hunyuan-dit"))
+        if dim not in _WAN_DIMS:
+            return _Verdict("unknown", "none", ev + [Evidence("a width Wan does not have")],
+                            candidates=("other:wan", "other:hunyuan-dit"))  # fmt: skip
+    return _Verdict("other:wan", "high", ev, variant="-".join(parts) or None)
 
 
 # -- LTX, PixArt, Sana and other attn1/attn2 DiTs ---------------------------------------------------
@@ -959,7 +1069,9 @@ def _rule_attn12_dit(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
         return _Verdict("other:ltx", "medium", ev + [Evidence("LTX-Video widths (2048 for 2B, 4096 for 13B)")])
     if hidden == 1152:
         return _Verdict("other:pixart", "medium", ev + [Evidence("PixArt width 1152")], candidates=("other:pixart", "other:sana"))  # fmt: skip
-    return _Verdict("unknown", "none", ev, candidates=("other:ltx", "other:pixart"))
+    if hidden == 2240:
+        return _Verdict("other:sana", "medium", ev + [Evidence("Sana 1600M width 2240")])
+    return _Verdict("unknown", "none", ev, candidates=("other:ltx", "other:pixart", "other:sana", "other:mochi"))
 
 
 # -- other named families -----------------------------------------------------------------------------
@@ -967,22 +1079,22 @@ _SIMPLE_FAMILIES: tuple[tuple[str, re.Pattern[str], str, bool], ...] = (
     # (arch, pattern, what, checkpoint_only)
     ("other:hidream", re.compile(r"(^|_)(double_stream_blocks|single_stream_blocks)_\d+_"), "double/single_stream_blocks (HiDream-I1)", False),  # fmt: skip
     ("other:auraflow", re.compile(r"(^|_)(double_layers|single_layers)_\d+_(attn|mlp|modC|modX)"), "double_layers/single_layers (AuraFlow)", False),  # fmt: skip
-    ("other:hunyuan-dit", re.compile(r"(^|_)(mlp_t5|extra_embedder|blocks_\d+_attn1_Wqkv)"), "mlp_t5 / attn1.Wqkv (Hunyuan-DiT)", False),  # fmt: skip
+    ("other:auraflow", _RX_AURAFLOW_DIFF, "joint_transformer_blocks (AuraFlow, diffusers naming)", False),
+    ("other:mochi", re.compile(r"(^|_)transformer_blocks_\d+_attn1_(add_[qkv]_proj|to_add_out)$|(^|_)time_embed_pooler_"), "joint attention inside attn1 (Mochi, diffusers naming)", False),  # fmt: skip
+    ("other:hunyuan-dit", re.compile(r"(^|_)(mlp_t5|extra_embedder|blocks_\d+_attn1_Wqkv|blocks_\d+_skip_linear)"), "mlp_t5 / attn1.Wqkv / long skip connections (Hunyuan-DiT)", False),  # fmt: skip
     ("other:stable-cascade", re.compile(r"(^|_)(clip_txt_mapper|clf_1|down_blocks_\d+_\d+_channelwise)"), "channelwise blocks / clip mappers (Stable Cascade)", False),  # fmt: skip
     ("other:mochi", re.compile(r"(^|_)(t5_yproj|blocks_\d+_attn_qkv_x)"), "qkv_x / t5_yproj (Mochi)", False),
     ("other:pixart", re.compile(r"(^|_)(t_block_1|y_embedder_y_proj|blocks_\d+_cross_attn_q_linear)"), "t_block / cross_attn.q_linear (PixArt, original naming)", False),  # fmt: skip
 )
-_RX_LUMINA = re.compile(r"(^|_)layers_(\d+)_(attention_(qkv|to_q|to_k|to_v|out|to_out_0)|feed_forward_w[123])$")
+_RX_LUMINA = re.compile(r"(^|_)layers_(\d+)_(attention_(qkv|to_q|to_k|to_v|out|to_out_0)|attn_(to_q|to_k|to_v|to_out_0)|feed_forward_(w[123]|linear_[123]))$")
 _RX_LUMINA_MARK = re.compile(r"(^|_)(noise_refiner|context_refiner|cap_embedder)")
-_RX_LUMINA_Q = re.compile(r"attention_(qkv|to_q)$")
+_RX_LUMINA_Q = re.compile(r"(attention_(qkv|to_q)|attn_to_q)$")
 
 
 def _rule_lumina(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     lum = _find(mods, _RX_LUMINA)
     marks = _find(mods, _RX_LUMINA_MARK)
-    if not lum or not (marks or any("attention_" in m.path for m in lum)):
-        return None
-    if not any("attention_" in m.path for m in lum) and not marks:
+    if not lum or not (marks or any("attention_" in m.path or "_attn_" in m.path for m in lum)):
         return None
     ev = [_ev("layers.N.attention / feed_forward.w1-3 (Lumina-Next style DiT)", lum[0])]
     if marks:
@@ -1022,12 +1134,15 @@ def _denoiser_verdict(mods: Sequence[_Mod], checkpoint: bool) -> tuple[_Verdict 
     if rivals:
         ev = best.evidence + [e for v in rivals for e in v.evidence]
         cands = tuple(dict.fromkeys([best.arch] + [v.arch for v in rivals]))
-        return _Verdict("unknown", "none", ev, candidates=cands), verdicts
+        msg = f"the denoiser's layers are shaped for different families ({', '.join(cands)})"
+        return _Verdict("unknown", "none", ev, candidates=cands, conflicts=(msg,)), verdicts
     return best, verdicts
 
 
 # -- text encoders --------------------------------------------------------------------------------------
-_RX_CLIP_HF = re.compile(r"(^|_)text_model_encoder_layers_(\d+)_(self_attn_(q|k|v|out)_proj|mlp_fc[12])$")
+# ``text_model.`` is optional: transformers 5 keeps CLIPTextModel's layers one level up in memory, and adapters
+# made on such a model name them ``encoder.layers.N``
+_RX_CLIP_HF = re.compile(r"(^|_)(text_model_)?(?<!vision_model_)(?<!visual_)encoder_layers_(\d+)_(self_attn_(q|k|v|out)_proj|mlp_fc[12])$")
 _RX_CLIP_OC = re.compile(r"(^|_)resblocks_(\d+)_(attn_in_proj_weight|attn_in_proj|attn_out_proj|mlp_c_fc|mlp_c_proj)$")
 _RX_T5 = re.compile(r"(^|_)(encoder_)?block_(\d+)_layer_\d+_(SelfAttention_[qkvo]|DenseReluDense_w[io](_[01])?)$", re.I)
 _RX_LLM = re.compile(r"(^|_)(model_)?layers_(\d+)_(self_attn_[qkvo]_proj|mlp_(gate|up|down)_proj)$")
@@ -1063,7 +1178,7 @@ def _text_encoders(mods: Sequence[_Mod]) -> list[_TE]:
             continue
         mm = _RX_CLIP_HF.search(m.path)
         if mm:
-            sub = mm.group(3)
+            sub = mm.group(4)
             if sub == "mlp_fc2":
                 w = m.out_w
             elif sub == "mlp_fc1":
@@ -1071,7 +1186,7 @@ def _text_encoders(mods: Sequence[_Mod]) -> list[_TE]:
             else:  # square projections: either side is the width (OFT / IA3 only give the output side)
                 w = m.in_w or m.out_w
             if w:
-                groups.setdefault((comp, "clip"), []).append((m, w, int(mm.group(2))))
+                groups.setdefault((comp, "clip"), []).append((m, w, int(mm.group(3))))
             continue
         mm = _RX_CLIP_OC.search(m.path)
         if mm:
@@ -1198,8 +1313,12 @@ def _embedding(pairs: list[tuple[str, tuple[int, ...]]]) -> tuple[str, str, str,
             return "te-keyed-embedding", "flux1", "medium", "high", ev, (), {"vectors": count, "components": comps}
         cands = tuple(sorted(set.intersection(*(set(_TE_ARCHS["t5-xxl" if n.startswith("t5") else n.replace("_", "-")]) for n in names))))  # fmt: skip
         return "te-keyed-embedding", "unknown", "none", "medium", ev, cands, {"vectors": count, "components": comps}
-    for key in ("emb_params", "string_to_param.*", "string_to_param/*"):
-        if key in d and len(names - {key, "string_to_token", "name", "step", "sd_checkpoint", "sd_checkpoint_name"}) == 0:
+    # A1111 / textual_inversion .pt: {"string_to_token": {"*": 265}, "string_to_param": {"*": [n, 768]}, ...};
+    # the original repo stored the token id as a 0-dim tensor too
+    params = [n for n in names if re.fullmatch(r"string_to_param[./].+", n)]
+    side = {n for n in names if re.fullmatch(r"string_to_token([./].+)?|name|step|sd_checkpoint(_name)?", n)}
+    for key in ["emb_params", *params[:1]]:
+        if key in d and len(names - {key} - side) == 0:
             v = vec(d[key])
             if v is None:
                 return None
@@ -1218,6 +1337,11 @@ def _embedding(pairs: list[tuple[str, tuple[int, ...]]]) -> tuple[str, str, str,
         ev = [Evidence(f"one token vector set {name!r}: {v[0]} vectors {v[1]} wide (diffusers textual inversion)", name, shape, v[1])]  # fmt: skip
         if arch:
             return "diffusers-embedding", arch, "medium", "medium", ev, (), {"vectors": v[0], "token": name}
+        if v[1] == 1280:
+            # SDXL's second text encoder (learned_embeds_2.safetensors): SDXL base, refiner or SD3's CLIP-G
+            ev.append(Evidence("width 1280 is OpenCLIP bigG's (SDXL text_encoder_2, also in SD3)", width=1280))
+            cands = ("sdxl-base", "sdxl-refiner", "sd3")
+            return "diffusers-embedding", "unknown", "none", "medium", ev, cands, {"vectors": v[0], "token": name, "components": ("te2",)}  # fmt: skip
         return "diffusers-embedding", "unknown", "none", "medium", ev, (), {"vectors": v[0], "token": name}
     return None
 
@@ -1262,7 +1386,7 @@ def _vae(mods: Sequence[_Mod]) -> tuple[str, str, list[Evidence], tuple[str, ...
         return "unknown", "none", ev, (), details
     if z == 4:
         ev.append(Evidence("4 latent channels: the SD1.x/SD2.x/SDXL autoencoder family (same shapes)"))
-        return "unknown", "none", ev, ("sd1", "sd2", "sdxl-base"), details
+        return "unknown", "none", ev, ("sd1", "sd2", "sdxl-base", "sdxl-refiner"), details
     if z == 16:
         ev.append(Evidence("16 latent channels: the SD3 / FLUX.1 autoencoder family (same shapes)"))
         return "unknown", "none", ev, ("sd3", "flux1"), details
@@ -1290,7 +1414,8 @@ def normalize_arch_claim(text: str | None) -> tuple[str | None, str | None, str 
     if text is None:
         return None, None, None
     raw = str(text).strip()
-    if not raw or raw.lower() in ("none", "null", "unknown"):
+    # placeholders that name no architecture (Civitai's "Other", empty trainer defaults)
+    if not raw or raw.lower() in ("none", "null", "unknown", "other", "others", "custom", "n/a", "na", "-"):
         return None, None, None
     low = raw.lower()
     kind: str | None = None
@@ -1317,17 +1442,17 @@ def normalize_arch_claim(text: str | None) -> tuple[str | None, str | None, str 
             variant = "3.5-medium"
         elif "medium" in s:
             variant = "3-medium"
-    elif re.match(r"^(sd_?v?2|sd2|stable_diffusion_v?2|stable_diffusion_2)", s):
+    elif re.match(r"^(sd_?v?2|sd2|stable_diffusion_v?2|stable_diffusion_2|v2_[01](_|$))", s):
         arch = "sd2"
-    elif re.match(r"^(sd_?v?1|sd1|stable_diffusion_v?1|stable_diffusion_1|sd_?15)", s):
-        arch = "sd1"
+    elif re.match(r"^(sd_?v?1|sd1|stable_diffusion_v?1|stable_diffusion_1|sd_?15|v1_[45](_|$))", s):
+        arch = "sd1"  # … and the SD1.x checkpoint names themselves (v1-5-pruned-emaonly)
     elif re.match(r"^flux_?2|^flux_2", s):
         arch = "other:flux2"
     elif s.startswith("flux") or "flux_1" in s or "flux1" in s:
         arch = "flux1"
-        if "schnell" in s:
+        if "schnell" in s or s.endswith("_s"):
             variant = "schnell"
-        elif "dev" in s or "krea" in s or "kontext" in s:
+        elif "dev" in s or "krea" in s or "kontext" in s or s.endswith("_d"):
             variant = "dev"
     elif "chroma" in s:
         arch = "other:chroma"
@@ -1412,27 +1537,36 @@ def _adapter_type(split: _Split) -> tuple[str, dict[str, int]]:
         "diffusers-old": "diffusers-old-lora",
         "lora_diffusion": "lora_diffusion",
         "xlabs": "xlabs-lora",
+        "control-lora": "control-lora",
     }.get(fam, "lora")
     return name, dict(algos)
 
 
 def _key_style(mods: Iterable[_Mod]) -> str | None:
+    mods = list(mods)
     c = Counter(m.style for m in mods)
     if not c:
         return None
-    style = c.most_common(1)[0][0]
+    # a single-file checkpoint is named after its denoiser's prefix, not after its (often more numerous)
+    # text-encoder tensors
+    den = Counter(m.style for m in mods if m.component == "denoiser")
+    style = (den or c).most_common(1)[0][0]
+    if style == "ldm" and "sgm" in c:
+        return "sgm"  # model.diffusion_model. beside conditioner.embedders.N. (SDXL's generative-models layout)
     if style == "bare":
         paths = [m.path for m in mods]
         if any(_RX_FLUX_BFL.search(p) for p in paths):
             return "bfl"
+        if any(re.search(r"(^|_)(input_blocks|output_blocks|middle_block)_", p) for p in paths):
+            return "ldm"
+        if any(re.search(r"^(encoder|decoder)_((down|up)_\d+_block|mid_block_\d)", p) for p in paths):
+            return "ldm"  # an LDM autoencoder (encoder.down.0.block.0 …)
         if any(_RX_CLIP_HF.search(p) or _RX_T5.search(p) or _RX_LLM.search(p) for p in paths):
             return "hf-transformers"
         if any(_RX_CLIP_OC.search(p) for p in paths):
             return "openclip"
         if any(re.search(r"(down_blocks|up_blocks|transformer_blocks|single_transformer_blocks)_\d+", p) for p in paths):
             return "diffusers"
-        if any(re.search(r"(input_blocks|output_blocks|middle_block)_", p) for p in paths):
-            return "ldm"
     return style
 
 
@@ -1460,6 +1594,16 @@ def identify(
     """Identify a model from its tensors (``(name, shape)`` pairs or objects with ``.name``/``.shape``)
     and its embedded metadata. Pure: reads nothing else, never raises on odd input."""
     pairs = _pairs(tensors)
+    try:
+        return _identify(pairs, metadata)
+    except Exception as exc:  # a layout no rule foresaw must not stop a scan: say so and what was seen
+        what = f"identification stopped on an unforeseen layout ({type(exc).__name__}: {_clip(str(exc), 120)})"
+        ident = Identity(kind="unknown", evidence=(Evidence(what, pairs[0][0] if pairs else None),),
+                         details={"tensors": len(pairs)})  # fmt: skip
+        return ident, [finding(R_INTERNAL.id, what, error=type(exc).__name__, tensors=len(pairs))]
+
+
+def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, str] | None) -> tuple[Identity, list[Finding]]:
     claims = _claims(metadata)
     findings: list[Finding] = []
     if not pairs:
@@ -1490,8 +1634,17 @@ def identify(
     split = _split(pairs)
     real = split.n_tensors - split.ignored
     adapter_share = split.adapter_tensors / real if real else 0.0
-    if split.adapter and adapter_share >= 0.5:
+    control_lora = any(m.keys.get("_family") == "control-lora" for m in split.adapter.values())
+    # IP-Adapter FaceID files carry a LoRA in every attention processor beside their image projection
+    ip_adapter = bool(split.adapter) and bool(_find(split.plain, _RX_IP))
+    if split.adapter and not ip_adapter and (control_lora or (adapter_share >= 0.5 and not _full_denoiser(split.plain))):
         ident = _identify_adapter(split)
+    elif ip_adapter:
+        ident = _identify_full(split)
+        if ident.kind == "ip_adapter":
+            n, m0 = len(split.adapter), next(iter(split.adapter.values()))
+            ident = _replace(ident, evidence=ident.evidence + (_ev(f"and a LoRA on {n} attention projections (FaceID style)", m0),),
+                             details={**ident.details, "lora_modules": n})  # fmt: skip
     else:
         ident = _identify_full(split)
         if split.adapter and ident.kind != "unknown":
@@ -1506,6 +1659,40 @@ def identify(
     ident, fs = _check_conflicts(ident)
     findings += fs
     return _apply_claims(ident, claims, findings)
+
+
+# marker tensors some checkpoints carry for their loaders (ComfyUI reads them): name → (variant, what)
+_PREDICTION_MARKERS = (
+    ("edm_vpred_sigma_max", "edm-v-pred", "edm_vpred.sigma_max: EDM v-prediction (CosXL style)"),
+    ("v_pred", "v-pred", "v_pred marker tensor: a v-prediction model"),
+    ("ztsnr", "ztsnr", "ztsnr marker tensor: zero terminal SNR noise schedule"),
+    ("edm_mean", "playground-v2.5", "edm_mean/edm_std: EDM latent statistics (Playground v2.5)"),
+)
+
+
+def _prediction_markers(v: _Verdict, mods: Sequence[_Mod], details: dict[str, Any]) -> _Verdict:
+    """A checkpoint's own marker tensors for its prediction type; the shapes cannot show it."""
+    paths = {m.path: m for m in mods}
+    parts = [v.variant] if v.variant else []
+    ev = list(v.evidence)
+    for name, variant, what in _PREDICTION_MARKERS:
+        m = paths.get(name)
+        if m is not None:
+            parts.append(variant)
+            ev.append(Evidence(what, m.key, m.shape or None))
+            if variant != "ztsnr":
+                details.setdefault("prediction", {"v-pred": "v", "edm-v-pred": "edm-v"}.get(variant, "edm"))
+    if len(ev) == len(v.evidence):
+        return v
+    return dataclasses.replace(v, variant="-".join(parts), evidence=ev)
+
+
+def _full_denoiser(plain: Sequence[_Mod]) -> bool:
+    """Whether the plain (non-adapter) weights are a whole model by themselves: many of them, and the
+    denoiser's input layer among them (a LoRA's extra plain tensors are norms, biases or embeddings)."""
+    if len(plain) < 300:
+        return False
+    return any(m.ndim in (2, 4) and (_RX_IN_CONV.search(m.path) or _RX_IMG_IN.search(m.path)) for m in plain)
 
 
 @dataclass
@@ -1547,7 +1734,11 @@ def _finish(p: _Partial) -> Identity:
         arch, conf, variant, cands, denoiser_name = v.arch, v.confidence, v.variant, v.candidates, v.denoiser_name
     ev += [t.evidence for t in p.tes]
     details = dict(p.details)
-    if arch == "unknown" and te_archs:
+    if v is not None and v.also and v.arch != "unknown":
+        details["shapes_also_fit"] = list(v.also)
+    if v is not None and v.conflicts:
+        details["conflicts"] = list(v.conflicts)
+    if arch == "unknown" and te_archs and not (v is not None and v.conflicts):
         if cands:
             narrowed = tuple(a for a in cands if a in te_archs)
             if len(narrowed) == 1:
@@ -1710,11 +1901,23 @@ def _identify_full(split: _Split) -> Identity:
         if vae_info is not None:
             comps.append("vae")
     te_vote = _te_vote(tes, styles)
+    if verdict is not None and vae_info is not None and verdict.arch != "unknown":
+        vae_arch, vae_cands = vae_info[0], vae_info[3]
+        fits = vae_arch == verdict.arch or (vae_arch == "unknown" and (not vae_cands or verdict.arch in vae_cands))
+        if not fits:
+            z = vae_info[4].get("latent_channels")
+            msg = f"the autoencoder ({z} latent channels) is not the one {verdict.arch} uses"
+            verdict = dataclasses.replace(verdict, confidence=min(verdict.confidence, "medium", key=lambda c: _RANK[c]),
+                                          conflicts=verdict.conflicts + (msg,))  # fmt: skip
+    if verdict is not None and verdict.arch != "unknown":
+        verdict = _prediction_markers(verdict, mods, details)
     if verdict is not None:
-        ev = [Evidence(f"full model weights ({split.n_tensors} tensors)")]
+        kind = verdict.kind or "checkpoint"
+        ev = [Evidence(f"full model weights ({split.n_tensors} tensors)" if kind == "checkpoint"
+                       else f"{split.n_tensors} tensors")]  # fmt: skip
         if vae_info is not None:
             details["latent_channels"] = vae_info[4].get("latent_channels")
-        return _finish(_Partial("checkpoint", "high", None, key_style, verdict, tes, te_vote, comps, ev, details))
+        return _finish(_Partial(kind, "high", None, key_style, verdict, tes, te_vote, comps, ev, details))
     if vae_info is not None and not tes:
         arch, conf, ev, cands, vd = vae_info
         details.update(vd)
@@ -1744,7 +1947,9 @@ def _is_te_path(path: str) -> bool:
 
 def _check_conflicts(ident: Identity) -> tuple[Identity, list[Finding]]:
     """A text encoder that rules out the denoiser's architecture is a finding (and lowers confidence)."""
-    out: list[Finding] = []
+    out: list[Finding] = [
+        finding(R_CONFLICT.id, msg, candidates=list(ident.arch_candidates)) for msg in ident.details.get("conflicts") or ()
+    ]
     if ident.arch == "unknown" or ident.source != "shapes":
         return ident, out
     te_ev = [e for e in ident.evidence if e.what.startswith("text encoder ")]
@@ -1785,8 +1990,15 @@ def _apply_claims(ident: Identity, claims: list[dict[str, Any]], findings: list[
                 claims={c["key"]: _clip(c["value"], 500) for c in arch_claims},
             )
         )
-    # shapes decided: a contradicting claim is a finding
-    if ident.source == "shapes" and ident.arch != "unknown" and _RANK[ident.confidence] >= _RANK["medium"]:
+    # shapes decided: a contradicting claim is a finding; a claim naming a family the same shapes also fit
+    # (a FLUX.1-shaped adapter labelled Chroma) picks that family
+    also = set(ident.details.get("shapes_also_fit") or ())
+    if ident.source == "shapes" and ident.arch != "unknown" and also and len(distinct) == 1 and distinct <= also:
+        pick = arch_claims[0]
+        ev = ident.evidence + (Evidence(f"metadata {pick['key']}={_clip(pick['value'])!r} names {pick['arch']}, which these shapes also fit"),)  # fmt: skip
+        ident = _replace(ident, arch=pick["arch"], arch_variant=pick["variant"], confidence="medium", source="metadata",
+                         evidence=ev)  # fmt: skip
+    elif ident.source == "shapes" and ident.arch != "unknown" and _RANK[ident.confidence] >= _RANK["medium"]:
         for c in arch_claims:
             if not _claim_agrees(c["arch"], ident.arch):
                 findings.append(

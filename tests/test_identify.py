@@ -293,7 +293,7 @@ def _ldm_vae(z: int, prefix: str = "") -> dict[str, list[int]]:
 
 def test_vae_files(tmp_path: Path) -> None:
     ident, fs = ident_file(A.write_tensors(tmp_path / "vae.safetensors", _ldm_vae(4)))
-    assert (ident.kind, ident.arch, ident.arch_candidates, ident.source) == ("vae", "unknown", ("sd1", "sd2", "sdxl-base"), "none")  # fmt: skip
+    assert (ident.kind, ident.arch, ident.arch_candidates, ident.source) == ("vae", "unknown", ("sd1", "sd2", "sdxl-base", "sdxl-refiner"), "none")  # fmt: skip
     assert ident.details["latent_channels"] == 4
     assert fs == []  # a shared component: unknown architecture is not a problem
     p = A.write_tensors(tmp_path / "ae.safetensors", _ldm_vae(16), {"modelspec.architecture": "Flux.1-dev/vae"})
@@ -398,7 +398,7 @@ def test_sdxl_checkpoint_file(tmp_path: Path) -> None:
     s |= A.weight_tensors(A.clip_modules(768, 1), "conditioner.embedders.0.transformer.")
     s |= _ldm_vae(4, "first_stage_model.")
     ident, fs = ident_file(A.write_tensors(tmp_path / "sdxl.safetensors", s))
-    assert summary(ident) == ("checkpoint", None, "ldm", "sdxl-base", None, ("unet", "te1", "te2", "vae"), "high", "shapes")
+    assert summary(ident) == ("checkpoint", None, "sgm", "sdxl-base", None, ("unet", "te1", "te2", "vae"), "high", "shapes")
     assert any(e.width == 2816 for e in ident.evidence)
     assert fs == []
 
@@ -618,14 +618,22 @@ def test_clip_vision_is_an_image_encoder_not_a_text_encoder() -> None:
     assert fs == []
 
 
-def test_motion_module_base_is_not_visible() -> None:
-    shapes = {
-        f"down_blocks.{b}.motion_modules.{j}.temporal_transformer.transformer_blocks.0.attention_blocks.0.to_q.weight": [c, c]
-        for b, c in enumerate((320, 640, 1280, 1280))
-        for j in range(2)
-    }
-    ident, _ = identify(list(shapes.items()))
-    assert (ident.kind, ident.arch, ident.arch_candidates) == ("checkpoint", "unknown", ("sd1", "sdxl-base"))
+def test_motion_module_base_is_read_from_the_unet_depth() -> None:
+    # no text context in a motion module: the UNet's depth tells the base (SD1.x: four levels, the third up
+    # block 640 wide; SDXL: three levels, the third up block 320 wide)
+    def shapes(down: tuple[int, ...], up: tuple[int, ...] = ()) -> dict[str, list[int]]:
+        name = "{}.{}.motion_modules.{}.temporal_transformer.transformer_blocks.0.attention_blocks.0.to_q.weight"
+        out = {name.format("down_blocks", b, j): [c, c] for b, c in enumerate(down) for j in range(2)}
+        out |= {name.format("up_blocks", b, j): [c, c] for b, c in enumerate(up) for j in range(3)}
+        return out
+
+    ident, _ = identify(list(shapes((320, 640, 1280, 1280)).items()))
+    assert (ident.kind, ident.arch, ident.confidence) == ("motion_module", "sd1", "medium")
+    ident, _ = identify(list(shapes((320, 640, 1280), (1280, 640, 320)).items()))
+    assert (ident.kind, ident.arch, ident.confidence) == ("motion_module", "sdxl-base", "medium")
+    # three levels seen need not be all there is: without the third up block the base stays open
+    ident, _ = identify(list(shapes((320, 640, 1280)).items()))
+    assert (ident.kind, ident.arch, ident.arch_candidates) == ("motion_module", "unknown", ("sd1", "sdxl-base"))
 
 
 def test_attention_only_mmdit_loras() -> None:

@@ -69,6 +69,42 @@ def test_pipeline_without_weights_uses_configs(tmp_path: Path) -> None:
     assert i.components == ("transformer", "te2")
 
 
+def test_pipeline_classes_shared_by_families_are_not_contradictions(tmp_path: Path) -> None:
+    # stabilityai/stable-diffusion-2-1 names StableDiffusionPipeline like SD1.5 does, and the SDXL refiner's
+    # repo names StableDiffusionXLImg2ImgPipeline: the shapes decide, and no finding is a false alarm
+    sd2 = tmp_path / "stable-diffusion-2-1"
+    _json(sd2 / "model_index.json", {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]})
+    mods = [m for m in A.unet_modules("sd2") if m[0].startswith("down_blocks.0.attentions.0")]
+    A.write_tensors(sd2 / "unet" / "diffusion_pytorch_model.safetensors", A.weight_tensors(mods))
+    fi = identify_diffusers_pipeline(sd2)
+    assert fi is not None and (fi.identity.arch, fi.identity.confidence, fi.findings) == ("sd2", "high", ())
+    refiner = tmp_path / "stable-diffusion-xl-refiner-1.0"
+    _json(refiner / "model_index.json", {"_class_name": "StableDiffusionXLImg2ImgPipeline", "unet": ["diffusers", "UNet2DConditionModel"]})  # fmt: skip
+    mods = [m for m in A.unet_modules("sdxl-refiner") if m[0].startswith("down_blocks.1.attentions.0")]
+    A.write_tensors(refiner / "unet" / "diffusion_pytorch_model.safetensors", A.weight_tensors(mods))
+    fi = identify_diffusers_pipeline(refiner)
+    assert fi is not None and (fi.identity.arch, fi.findings) == ("sdxl-refiner", ())
+    # without weights or a unet config, the class leaves both families open
+    bare = tmp_path / "bare"
+    _json(bare / "model_index.json", {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]})
+    fi = identify_diffusers_pipeline(bare)
+    assert fi is not None
+    assert (fi.identity.arch, fi.identity.arch_candidates) == ("unknown", ("sd1", "sd2"))
+    assert "pipeline class StableDiffusionPipeline → sd1 or sd2" in [e.what for e in fi.identity.evidence]
+
+
+def test_kolors_unet_config_is_kolors(tmp_path: Path) -> None:
+    root = tmp_path / "Kolors" / "unet"
+    _json(root / "config.json", {"_class_name": "UNet2DConditionModel", "cross_attention_dim": 2048, "encoder_hid_dim": 4096,
+                                 "encoder_hid_dim_type": "text_proj"})  # fmt: skip
+    A.write_tensors(root / "diffusion_pytorch_model.safetensors", {
+        "encoder_hid_proj.weight": [2048, 4096],
+        "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight": [640, 2048],
+    })  # fmt: skip
+    fi = identify_diffusers_component(root)
+    assert fi is not None and (fi.identity.arch, fi.findings) == ("other:kolors", ())
+
+
 def test_diffusers_component_folder(tmp_path: Path) -> None:
     root = tmp_path / "controlnet"
     _json(root / "config.json", {"_class_name": "ControlNetModel", "cross_attention_dim": 768})

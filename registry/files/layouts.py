@@ -459,13 +459,14 @@ R_LAYOUT_MISSING = rule(
 
 _MAX_CONFIG = 4 << 20
 
-#: diffusers pipeline class → (arch, variant)
+#: diffusers pipeline class → (arch, variant); "a|b" where one class serves several families (SD1 and SD2
+#: repos both name StableDiffusionPipeline; the SDXL refiner's repo names StableDiffusionXLImg2ImgPipeline)
 PIPELINE_ARCH: dict[str, tuple[str, str | None]] = {
-    "StableDiffusionPipeline": ("sd1", None),
-    "StableDiffusionImg2ImgPipeline": ("sd1", None),
-    "StableDiffusionInpaintPipeline": ("sd1", "inpaint"),
+    "StableDiffusionPipeline": ("sd1|sd2", None),
+    "StableDiffusionImg2ImgPipeline": ("sd1|sd2", None),
+    "StableDiffusionInpaintPipeline": ("sd1|sd2", "inpaint"),
     "StableDiffusionXLPipeline": ("sdxl-base", None),
-    "StableDiffusionXLImg2ImgPipeline": ("sdxl-base", None),
+    "StableDiffusionXLImg2ImgPipeline": ("sdxl-base|sdxl-refiner", None),
     "StableDiffusionXLInpaintPipeline": ("sdxl-base", "inpaint"),
     "StableDiffusion3Pipeline": ("sd3", None),
     "FluxPipeline": ("flux1", None),
@@ -636,6 +637,8 @@ def _arch_from_component_config(cls: str, cfg: Mapping[str, Any]) -> tuple[str |
     if cls == "UNet2DConditionModel" or cls == "ControlNetModel":
         ctx = cfg.get("cross_attention_dim")
         arch = CONTEXT_WIDTH_ARCH.get(ctx) if isinstance(ctx, int) else None
+        if cfg.get("encoder_hid_dim") == 4096 and ctx == 2048:
+            return "other:kolors", None  # SDXL-shaped UNet behind a ChatGLM projection
         if arch == "sdxl-base" and isinstance(cfg.get("block_out_channels"), list) and 384 in cfg["block_out_channels"]:
             arch = "sdxl-refiner"
         variant = "inpaint" if cfg.get("in_channels") == 9 else None
@@ -668,12 +671,12 @@ def _arch_from_component_config(cls: str, cfg: Mapping[str, Any]) -> tuple[str |
 def _config_vs_shapes(ident: Identity, claimed: str | None, where: str) -> list[Finding]:
     if claimed is None or ident.arch == "unknown" or ident.source != "shapes":
         return []
-    if claimed == ident.arch:
+    if ident.arch in claimed.split("|"):
         return []
     return [
         finding(
             R_LAYOUT_MISMATCH.id,
-            f"{where} names {claimed}, but the weights' shapes say {ident.arch}",
+            f"{where} names {claimed.replace('|', ' or ')}, but the weights' shapes say {ident.arch}",
             claimed_arch=claimed,
             shape_arch=ident.arch,
         )
@@ -746,8 +749,11 @@ def identify_diffusers_pipeline(folder: str | Path) -> FolderIdentity | None:
             a3, v3, _ = normalize_arch_claim(_repo_name(str(cfg.get("_name_or_path", ""))) or None)
             arch, variant = a3, v3
             source = "metadata" if a3 else "none"
+        cands: tuple[str, ...] = ()
+        if arch is not None and "|" in arch:  # the class alone does not decide between its families
+            cands, arch = tuple(arch.split("|")), None
         if cls and arch_cls is not None:
-            ev.append(Evidence(f"pipeline class {cls} → {arch_cls}"))
+            ev.append(Evidence(f"pipeline class {cls} → {arch_cls.replace('|', ' or ')}"))
         ident = Identity(
             kind="checkpoint",
             key_style="diffusers-pipeline",
@@ -758,6 +764,7 @@ def identify_diffusers_pipeline(folder: str | Path) -> FolderIdentity | None:
             kind_confidence="high",
             source=source if arch else "none",
             evidence=tuple(ev),
+            arch_candidates=cands,
         )
     return FolderIdentity("diffusers-pipeline", str(folder), ident, tuple(files), cfg, tuple(findings))
 

@@ -21,6 +21,7 @@ KIND_LABELS = {
     "ip_adapter": "IP-Adapter",
     "t2i_adapter": "T2I-Adapter",
     "image_encoder": "image encoder (CLIP vision)",
+    "motion_module": "motion module (AnimateDiff)",
     "unknown": "unknown",
 }
 _MAX_EVIDENCE = 8
