@@ -857,7 +857,7 @@ def lora_report(
         found.append(
             finding(
                 R_MODULE_FAILED.id,
-                f"{len(failed)} modules could not be analysed (first: {failed[0].key}: {failed[0].error})",
+                f"{len(failed)} module{'' if len(failed) == 1 else 's'} could not be analysed (first: {failed[0].key}: {failed[0].error})",
                 modules={m.key: m.error for m in failed[:20]},
             )
         )
