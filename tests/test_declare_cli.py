@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from cli.main import root
 from registry import declarations as d
 from registry.store.db import connect
-from registry.store.declarations import interim_training_facts, training_facts, verify_document
+from registry.store.declarations import training_facts, verify_document
 from registry.store.events import verify_chain
-from registry.training import DatasetDir
+from registry.training import DatasetDir, parse_training_metadata
 from tests.builders import write_safetensors
 
 BASE = "31e35c80fc4829d14f90153f4c74cd59c90b779f6afe05a74cd6ffb79c80c4fb"
@@ -249,7 +249,7 @@ def test_check_only_and_usage_errors(tmp_path: Path, db: Path) -> None:
 
 def test_facts_from_metadata() -> None:
     facts, parser = training_facts(METADATA)
-    assert parser in {"interim", "registry.training.parse_training_metadata"}
+    assert parser == "registry.training.parse_training_metadata"
     assert facts is not None
     assert facts.distinct_images == 19 and facts.num_train_images == 170
     assert facts.base_model_hashes.get("sha256") == BASE
@@ -257,7 +257,7 @@ def test_facts_from_metadata() -> None:
     assert training_facts(None) == (None, "none")
 
 
-def test_interim_reader_of_dataset_config_and_reg_dirs() -> None:
+def test_facts_of_dataset_config_and_reg_dirs() -> None:
     md = {
         "ss_datasets": json.dumps([{"subsets": [
             {"image_dir": "C:\\data\\img\\anya", "num_repeats": 4, "img_count": 30, "is_reg": False},
@@ -269,12 +269,12 @@ def test_interim_reader_of_dataset_config_and_reg_dirs() -> None:
         "ss_num_epochs": "NaN",
         "ss_epoch": "3.0",
     }
-    f = interim_training_facts(md)
+    f, _ = parse_training_metadata(md)
     assert f.datasets == [DatasetDir("anya", 4, 30, False), DatasetDir("woman", 1, 100, True)]
     assert f.network_args == {"algo": "loha"}
     assert f.base_model_hashes == {"autov1": "be9edd61"}
     assert f.epochs is None and f.epoch == 3
-    reg = interim_training_facts({"ss_reg_dataset_dirs": json.dumps({"1_woman": {"n_repeats": 1, "img_count": 50}})})
+    reg, _ = parse_training_metadata({"ss_reg_dataset_dirs": json.dumps({"1_woman": {"n_repeats": 1, "img_count": 50}})})
     assert reg.datasets == [DatasetDir("1_woman", 1, 50, True)]
 
 

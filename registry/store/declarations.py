@@ -32,7 +32,7 @@ from registry.errors import NotFound, RegistryError
 from registry.findings import Finding
 from registry.store.events import actor, append_event
 from registry.store.write import insert_rows
-from registry.training import DatasetDir, TrainingFacts
+from registry.training import TrainingFacts
 
 # ---------------------------------------------------------------------------------------------------
 # Evidence
@@ -40,91 +40,14 @@ from registry.training import DatasetDir, TrainingFacts
 
 
 def training_facts(metadata: Any) -> tuple[TrainingFacts | None, str]:
-    """TrainingFacts from a blob's embedded metadata, and which parser made them.
-
-    Uses issue 3's :func:`registry.training.parse_training_metadata`; while that is not built yet
-    (it raises NotImplementedError) a small interim reader of the kohya/ModelSpec keys the declaration
-    checks need stands in (:func:`interim_training_facts`)."""
+    """TrainingFacts from a blob's embedded metadata (issue 3's parser), and which parser made them."""
     if not isinstance(metadata, Mapping) or not metadata:
         return None, "none"
     md = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     from registry import training
 
-    try:
-        facts, _findings = training.parse_training_metadata(md)
-        return facts, "registry.training.parse_training_metadata"
-    except NotImplementedError:
-        return interim_training_facts(md), "interim"
-
-
-def _int(v: Any) -> int | None:
-    try:
-        return int(str(v).strip())
-    except (TypeError, ValueError):
-        try:
-            f = float(str(v).strip())
-        except (TypeError, ValueError):
-            return None
-        return int(f) if f == f and f not in (float("inf"), float("-inf")) and f.is_integer() else None
-
-
-def _json(v: Any) -> Any:
-    if not isinstance(v, str):
-        return v
-    try:
-        return json.loads(v)
-    except ValueError:
-        return None
-
-
-def interim_training_facts(md: Mapping[str, str]) -> TrainingFacts:
-    """Read the kohya ``ss_*`` and ``modelspec.*`` keys the declaration checks use (lenient: a value
-    that does not parse is left out). Superseded by issue 3's parser as soon as it exists."""
-    f = TrainingFacts()
-    f.sources = sorted({"kohya" for k in md if k.startswith("ss_")} | {"modelspec" for k in md if k.startswith("modelspec.")})
-    for key, is_reg in (("ss_dataset_dirs", False), ("ss_reg_dataset_dirs", True)):
-        dirs = _json(md.get(key))
-        if isinstance(dirs, dict):
-            for name, info in dirs.items():
-                if isinstance(info, dict):
-                    f.datasets.append(DatasetDir(str(name), _int(info.get("n_repeats")), _int(info.get("img_count")), is_reg))
-    if not f.datasets:
-        for ds in _json(md.get("ss_datasets")) or []:
-            for sub in (ds.get("subsets") or []) if isinstance(ds, dict) else []:
-                if isinstance(sub, dict):
-                    name = str(sub.get("image_dir") or "").replace("\\", "/").rstrip("/").split("/")[-1]
-                    f.datasets.append(
-                        DatasetDir(name, _int(sub.get("num_repeats")), _int(sub.get("img_count")), bool(sub.get("is_reg")))
-                    )
-    tags = _json(md.get("ss_tag_frequency"))
-    if isinstance(tags, dict):
-        f.tag_frequency = {
-            str(d): {str(t): c for t, v in tv.items() if (c := _int(v)) is not None}
-            for d, tv in tags.items()
-            if isinstance(tv, dict)
-        }
-    f.num_train_images = _int(md.get("ss_num_train_images"))
-    f.num_reg_images = _int(md.get("ss_num_reg_images"))
-    f.epochs = _int(md.get("ss_num_epochs"))
-    f.epoch = _int(md.get("ss_epoch"))
-    f.max_train_steps = _int(md.get("ss_max_train_steps"))
-    f.steps = _int(md.get("ss_steps"))
-    f.batch_size = _int(md.get("ss_total_batch_size")) or _int(md.get("ss_batch_size_per_device"))
-    f.network_module = md.get("ss_network_module") or None
-    f.network_dim = _int(md.get("ss_network_dim"))
-    args = _json(md.get("ss_network_args"))
-    f.network_args = args if isinstance(args, dict) else {}
-    f.base_model_name = md.get("ss_sd_model_name") or None
-    for key, alg in (("ss_new_sd_model_hash", "sha256"), ("ss_sd_model_hash", "autov1")):
-        if md.get(key) and md[key] != "None":
-            f.base_model_hashes[alg] = md[key].strip().lower()
-    f.architecture_claim = md.get("modelspec.architecture") or None
-    f.license = md.get("modelspec.license") or None
-    f.title = md.get("modelspec.title") or md.get("ss_output_name") or None
-    trig = md.get("modelspec.trigger_phrase")
-    if trig:
-        f.trigger_words = [t.strip() for t in trig.split(",") if t.strip()]
-    return f
+    facts, _findings = training.parse_training_metadata(md)
+    return facts, "registry.training.parse_training_metadata"
 
 
 def _identification_table(con: duckdb.DuckDBPyConnection) -> tuple[str, set[str]] | None:
