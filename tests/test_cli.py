@@ -29,9 +29,19 @@ def test_help_lists_commands_without_importing_heavy_packages() -> None:
     assert code == 0
     for cmd in ("scan", "show", "ls", "query"):
         assert f"  {cmd}" in out
+    # in a fresh interpreter: other tests of this session may have imported torch themselves
+    import subprocess
     import sys
 
-    assert "torch" not in sys.modules
+    probe = (
+        "import sys\n"
+        "from cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'open_clip', 'transformers') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_scan_show_ls_query(tmp_path: Path, db: Path) -> None:
