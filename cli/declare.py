@@ -10,6 +10,7 @@ import click
 from cli._app import dumps, echo_err, read_registry, severity_option, write_registry
 
 if TYPE_CHECKING:
+    from registry.declarations import LoadedDeclaration
     from registry.findings import Finding
 
 
@@ -48,8 +49,7 @@ def command(ref: str | None, file: Path | None, template: bool, check_only: bool
     modelreg declare --template      print a skeleton to fill in (YAML; --format json)
     modelreg declare --recheck REF   check the current declaration again
     """
-    from registry.declarations import load_declaration
-    from registry.errors import DeclarationInvalid, UsageError
+    from registry.errors import UsageError
 
     if template:
         _template(ref, fmt)
@@ -58,13 +58,7 @@ def command(ref: str | None, file: Path | None, template: bool, check_only: bool
         path = file or (Path(ref) if ref else None)
         if path is None:
             raise UsageError("--check needs a FILE")
-        try:
-            loaded = load_declaration(path)
-        except DeclarationInvalid as e:
-            _print_invalid(e.errors, fmt, str(path))
-            raise click.exceptions.Exit(2) from None
-        except OSError as e:
-            raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+        loaded = _load(path, fmt)
         if fmt == "json":
             click.echo(dumps({"valid": True, "sha256": loaded.sha256}, indent=2))
         else:
@@ -77,13 +71,7 @@ def command(ref: str | None, file: Path | None, template: bool, check_only: bool
         return
     if not ref or file is None:
         raise UsageError("give a model REF and a declaration FILE (or --template / --check FILE / --recheck REF)")
-    try:
-        loaded = load_declaration(file)
-    except DeclarationInvalid as e:
-        _print_invalid(e.errors, fmt, str(file))
-        raise click.exceptions.Exit(2) from None
-    except OSError as e:
-        raise UsageError(f"cannot read {file}: {e.strerror or e}") from None
+    loaded = _load(file, fmt)
 
     from registry.store.declarations import record_declaration
     from registry.store.read import resolve_ref
@@ -168,3 +156,17 @@ def _template(ref: str | None, fmt: str) -> None:
         + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100),
         nl=False,
     )
+
+
+def _load(path: Path, fmt: str) -> LoadedDeclaration:
+    """Load and validate a declaration; an invalid one lists every error and exits 2."""
+    from registry.declarations import load_declaration
+    from registry.errors import DeclarationInvalid, UsageError
+
+    try:
+        return load_declaration(path)
+    except DeclarationInvalid as e:
+        _print_invalid(e.errors, fmt, str(path))
+        raise click.exceptions.Exit(2) from None
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
