@@ -48,13 +48,6 @@ def load_sections() -> list[Section]:
     return _SECTIONS
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-    ).fetchone()
-    return bool(row and row[0])
-
-
 def build_record(
     con: duckdb.DuckDBPyConnection, sha256: str, only: set[str] | None = None
 ) -> dict[str, Any]:
@@ -68,5 +61,3 @@ def build_record(
             out[s.name] = value
     return out
 
-
-table_exists = _table_exists

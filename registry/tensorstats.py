@@ -548,15 +548,13 @@ def side_from_registry(con: Any, sha256: str) -> CheckpointSide:
     ]
     digests: dict[str, str] = {}
     norms: dict[str, float] = {}
-    have = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'tensor_stats'").fetchone()
-    if have and have[0]:
-        for name, digest, l2 in con.execute(
-            "SELECT tensor, digest, l2 FROM tensor_stats WHERE blob_sha256 = ?", [sha256]
-        ).fetchall():
-            if digest:
-                digests[name] = digest
-            if l2 is not None:
-                norms[name] = float(l2)
+    for name, digest, l2 in con.execute(
+        "SELECT tensor, digest, l2 FROM tensor_stats WHERE blob_sha256 = ?", [sha256]
+    ).fetchall():
+        if digest:
+            digests[name] = digest
+        if l2 is not None:
+            norms[name] = float(l2)
     path: Path | None = None
     size_row = con.execute("SELECT size FROM blobs WHERE sha256 = ?", [sha256]).fetchone()
     for p, mtime in con.execute(

@@ -6,12 +6,10 @@ from typing import Any
 
 import duckdb
 
-from registry.record import Line, Section, table_exists
+from registry.record import Line, Section
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> list[dict[str, Any]] | None:
-    if not table_exists(con, "exhibits"):
-        return None
     rows = con.execute(
         "SELECT id, created_at, host, folder, record_sha256, manifest_sha256, signer_method, signer_fingerprint, "
         "chain_head_seq FROM exhibits WHERE blob_sha256 = ? ORDER BY created_at, id",

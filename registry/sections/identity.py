@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 
 from registry.identify import ARCH_LABELS
-from registry.record import Line, Section, table_exists
+from registry.record import Line, Section
 
 KIND_LABELS = {
     "checkpoint": "checkpoint (full model)",
@@ -28,8 +28,6 @@ _MAX_EVIDENCE = 8
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
-    if not table_exists(con, "identity"):
-        return None
     row = con.execute(
         "SELECT kind, adapter_type, key_style, arch, arch_variant, confidence, kind_confidence, source, components, "
         "arch_candidates, CAST(evidence AS VARCHAR), CAST(claims AS VARCHAR), CAST(details AS VARCHAR) "
@@ -45,10 +43,9 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
         d[k] = json.loads(d[k]) if d[k] else ([] if k != "details" else {})
     d["components"] = list(d["components"] or [])
     d["arch_candidates"] = list(d["arch_candidates"] or [])
-    if table_exists(con, "training_facts"):
-        n = con.execute("SELECT count(*) FROM base_links WHERE base_sha256 = ?", [sha256]).fetchone()
-        d["adapters_on_this_base"] = int(n[0]) if n else 0
-        d["sha256"] = sha256
+    n = con.execute("SELECT count(*) FROM base_links WHERE base_sha256 = ?", [sha256]).fetchone()
+    d["adapters_on_this_base"] = int(n[0]) if n else 0
+    d["sha256"] = sha256
     return d
 
 

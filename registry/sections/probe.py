@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from registry.record import Line, Section, table_exists
+from registry.record import Line, Section
 
 HEADLINE = [
     ("concentration", "all", ("off", "on", "collapse"), "Cross-prompt concentration"),
@@ -26,8 +26,6 @@ def _iso(v: Any) -> Any:
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
-    if not table_exists(con, "probe_runs"):
-        return None
     from registry.probe.record import metrics, runs, sample_path
 
     rs = runs(con, sha256)

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from registry.record import Line, Section, table_exists
+from registry.record import Line, Section
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
@@ -44,63 +44,60 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
         )
     if downloads:
         out["downloads"] = downloads
-    if table_exists(con, "hub_files"):
-        hub = con.execute(
-            "SELECT repo_id, revision, path, url, size, observed_at FROM hub_files WHERE sha256 = ? "
-            "ORDER BY observed_at, repo_id, path",
-            [sha256],
-        ).fetchall()
-        if hub:
-            out["hub"] = [
-                {"repo_id": r, "revision": c, "file": p, "url": u, "size": s, "observed_at": t.isoformat()}
-                for r, c, p, u, s, t in hub
-            ]
-    if table_exists(con, "sidecar_claims"):
-        side = con.execute(
-            "SELECT host, model_path, sidecar_path, kind, verdict, name, version_name, creator, base_model, "
-            "model_type, model_id, version_id, trained_words, CAST(hashes AS VARCHAR), read_at "
-            "FROM sidecar_claims WHERE blob_sha256 = ? ORDER BY read_at, sidecar_path",
-            [sha256],
-        ).fetchall()
-        if side:
-            out["sidecars"] = [
-                {
-                    "host": h,
-                    "model_path": mp,
-                    "sidecar": sp,
-                    "kind": k,
-                    "verdict": v,
-                    "name": n,
-                    "version_name": vn,
-                    "creator": c,
-                    "base_model": bm,
-                    "model_type": mt,
-                    "model_id": mi,
-                    "version_id": vi,
-                    "trained_words": list(tw or []),
-                    "hashes": json.loads(hs) if hs else {},
-                    "read_at": ra.isoformat(),
-                }
-                for h, mp, sp, k, v, n, vn, c, bm, mt, mi, vi, tw, hs, ra in side
-            ]
-    if table_exists(con, "remote_observations"):
-        obs = con.execute(
-            "SELECT source, url, observed_at, status, found, CAST(data AS VARCHAR) FROM remote_observations "
-            "WHERE blob_sha256 = ? ORDER BY observed_at, id",
-            [sha256],
-        ).fetchall()
-        if obs:
-            out["lookups"] = [
-                {
-                    "source": s,
-                    "url": u,
-                    "observed_at": t.isoformat(),
-                    "status": st,
-                    "found": bool(f),
-                    "data": json.loads(d) if d else None,
-                }
-                for s, u, t, st, f, d in obs
-            ]
+    hub = con.execute(
+        "SELECT repo_id, revision, path, url, size, observed_at FROM hub_files WHERE sha256 = ? "
+        "ORDER BY observed_at, repo_id, path",
+        [sha256],
+    ).fetchall()
+    if hub:
+        out["hub"] = [
+            {"repo_id": r, "revision": c, "file": p, "url": u, "size": s, "observed_at": t.isoformat()}
+            for r, c, p, u, s, t in hub
+        ]
+    side = con.execute(
+        "SELECT host, model_path, sidecar_path, kind, verdict, name, version_name, creator, base_model, "
+        "model_type, model_id, version_id, trained_words, CAST(hashes AS VARCHAR), read_at "
+        "FROM sidecar_claims WHERE blob_sha256 = ? ORDER BY read_at, sidecar_path",
+        [sha256],
+    ).fetchall()
+    if side:
+        out["sidecars"] = [
+            {
+                "host": h,
+                "model_path": mp,
+                "sidecar": sp,
+                "kind": k,
+                "verdict": v,
+                "name": n,
+                "version_name": vn,
+                "creator": c,
+                "base_model": bm,
+                "model_type": mt,
+                "model_id": mi,
+                "version_id": vi,
+                "trained_words": list(tw or []),
+                "hashes": json.loads(hs) if hs else {},
+                "read_at": ra.isoformat(),
+            }
+            for h, mp, sp, k, v, n, vn, c, bm, mt, mi, vi, tw, hs, ra in side
+        ]
+    obs = con.execute(
+        "SELECT source, url, observed_at, status, found, CAST(data AS VARCHAR) FROM remote_observations "
+        "WHERE blob_sha256 = ? ORDER BY observed_at, id",
+        [sha256],
+    ).fetchall()
+    if obs:
+        out["lookups"] = [
+            {
+                "source": s,
+                "url": u,
+                "observed_at": t.isoformat(),
+                "status": st,
+                "found": bool(f),
+                "data": json.loads(d) if d else None,
+            }
+            for s, u, t, st, f, d in obs
+        ]
     return out or None
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from registry.record import Line, Section, table_exists
+from registry.record import Line, Section
 
 
 def _j(v: Any) -> Any:
@@ -16,8 +16,6 @@ def _j(v: Any) -> Any:
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
-    if not table_exists(con, "pickle_scans"):
-        return None
     row = con.execute(
         "SELECT verdict, reason, format, CAST(deciding AS VARCHAR), CAST(globals AS VARCHAR), "
         "CAST(streams AS VARCHAR), members, unscannable, evasions, CAST(container AS VARCHAR), "

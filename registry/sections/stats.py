@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from registry.record import Line, Section, table_exists
+from registry.record import Line, Section
 
 #: modules (largest spectral norm first) whose spectra the record carries; ``--modules`` lists them all
 TOP_MODULES = 12
@@ -38,53 +38,49 @@ def _json(v: Any) -> Any:
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
-    if table_exists(con, "lora_summary"):
-        rows = _rows(con, "SELECT * EXCLUDE (blob_sha256) FROM lora_summary WHERE blob_sha256 = ?", [sha256])
-        if rows:
-            s = rows[0]
-            for k in ("forms", "conventions", "components"):
-                s[k] = _json(s[k])
-            prof = _rows(
-                con,
-                "SELECT component, block, n_modules, fro, energy_share, mean_eff_rank, max_spectral FROM lora_profile "
-                "WHERE blob_sha256 = ? ORDER BY component, energy_share DESC NULLS LAST, block",
-                [sha256],
-            )
-            s["by_component"] = [p for p in prof if p["block"] == "(all)"]
-            s["profile"] = [p for p in prof if p["block"] != "(all)"]
-            s["top_modules"] = _rows(
-                con,
-                "SELECT module, form, component, block, rank, scale, fro, spectral, eff_rank_energy, sv "
-                "FROM lora_modules WHERE blob_sha256 = ? AND spectral IS NOT NULL "
-                "ORDER BY spectral DESC, module LIMIT ?",
-                [sha256, TOP_MODULES],
-            )
-            return {"kind": "adapter", **s}
-    if table_exists(con, "checkpoint_summary"):
-        rows = _rows(con, "SELECT * EXCLUDE (blob_sha256) FROM checkpoint_summary WHERE blob_sha256 = ?", [sha256])
-        if rows:
-            s = rows[0]
-            s["dtypes"], s["components"] = _json(s["dtypes"]), _json(s["components"])
-            s["nonfinite_list"] = _rows(
-                con,
-                "SELECT tensor, nan, inf FROM tensor_stats WHERE blob_sha256 = ? AND (nan > 0 OR inf > 0) "
-                "ORDER BY nan + inf DESC, tensor LIMIT 20",
-                [sha256],
-            )
-            s["largest"] = _rows(
-                con,
-                "SELECT tensor, absmax, l2, std FROM tensor_stats WHERE blob_sha256 = ? AND absmax IS NOT NULL "
-                "ORDER BY absmax DESC, tensor LIMIT 5",
-                [sha256],
-            )
-            return {"kind": "checkpoint", **s}
+    rows = _rows(con, "SELECT * EXCLUDE (blob_sha256) FROM lora_summary WHERE blob_sha256 = ?", [sha256])
+    if rows:
+        s = rows[0]
+        for k in ("forms", "conventions", "components"):
+            s[k] = _json(s[k])
+        prof = _rows(
+            con,
+            "SELECT component, block, n_modules, fro, energy_share, mean_eff_rank, max_spectral FROM lora_profile "
+            "WHERE blob_sha256 = ? ORDER BY component, energy_share DESC NULLS LAST, block",
+            [sha256],
+        )
+        s["by_component"] = [p for p in prof if p["block"] == "(all)"]
+        s["profile"] = [p for p in prof if p["block"] != "(all)"]
+        s["top_modules"] = _rows(
+            con,
+            "SELECT module, form, component, block, rank, scale, fro, spectral, eff_rank_energy, sv "
+            "FROM lora_modules WHERE blob_sha256 = ? AND spectral IS NOT NULL "
+            "ORDER BY spectral DESC, module LIMIT ?",
+            [sha256, TOP_MODULES],
+        )
+        return {"kind": "adapter", **s}
+    rows = _rows(con, "SELECT * EXCLUDE (blob_sha256) FROM checkpoint_summary WHERE blob_sha256 = ?", [sha256])
+    if rows:
+        s = rows[0]
+        s["dtypes"], s["components"] = _json(s["dtypes"]), _json(s["components"])
+        s["nonfinite_list"] = _rows(
+            con,
+            "SELECT tensor, nan, inf FROM tensor_stats WHERE blob_sha256 = ? AND (nan > 0 OR inf > 0) "
+            "ORDER BY nan + inf DESC, tensor LIMIT 20",
+            [sha256],
+        )
+        s["largest"] = _rows(
+            con,
+            "SELECT tensor, absmax, l2, std FROM tensor_stats WHERE blob_sha256 = ? AND absmax IS NOT NULL "
+            "ORDER BY absmax DESC, tensor LIMIT 5",
+            [sha256],
+        )
+        return {"kind": "checkpoint", **s}
     return None
 
 
 def load_modules(con: duckdb.DuckDBPyConnection, sha256: str) -> list[dict[str, Any]]:
     """Every module of an adapter with its figures (and leading singular values, ``sv``)."""
-    if not table_exists(con, "lora_modules"):
-        return []
     rows = _rows(
         con,
         f"SELECT {', '.join(MODULE_COLUMNS)}, sv, extra FROM lora_modules WHERE blob_sha256 = ? ORDER BY module",

@@ -8,14 +8,12 @@ from typing import Any
 
 import duckdb
 
-from registry.record import Line, Section, table_exists
+from registry.record import Line, Section
 
 _TOP_TAGS = 8
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
-    if not table_exists(con, "training_facts"):
-        return None
     out: dict[str, Any] = {}
     row = con.execute("SELECT CAST(facts AS VARCHAR) FROM training_facts WHERE blob_sha256 = ? LIMIT 1", [sha256]).fetchone()
     if row is not None and row[0]:

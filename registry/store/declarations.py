@@ -50,29 +50,12 @@ def training_facts(metadata: Any) -> tuple[TrainingFacts | None, str]:
     return facts, "registry.training.parse_training_metadata"
 
 
-def _identification_table(con: duckdb.DuckDBPyConnection) -> tuple[str, set[str]] | None:
-    """A table or view with ``blob_sha256, kind, arch`` columns (identification's output), if any."""
-    rows = con.execute(
-        "SELECT table_name, list(column_name) FROM information_schema.columns "
-        "WHERE table_schema = 'main' GROUP BY table_name ORDER BY table_name"
-    ).fetchall()
-    for name, cols in rows:
-        c = set(cols)
-        if {"blob_sha256", "kind", "arch"} <= c and not name.startswith("declaration"):
-            return str(name), c
-    return None
-
-
 def identification(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
-    found = _identification_table(con)
-    if found is None:
-        return None
-    table, cols = found
-    wanted = [c for c in ("kind", "adapter_type", "arch", "source") if c in cols]
-    row = con.execute(
-        f'SELECT {", ".join(wanted)} FROM "{table}" WHERE blob_sha256 = ? LIMIT 1', [sha256]
-    ).fetchone()
-    return dict(zip(wanted, row, strict=True)) if row else None
+    """What identification found from the shapes (issue 3's ``identity`` table), or None."""
+    rows = con.execute(
+        "SELECT kind, adapter_type, arch, source FROM identity WHERE blob_sha256 = ? LIMIT 1", [sha256]
+    ).fetchall()
+    return dict(zip(("kind", "adapter_type", "arch", "source"), rows[0], strict=True)) if rows else None
 
 
 def _registered(con: duckdb.DuckDBPyConnection, sha256: str, hashes: Mapping[str, Iterable[str]]) -> list[dict[str, Any]]:
@@ -151,8 +134,6 @@ def probe_subjects(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any
     of the 95% interval of the category's collapse (how far the LoRA pulls that category's prompts to one
     image), so a hit means the probe is confident the LoRA concentrates on people (or characters).
     """
-    if not _has_table(con, "probe_runs"):
-        return None
     runs = con.execute(
         "SELECT id FROM probe_runs WHERE blob_sha256 = ? ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1",
         [sha256],
@@ -176,12 +157,6 @@ def probe_subjects(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any
             label += f" (neutral objects {control[0]:.2f})"
         subjects.append({"kind": kind, "score": float(lo), "threshold": PROBE_SUBJECT_THRESHOLD, "label": label})
     return {"run_id": int(run_id), "subjects": subjects}
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0]
-    )
 
 
 def gather_evidence(con: duckdb.DuckDBPyConnection, sha256: str, doc: Mapping[str, Any] | None = None) -> GatheredEvidence:
@@ -375,14 +350,7 @@ def recheck(con: duckdb.DuckDBPyConnection, sha256: str) -> CheckResult:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
-    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'declarations'").fetchone()
-    return bool(row and row[0])
-
-
 def current_declaration(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
-    if not _has_tables(con):
-        return None
     row = con.execute(
         "SELECT id, version, declared_at, sha256, CAST(document AS VARCHAR), source_path, source_format, actor, "
         "event_hash FROM declarations WHERE blob_sha256 = ? ORDER BY version DESC LIMIT 1",
@@ -397,8 +365,6 @@ def current_declaration(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str
 
 
 def history(con: duckdb.DuckDBPyConnection, sha256: str) -> list[dict[str, Any]]:
-    if not _has_tables(con):
-        return []
     rows = con.execute(
         "SELECT version, declared_at, sha256, source_path, actor, event_hash FROM declarations "
         "WHERE blob_sha256 = ? ORDER BY version DESC",
