@@ -19,9 +19,14 @@ def command(ref: str, fmt: str, sections: tuple[str, ...], modules: bool) -> Non
     BLAKE3 prefix (optionally written sha256:…, autov3:…, blake3:…, 0x…), a path, or a file name. An
     ambiguous REF lists the candidates and exits 2.
     """
+    from registry.errors import UsageError
     from registry.record import build_record, load_sections
     from registry.store.read import resolve_ref
 
+    known = [s.name for s in load_sections()]
+    unknown = [s for s in sections if s not in known]
+    if unknown:
+        raise UsageError(f"unknown section {', '.join(map(repr, unknown))}; sections are: {', '.join(known)}")
     with read_registry() as con:
         sha = resolve_ref(con, ref)
         record = build_record(con, sha, set(sections) if sections else None)

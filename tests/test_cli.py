@@ -127,3 +127,11 @@ def test_scan_of_a_missing_path_is_a_usage_error(tmp_path: Path, db: Path) -> No
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     code, out, _ = run("scan", str(tmp_path / "dangling"))
     assert code == 0 and "file.broken-symlink" in out
+
+
+def test_show_names_the_sections_when_one_is_unknown(tmp_path: Path, db: Path) -> None:
+    two_models(tmp_path)
+    run("scan", str(tmp_path / "m"))
+    code, out, err = run("show", "--section", "nope", "alpha.safetensors")
+    assert code == 2 and out == ""
+    assert err.startswith("modelreg: unknown section 'nope'; sections are: file, sightings, ")
