@@ -383,7 +383,9 @@ class _Split:
     n_tensors: int
 
 
-def _split(pairs: list[tuple[str, tuple[int, ...]]]) -> _Split:
+def _split(pairs: list[tuple[str, tuple[int, ...]]], roles: Mapping[str, tuple[str, str, str]] | None = None) -> _Split:
+    """Group tensors into adapter modules and plain weights. ``roles`` names the module, component and part
+    of tensors whose names do not say it (the list indices of a ``lora_diffusion`` ``.pt`` file)."""
     adapter: dict[str, _Mod] = {}
     plain: list[_Mod] = []
     bundled: list[str] = []
@@ -411,6 +413,8 @@ def _split(pairs: list[tuple[str, tuple[int, ...]]]) -> _Split:
             adapter_tensors += 1
             continue
         m_ld = _RX_LORA_DIFFUSION.match(name) if ":" in name else None
+        if roles is not None and name in roles:
+            m_ld = _RX_LORA_DIFFUSION.match(":".join(roles[name]))
         if m_ld:
             comp = "denoiser" if m_ld.group(1) == "unet" else ("te2" if m_ld.group(1).endswith("_2") else "te1")
             module_key = f"{m_ld.group(1)}:{m_ld.group(2)}"
@@ -1395,6 +1399,131 @@ def _vae(mods: Sequence[_Mod]) -> tuple[str, str, list[Evidence], tuple[str, ...
     return "unknown", "none", ev, (), details
 
 
+# -- tiny autoencoders (madebyollin/taesd) and A1111's VAE-approx preview decoder -------------------------
+#: the prefixes a TAESD encoder/decoder state dict is found under: bare (taesd_*.pth), diffusers' AutoencoderTiny,
+#: ComfyUI's TAESD wrapper
+_TINY_PREFIXES = (("encoder.layers.", "encoder"), ("decoder.layers.", "decoder"),
+                  ("taesd_encoder.", "encoder"), ("taesd_decoder.", "decoder"), ("", ""))  # fmt: skip
+_RX_TINY_KEY = re.compile(r"^(\d+)\.(weight|bias|conv\.[024]\.(weight|bias)|skip\.weight|pool\.[013]\.(weight|bias))$")
+_TINY_VARIANTS: dict[tuple[int, str], tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
+    # (latent channels, layout): (arch, arch candidates, variant candidates, why)
+    (4, "f8"): ("unknown", ("sd1", "sd2", "sdxl-base", "sdxl-refiner"), ("taesd", "taesdxl"),
+                "4 latent channels: TAESD (SD1.x/SD2.x) or TAESDXL (SDXL); both have these shapes, only the weights differ"),
+    (16, "f8"): ("unknown", ("flux1", "sd3"), ("taef1", "taesd3"),
+                 "16 latent channels: TAEF1 (FLUX.1) or TAESD3 (SD3); both have these shapes, only the weights differ"),
+    (32, "f8-midblock-gn"): ("other:flux2", (), ("taef2",),
+                             "32 latent channels with GroupNorm mid-blocks (pool.0/1/3): TAEF2, the FLUX.2 tiny autoencoder"),
+    (32, "f32"): ("other:sana", (), ("taesana",),
+                  "32 latent channels at 32x spatial scale (F32 layout): TAESana, for Sana's DC-AE f32c32"),
+}  # fmt: skip
+
+
+def _tiny_decoders(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity | None:
+    return _vae_approx(pairs) or _tiny_autoencoder(pairs)
+
+
+def _vae_approx(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity | None:
+    """A1111's ``VAE-approx/model.pt`` (modules/sd_vae_approx.py ``VAEApprox``): eight plain convolutions
+    ``conv1`` … ``conv8``, latent → 8 → 16 → 32 → 64 → 32 → 16 → 8 → 3 channels, kernels 7, 5, then 3."""
+    d = dict(pairs)
+    want = {f"conv{i}.{p}" for i in range(1, 9) for p in ("weight", "bias")}
+    if set(d) != want:
+        return None
+    chain = [d[f"conv{i}.weight"] for i in range(1, 9)]
+    outs = (8, 16, 32, 64, 32, 16, 8, 3)
+    kernels = (7, 5, 3, 3, 3, 3, 3, 3)
+    for i, w in enumerate(chain):
+        if len(w) != 4 or w[0] != outs[i] or w[2:] != (kernels[i], kernels[i]) or (i and w[1] != outs[i - 1]):
+            return None
+        if d[f"conv{i + 1}.bias"] != (outs[i],):
+            return None
+    z = chain[0][1]
+    ev = [Evidence("eight plain convolutions conv1..conv8 (latent -> 8 -> 16 -> 32 -> 64 -> 32 -> 16 -> 8 -> 3 channels, "
+                   "kernels 7, 5, 3 …): A1111's VAEApprox preview decoder (VAE-approx/model.pt)", "conv1.weight", chain[0]),
+          Evidence(f"conv1 takes {z} latent channels", "conv1.weight", chain[0], z)]  # fmt: skip
+    arch, conf, cands = "unknown", "none", ()
+    if z == 4:
+        cands = ("sd1", "sd2", "sdxl-base", "sdxl-refiner")
+        ev.append(Evidence("4 latent channels: the SD1.x/SD2.x/SDXL latent space; A1111 ships model.pt (SD1.x/2.x) and "
+                           "vaeapprox-sdxl.pt (SDXL) with these same shapes"))  # fmt: skip
+    elif z == 16:
+        cands = ("sd3", "flux1")
+        ev.append(Evidence("16 latent channels: the SD3 / FLUX.1 latent space (A1111 ships vaeapprox-sd3.pt)"))
+    return Identity(kind="vae", key_style="a1111-vae-approx", arch=arch, arch_variant="preview-decoder", components=("vae",),
+                    confidence=conf, kind_confidence="high", source="none", evidence=tuple(ev), arch_candidates=cands,
+                    details={"latent_channels": z, "part": "decoder", "preview_decoder": "a1111-vae-approx"})  # fmt: skip
+
+
+def _tiny_autoencoder(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity | None:
+    """A TAESD-family encoder or decoder (madebyollin/taesd ``taesd.py``): an ``nn.Sequential`` of 3x3
+    convolutions (``N.weight``) and residual blocks (``N.conv.0/2/4``, ``N.skip``, and in TAEF2 the GroupNorm
+    mid-block ``N.pool.0/1/3``). An encoder's first convolution takes 3 (RGB) channels and its last gives the
+    latent channels; a decoder's first takes the latent channels and its last gives 3."""
+    if len(pairs) < 8:
+        return None
+    prefix, part_hint = next(((p, h) for p, h in _TINY_PREFIXES if p and pairs[0][0].startswith(p)), ("", ""))
+    if not all(n.startswith(prefix) for n, _ in pairs):
+        return None
+    d = {n[len(prefix):]: s for n, s in pairs}
+    idx: dict[int, dict[str, tuple[int, ...]]] = {}
+    for n, shape in d.items():
+        m = _RX_TINY_KEY.match(n)
+        if m is None:
+            return None
+        idx.setdefault(int(m.group(1)), {})[n.split(".", 1)[1]] = shape
+    convs = {i: p["weight"] for i, p in idx.items() if "weight" in p and len(p["weight"]) == 4}
+    blocks = {i: p for i, p in idx.items() if "conv.0.weight" in p}
+    if len(blocks) < 2 or len(convs) < 2 or any(len(p) > 0 and i not in convs and i not in blocks for i, p in idx.items()):
+        return None
+    if any(len(p.get("conv.0.weight", ())) != 4 or p["conv.0.weight"][2:] != (3, 3) for p in blocks.values()):
+        return None
+    first_i, last_i = min(convs), max(convs)
+    first, last = convs[first_i], convs[last_i]
+    k_first, k_last = f"{prefix}{first_i}.weight", f"{prefix}{last_i}.weight"
+    midblock_gn = any("pool.0.weight" in p for p in blocks.values())
+    widths = {p["conv.0.weight"][0] for p in blocks.values()}
+    ev: list[Evidence] = []
+    if first[1] == 3 and last[0] != 3 and part_hint != "decoder":
+        part, z = "encoder", last[0]
+        ev.append(Evidence(f"tiny autoencoder encoder (TAESD layout): {len(blocks)} residual blocks, first convolution takes 3 "
+                           "(RGB) channels", k_first, first))  # fmt: skip
+        ev.append(Evidence(f"last convolution gives {z} latent channels", k_last, last, z))
+        layout = "f32" if first[0] == 32 and first_i + 2 in convs else "f8"
+    elif last[0] == 3 and first[1] != 3 and part_hint != "encoder":
+        part, z = "decoder", first[1]
+        ev.append(Evidence(f"tiny autoencoder decoder (TAESD layout): {len(blocks)} residual blocks, last convolution gives 3 "
+                           "(RGB) channels", k_last, last))  # fmt: skip
+        ev.append(Evidence(f"first convolution takes {z} latent channels", k_first, first, z))
+        layout = "f32" if first[0] == 256 else "f8"
+    else:
+        return None
+    if midblock_gn:
+        layout = "f8-midblock-gn"
+        pk = next(i for i, p in blocks.items() if "pool.0.weight" in p)
+        ev.append(Evidence("GroupNorm mid-blocks in the residual blocks (pool.0/1/3)", f"{prefix}{pk}.pool.0.weight",
+                           blocks[pk]["pool.0.weight"]))  # fmt: skip
+    elif layout == "f32":
+        ev.append(Evidence(f"F32 layout (32x spatial scale): {'two stride-2 input convolutions' if part == 'encoder' else '256-wide first blocks'}",
+                           k_first, first))  # fmt: skip
+    details: dict[str, Any] = {"latent_channels": z, "part": part, "tiny": True, "layout": layout,
+                               "block_widths": sorted(widths)}  # fmt: skip
+    known = _TINY_VARIANTS.get((z, layout))
+    arch, conf, variant, cands = "unknown", "none", None, ()
+    if known is not None:
+        arch, cands, variants, why = known
+        ev.append(Evidence(why, width=z))
+        details["variant_candidates"] = list(variants)
+        if len(variants) == 1:
+            variant = variants[0]
+            conf = "high"
+    else:
+        ev.append(Evidence(f"{z} latent channels in the {layout} layout: no published TAESD variant has these"))
+    style = "diffusers" if prefix.endswith("layers.") else ("comfy" if prefix else "taesd")
+    return Identity(kind="vae", key_style=style, arch=arch, arch_variant=variant, components=("vae",), confidence=conf,
+                    kind_confidence="high", source="shapes" if arch != "unknown" else "none", evidence=tuple(ev),
+                    arch_candidates=cands, details=details)  # fmt: skip
+
+
 _RX_CONTROL = re.compile(
     r"(^|_)(input_hint_block|zero_convs_\d+|middle_block_out|controlnet_cond_embedding|controlnet_down_blocks|"
     r"controlnet_mid_block|controlnet_blocks|controlnet_x_embedder|controlnet_single_blocks|lora_controlnet)"
@@ -1614,6 +1743,10 @@ def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, s
         )
         return _apply_claims(ident, claims, findings)
 
+    small = _tiny_decoders(pairs)
+    if small is not None:
+        return _apply_claims(small, claims, findings)
+
     emb = _embedding(pairs)
     if emb is not None:
         style, arch, conf, kconf, ev, cands, details = emb
@@ -1631,7 +1764,8 @@ def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, s
         )
         return _apply_claims(ident, claims, findings)
 
-    split = _split(pairs)
+    listed = _lora_list_roles(pairs)
+    split = _split(pairs, listed[0] if listed else None)
     real = split.n_tensors - split.ignored
     adapter_share = split.adapter_tensors / real if real else 0.0
     control_lora = any(m.keys.get("_family") == "control-lora" for m in split.adapter.values())
@@ -1656,6 +1790,11 @@ def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, s
                     example=next(iter(split.adapter.values())).key,
                 )
             )
+    if listed is not None and ident.kind in ("lora", "lycoris"):
+        what = (f"a plain list of {len(pairs)} tensors in up/down pairs with one rank per pair "
+                f"(lora_diffusion's .pt layout; {'text encoder' if listed[1] == 'text_encoder' else 'UNet'} modules)")  # fmt: skip
+        ident = _replace(ident, evidence=(Evidence(what, pairs[0][0], pairs[0][1] or None),) + ident.evidence,
+                         details={**ident.details, "container": "list"})  # fmt: skip
     ident, fs = _check_conflicts(ident)
     findings += fs
     return _apply_claims(ident, claims, findings)
@@ -1848,7 +1987,48 @@ def _lora_diffusion_verdict(mods: Sequence[_Mod]) -> _Verdict | None:
         if w == 2048 and set(unet_in) & {640, 1280}:
             ev.append(_ev("UNet modules with input width 2048 (SDXL context)", m0, w))
             return _Verdict("sdxl-base", "medium", ev, denoiser_name="unet")
+    if not unet and te:
+        # lora_diffusion adapts the text encoder's attention projections (q, k, v, out): all square, one width
+        widths = {(m.in_w, m.out_w) for m in te}
+        if len(widths) == 1:
+            w_in, w_out = next(iter(widths))
+            if w_in == w_out and w_in in _RX_LD_UNET_WIDTHS:
+                name = "CLIP-L (SD1.x's text encoder)" if w_in == 768 else "OpenCLIP-H (SD2.x's text encoder)"
+                ev.append(_ev(f"{len(te)} square text-encoder modules {w_in} wide: {name}", te[0], w_in))
+                return _Verdict(_RX_LD_UNET_WIDTHS[w_in], "medium", ev, denoiser_name="unet")
     return None
+
+
+_RX_INDEX = re.compile(r"^\d+$")
+
+
+def _lora_list_roles(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> tuple[dict[str, tuple[str, str, str]], str] | None:
+    """The modules of a ``lora_diffusion`` ``.pt`` file: a plain list of tensors, ``[up0, down0, up1, down1 …]``
+    (cloneofsimo/lora's ``save_lora_weight``), whose names are only list indices. Every pair must be a LoRA
+    factor pair: ``up [out, r(, 1, 1)]`` then ``down [r, in(, kh, kw)]`` with the same rank ``r`` below both
+    widths. Returns the roles for :func:`_split` and the component (``unet`` or ``text_encoder``: a text
+    encoder's adapted projections are all square and of one width)."""
+    n = len(pairs)
+    if n < 2 or n % 2 or not all(_RX_INDEX.match(name) for name, _ in pairs):
+        return None
+    shapes = dict(pairs)
+    if set(shapes) != {str(i) for i in range(n)}:
+        return None
+    widths: set[tuple[int, int]] = set()
+    for k in range(n // 2):
+        up, down = shapes[str(2 * k)], shapes[str(2 * k + 1)]
+        if len(up) not in (2, 4) or len(down) != len(up) or up[1] != down[0]:
+            return None
+        if len(up) == 4 and up[2:] != (1, 1):
+            return None
+        r, out_w, in_w = up[1], up[0], down[1]
+        if not 0 < r < min(out_w, in_w):
+            return None
+        widths.add((in_w, out_w))
+    square = {w for w in widths if w[0] == w[1]}
+    comp = "text_encoder" if len(widths) == 1 and square and next(iter(square))[0] in (768, 1024, 1280) else "unet"
+    roles = {str(i): (comp, str(i // 2), "up" if i % 2 == 0 else "down") for i in range(n)}
+    return roles, comp
 
 
 def _identify_full(split: _Split) -> Identity:
