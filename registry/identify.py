@@ -836,7 +836,7 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     if _find(mods, _RX_FLUX2):
         f2 = _find(mods, _RX_FLUX2)[0]
         ev.append(_ev("FLUX.2 shared modulation / fused projections", f2))
-        return _Verdict("other:flux2", "high", ev)
+        return _Verdict("other:flux2", "high", ev, variant=_flux2_variant(mods, ev))
     if _find(mods, _RX_HUNYUAN):
         h = _find(mods, _RX_HUNYUAN)[0]
         ev.append(_ev("HunyuanVideo module names (img_mlp.fc1 / img_mod.linear / token refiner)", h))
@@ -869,7 +869,7 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
         ev.append(Evidence(f"highest block indices: double {dmax}, single {smax} (FLUX.1 has 19 and 38 blocks)"))
     if hidden in (4096, 6144) or (hidden == 3072 and mlp is not None and mlp not in (12288,)):
         ev.append(Evidence("widths are not FLUX.1's (hidden 3072, MLP 12288)"))
-        return _Verdict("other:flux2", "medium", ev, candidates=("other:flux2",))
+        return _Verdict("other:flux2", "medium", ev, variant=_flux2_variant(mods, ev), candidates=("other:flux2",))
     if (dmax is not None and dmax > 18) or (smax is not None and smax > 37):
         if hidden == 3072 and (smax is None or smax <= 39) and (dmax is None or dmax <= 19):
             ev.append(Evidence("more blocks than FLUX.1 has; HunyuanVideo has 20 double and 40 single blocks"))
@@ -920,6 +920,58 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     if dmax == 18 and smax == 37:
         return _Verdict("flux1", "medium", ev, variant=variant, also=also)
     return _Verdict("unknown", "none", ev, candidates=("flux1", "other:flux2", "other:hunyuan-video"))
+
+
+# FLUX.2 sizes (diffusers' Flux2Transformer2DModel defaults for dev; InvokeAI's Klein4B / Klein9B presets):
+# variant: (hidden width, text context width, double blocks, single blocks)
+_FLUX2_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "klein-4b": (3072, 7680, 5, 20),
+    "klein-9b": (4096, 12288, 8, 24),
+    "dev": (6144, 15360, 8, 48),
+}
+_FLUX2_WHY = {"klein-4b": "FLUX.2 [klein] 4B (24 heads x 128; Qwen3-4B context 3 x 2560)",
+              "klein-9b": "FLUX.2 [klein] 9B (32 heads x 128; Qwen3-8B context 3 x 4096)",
+              "dev": "FLUX.2 [dev] (48 heads x 128; Mistral Small 3.1 context 3 x 5120)"}  # fmt: skip
+_RX_FLUX2_HIDDEN = re.compile(r"(img_attn_qkv|img_attn_proj|txt_attn_qkv|txt_attn_proj|attn_to_[qkv]|attn_add_[qkv]_proj|"
+                              r"attn_to_out_0|attn_to_add_out|to_qkv_mlp_proj|linear1)$")  # fmt: skip
+_RX_FLUX2_CTX = re.compile(r"(^|_)(context_embedder|txt_in)$")
+
+
+def _flux2_variant(mods: Sequence[_Mod], ev: list[Evidence]) -> str | None:
+    """Which FLUX.2 model a FLUX.2 file belongs to: the hidden width (3072 Klein 4B, 4096 Klein 9B, 6144 dev)
+    or the text-context width, checked against the depth (5/20, 8/24 and 8/48 double/single blocks). The base
+    and distilled Klein models have the same shapes. Appends its evidence to ``ev``; None when undecided."""
+    blocks = [m for m in mods if _RX_DOUBLE_IDX.search(m.path) or _RX_SINGLE_IDX.search(m.path)]
+    hidden, hmod, _ = _widest(_find(blocks, _RX_FLUX2_HIDDEN), "in")
+    ctx, cmod, _ = _widest(_find(mods, _RX_FLUX2_CTX), "in")
+    dmax, smax = _max_index(mods, _RX_DOUBLE_IDX), _max_index(mods, _RX_SINGLE_IDX)
+    by_width = next((v for v, sz in _FLUX2_SIZES.items() if sz[0] == hidden), None)
+    by_ctx = next((v for v, sz in _FLUX2_SIZES.items() if sz[1] == ctx), None)
+    deep_enough = [v for v, sz in _FLUX2_SIZES.items() if (dmax is None or dmax < sz[2]) and (smax is None or smax < sz[3])]
+    depth = f"highest block indices double {dmax}, single {smax}" if dmax is not None or smax is not None else None
+    if by_width and hmod is not None:
+        ev.append(_ev(f"hidden width {hidden}: {_FLUX2_WHY[by_width]}", hmod, hidden))
+    if by_ctx and cmod is not None:
+        ev.append(_ev(f"text context width {ctx}: {_FLUX2_WHY[by_ctx]}", cmod, ctx))
+    named = by_width or by_ctx
+    if by_width and by_ctx and by_width != by_ctx:
+        ev.append(Evidence(f"hidden width says {by_width} but the text context says {by_ctx}: variant undecided"))
+        return None
+    if named is not None:
+        sz = _FLUX2_SIZES[named]
+        if named not in deep_enough:
+            ev.append(Evidence(f"{depth}: more blocks than {named} has ({sz[2]} double, {sz[3]} single): variant undecided"))
+            return None
+        if depth:
+            ev.append(Evidence(f"{depth}, within {named}'s {sz[2]} double and {sz[3]} single blocks"))
+        return named
+    if depth and len(deep_enough) == 1:
+        v = deep_enough[0]
+        ev.append(Evidence(f"{depth}: only {_FLUX2_WHY[v]} has that many blocks"))
+        return v
+    if depth and deep_enough:
+        ev.append(Evidence(f"no width tells the FLUX.2 model apart; the depth ({depth}) allows {', '.join(deep_enough)}"))
+    return None
 
 
 # -- MM-DiT families that use transformer_blocks.N.attn.add_q_proj (diffusers) or joint_blocks (SGM) ----
@@ -1455,58 +1507,35 @@ def _vae_approx(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity | None
 
 
 def _tiny_autoencoder(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity | None:
-    """A TAESD-family encoder or decoder (madebyollin/taesd ``taesd.py``): an ``nn.Sequential`` of 3x3
-    convolutions (``N.weight``) and residual blocks (``N.conv.0/2/4``, ``N.skip``, and in TAEF2 the GroupNorm
-    mid-block ``N.pool.0/1/3``). An encoder's first convolution takes 3 (RGB) channels and its last gives the
-    latent channels; a decoder's first takes the latent channels and its last gives 3."""
+    """A TAESD-family encoder or decoder (madebyollin/taesd ``taesd.py``), or both in one file (diffusers'
+    ``AutoencoderTiny``): an ``nn.Sequential`` of 3x3 convolutions (``N.weight``) and residual blocks
+    (``N.conv.0/2/4``, ``N.skip``, and in TAEF2 the GroupNorm mid-block ``N.pool.0/1/3``). An encoder's first
+    convolution takes 3 (RGB) channels and its last gives the latent channels; a decoder's first takes the
+    latent channels and its last gives 3."""
     if len(pairs) < 8:
         return None
-    prefix, part_hint = next(((p, h) for p, h in _TINY_PREFIXES if p and pairs[0][0].startswith(p)), ("", ""))
-    if not all(n.startswith(prefix) for n, _ in pairs):
+    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    for name, shape in pairs:
+        prefix = next(p for p, _ in _TINY_PREFIXES if name.startswith(p))
+        groups.setdefault(prefix, []).append((name, shape))
+    if "" in groups and len(groups) > 1:
         return None
-    d = {n[len(prefix):]: s for n, s in pairs}
-    idx: dict[int, dict[str, tuple[int, ...]]] = {}
-    for n, shape in d.items():
-        m = _RX_TINY_KEY.match(n)
-        if m is None:
-            return None
-        idx.setdefault(int(m.group(1)), {})[n.split(".", 1)[1]] = shape
-    convs = {i: p["weight"] for i, p in idx.items() if "weight" in p and len(p["weight"]) == 4}
-    blocks = {i: p for i, p in idx.items() if "conv.0.weight" in p}
-    if len(blocks) < 2 or len(convs) < 2 or any(len(p) > 0 and i not in convs and i not in blocks for i, p in idx.items()):
+    parts = [_tiny_part(prefix, dict(_TINY_PREFIXES)[prefix], group) for prefix, group in groups.items()]
+    if not parts or any(p is None for p in parts):
         return None
-    if any(len(p.get("conv.0.weight", ())) != 4 or p["conv.0.weight"][2:] != (3, 3) for p in blocks.values()):
+    found = [p for p in parts if p is not None]
+    zs = {p[1] for p in found}
+    layouts = {p[2] for p in found}
+    names = [p[0] for p in found]
+    if len(zs) != 1 or len(set(names)) != len(names):
         return None
-    first_i, last_i = min(convs), max(convs)
-    first, last = convs[first_i], convs[last_i]
-    k_first, k_last = f"{prefix}{first_i}.weight", f"{prefix}{last_i}.weight"
-    midblock_gn = any("pool.0.weight" in p for p in blocks.values())
-    widths = {p["conv.0.weight"][0] for p in blocks.values()}
-    ev: list[Evidence] = []
-    if first[1] == 3 and last[0] != 3 and part_hint != "decoder":
-        part, z = "encoder", last[0]
-        ev.append(Evidence(f"tiny autoencoder encoder (TAESD layout): {len(blocks)} residual blocks, first convolution takes 3 "
-                           "(RGB) channels", k_first, first))  # fmt: skip
-        ev.append(Evidence(f"last convolution gives {z} latent channels", k_last, last, z))
-        layout = "f32" if first[0] == 32 and first_i + 2 in convs else "f8"
-    elif last[0] == 3 and first[1] != 3 and part_hint != "encoder":
-        part, z = "decoder", first[1]
-        ev.append(Evidence(f"tiny autoencoder decoder (TAESD layout): {len(blocks)} residual blocks, last convolution gives 3 "
-                           "(RGB) channels", k_last, last))  # fmt: skip
-        ev.append(Evidence(f"first convolution takes {z} latent channels", k_first, first, z))
-        layout = "f32" if first[0] == 256 else "f8"
-    else:
-        return None
-    if midblock_gn:
-        layout = "f8-midblock-gn"
-        pk = next(i for i, p in blocks.items() if "pool.0.weight" in p)
-        ev.append(Evidence("GroupNorm mid-blocks in the residual blocks (pool.0/1/3)", f"{prefix}{pk}.pool.0.weight",
-                           blocks[pk]["pool.0.weight"]))  # fmt: skip
-    elif layout == "f32":
-        ev.append(Evidence(f"F32 layout (32x spatial scale): {'two stride-2 input convolutions' if part == 'encoder' else '256-wide first blocks'}",
-                           k_first, first))  # fmt: skip
+    z = zs.pop()
+    # a decoder shows the F32 layout and the mid-block norms as well as an encoder does; both must agree
+    layout = "f8-midblock-gn" if "f8-midblock-gn" in layouts else ("f32" if "f32" in layouts else "f8")
+    ev = [e for p in found for e in p[3]]
+    part = "+".join(sorted(names, key=lambda n: n != "encoder"))
     details: dict[str, Any] = {"latent_channels": z, "part": part, "tiny": True, "layout": layout,
-                               "block_widths": sorted(widths)}  # fmt: skip
+                               "block_widths": sorted({w for p in found for w in p[4]})}  # fmt: skip
     known = _TINY_VARIANTS.get((z, layout))
     arch, conf, variant, cands = "unknown", "none", None, ()
     if known is not None:
@@ -1514,14 +1543,62 @@ def _tiny_autoencoder(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity 
         ev.append(Evidence(why, width=z))
         details["variant_candidates"] = list(variants)
         if len(variants) == 1:
-            variant = variants[0]
-            conf = "high"
+            variant, conf = variants[0], "high"
     else:
         ev.append(Evidence(f"{z} latent channels in the {layout} layout: no published TAESD variant has these"))
-    style = "diffusers" if prefix.endswith("layers.") else ("comfy" if prefix else "taesd")
+    prefix0 = next(iter(groups))
+    style = "diffusers" if prefix0.endswith("layers.") else ("comfy" if prefix0 else "taesd")
     return Identity(kind="vae", key_style=style, arch=arch, arch_variant=variant, components=("vae",), confidence=conf,
                     kind_confidence="high", source="shapes" if arch != "unknown" else "none", evidence=tuple(ev),
                     arch_candidates=cands, details=details)  # fmt: skip
+
+
+def _tiny_part(
+    prefix: str, hint: str, pairs: Sequence[tuple[str, tuple[int, ...]]]
+) -> tuple[str, int, str, list[Evidence], set[int]] | None:
+    """(part, latent channels, layout, evidence, block widths) of one TAESD encoder or decoder, or None."""
+    idx: dict[int, dict[str, tuple[int, ...]]] = {}
+    for n, shape in pairs:
+        m = _RX_TINY_KEY.match(n[len(prefix) :])
+        if m is None:
+            return None
+        idx.setdefault(int(m.group(1)), {})[m.group(0).split(".", 1)[1]] = shape
+    convs = {i: p["weight"] for i, p in idx.items() if len(p.get("weight", ())) == 4}
+    blocks = {i: p for i, p in idx.items() if "conv.0.weight" in p}
+    if len(blocks) < 2 or len(convs) < 2 or any(i not in convs and i not in blocks for i in idx):
+        return None
+    if any(len(p["conv.0.weight"]) != 4 or p["conv.0.weight"][2:] != (3, 3) for p in blocks.values()):
+        return None
+    first_i, last_i = min(convs), max(convs)
+    first, last = convs[first_i], convs[last_i]
+    k_first, k_last = f"{prefix}{first_i}.weight", f"{prefix}{last_i}.weight"
+    widths = {p["conv.0.weight"][0] for p in blocks.values()}
+    ev: list[Evidence] = []
+    if first[1] == 3 and last[0] != 3 and hint != "decoder":
+        part, z = "encoder", last[0]
+        ev.append(Evidence(f"tiny autoencoder encoder (TAESD layout): {len(blocks)} residual blocks, first convolution takes 3 "
+                           "(RGB) channels", k_first, first))  # fmt: skip
+        ev.append(Evidence(f"last convolution gives {z} latent channels", k_last, last, z))
+        # F32Encoder: two stride-2 convolutions 3 -> 32 -> 64 before the first block
+        layout = "f32" if first[0] == 32 and first_i + 2 in convs and convs[first_i + 2][:2] == (64, 32) else "f8"
+    elif last[0] == 3 and first[1] != 3 and hint != "encoder":
+        part, z = "decoder", first[1]
+        ev.append(Evidence(f"tiny autoencoder decoder (TAESD layout): {len(blocks)} residual blocks, last convolution gives 3 "
+                           "(RGB) channels", k_last, last))  # fmt: skip
+        ev.append(Evidence(f"first convolution takes {z} latent channels", k_first, first, z))
+        # F32Decoder: 256-wide blocks after the latent convolution
+        layout = "f32" if first[0] == 256 else "f8"
+    else:
+        return None
+    pooled = sorted(i for i, p in blocks.items() if "pool.0.weight" in p)
+    if pooled:
+        layout = "f8-midblock-gn"
+        ev.append(Evidence(f"GroupNorm mid-blocks in {len(pooled)} residual blocks (pool.0/1/3)",
+                           f"{prefix}{pooled[0]}.pool.0.weight", blocks[pooled[0]]["pool.0.weight"]))  # fmt: skip
+    elif layout == "f32":
+        what = "two stride-2 input convolutions 3 -> 32 -> 64" if part == "encoder" else "256-wide blocks after the latent input"
+        ev.append(Evidence(f"F32 layout (32x spatial scale): {what}", k_first, first))
+    return part, z, layout, ev, widths
 
 
 _RX_CONTROL = re.compile(
