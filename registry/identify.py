@@ -1493,7 +1493,8 @@ def _vae_approx(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity | None
     ev = [Evidence("eight plain convolutions conv1..conv8 (latent -> 8 -> 16 -> 32 -> 64 -> 32 -> 16 -> 8 -> 3 channels, "
                    "kernels 7, 5, 3 …): A1111's VAEApprox preview decoder (VAE-approx/model.pt)", "conv1.weight", chain[0]),
           Evidence(f"conv1 takes {z} latent channels", "conv1.weight", chain[0], z)]  # fmt: skip
-    arch, conf, cands = "unknown", "none", ()
+    arch, conf = "unknown", "none"
+    cands: tuple[str, ...] = ()
     if z == 4:
         cands = ("sd1", "sd2", "sdxl-base", "sdxl-refiner")
         ev.append(Evidence("4 latent channels: the SD1.x/SD2.x/SDXL latent space; A1111 ships model.pt (SD1.x/2.x) and "
@@ -1537,7 +1538,8 @@ def _tiny_autoencoder(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity 
     details: dict[str, Any] = {"latent_channels": z, "part": part, "tiny": True, "layout": layout,
                                "block_widths": sorted({w for p in found for w in p[4]})}  # fmt: skip
     known = _TINY_VARIANTS.get((z, layout))
-    arch, conf, variant, cands = "unknown", "none", None, ()
+    arch, conf, variant = "unknown", "none", None
+    cands: tuple[str, ...] = ()
     if known is not None:
         arch, cands, variants, why = known
         ev.append(Evidence(why, width=z))
