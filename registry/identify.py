@@ -383,7 +383,9 @@ class _Split:
     n_tensors: int
 
 
-def _split(pairs: list[tuple[str, tuple[int, ...]]]) -> _Split:
+def _split(pairs: list[tuple[str, tuple[int, ...]]], roles: Mapping[str, tuple[str, str, str]] | None = None) -> _Split:
+    """Group tensors into adapter modules and plain weights. ``roles`` names the module, component and part
+    of tensors whose names do not say it (the list indices of a ``lora_diffusion`` ``.pt`` file)."""
     adapter: dict[str, _Mod] = {}
     plain: list[_Mod] = []
     bundled: list[str] = []
@@ -411,6 +413,8 @@ def _split(pairs: list[tuple[str, tuple[int, ...]]]) -> _Split:
             adapter_tensors += 1
             continue
         m_ld = _RX_LORA_DIFFUSION.match(name) if ":" in name else None
+        if roles is not None and name in roles:
+            m_ld = _RX_LORA_DIFFUSION.match(":".join(roles[name]))
         if m_ld:
             comp = "denoiser" if m_ld.group(1) == "unet" else ("te2" if m_ld.group(1).endswith("_2") else "te1")
             module_key = f"{m_ld.group(1)}:{m_ld.group(2)}"
@@ -832,7 +836,7 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     if _find(mods, _RX_FLUX2):
         f2 = _find(mods, _RX_FLUX2)[0]
         ev.append(_ev("FLUX.2 shared modulation / fused projections", f2))
-        return _Verdict("other:flux2", "high", ev)
+        return _Verdict("other:flux2", "high", ev, variant=_flux2_variant(mods, ev))
     if _find(mods, _RX_HUNYUAN):
         h = _find(mods, _RX_HUNYUAN)[0]
         ev.append(_ev("HunyuanVideo module names (img_mlp.fc1 / img_mod.linear / token refiner)", h))
@@ -865,7 +869,7 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
         ev.append(Evidence(f"highest block indices: double {dmax}, single {smax} (FLUX.1 has 19 and 38 blocks)"))
     if hidden in (4096, 6144) or (hidden == 3072 and mlp is not None and mlp not in (12288,)):
         ev.append(Evidence("widths are not FLUX.1's (hidden 3072, MLP 12288)"))
-        return _Verdict("other:flux2", "medium", ev, candidates=("other:flux2",))
+        return _Verdict("other:flux2", "medium", ev, variant=_flux2_variant(mods, ev), candidates=("other:flux2",))
     if (dmax is not None and dmax > 18) or (smax is not None and smax > 37):
         if hidden == 3072 and (smax is None or smax <= 39) and (dmax is None or dmax <= 19):
             ev.append(Evidence("more blocks than FLUX.1 has; HunyuanVideo has 20 double and 40 single blocks"))
@@ -916,6 +920,58 @@ def _rule_flux(mods: Sequence[_Mod], checkpoint: bool) -> _Verdict | None:
     if dmax == 18 and smax == 37:
         return _Verdict("flux1", "medium", ev, variant=variant, also=also)
     return _Verdict("unknown", "none", ev, candidates=("flux1", "other:flux2", "other:hunyuan-video"))
+
+
+# FLUX.2 sizes (diffusers' Flux2Transformer2DModel defaults for dev; InvokeAI's Klein4B / Klein9B presets):
+# variant: (hidden width, text context width, double blocks, single blocks)
+_FLUX2_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "klein-4b": (3072, 7680, 5, 20),
+    "klein-9b": (4096, 12288, 8, 24),
+    "dev": (6144, 15360, 8, 48),
+}
+_FLUX2_WHY = {"klein-4b": "FLUX.2 [klein] 4B (24 heads x 128; Qwen3-4B context 3 x 2560)",
+              "klein-9b": "FLUX.2 [klein] 9B (32 heads x 128; Qwen3-8B context 3 x 4096)",
+              "dev": "FLUX.2 [dev] (48 heads x 128; Mistral Small 3.1 context 3 x 5120)"}  # fmt: skip
+_RX_FLUX2_HIDDEN = re.compile(r"(img_attn_qkv|img_attn_proj|txt_attn_qkv|txt_attn_proj|attn_to_[qkv]|attn_add_[qkv]_proj|"
+                              r"attn_to_out_0|attn_to_add_out|to_qkv_mlp_proj|linear1)$")  # fmt: skip
+_RX_FLUX2_CTX = re.compile(r"(^|_)(context_embedder|txt_in)$")
+
+
+def _flux2_variant(mods: Sequence[_Mod], ev: list[Evidence]) -> str | None:
+    """Which FLUX.2 model a FLUX.2 file belongs to: the hidden width (3072 Klein 4B, 4096 Klein 9B, 6144 dev)
+    or the text-context width, checked against the depth (5/20, 8/24 and 8/48 double/single blocks). The base
+    and distilled Klein models have the same shapes. Appends its evidence to ``ev``; None when undecided."""
+    blocks = [m for m in mods if _RX_DOUBLE_IDX.search(m.path) or _RX_SINGLE_IDX.search(m.path)]
+    hidden, hmod, _ = _widest(_find(blocks, _RX_FLUX2_HIDDEN), "in")
+    ctx, cmod, _ = _widest(_find(mods, _RX_FLUX2_CTX), "in")
+    dmax, smax = _max_index(mods, _RX_DOUBLE_IDX), _max_index(mods, _RX_SINGLE_IDX)
+    by_width = next((v for v, sz in _FLUX2_SIZES.items() if sz[0] == hidden), None)
+    by_ctx = next((v for v, sz in _FLUX2_SIZES.items() if sz[1] == ctx), None)
+    deep_enough = [v for v, sz in _FLUX2_SIZES.items() if (dmax is None or dmax < sz[2]) and (smax is None or smax < sz[3])]
+    depth = f"highest block indices double {dmax}, single {smax}" if dmax is not None or smax is not None else None
+    if by_width and hmod is not None:
+        ev.append(_ev(f"hidden width {hidden}: {_FLUX2_WHY[by_width]}", hmod, hidden))
+    if by_ctx and cmod is not None:
+        ev.append(_ev(f"text context width {ctx}: {_FLUX2_WHY[by_ctx]}", cmod, ctx))
+    named = by_width or by_ctx
+    if by_width and by_ctx and by_width != by_ctx:
+        ev.append(Evidence(f"hidden width says {by_width} but the text context says {by_ctx}: variant undecided"))
+        return None
+    if named is not None:
+        sz = _FLUX2_SIZES[named]
+        if named not in deep_enough:
+            ev.append(Evidence(f"{depth}: more blocks than {named} has ({sz[2]} double, {sz[3]} single): variant undecided"))
+            return None
+        if depth:
+            ev.append(Evidence(f"{depth}, within {named}'s {sz[2]} double and {sz[3]} single blocks"))
+        return named
+    if depth and len(deep_enough) == 1:
+        v = deep_enough[0]
+        ev.append(Evidence(f"{depth}: only {_FLUX2_WHY[v]} has that many blocks"))
+        return v
+    if depth and deep_enough:
+        ev.append(Evidence(f"no width tells the FLUX.2 model apart; the depth ({depth}) allows {', '.join(deep_enough)}"))
+    return None
 
 
 # -- MM-DiT families that use transformer_blocks.N.attn.add_q_proj (diffusers) or joint_blocks (SGM) ----
@@ -1395,6 +1451,158 @@ def _vae(mods: Sequence[_Mod]) -> tuple[str, str, list[Evidence], tuple[str, ...
     return "unknown", "none", ev, (), details
 
 
+# -- tiny autoencoders (madebyollin/taesd) and A1111's VAE-approx preview decoder -------------------------
+#: the prefixes a TAESD encoder/decoder state dict is found under: bare (taesd_*.pth), diffusers' AutoencoderTiny,
+#: ComfyUI's TAESD wrapper
+_TINY_PREFIXES = (("encoder.layers.", "encoder"), ("decoder.layers.", "decoder"),
+                  ("taesd_encoder.", "encoder"), ("taesd_decoder.", "decoder"), ("", ""))  # fmt: skip
+_RX_TINY_KEY = re.compile(r"^(\d+)\.(weight|bias|conv\.[024]\.(weight|bias)|skip\.weight|pool\.[013]\.(weight|bias))$")
+_TINY_VARIANTS: dict[tuple[int, str], tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
+    # (latent channels, layout): (arch, arch candidates, variant candidates, why)
+    (4, "f8"): ("unknown", ("sd1", "sd2", "sdxl-base", "sdxl-refiner"), ("taesd", "taesdxl"),
+                "4 latent channels: TAESD (SD1.x/SD2.x) or TAESDXL (SDXL); both have these shapes, only the weights differ"),
+    (16, "f8"): ("unknown", ("flux1", "sd3"), ("taef1", "taesd3"),
+                 "16 latent channels: TAEF1 (FLUX.1) or TAESD3 (SD3); both have these shapes, only the weights differ"),
+    (32, "f8-midblock-gn"): ("other:flux2", (), ("taef2",),
+                             "32 latent channels with GroupNorm mid-blocks (pool.0/1/3): TAEF2, the FLUX.2 tiny autoencoder"),
+    (32, "f32"): ("other:sana", (), ("taesana",),
+                  "32 latent channels at 32x spatial scale (F32 layout): TAESana, for Sana's DC-AE f32c32"),
+}  # fmt: skip
+
+
+def _tiny_decoders(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity | None:
+    return _vae_approx(pairs) or _tiny_autoencoder(pairs)
+
+
+def _vae_approx(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity | None:
+    """A1111's ``VAE-approx/model.pt`` (modules/sd_vae_approx.py ``VAEApprox``): eight plain convolutions
+    ``conv1`` … ``conv8``, latent → 8 → 16 → 32 → 64 → 32 → 16 → 8 → 3 channels, kernels 7, 5, then 3."""
+    d = dict(pairs)
+    want = {f"conv{i}.{p}" for i in range(1, 9) for p in ("weight", "bias")}
+    if set(d) != want:
+        return None
+    chain = [d[f"conv{i}.weight"] for i in range(1, 9)]
+    outs = (8, 16, 32, 64, 32, 16, 8, 3)
+    kernels = (7, 5, 3, 3, 3, 3, 3, 3)
+    for i, w in enumerate(chain):
+        if len(w) != 4 or w[0] != outs[i] or w[2:] != (kernels[i], kernels[i]) or (i and w[1] != outs[i - 1]):
+            return None
+        if d[f"conv{i + 1}.bias"] != (outs[i],):
+            return None
+    z = chain[0][1]
+    ev = [Evidence("eight plain convolutions conv1..conv8 (latent -> 8 -> 16 -> 32 -> 64 -> 32 -> 16 -> 8 -> 3 channels, "
+                   "kernels 7, 5, 3 …): A1111's VAEApprox preview decoder (VAE-approx/model.pt)", "conv1.weight", chain[0]),
+          Evidence(f"conv1 takes {z} latent channels", "conv1.weight", chain[0], z)]  # fmt: skip
+    arch, conf = "unknown", "none"
+    cands: tuple[str, ...] = ()
+    if z == 4:
+        cands = ("sd1", "sd2", "sdxl-base", "sdxl-refiner")
+        ev.append(Evidence("4 latent channels: the SD1.x/SD2.x/SDXL latent space; A1111 ships model.pt (SD1.x/2.x) and "
+                           "vaeapprox-sdxl.pt (SDXL) with these same shapes"))  # fmt: skip
+    elif z == 16:
+        cands = ("sd3", "flux1")
+        ev.append(Evidence("16 latent channels: the SD3 / FLUX.1 latent space (A1111 ships vaeapprox-sd3.pt)"))
+    return Identity(kind="vae", key_style="a1111-vae-approx", arch=arch, arch_variant="preview-decoder", components=("vae",),
+                    confidence=conf, kind_confidence="high", source="none", evidence=tuple(ev), arch_candidates=cands,
+                    details={"latent_channels": z, "part": "decoder", "preview_decoder": "a1111-vae-approx"})  # fmt: skip
+
+
+def _tiny_autoencoder(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity | None:
+    """A TAESD-family encoder or decoder (madebyollin/taesd ``taesd.py``), or both in one file (diffusers'
+    ``AutoencoderTiny``): an ``nn.Sequential`` of 3x3 convolutions (``N.weight``) and residual blocks
+    (``N.conv.0/2/4``, ``N.skip``, and in TAEF2 the GroupNorm mid-block ``N.pool.0/1/3``). An encoder's first
+    convolution takes 3 (RGB) channels and its last gives the latent channels; a decoder's first takes the
+    latent channels and its last gives 3."""
+    if len(pairs) < 8:
+        return None
+    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    for name, shape in pairs:
+        prefix = next(p for p, _ in _TINY_PREFIXES if name.startswith(p))
+        groups.setdefault(prefix, []).append((name, shape))
+    if "" in groups and len(groups) > 1:
+        return None
+    parts = [_tiny_part(prefix, dict(_TINY_PREFIXES)[prefix], group) for prefix, group in groups.items()]
+    if not parts or any(p is None for p in parts):
+        return None
+    found = [p for p in parts if p is not None]
+    zs = {p[1] for p in found}
+    layouts = {p[2] for p in found}
+    names = [p[0] for p in found]
+    if len(zs) != 1 or len(set(names)) != len(names):
+        return None
+    z = zs.pop()
+    # a decoder shows the F32 layout and the mid-block norms as well as an encoder does; both must agree
+    layout = "f8-midblock-gn" if "f8-midblock-gn" in layouts else ("f32" if "f32" in layouts else "f8")
+    ev = [e for p in found for e in p[3]]
+    part = "+".join(sorted(names, key=lambda n: n != "encoder"))
+    details: dict[str, Any] = {"latent_channels": z, "part": part, "tiny": True, "layout": layout,
+                               "block_widths": sorted({w for p in found for w in p[4]})}  # fmt: skip
+    known = _TINY_VARIANTS.get((z, layout))
+    arch, conf, variant = "unknown", "none", None
+    cands: tuple[str, ...] = ()
+    if known is not None:
+        arch, cands, variants, why = known
+        ev.append(Evidence(why, width=z))
+        details["variant_candidates"] = list(variants)
+        if len(variants) == 1:
+            variant, conf = variants[0], "high"
+    else:
+        ev.append(Evidence(f"{z} latent channels in the {layout} layout: no published TAESD variant has these"))
+    prefix0 = next(iter(groups))
+    style = "diffusers" if prefix0.endswith("layers.") else ("comfy" if prefix0 else "taesd")
+    return Identity(kind="vae", key_style=style, arch=arch, arch_variant=variant, components=("vae",), confidence=conf,
+                    kind_confidence="high", source="shapes" if arch != "unknown" else "none", evidence=tuple(ev),
+                    arch_candidates=cands, details=details)  # fmt: skip
+
+
+def _tiny_part(
+    prefix: str, hint: str, pairs: Sequence[tuple[str, tuple[int, ...]]]
+) -> tuple[str, int, str, list[Evidence], set[int]] | None:
+    """(part, latent channels, layout, evidence, block widths) of one TAESD encoder or decoder, or None."""
+    idx: dict[int, dict[str, tuple[int, ...]]] = {}
+    for n, shape in pairs:
+        m = _RX_TINY_KEY.match(n[len(prefix) :])
+        if m is None:
+            return None
+        idx.setdefault(int(m.group(1)), {})[m.group(0).split(".", 1)[1]] = shape
+    convs = {i: p["weight"] for i, p in idx.items() if len(p.get("weight", ())) == 4}
+    blocks = {i: p for i, p in idx.items() if "conv.0.weight" in p}
+    if len(blocks) < 2 or len(convs) < 2 or any(i not in convs and i not in blocks for i in idx):
+        return None
+    if any(len(p["conv.0.weight"]) != 4 or p["conv.0.weight"][2:] != (3, 3) for p in blocks.values()):
+        return None
+    first_i, last_i = min(convs), max(convs)
+    first, last = convs[first_i], convs[last_i]
+    k_first, k_last = f"{prefix}{first_i}.weight", f"{prefix}{last_i}.weight"
+    widths = {p["conv.0.weight"][0] for p in blocks.values()}
+    ev: list[Evidence] = []
+    if first[1] == 3 and last[0] != 3 and hint != "decoder":
+        part, z = "encoder", last[0]
+        ev.append(Evidence(f"tiny autoencoder encoder (TAESD layout): {len(blocks)} residual blocks, first convolution takes 3 "
+                           "(RGB) channels", k_first, first))  # fmt: skip
+        ev.append(Evidence(f"last convolution gives {z} latent channels", k_last, last, z))
+        # F32Encoder: two stride-2 convolutions 3 -> 32 -> 64 before the first block
+        layout = "f32" if first[0] == 32 and first_i + 2 in convs and convs[first_i + 2][:2] == (64, 32) else "f8"
+    elif last[0] == 3 and first[1] != 3 and hint != "encoder":
+        part, z = "decoder", first[1]
+        ev.append(Evidence(f"tiny autoencoder decoder (TAESD layout): {len(blocks)} residual blocks, last convolution gives 3 "
+                           "(RGB) channels", k_last, last))  # fmt: skip
+        ev.append(Evidence(f"first convolution takes {z} latent channels", k_first, first, z))
+        # F32Decoder: 256-wide blocks after the latent convolution
+        layout = "f32" if first[0] == 256 else "f8"
+    else:
+        return None
+    pooled = sorted(i for i, p in blocks.items() if "pool.0.weight" in p)
+    if pooled:
+        layout = "f8-midblock-gn"
+        ev.append(Evidence(f"GroupNorm mid-blocks in {len(pooled)} residual blocks (pool.0/1/3)",
+                           f"{prefix}{pooled[0]}.pool.0.weight", blocks[pooled[0]]["pool.0.weight"]))  # fmt: skip
+    elif layout == "f32":
+        what = "two stride-2 input convolutions 3 -> 32 -> 64" if part == "encoder" else "256-wide blocks after the latent input"
+        ev.append(Evidence(f"F32 layout (32x spatial scale): {what}", k_first, first))
+    return part, z, layout, ev, widths
+
+
 _RX_CONTROL = re.compile(
     r"(^|_)(input_hint_block|zero_convs_\d+|middle_block_out|controlnet_cond_embedding|controlnet_down_blocks|"
     r"controlnet_mid_block|controlnet_blocks|controlnet_x_embedder|controlnet_single_blocks|lora_controlnet)"
@@ -1614,6 +1822,10 @@ def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, s
         )
         return _apply_claims(ident, claims, findings)
 
+    small = _tiny_decoders(pairs)
+    if small is not None:
+        return _apply_claims(small, claims, findings)
+
     emb = _embedding(pairs)
     if emb is not None:
         style, arch, conf, kconf, ev, cands, details = emb
@@ -1631,7 +1843,8 @@ def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, s
         )
         return _apply_claims(ident, claims, findings)
 
-    split = _split(pairs)
+    listed = _lora_list_roles(pairs)
+    split = _split(pairs, listed[0] if listed else None)
     real = split.n_tensors - split.ignored
     adapter_share = split.adapter_tensors / real if real else 0.0
     control_lora = any(m.keys.get("_family") == "control-lora" for m in split.adapter.values())
@@ -1656,6 +1869,11 @@ def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, s
                     example=next(iter(split.adapter.values())).key,
                 )
             )
+    if listed is not None and ident.kind in ("lora", "lycoris"):
+        what = (f"a plain list of {len(pairs)} tensors in up/down pairs with one rank per pair "
+                f"(lora_diffusion's .pt layout; {'text encoder' if listed[1] == 'text_encoder' else 'UNet'} modules)")  # fmt: skip
+        ident = _replace(ident, evidence=(Evidence(what, pairs[0][0], pairs[0][1] or None),) + ident.evidence,
+                         details={**ident.details, "container": "list"})  # fmt: skip
     ident, fs = _check_conflicts(ident)
     findings += fs
     return _apply_claims(ident, claims, findings)
@@ -1848,7 +2066,48 @@ def _lora_diffusion_verdict(mods: Sequence[_Mod]) -> _Verdict | None:
         if w == 2048 and set(unet_in) & {640, 1280}:
             ev.append(_ev("UNet modules with input width 2048 (SDXL context)", m0, w))
             return _Verdict("sdxl-base", "medium", ev, denoiser_name="unet")
+    if not unet and te:
+        # lora_diffusion adapts the text encoder's attention projections (q, k, v, out): all square, one width
+        widths = {(m.in_w, m.out_w) for m in te}
+        if len(widths) == 1:
+            w_in, w_out = next(iter(widths))
+            if w_in == w_out and w_in in _RX_LD_UNET_WIDTHS:
+                name = "CLIP-L (SD1.x's text encoder)" if w_in == 768 else "OpenCLIP-H (SD2.x's text encoder)"
+                ev.append(_ev(f"{len(te)} square text-encoder modules {w_in} wide: {name}", te[0], w_in))
+                return _Verdict(_RX_LD_UNET_WIDTHS[w_in], "medium", ev, denoiser_name="unet")
     return None
+
+
+_RX_INDEX = re.compile(r"^\d+$")
+
+
+def _lora_list_roles(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> tuple[dict[str, tuple[str, str, str]], str] | None:
+    """The modules of a ``lora_diffusion`` ``.pt`` file: a plain list of tensors, ``[up0, down0, up1, down1 …]``
+    (cloneofsimo/lora's ``save_lora_weight``), whose names are only list indices. Every pair must be a LoRA
+    factor pair: ``up [out, r(, 1, 1)]`` then ``down [r, in(, kh, kw)]`` with the same rank ``r`` below both
+    widths. Returns the roles for :func:`_split` and the component (``unet`` or ``text_encoder``: a text
+    encoder's adapted projections are all square and of one width)."""
+    n = len(pairs)
+    if n < 2 or n % 2 or not all(_RX_INDEX.match(name) for name, _ in pairs):
+        return None
+    shapes = dict(pairs)
+    if set(shapes) != {str(i) for i in range(n)}:
+        return None
+    widths: set[tuple[int, int]] = set()
+    for k in range(n // 2):
+        up, down = shapes[str(2 * k)], shapes[str(2 * k + 1)]
+        if len(up) not in (2, 4) or len(down) != len(up) or up[1] != down[0]:
+            return None
+        if len(up) == 4 and up[2:] != (1, 1):
+            return None
+        r, out_w, in_w = up[1], up[0], down[1]
+        if not 0 < r < min(out_w, in_w):
+            return None
+        widths.add((in_w, out_w))
+    square = {w for w in widths if w[0] == w[1]}
+    comp = "text_encoder" if len(widths) == 1 and square and next(iter(square))[0] in (768, 1024, 1280) else "unet"
+    roles = {str(i): (comp, str(i // 2), "up" if i % 2 == 0 else "down") for i in range(n)}
+    return roles, comp
 
 
 def _identify_full(split: _Split) -> Identity:

@@ -1722,6 +1722,269 @@ def _k3() -> tuple[Shapes, dict[str, str] | None]:
 
 
 
+# -- tiny autoencoders (madebyollin/taesd), A1111's VAE-approx, lora_diffusion lists, FLUX.2 Klein ----------
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+
+
+class TaeBlock(nn.Module):
+    """taesd.py's residual block: conv 3x3 / ReLU / conv / ReLU / conv, a 1x1 skip when the width changes,
+    and (TAEF2's mid-blocks) a GroupNorm bottleneck ``pool`` = 1x1 conv to 4x width, GroupNorm(4), ReLU, 1x1 back."""
+
+    def __init__(self, n_in: int, n_out: int, gn: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(n_in, n_out, 3, padding=1), nn.ReLU(), nn.Conv2d(n_out, n_out, 3, padding=1),
+                                  nn.ReLU(), nn.Conv2d(n_out, n_out, 3, padding=1))  # fmt: skip
+        self.skip = nn.Conv2d(n_in, n_out, 1, bias=False) if n_in != n_out else nn.Identity()
+        self.fuse = nn.ReLU()
+        if gn:
+            wide = 4 * n_in
+            self.pool = nn.Sequential(nn.Conv2d(n_in, wide, 1, bias=False), nn.GroupNorm(4, wide), nn.ReLU(),
+                                      nn.Conv2d(wide, n_in, 1, bias=False))  # fmt: skip
+
+
+def tae_encoder(z: int, gn: bool = False, f32: bool = False) -> nn.Module:
+    """TAESD encoder: (F32: two stride-2 convs 3 -> 32 -> 64, else one conv 3 -> 64) and a block, then three (F32:
+    four) stages of [stride-2 conv without bias, 3 blocks], then a conv to ``z`` latent channels. TAEF2 puts its
+    GroupNorm mid-blocks in the last stage."""
+    layers: list[nn.Module] = (
+        [nn.Conv2d(3, 32, 3, padding=1, stride=2), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1, stride=2), nn.ReLU(), TaeBlock(64, 64)]
+        if f32 else [nn.Conv2d(3, 64, 3, padding=1), TaeBlock(64, 64)]
+    )  # fmt: skip
+    stages = 4 if f32 else 3
+    for st in range(stages):
+        layers.append(nn.Conv2d(64, 64, 3, padding=1, stride=2, bias=False))
+        layers += [TaeBlock(64, 64, gn=gn and st == stages - 1) for _ in range(3)]
+    layers.append(nn.Conv2d(64, z, 3, padding=1))
+    return nn.Sequential(*[_meta(m) for m in layers])
+
+
+def tae_decoder(z: int, gn: bool = False, f32: bool = False) -> nn.Module:
+    """TAESD decoder: Clamp, conv ``z`` -> width, ReLU, then stages of [3 blocks, Upsample, conv without bias]
+    (three stages of width 64; F32: widths 256, 128, 64, 64, 64), a block and a conv to 3 channels. TAEF2 puts its
+    GroupNorm mid-blocks in the first stage."""
+    widths = [256, 128, 64, 64, 64] if f32 else [64, 64, 64]
+    layers: list[nn.Module] = [nn.Identity(), nn.Conv2d(z, widths[0], 3, padding=1), nn.ReLU()]
+    for st, w in enumerate(widths):
+        nxt = widths[st + 1] if st + 1 < len(widths) else 64
+        layers += [TaeBlock(w, w, gn=gn and st == 0) for _ in range(3)]
+        layers += [nn.Upsample(scale_factor=2), nn.Conv2d(w, nxt, 3, padding=1, bias=False)]
+    layers += [TaeBlock(64, 64), nn.Conv2d(64, 3, 3, padding=1)]
+    return nn.Sequential(*[_meta(m) for m in layers])
+
+
+def _meta(m: nn.Module) -> nn.Module:
+    return m.to("meta")
+
+
+def real_torch_file_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of a real torch file, read symbolically (never unpickled)."""
+    from registry.files.pickles import scan_file
+
+    rec = scan_file(path).recovery
+    if rec is None:
+        raise SystemExit(f"{path}: no tensors recovered")
+    return {t.name: tuple(t.shape) for t in rec.tensors}
+
+
+def _tae_cases() -> None:
+    variants = {
+        "taesd": (4, False, False), "taef1": (16, False, False), "taef2": (32, True, False), "taesana": (32, False, True),
+    }  # fmt: skip
+    for name, (z, gn, f32) in variants.items():
+        for part, build in (("encoder", tae_encoder), ("decoder", tae_decoder)):
+
+            def fn(z: int = z, gn: bool = gn, f32: bool = f32, build: Callable[..., nn.Module] = build,
+                   name: str = name, part: str = part) -> tuple[Shapes, dict[str, str] | None]:  # fmt: skip
+                sh = tensors(build(z, gn=gn, f32=f32).state_dict(), "F16")
+                real = CORPUS / "models" / f"{name}_{part}.pth"
+                if real.exists():  # the builder must give exactly the published file's names and shapes
+                    same(sh, meta_shapes(real_torch_file_shapes(real)), f"{name}_{part} built vs {real.name}")
+                    print(f"  {name}_{part}: same names and shapes as {real.name}")
+                return sh, None
+
+            CASES[f"vae_{name}_{part}"] = (f"{name}_{part}.pth layout: madebyollin/taesd {part}, {z} latent channels"
+                                           + (", GroupNorm mid-blocks" if gn else "") + (", F32 (32x)" if f32 else ""), fn)  # fmt: skip
+
+
+_tae_cases()
+
+
+@case("vae_taesd_diffusers_autoencoder_tiny", "diffusers AutoencoderTiny (default config: TAESD), encoder and decoder in one file")
+def _t1() -> tuple[Shapes, dict[str, str] | None]:
+    from diffusers import AutoencoderTiny
+
+    with torch.device("meta"):
+        return tensors(AutoencoderTiny().state_dict(), "F16"), None
+
+
+@case("vae_taef1_diffusers_autoencoder_tiny", "diffusers AutoencoderTiny(latent_channels=16) (madebyollin/taef1's diffusers weights)")
+def _t2() -> tuple[Shapes, dict[str, str] | None]:
+    from diffusers import AutoencoderTiny
+
+    with torch.device("meta"):
+        return tensors(AutoencoderTiny(latent_channels=16).state_dict(), "F16"), None
+
+
+class VAEApproxLayout(nn.Module):
+    """A1111 modules/sd_vae_approx.py VAEApprox: conv1..conv8, latent -> 8 -> 16 -> 32 -> 64 -> 32 -> 16 -> 8 -> 3."""
+
+    def __init__(self, z: int) -> None:
+        super().__init__()
+        chans = [z, 8, 16, 32, 64, 32, 16, 8, 3]
+        for i in range(8):
+            k = 7 if i == 0 else (5 if i == 1 else 3)
+            self.add_module(f"conv{i + 1}", nn.Conv2d(chans[i], chans[i + 1], k))
+
+
+@case("vae_approx_a1111_sd", "A1111 VAE-approx/model.pt (VAEApprox, 4 latent channels)")
+def _t3() -> tuple[Shapes, dict[str, str] | None]:
+    with torch.device("meta"):
+        return tensors(VAEApproxLayout(4).state_dict(), "F32"), None
+
+
+@case("vae_approx_a1111_sd3", "A1111 VAE-approx/vaeapprox-sd3.pt (VAEApprox, 16 latent channels)")
+def _t4() -> tuple[Shapes, dict[str, str] | None]:
+    with torch.device("meta"):
+        return tensors(VAEApproxLayout(16).state_dict(), "F16"), None
+
+
+def lora_diffusion_list(model: nn.Module, classes: set[str], rank: int = 4) -> Shapes:
+    """cloneofsimo/lora's ``save_lora_weight``: for every nn.Linear inside a module of one of ``classes`` (its
+    ``inject_trainable_lora`` defaults: UNet CrossAttention/Attention/GEGLU, text encoder CLIPAttention), in
+    ``named_modules`` order, the up weight [out, r] then the down weight [r, in], saved as a plain list."""
+    out: Shapes = {}
+    seen: set[int] = set()
+    for _, anc in model.named_modules():
+        if type(anc).__name__ not in classes:
+            continue
+        for _, child in anc.named_modules():
+            if isinstance(child, nn.Linear) and id(child) not in seen:
+                seen.add(id(child))
+                out[str(len(out))] = ("F32", (child.out_features, rank))
+                out[str(len(out))] = ("F32", (rank, child.in_features))
+    return out
+
+
+@case("lora_sd15_lora_diffusion_list_pt", "lora_diffusion .pt: plain list of up/down tensors on an SD1.5 UNet (Attention + GEGLU)")
+def _ld1() -> tuple[Shapes, dict[str, str] | None]:
+    return lora_diffusion_list(unet("sd15"), {"Attention", "CrossAttention", "GEGLU"}), None
+
+
+@case("lora_sd15_lora_diffusion_list_text_encoder_pt", "lora_diffusion .text_encoder.pt: plain list on CLIP-L's CLIPAttention")
+def _ld2() -> tuple[Shapes, dict[str, str] | None]:
+    return lora_diffusion_list(clip(CLIP_L), {"CLIPAttention", "CLIPSdpaAttention"}), None
+
+
+@case("lora_sd21_lora_diffusion_list_pt", "lora_diffusion .pt: plain list of up/down tensors on an SD2.1 UNet's attention "
+      "(CrossAttention only, as the published lora_illust.pt)")
+def _ld3() -> tuple[Shapes, dict[str, str] | None]:
+    sh = lora_diffusion_list(unet("sd21"), {"Attention", "CrossAttention"})
+    real = CORPUS / "loras" / "lora_illust.pt"
+    if real.exists():  # the builder must give the published file's list exactly
+        same(sh, meta_shapes(real_torch_file_shapes(real)), f"lora_diffusion SD2.1 list vs {real.name}")
+        print(f"  same list of shapes as {real.name}")
+    return sh, None
+
+
+FLUX2_CFG = {
+    # InvokeAI's FLUX.2 presets and diffusers' Flux2Transformer2DModel defaults (dev)
+    "klein_4b": dict(num_layers=5, num_single_layers=20, num_attention_heads=24, joint_attention_dim=7680, guidance_embeds=False),
+    "klein_9b": dict(num_layers=8, num_single_layers=24, num_attention_heads=32, joint_attention_dim=12288, guidance_embeds=False),
+    "dev": {},
+}  # fmt: skip
+
+
+def flux2(variant: str) -> nn.Module:
+    from diffusers import Flux2Transformer2DModel
+
+    with torch.device("meta"):
+        return Flux2Transformer2DModel(**FLUX2_CFG[variant])
+
+
+_F2_REN = {"x_embedder": "img_in", "context_embedder": "txt_in",
+           "time_guidance_embed.timestep_embedder.linear_1": "time_in.in_layer",
+           "time_guidance_embed.timestep_embedder.linear_2": "time_in.out_layer",
+           "time_guidance_embed.guidance_embedder.linear_1": "guidance_in.in_layer",
+           "time_guidance_embed.guidance_embedder.linear_2": "guidance_in.out_layer",
+           "double_stream_modulation_img.linear": "double_stream_modulation_img.lin",
+           "double_stream_modulation_txt.linear": "double_stream_modulation_txt.lin",
+           "single_stream_modulation.linear": "single_stream_modulation.lin",
+           "proj_out": "final_layer.linear", "norm_out.linear": "final_layer.adaLN_modulation.1"}  # fmt: skip
+_F2_DOUBLE = {"attn.norm_q": "img_attn.norm.query_norm", "attn.norm_k": "img_attn.norm.key_norm",
+              "attn.to_out.0": "img_attn.proj", "ff.linear_in": "img_mlp.0", "ff.linear_out": "img_mlp.2",
+              "attn.norm_added_q": "txt_attn.norm.query_norm", "attn.norm_added_k": "txt_attn.norm.key_norm",
+              "attn.to_add_out": "txt_attn.proj", "ff_context.linear_in": "txt_mlp.0", "ff_context.linear_out": "txt_mlp.2"}  # fmt: skip
+_F2_SINGLE = {"attn.to_qkv_mlp_proj": "linear1", "attn.to_out": "linear2", "attn.norm_q": "norm.query_norm",
+              "attn.norm_k": "norm.key_norm"}  # fmt: skip
+
+
+def bfl_flux2(model: nn.Module) -> dict[str, torch.Tensor]:
+    """FLUX.2 in BFL's own names (double_blocks.N.img_attn.qkv …): the inverse of diffusers'
+    ``convert_flux2_transformer_checkpoint_to_diffusers``, checked by running that converter on the result."""
+    from diffusers.loaders.single_file_utils import convert_flux2_transformer_checkpoint_to_diffusers
+
+    sd = model.state_dict()
+    out: dict[str, torch.Tensor] = {}
+    for k, v in sd.items():
+        base, _, param = k.rpartition(".")
+        if base in _F2_REN:
+            out[f"{_F2_REN[base]}.{param}"] = v
+            continue
+        parts = base.split(".")
+        i, rest = parts[1], ".".join(parts[2:])
+        if parts[0] == "transformer_blocks":
+            if rest in ("attn.to_q", "attn.to_k", "attn.to_v", "attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"):
+                tgt = "img_attn.qkv" if rest.startswith("attn.to_") else "txt_attn.qkv"
+                out[f"double_blocks.{i}.{tgt}.weight"] = meta(3 * v.shape[0], v.shape[1])
+                continue
+            nm = _F2_DOUBLE[rest]
+        elif parts[0] == "single_transformer_blocks":
+            nm = _F2_SINGLE[rest]
+            i = parts[1]
+            out[f"single_blocks.{i}.{nm}.{'scale' if 'norm' in nm else param}"] = v
+            continue
+        else:
+            raise SystemExit(f"FLUX.2 BFL names: no rule for {k}")
+        out[f"double_blocks.{i}.{nm}.{'scale' if 'norm' in nm else param}"] = v
+    same(convert_flux2_transformer_checkpoint_to_diffusers(dict(out)), sd, "FLUX.2 BFL names round trip")
+    return out
+
+
+_F2_TARGETS = r"(single_)?transformer_blocks\.\d+\.attn\.(to_q|to_k|to_v|to_out\.0|to_qkv_mlp_proj)"
+
+
+@case("lora_flux2_klein_4b_peft", "diffusers/PEFT LoRA on FLUX.2 [klein] 4B (Flux2Transformer2DModel, InvokeAI's Klein4B preset)")
+def _f2a() -> tuple[Shapes, dict[str, str] | None]:
+    return tensors(prefixed(peft_lora(flux2("klein_4b"), _F2_TARGETS), "transformer."), "BF16"), None
+
+
+@case("lora_flux2_klein_9b_peft", "diffusers/PEFT LoRA on FLUX.2 [klein] 9B (Flux2Transformer2DModel, InvokeAI's Klein9B preset)")
+def _f2b() -> tuple[Shapes, dict[str, str] | None]:
+    return tensors(prefixed(peft_lora(flux2("klein_9b"), _F2_TARGETS), "transformer."), "BF16"), None
+
+
+@case("lora_flux2_klein_4b_kohya_bfl", "kohya-style LoRA on FLUX.2 [klein] 4B in BFL names (lora_unet_double_blocks_N_img_attn_proj …)")
+def _f2c() -> tuple[Shapes, dict[str, str] | None]:
+    tree = module_tree(bfl_flux2(flux2("klein_4b")))
+    sd = peft_lora(tree, r"(double_blocks\.\d+\.(img|txt)_(attn\.(qkv|proj)|mlp\.[02])|single_blocks\.\d+\.linear[12])", 16)
+    return tensors(kohya_names(sd, "lora_unet_"), "BF16"), None
+
+
+@case("lora_flux2_klein_9b_comfy_bfl", "LoRA on FLUX.2 [klein] 9B in BFL names with lora_A/lora_B under diffusion_model. (ComfyUI / ai-toolkit)")
+def _f2d() -> tuple[Shapes, dict[str, str] | None]:
+    tree = module_tree(bfl_flux2(flux2("klein_9b")))
+    sd = peft_lora(tree, r"(double_blocks\.\d+\.img_(attn\.(qkv|proj)|mlp\.[02])|single_blocks\.\d+\.linear[12])", 16)
+    return tensors(prefixed(sd, "diffusion_model."), "BF16"), None
+
+
+@case("lora_flux2_dev_kohya_bfl", "kohya-style LoRA on FLUX.2 [dev] in BFL names, attention only")
+def _f2e() -> tuple[Shapes, dict[str, str] | None]:
+    tree = module_tree(bfl_flux2(flux2("dev")))
+    sd = peft_lora(tree, r"(double_blocks\.\d+\.(img|txt)_attn\.(qkv|proj)|single_blocks\.\d+\.linear[12])", 16)
+    return tensors(kohya_names(sd, "lora_unet_"), "BF16"), None
+
+
 def main(argv: Iterable[str]) -> None:
     want = set(argv)
     total = 0

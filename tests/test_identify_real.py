@@ -149,8 +149,8 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     'other_auraflow_lora_peft': ('lora', 'peft-lora', 'diffusers', 'other:auraflow', None, 'high', 'transformer', None, None),
     'other_chroma_diffusers': ('checkpoint', None, 'diffusers', 'other:chroma', None, 'high', 'transformer', None, None),
     'other_chroma_lora_peft': ('lora', 'peft-lora', 'diffusers', 'flux1', None, 'medium', 'transformer', None, None),
-    'other_flux2_dev_diffusers': ('checkpoint', None, 'diffusers', 'other:flux2', None, 'high', 'transformer', None, None),
-    'other_flux2_dev_lora_peft': ('lora', 'peft-lora', 'diffusers', 'other:flux2', None, 'high', 'transformer', None, None),
+    'other_flux2_dev_diffusers': ('checkpoint', None, 'diffusers', 'other:flux2', 'dev', 'high', 'transformer', None, None),
+    'other_flux2_dev_lora_peft': ('lora', 'peft-lora', 'diffusers', 'other:flux2', 'dev', 'high', 'transformer', None, None),
     'other_hidream_i1_diffusers': ('checkpoint', None, 'bare', 'other:hidream', None, 'high', 'transformer', None, None),
     'other_hidream_i1_lora_peft': ('lora', 'peft-lora', 'diffusers', 'other:hidream', None, 'high', 'transformer', None, None),
     'other_hunyuan_dit_1.2_diffusers': ('checkpoint', None, 'bare', 'other:hunyuan-dit', None, 'high', 'transformer', None, None),
@@ -197,6 +197,27 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     'vae_sd3_diffusers': ('vae', None, 'diffusers', 'unknown', None, 'none', 'vae', 'sd3+flux1', None),
     'vae_sd_ldm': ('vae', None, 'ldm', 'unknown', None, 'none', 'vae', 'sd1+sd2+sdxl-base+sdxl-refiner', None),
     'vae_sdxl_diffusers': ('vae', None, 'diffusers', 'unknown', None, 'none', 'vae', 'sd1+sd2+sdxl-base+sdxl-refiner', None),
+    # tiny autoencoders, A1111's preview decoder, lora_diffusion lists, FLUX.2 variants (issue 22)
+    'vae_taesd_encoder': ('vae', None, 'taesd', 'unknown', None, 'none', 'vae', 'sd1+sd2+sdxl-base+sdxl-refiner', None),
+    'vae_taesd_decoder': ('vae', None, 'taesd', 'unknown', None, 'none', 'vae', 'sd1+sd2+sdxl-base+sdxl-refiner', None),
+    'vae_taef1_encoder': ('vae', None, 'taesd', 'unknown', None, 'none', 'vae', 'flux1+sd3', None),
+    'vae_taef1_decoder': ('vae', None, 'taesd', 'unknown', None, 'none', 'vae', 'flux1+sd3', None),
+    'vae_taef2_encoder': ('vae', None, 'taesd', 'other:flux2', 'taef2', 'high', 'vae', None, None),
+    'vae_taef2_decoder': ('vae', None, 'taesd', 'other:flux2', 'taef2', 'high', 'vae', None, None),
+    'vae_taesana_encoder': ('vae', None, 'taesd', 'other:sana', 'taesana', 'high', 'vae', None, None),
+    'vae_taesana_decoder': ('vae', None, 'taesd', 'other:sana', 'taesana', 'high', 'vae', None, None),
+    'vae_taesd_diffusers_autoencoder_tiny': ('vae', None, 'diffusers', 'unknown', None, 'none', 'vae', 'sd1+sd2+sdxl-base+sdxl-refiner', None),
+    'vae_taef1_diffusers_autoencoder_tiny': ('vae', None, 'diffusers', 'unknown', None, 'none', 'vae', 'flux1+sd3', None),
+    'vae_approx_a1111_sd': ('vae', None, 'a1111-vae-approx', 'unknown', 'preview-decoder', 'none', 'vae', 'sd1+sd2+sdxl-base+sdxl-refiner', None),
+    'vae_approx_a1111_sd3': ('vae', None, 'a1111-vae-approx', 'unknown', 'preview-decoder', 'none', 'vae', 'sd3+flux1', None),
+    'lora_sd15_lora_diffusion_list_pt': ('lora', 'lora_diffusion', 'lora_diffusion', 'sd1', None, 'medium', 'unet', None, None),
+    'lora_sd15_lora_diffusion_list_text_encoder_pt': ('lora', 'lora_diffusion', 'lora_diffusion', 'sd1', None, 'medium', 'te1', None, None),
+    'lora_sd21_lora_diffusion_list_pt': ('lora', 'lora_diffusion', 'lora_diffusion', 'sd2', None, 'medium', 'unet', None, None),
+    'lora_flux2_klein_4b_peft': ('lora', 'peft-lora', 'diffusers', 'other:flux2', 'klein-4b', 'high', 'transformer', None, None),
+    'lora_flux2_klein_9b_peft': ('lora', 'peft-lora', 'diffusers', 'other:flux2', 'klein-9b', 'high', 'transformer', None, None),
+    'lora_flux2_klein_4b_kohya_bfl': ('lora', 'kohya-lora', 'kohya', 'other:flux2', 'klein-4b', 'medium', 'transformer', None, None),
+    'lora_flux2_klein_9b_comfy_bfl': ('lora', 'peft-lora', 'comfy', 'other:flux2', 'klein-9b', 'medium', 'transformer', None, None),
+    'lora_flux2_dev_kohya_bfl': ('lora', 'kohya-lora', 'kohya', 'other:flux2', 'dev', 'medium', 'transformer', None, None),
 }
 
 
@@ -369,7 +390,7 @@ def test_degenerate_layouts_never_raise(tensors: list[tuple[str, list[int]]]) ->
 def test_unforeseen_layout_is_a_finding_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
     import registry.identify as I
 
-    def boom(_: Any) -> None:
+    def boom(*_: Any) -> None:
         raise ValueError("unexpected")
 
     monkeypatch.setattr(I, "_split", boom)

@@ -8,7 +8,8 @@ named by persistent ids ``('storage', FloatStorage, key, location, numel[, view]
 stride, storage key and offset, and the absolute byte offset of the data in the file when the storage is
 stored uncompressed (zip) or laid out after the pickles (legacy format).
 
-It understands state dicts (dicts and ``OrderedDict``), lists, ``nn.Parameter`` wrappers, tensor
+It understands state dicts (dicts and ``OrderedDict``), lists (whose tensors are named by their index, ``0``,
+``1`` …, as in ``lora_diffusion``'s ``.pt`` files, plain lists of LoRA factors), ``nn.Parameter`` wrappers, tensor
 subclasses rebuilt by ``_rebuild_from_type_v2`` and pickled ``nn.Module`` objects (whose ``_parameters``,
 ``_buffers`` and ``_modules`` give state-dict names). Anything else that builds a tensor is reported as
 beyond the reader, never guessed at and never executed.
