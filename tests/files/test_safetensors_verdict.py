@@ -25,28 +25,16 @@ from registry.files.safetensors import DTYPE_BITS, parse_header
 from registry.files.sniff import sniff_file, sniff_head
 from registry.scan import scan
 from registry.store.db import connect
-from tests.pickle_builders import CORPUS_DIR, P, ZipEntry, zip_bytes
+from tests.pickle_builders import (
+    CORPUS_DIR,
+    P,
+    ZipEntry,
+    safetensors_pickle_polyglot,
+    safetensors_with_length,
+    zip_bytes,
+)
 
 EVIL = P(2).call("posix", "system", "echo pwned").stop()
-_DATA = np.arange(2, dtype=np.float32).tobytes()
-
-
-def st_file(n: int, meta: bool, pad: bool, data: bytes = _DATA) -> bytes:
-    """A valid safetensors file whose header is exactly ``n`` bytes: one F32 tensor of 2 values; the
-    header is stretched through a metadata value (``meta``) or the tensor's name, and ends in 1–7 spaces
-    of padding (``pad``) or directly in ``}``."""
-
-    def header(extra: int) -> bytes:
-        d: dict[str, Any] = {}
-        if meta:
-            d["__metadata__"] = {"format": "pt", "note": "x" * extra}
-        d["w" + ("" if meta else "_" * extra)] = {"dtype": "F32", "shape": [2], "data_offsets": [0, len(data)]}
-        return json.dumps(d, separators=(",", ":")).encode()
-
-    spaces = n % 7 + 1 if pad else 0
-    h = header(n - spaces - len(header(0))) + b" " * spaces
-    assert len(h) == n
-    return struct.pack("<Q", n) + h + data
 
 
 def _n_for(b0: int, b1: int) -> int:
@@ -74,7 +62,7 @@ _B0_FOR_SWEEP = (0x80, 0x82, 0x83, 0x84, 0x1F, 0x78, 0x58, 0x63, 0x69, 0x43, 0x5
 def test_every_first_byte(meta: bool, pad: bool) -> None:
     for b0 in range(256):
         for b1 in _B1_FOR_SWEEP:
-            _check(st_file(_n_for(b0, b1), meta, pad), f"bytes {b0:#04x} {b1:#04x}")
+            _check(safetensors_with_length(_n_for(b0, b1), meta, pad), f"bytes {b0:#04x} {b1:#04x}")
 
 
 @pytest.mark.parametrize("meta", [True, False], ids=["metadata", "no-metadata"])
@@ -82,7 +70,7 @@ def test_every_first_byte(meta: bool, pad: bool) -> None:
 def test_every_second_byte(meta: bool, pad: bool) -> None:
     for b1 in range(256):
         for b0 in _B0_FOR_SWEEP:
-            _check(st_file(_n_for(b0, b1), meta, pad), f"bytes {b0:#04x} {b1:#04x}")
+            _check(safetensors_with_length(_n_for(b0, b1), meta, pad), f"bytes {b0:#04x} {b1:#04x}")
 
 
 @pytest.mark.slow
@@ -90,7 +78,7 @@ def test_every_second_byte(meta: bool, pad: bool) -> None:
 def test_every_pair_of_first_bytes() -> None:
     for b0 in range(256):
         for b1 in range(256):
-            _check(st_file(_n_for(b0, b1), (b0 + b1) % 2 == 0, b1 % 2 == 0), f"bytes {b0:#04x} {b1:#04x}")
+            _check(safetensors_with_length(_n_for(b0, b1), (b0 + b1) % 2 == 0, b1 % 2 == 0), f"bytes {b0:#04x} {b1:#04x}")
 
 
 def test_the_reported_file_shape_on_disk(tmp_path: Path) -> None:
@@ -101,7 +89,7 @@ def test_the_reported_file_shape_on_disk(tmp_path: Path) -> None:
     tmp_path.mkdir()
     names = {0x3BC84: "ext4.safetensors", 0x280 + (1 << 16): "proto2.safetensors", 0x8B1F: "gzip.safetensors"}
     for n, name in names.items():
-        (tmp_path / name).write_bytes(st_file(n, True, False))
+        (tmp_path / name).write_bytes(safetensors_with_length(n, True, False))
         assert sniff_file(tmp_path / name).format == "safetensors"
     s = scan([tmp_path], db)
     assert s.finding_list == []
@@ -250,30 +238,10 @@ def test_real_unpadded_lokr_files(tmp_path: Path, name: str) -> None:
 # -- what the header does not account for is still scanned ------------------------------------------------
 
 
-def _polyglot_through_header(payload: bytes) -> bytes:
-    """A valid safetensors file that ``pickle.load`` (and ``torch.load(weights_only=False)``, which reads a
-    non-zip file as a legacy pickle) runs: the header length is ``0x58 + 256·L``, so byte 0 is BINUNICODE
-    with the 4-byte length ``L``; the string ends inside a metadata value made of SHORT_BINBYTES hops
-    (``C`` + a printable length byte), and the last hop lands on the first tensor's data: the payload."""
-    pre = b'{"__metadata__":{"p":"'
-    tail = b'"},"a":{"dtype":"U8","shape":[%d],"data_offsets":[0,%d]}}' % (len(payload), len(payload))
-    for L in range(len(pre) + 3, 400):  # the string must end inside the metadata value
-        n = 0x58 + 256 * L
-        land, end = 5 + L, 8 + n  # where the pickle resumes after the string; where tensor data starts
-        k = (end - land) % 128 - 2  # the last hop; every hop before it skips 126 bytes
-        if len(tail) <= k <= 126 and k not in (34, 92):  # a JSON string may not hold '"' or '\\' raw
-            break
-    hops = (end - land - k - 2) // 128
-    text = pre + b"a" * (land - 8 - len(pre)) + (b"C~" + b"a" * 126) * hops + b"C" + bytes([k])
-    text += b"b" * (k - len(tail)) + tail
-    assert len(text) == n and end == 8 + len(text)
-    return struct.pack("<Q", n) + text + payload
-
-
 def test_a_pickle_crafted_through_a_valid_header_is_caught(tmp_path: Path) -> None:
     import pickletools
 
-    data = _polyglot_through_header(EVIL)
+    data = safetensors_pickle_polyglot(EVIL)
     n = int.from_bytes(data[:8], "little")
     assert parse_header(data[8 : 8 + n], n, len(data)).valid  # the strict parser accepts it
     ops = [(op.name, arg) for op, arg, _pos in pickletools.genops(data)]  # a parser, not a loader
@@ -287,7 +255,7 @@ def test_a_pickle_crafted_through_a_valid_header_is_caught(tmp_path: Path) -> No
 
 
 def test_unaccounted_bytes_are_scanned(tmp_path: Path) -> None:
-    good = st_file(0x3BC84, True, False)
+    good = safetensors_with_length(0x3BC84, True, False)
     # trailing pickle
     r = scan_bytes(good + EVIL)
     assert r.verdict == "dangerous" and [g.qualname for g in r.deciding] == ["posix.system"]
