@@ -120,7 +120,7 @@ def run(ctx: FileContext) -> None:
         # always recorded, so that a safe safetensors file has the verdict ``safe`` (not "not scanned"):
         # the scan looks where the header does not account for the bytes (gaps, trailing data, an appended
         # zip, a header that does not parse) and at the pickle a loader would read from byte 0
-        _record(ctx, scan_file(ctx.path, recover_tensors=False))
+        _record(ctx, scan_file(ctx.path, recover_tensors=False, safetensors_header=ctx.header))
         return
     # other formats: is the start of the file also a pickle that imports something, or is a zip archive
     # appended to it (a polyglot)?

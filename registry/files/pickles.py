@@ -442,6 +442,8 @@ class _Scanner:
         self.top_format = "unknown"
         #: why a safetensors file is safe (set when nothing else was found)
         self.st_reason = ""
+        #: the file's safetensors header when the caller parsed it already (the scan does)
+        self.st_header: st.SafetensorsHeader | None = None
 
     # -- streams ----------------------------------------------------------------------------------
     def _record(self, w: Walk, where: str | None, role: str, absolute: bool) -> None:
@@ -555,7 +557,8 @@ class _Scanner:
         checked as a pickle like any unknown content.
         """
         try:
-            header = _st_header(reg)
+            given = self.st_header if depth == 0 and reg.start == 0 and reg.absolute else None
+            header = given if given is not None and given.file_size == len(reg) else _st_header(reg)
         except SafetensorsError as e:
             if depth == 0:
                 self.container.update({"kind": "safetensors", "header": f"does not parse: {e}"})
@@ -1184,11 +1187,16 @@ def scan_file(
     path: str | os.PathLike[str],
     limits: Limits = DEFAULT_LIMITS,
     recover_tensors: bool = True,
+    safetensors_header: st.SafetensorsHeader | None = None,
 ) -> PickleScan:
-    """Scan a file statically. Never raises for bad content: problems become the verdict and findings."""
+    """Scan a file statically. Never raises for bad content: problems become the verdict and findings.
+
+    ``safetensors_header``: the file's header, when the caller has parsed it already (not parsed twice).
+    """
     t0 = time.perf_counter()
     p = os.fspath(path)
     s = _Scanner(p, limits, recover_tensors)
+    s.st_header = safetensors_header
     with open(p, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
