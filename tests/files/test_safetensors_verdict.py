@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -286,3 +287,45 @@ def test_a_header_that_does_not_parse_leaves_the_first_bytes_to_the_pickle_check
     r = scan_bytes(ext1)
     assert r.verdict == "dangerous", r.reason  # an EXT code nothing accounts for: unresolved import
     assert "does not parse" in json.dumps(r.container)
+
+
+def test_every_surface_shows_safe(tmp_path: Path) -> None:
+    """pickle-scan, scan, show, the `models` view, audit (exit code and SARIF) and the exhibit's report
+    all say safe for valid files whose first bytes spell EXT4 and PROTO 2."""
+    from click.testing import CliRunner
+
+    from cli.main import root as cli_main
+    from registry.evidence.exhibit import write_exhibit
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for name, n in (("ext4.safetensors", 0x3BC84), ("proto2.safetensors", 0x10280)):
+        (models / name).write_bytes(safetensors_with_length(n, True, False))
+    db = tmp_path / "r.duckdb"
+
+    def run(*args: str) -> tuple[int, str]:
+        r = CliRunner().invoke(cli_main, ["--db", str(db), *args], catch_exceptions=False)
+        return r.exit_code, r.stdout
+
+    code, out = run("pickle-scan", str(models), "--format", "json")
+    assert code == 0
+    assert {(Path(r["path"]).name, r["format"], r["verdict"]) for r in json.loads(out)} == {
+        ("ext4.safetensors", "safetensors", "safe"), ("proto2.safetensors", "safetensors", "safe")}  # fmt: skip
+    code, out = run("audit", str(models), "--format", "sarif")
+    assert code == 0
+    assert [r["ruleId"] for run_ in json.loads(out)["runs"] for r in run_["results"]] == []
+    code, out = run("ls", "--format", "json")
+    assert [(r["name"], r["format"], r["n_findings"], r["max_severity"]) for r in json.loads(out)] == [
+        ("ext4.safetensors", "safetensors", 0, None), ("proto2.safetensors", "safetensors", 0, None)]  # fmt: skip
+    code, out = run("show", "ext4.safetensors")
+    assert code == 0 and re.search(r"Verdict +SAFE: safetensors: the length prefix, a 244,868-byte JSON header", out)
+    code, out = run("query", "SELECT count(*) AS n FROM models WHERE security_verdict = 'safe'", "--format", "json")
+    assert json.loads(out) == [{"n": 2}]
+    with connect(db, read_only=True) as con:
+        (sha,) = con.execute("SELECT sha256 FROM models WHERE path LIKE '%ext4%'").fetchone() or ("",)
+        res = write_exhibit(con, sha, tmp_path / "exhibit", pdf=False)
+    html = (res.folder / "report.html").read_text(encoding="utf-8")
+    record = json.loads((res.folder / "record.json").read_text(encoding="utf-8"))
+    assert record["sections"]["security"]["verdict"] == "safe"
+    assert "Pickle security verdict" in html and "safe: safetensors: the length prefix" in html
+    assert "dangerous" not in html.lower()
