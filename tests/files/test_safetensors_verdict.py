@@ -75,7 +75,7 @@ def test_every_second_byte(meta: bool, pad: bool) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("MODELREG_SLOW_TESTS"), reason="65,536 files (~40 s): set MODELREG_SLOW_TESTS=1")
+@pytest.mark.skipif(not os.environ.get("MODELREG_SLOW_TESTS"), reason="65,536 files (~1 min): set MODELREG_SLOW_TESTS=1")
 def test_every_pair_of_first_bytes() -> None:
     for b0 in range(256):
         for b1 in range(256):
