@@ -37,6 +37,8 @@ from tests.pickle_builders import (  # noqa: E402
     ZipEntry,
     legacy_torch_bytes,
     npy_object_bytes,
+    safetensors_pickle_polyglot,
+    safetensors_with_length,
     torch_zip_bytes,
     zip_bytes,
 )
@@ -72,8 +74,21 @@ def build_files(root: Path, n_tensors: int) -> dict[str, str]:
         shutil.copy(CORPUS_DIR / "pickles/password_protected.zip", root / "password_protected.zip")
         truth["password_protected.zip"] = "unscannable"
 
+    # valid safetensors files whose header length also reads as something else: EXT4 (0x84, the unpadded
+    # LoKr of issue 12), PROTO 2 (0x80 0x02), gzip's magic (1f 8b); the real unpadded LoKr files
+    put("st_ext4_prefix.safetensors", safetensors_with_length(0x3BC84, True, False), "benign")
+    put("st_proto2_prefix.safetensors", safetensors_with_length(0x10280, True, False), "benign")
+    put("st_gzip_prefix.safetensors", safetensors_with_length(0x8B1F, False, True), "benign")
+    if CORPUS_DIR is not None:
+        for name in ("smart_falcon_4_lokr.safetensors", "smart_falcon_16_lokr.safetensors"):
+            shutil.copy(CORPUS_DIR / "loras" / name, root / name)
+            truth[name] = "benign"
+
     small = {"w": np.ones((2, 2), np.float32)}
     evil = P(2).call("posix", "system", "echo pwned").stop()
+    put("evil_st_header_polyglot.safetensors", safetensors_pickle_polyglot(evil), "malicious")
+    put("evil_st_trailing.safetensors", safetensors_with_length(0x3BC84, True, False) + evil, "malicious")
+    put("evil_jsonpickle.pkl", P(2).call("jsonpickle", "decode", '{"py/reduce": []}').stop(), "malicious")
     put("evil_plain.pkl", evil, "malicious")
     put("evil_named.safetensors", evil, "malicious")
     put("evil_named.bin", pickle.dumps(Reduce(os.system, "id"), protocol=4), "malicious")
@@ -189,10 +204,15 @@ def main() -> int:
     ratio = best["picklescan"] / best["modelreg"]
     ratio_nt = best["picklescan"] / best["modelreg (no tensor recovery)"]
     print(f"throughput ratio modelreg / picklescan: {ratio:.2f}x (with tensor recovery), {ratio_nt:.2f}x (scan only)")
-    benign = [f for f in files if truth[f] == "benign"]
+    benign = [f for f in files if truth[f] == "benign" and not f.endswith(".safetensors")]
     b_ours = sum(per_file["modelreg"][f] for f in benign)
     b_ps = sum(per_file["picklescan"][f] for f in benign)
     print(f"benign checkpoints only: modelreg {b_ours:.3f}s, picklescan {b_ps:.3f}s, ratio {b_ps / b_ours:.2f}x")
+    sts = [f for f in files if f.endswith(".safetensors") and truth[f] == "benign"]
+    s_ours = sum(per_file["modelreg"][f] for f in sts)
+    s_ps = sum(per_file["picklescan"][f] for f in sts)
+    print(f"benign safetensors files ({len(sts)}; modelreg parses and checks the header): modelreg {s_ours:.3f}s, "
+          f"picklescan {s_ps:.3f}s")  # fmt: skip
 
     print("\nverdicts where the two differ (truth: what the file is built to be)")
     print(f"{'file':<34} {'truth':<12} {'modelreg':<12} {'picklescan':<14}")
@@ -205,12 +225,14 @@ def main() -> int:
     missed = [f for f in files if truth[f] == "malicious" and verdicts["modelreg"][f] != "dangerous"]
     ps_missed = [f for f in files if truth[f] == "malicious" and verdicts["picklescan"][f] != "dangerous"]
     false_alarm = [f for f in files if truth[f] == "benign" and verdicts["modelreg"][f] == "dangerous"]
+    st_wrong = [f for f in files if f.endswith(".safetensors") and truth[f] == "benign" and verdicts["modelreg"][f] != "safe"]
+    print(f"benign safetensors files not called safe by modelreg: {len(st_wrong)} {st_wrong}")
     print(f"\n{differ} of {len(files)} verdicts differ; malicious files not called dangerous: modelreg {len(missed)} "
           f"{missed}, picklescan {len(ps_missed)}; benign files called dangerous by modelreg: {len(false_alarm)}")  # fmt: skip
     hostile_missed = _hostile_corpus(root / "hostile", ps)
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
-    return 1 if missed or false_alarm or hostile_missed else 0
+    return 1 if missed or false_alarm or st_wrong or hostile_missed else 0
 
 
 def _hostile_corpus(root: Path, ps: Callable[[str], str]) -> int:

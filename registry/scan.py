@@ -26,7 +26,7 @@ from typing import Any
 from registry.analysis import FileContext, analyzer_versions, derived_tables, load_analyzers, run_analyzers
 from registry.errors import RegistryError, SafetensorsError
 from registry.files import safetensors as st
-from registry.files.sniff import SNIFF_BYTES, sniff_bytes
+from registry.files.sniff import SNIFF_BYTES, file_reader, sniff_bytes
 from registry.findings import Finding, Severity, finding, from_error, rule
 from registry.hashing import hash_file
 from registry.store.db import connect
@@ -197,7 +197,7 @@ def analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, r
             head = fh.read(SNIFF_BYTES)
             size = os.fstat(fh.fileno()).st_size
             out.size = size
-            fmt = sniff_bytes(head, size)
+            fmt = sniff_bytes(head, size, file_reader(fh))
             if fmt == "unknown" and path.lower().endswith((".safetensors", ".sft")):
                 fmt = "safetensors"  # named so and unrecognisable: the parser says precisely what is wrong
             header: st.SafetensorsHeader | None = None

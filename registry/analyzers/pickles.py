@@ -13,8 +13,10 @@ tar, and gzip / zlib / bzip2 / xz / lzma streams) it runs :func:`registry.files.
 * marks the format handled (``ctx.facts["handled"]``) and reports the refined format
   (``ctx.facts["format"]``: a zip is told apart as pytorch-zip, torchscript or npz).
 
-Every file also gets the extension check (a pickle named ``.safetensors`` is a finding), and files of
-other formats a cheap check that their first bytes are not also a pickle that imports names.
+Every file also gets the extension check (a pickle named ``.safetensors`` is a finding). Safetensors files
+always get a ``pickle_scans`` row (``safe`` unless bytes the header does not account for hold a pickle or
+an archive, or the file is a crafted safetensors/pickle polyglot), and files of other formats a cheap
+check that their first bytes are not also a pickle that imports names.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from registry.files.pickle_vm import VALID_OPCODES
 from registry.files.pickles import VERDICT_RANK, PickleScan, find_appended_zip, scan_file
 from registry.files.sniff import COMPRESSED_FORMATS, PICKLE_FORMATS, extension_mismatch
 
-SCANNER_VERSION = "1"
+SCANNER_VERSION = "2"
 _SKIP_EXTENSION_CHECK = {"html", "git-lfs-pointer", "empty"}
 _SCANNED = PICKLE_FORMATS | COMPRESSED_FORMATS | {"torchscript-mobile"}
 
@@ -113,6 +115,12 @@ def run(ctx: FileContext) -> None:
                 "tensors_outside_state_dict": len(rec.other),
                 "problems": rec.problems[:20],
             }
+        return
+    if ctx.format == "safetensors":
+        # always recorded, so that a safe safetensors file has the verdict ``safe`` (not "not scanned"):
+        # the scan looks where the header does not account for the bytes (gaps, trailing data, an appended
+        # zip, a header that does not parse) and at the pickle a loader would read from byte 0
+        _record(ctx, scan_file(ctx.path, recover_tensors=False, safetensors_header=ctx.header))
         return
     # other formats: is the start of the file also a pickle that imports something, or is a zip archive
     # appended to it (a polyglot)?

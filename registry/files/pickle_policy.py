@@ -17,6 +17,7 @@ Module names are normalised the way the unpickler does for protocol < 3 (``__bui
 from __future__ import annotations
 
 import _compat_pickle
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -109,6 +110,94 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     ]
 )
 
+@dataclass(frozen=True)
+class Gadget:
+    """A callable whose job is to deserialize, import or execute: a pickle that calls it hands its
+    argument (bytes, a file name, a dotted name, source code) to a second loader that runs code.
+
+    ``name`` is None when every name of ``module`` (and its submodules) is blocked; the test of the
+    entry then uses ``example``. ``source`` says where the entry comes from.
+    """
+
+    module: str
+    name: str | None
+    does: str
+    source: str
+    example: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.module}.{self.name}" if self.name else f"{self.module}.*"
+
+
+_PY = "Python documentation"
+_B301 = "Bandit B301 (pickle and its wrappers)"
+
+#: second-stage loaders (docs/security.md, "Loader gadgets"); each is dangerous, each has a test. The
+#: sources say what an entry rests on: the library's own documentation, Bandit's blacklist, a CVE.
+LOADER_GADGETS: tuple[Gadget, ...] = (
+    # deserializers: bytes or a file become objects, through pickle or worse
+    Gadget("pickle", None, "deserialize", f"{_PY}: 'The pickle module is not secure'; {_B301}", "loads"),
+    Gadget("_pickle", None, "deserialize", "the C implementation behind pickle.loads", "loads"),
+    Gadget("cPickle", None, "deserialize", "Python 2's pickle (the unpickler maps it to pickle)", "loads"),
+    Gadget("pickle5", None, "deserialize", "backport of pickle protocol 5 (the same loads)", "loads"),
+    Gadget("dill", None, "deserialize", f"dill pickles functions and code objects; {_B301}", "loads"),
+    Gadget("cloudpickle", None, "deserialize", "cloudpickle pickles functions by value; loads is pickle.loads", "loads"),
+    Gadget("joblib", None, "deserialize", "joblib docs: joblib.load unpickles; CVE-2022-21797 (eval in Parallel)", "load"),
+    Gadget("jsonpickle", None, "deserialize",
+           f"jsonpickle README: 'jsonpickle can execute arbitrary Python code'; {_B301}", "decode"),  # fmt: skip
+    Gadget("shelve", None, "deserialize", f"{_PY}: a shelf is backed by pickle; {_B301}", "open"),
+    Gadget("marshal", None, "deserialize",
+           f"{_PY}: 'not intended to be secure'; it loads code objects; Bandit B302", "loads"),  # fmt: skip
+    Gadget("yaml", None, "deserialize",
+           "PyYAML load / unsafe_load / full_load and Loader / UnsafeLoader / FullLoader build any Python "
+           "object: CVE-2017-18342, CVE-2020-1747, CVE-2020-14343; Bandit B506", "unsafe_load"),  # fmt: skip
+    Gadget("_yaml", None, "deserialize", "PyYAML's C loaders (CLoader, CUnsafeLoader)", "CLoader"),
+    Gadget("ruamel.yaml", None, "deserialize", "ruamel.yaml docs: YAML(typ='unsafe') builds any Python object", "YAML"),
+    Gadget("srsly", None, "deserialize", "srsly.pickle_loads and its bundled cloudpickle", "pickle_loads"),
+    Gadget("pandas", "read_pickle", "deserialize", f"pandas docs: loading pickled data from untrusted sources can be unsafe; {_B301}"),
+    Gadget("pandas", "read_hdf", "deserialize", "pandas stores object columns of an HDF5 table as pickles"),
+    Gadget("pandas.io", None, "deserialize", "pandas.io.pickle.read_pickle and the readers behind pandas.read_*", "pickle.read_pickle"),
+    Gadget("torch", "load", "deserialize", "PyTorch docs warning (weights_only=False unpickles); CVE-2025-32434"),
+    Gadget("torch.serialization", None, "deserialize", "torch.load's module (load, _load, _legacy_load)", "_legacy_load"),
+    Gadget("torch.storage", "_load_from_bytes", "deserialize", "calls torch.load on the bytes it is given"),
+    Gadget("torch.jit", None, "execute", "torch.jit.load compiles and runs TorchScript", "load"),
+    Gadget("torch.hub", None, "execute", "torch.hub.load imports a repository's hubconf.py", "load"),
+    Gadget("torch.package", None, "execute", "torch.package.PackageImporter imports the packaged code", "PackageImporter"),
+    Gadget("numpy", "load", "deserialize", "numpy.load(allow_pickle=True) unpickles object arrays: CVE-2019-6446"),
+    Gadget("numpy", "loads", "deserialize", "numpy.loads was pickle.loads (removed in numpy 1.17)"),
+    Gadget("numpy.lib.npyio", None, "deserialize", "numpy.load's module", "load"),
+    Gadget("numpy.lib._npyio_impl", None, "deserialize", "numpy.load's module (numpy 2)", "load"),
+    Gadget("numpy.lib.format", "read_array", "deserialize", "read_array(allow_pickle=True) unpickles object arrays"),
+    Gadget("numpy.ma", "load", "deserialize", "numpy.ma.load was pickle.load (removed in numpy 2)"),
+    Gadget("numpy.ma", "loads", "deserialize", "numpy.ma.loads was pickle.loads (removed in numpy 2)"),
+    Gadget("numpy.ma.core", "loads", "deserialize", "numpy.ma.loads was pickle.loads (removed in numpy 2)"),
+    Gadget("numpy.core.numeric", "loads", "deserialize", "numpy.loads was pickle.loads (removed in numpy 1.17)"),
+    # importers: a dotted name or a path becomes code
+    Gadget("importlib", None, "import", f"{_PY}: import_module, util.spec_from_file_location …", "import_module"),
+    Gadget("importlib_metadata", None, "import", "EntryPoint.load imports any object by name", "EntryPoint"),
+    Gadget("importlib_resources", None, "import", "the importlib.resources backport (files, as_file)", "files"),
+    Gadget("pkgutil", None, "import", f"{_PY}: pkgutil.resolve_name imports any dotted name", "resolve_name"),
+    Gadget("pkg_resources", None, "import", "EntryPoint.load / resolve and load_entry_point import any object", "load_entry_point"),
+    Gadget("pydoc", None, "import", "pydoc.locate imports any dotted name", "locate"),
+    Gadget("zipimport", None, "import", f"{_PY}: zipimporter imports modules from any zip", "zipimporter"),
+    Gadget("imp", None, "import", f"{_PY}: imp.load_source / load_module (removed in 3.12)", "load_source"),
+    Gadget("hydra.utils", None, "import", "hydra docs: instantiate / call resolve and call any _target_", "instantiate"),
+    Gadget("hydra._internal", None, "import", "hydra's name resolver behind instantiate", "utils._locate"),
+    Gadget("builtins", "__import__", "import", f"{_PY}: imports any module"),
+    # executors: source or code objects run
+    Gadget("runpy", None, "execute", f"{_PY}: run_path / run_module run a file or module as __main__", "run_path"),
+    Gadget("code", None, "execute", f"{_PY}: InteractiveInterpreter.runsource runs source", "InteractiveInterpreter"),
+    Gadget("codeop", None, "execute", f"{_PY}: compile_command / Compile make code objects from source", "compile_command"),
+    Gadget("builtins", "exec", "execute", f"{_PY}: runs source or a code object"),
+    Gadget("builtins", "eval", "execute", f"{_PY}: evaluates source"),
+    Gadget("builtins", "compile", "execute", f"{_PY}: makes a code object from source"),
+    Gadget("types", None, "execute", f"{_PY}: FunctionType / CodeType build functions from code objects", "FunctionType"),
+    Gadget("pandas", "eval", "execute", "pandas docs: evaluates an expression string"),
+    Gadget("numexpr", None, "execute", "numexpr.evaluate compiles an expression string (CVE-2023-39631)", "evaluate"),
+    Gadget("asteval", None, "execute", "asteval.Interpreter evaluates Python source", "Interpreter"),
+)
+
 #: modules (and every submodule) any name of which is dangerous
 DANGEROUS_MODULES: frozenset[str] = frozenset(
     _words(
@@ -139,6 +228,7 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
         torch.testing torch.onnx
         """
     )
+    + [g.module for g in LOADER_GADGETS if g.name is None]
 )
 
 #: specific names (module, name) that are dangerous although their module as a whole is not
@@ -207,6 +297,7 @@ DANGEROUS_NAMES: frozenset[tuple[str, str]] = frozenset(
         ("torch", "compile"),
         ("torch.distributed", "init_process_group"),
     ]
+    + [(g.module, g.name) for g in LOADER_GADGETS if g.name is not None and g.module != "builtins"]
 )
 
 #: plain data classes that real checkpoints pickle, inside modules that are otherwise blocked: these are

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import bz2
 import contextlib
+import dataclasses
 import io
 import lzma
 import mmap
@@ -41,7 +42,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from registry.errors import FormatError
+from registry.errors import FormatError, SafetensorsError
+from registry.files import safetensors as st
 from registry.files import zipread
 from registry.files.pickle_policy import Safety, judge, judge_fetch
 from registry.files.pickle_vm import (
@@ -395,6 +397,33 @@ def _judge_getattr(g: Global, w: Walk) -> tuple[Safety, str]:
     return worst
 
 
+def _importable(module: str, name: str) -> bool:
+    """Whether ``find_class(module, name)`` could import anything: both are dotted Python identifiers."""
+    return all(p.isidentifier() for p in module.split(".") + name.split("."))
+
+
+class _RegionFile:
+    """The seek/read interface :func:`registry.files.safetensors.read_header_bytes` needs, over a region."""
+
+    def __init__(self, reg: zipread.Region) -> None:
+        self.reg = reg
+        self.pos = 0
+
+    def seek(self, pos: int) -> None:
+        self.pos = pos
+
+    def read(self, n: int) -> bytes:
+        a = self.reg.start + self.pos
+        b = min(self.reg.end, a + n)
+        self.pos += b - a
+        return bytes(self.reg.buf[a:b])
+
+
+def _st_header(reg: zipread.Region) -> st.SafetensorsHeader:
+    n, raw = st.read_header_bytes(_RegionFile(reg), len(reg))  # type: ignore[arg-type]
+    return st.parse_header(raw, n, len(reg))
+
+
 class _Scanner:
     def __init__(self, path: str, limits: Limits, recover_tensors: bool) -> None:
         self.path = path
@@ -411,6 +440,10 @@ class _Scanner:
         self.recovery: Recovery | None = None
         self.total_bytes = 0
         self.top_format = "unknown"
+        #: why a safetensors file is safe (set when nothing else was found)
+        self.st_reason = ""
+        #: the file's safetensors header when the caller parsed it already (the scan does)
+        self.st_header: st.SafetensorsHeader | None = None
 
     # -- streams ----------------------------------------------------------------------------------
     def _record(self, w: Walk, where: str | None, role: str, absolute: bool) -> None:
@@ -479,7 +512,7 @@ class _Scanner:
     def region(self, reg: zipread.Region, where: str | None, depth: int, name_hint: str | None = None,
                fh: Any = None) -> str:  # fmt: skip
         head = reg.head(4096)
-        fmt = sniff_head(head, len(reg)).format
+        fmt = sniff_head(head, len(reg), reg.head).format
         if depth > self.lim.max_depth:
             self.fail(where, f"containers nested deeper than {self.lim.max_depth} levels")
             return fmt
@@ -500,6 +533,8 @@ class _Scanner:
             self.legacy(reg, where)
         elif fmt == "pickle":
             self.pickle_sequence(reg, where, "pickle")
+        elif fmt == "safetensors":
+            self.safetensors(reg, where, depth, fh)
         elif name_hint is not None and _PICKLE_NAME.search(name_hint) and fmt not in ("safetensors", "gguf", "empty"):
             # a loader would unpickle this member by its name: it must parse
             self.pickle_sequence(reg, where, "pickle")
@@ -508,6 +543,87 @@ class _Scanner:
             self.polyglot(reg, where, fmt)
             self.appended_zip(reg, where, depth, fmt, fh)
         return fmt
+
+    # -- safetensors ---------------------------------------------------------------------------------
+    def safetensors(self, reg: zipread.Region, where: str | None, depth: int, fh: Any) -> None:
+        """A safetensors file: code can hide only where its structure does not account for the bytes.
+
+        When the header parses (UTF-8, one JSON object, inside the file), the first ``8 + N`` bytes are the
+        length prefix and the header: the prefix's low bytes may spell a pickle opcode (``\\x84`` is EXT4,
+        ``\\x80`` PROTO), which is an accident of the number, not a pickle. They count only when a pickle
+        machine started at byte 0 gets through them and imports a real name (a crafted polyglot). Gaps between
+        tensors, bytes after the last tensor, and a zip archive whose directory ends the file are scanned as
+        content of their own. When the header does not parse, nothing accounts for the first bytes: they are
+        checked as a pickle like any unknown content.
+        """
+        try:
+            given = self.st_header if depth == 0 and reg.start == 0 and reg.absolute else None
+            header = given if given is not None and given.file_size == len(reg) else _st_header(reg)
+        except SafetensorsError as e:
+            if depth == 0:
+                self.container.update({"kind": "safetensors", "header": f"does not parse: {e}"})
+            self.polyglot(reg, where, "safetensors")
+            self.appended_zip(reg, where, depth, "safetensors", fh)
+            return
+        regions: list[tuple[int, int, str]] = []
+        for f in header.findings:
+            ev = f.evidence
+            if f.rule_id == st.R_GAP.id:
+                a, b = header.data_start + int(ev["gap_begin"]), header.data_start + int(ev["gap_end"])
+                regions.append((a, b, f"unused bytes {a:,}–{b:,} before tensor {ev.get('tensor')!r}"))
+            elif f.rule_id == st.R_TRAILING.id:
+                a = int(ev["data_end"])
+                regions.append((a, len(reg), f"{len(reg) - a:,} bytes after the last tensor"))
+        unaccounted = sum(b - a for a, b, _ in regions)
+        if depth == 0:
+            self.container.update(
+                {"kind": "safetensors", "header_len": header.header_len, "tensors": len(header.tensors),
+                 "unaccounted_bytes": unaccounted}  # fmt: skip
+            )
+        self._prefix_pickle(reg, where, header)
+        scanned_zip: list[tuple[int, int]] = []
+        for a, b, label in regions:
+            sub = zipread.Region(reg.buf, reg.start + a, reg.start + b, reg.absolute)
+            place = label if where is None else f"{where}: {label}"
+            inner = sniff_head(sub.head(4096), len(sub), sub.head).format
+            if inner in _CONTAINER_OR_PICKLE or inner == "torchscript-mobile":
+                what = (f"a zip archive is appended there ({inner}); zipfile-based loaders open it"
+                        if inner in ("zip", "pytorch-zip", "npz", "torchscript") else f"they hold {inner} content")  # fmt: skip
+                self.evasions.append(f"{place}: the safetensors header does not account for them, and {what}")
+                self.region(sub, place, depth + 1, fh=None)
+                scanned_zip.append((a, b))
+            else:
+                self.polyglot(sub, place, "unaccounted")
+        at = find_appended_zip(reg.buf, reg.start, reg.end)
+        if at is not None and not any(reg.start + a <= at < reg.start + b for a, b in scanned_zip):
+            self.appended_zip(reg, where, depth, "safetensors", fh)
+        if not self.streams and not self.evasions and not self.unscannable:
+            rest = (f"; the {unaccounted:,} bytes it does not account for hold no pickle or archive"
+                    if unaccounted else "")  # fmt: skip
+            self.st_reason = (
+                f"safetensors: the length prefix, a {header.header_len:,}-byte JSON header and "
+                f"{len(header.tensors):,} tensor(s) that loaders read as data{rest}"
+            )
+
+    def _prefix_pickle(self, reg: zipread.Region, where: str | None, header: st.SafetensorsHeader) -> None:
+        """The pickle a loader would read from byte 0 of a valid safetensors file: evidence only when it
+        imports a name an importer can find (a dotted identifier), which takes more than the 8-byte length
+        prefix. Names a real unpickler cannot import are dropped: an ``EXT`` code (no extension is
+        registered in a stock interpreter: the unpickler raises), or a ``GLOBAL`` line that runs into the
+        JSON header and the tensor bytes."""
+        if not len(reg) or reg.buf[reg.start] not in VALID_OPCODES:
+            return
+        w = walk(reg.buf, reg.start, reg.end, Limits(max_ops=100_000, max_objects=100_000))
+        kept = [g for g in w.globals if g.resolved and _importable(g.module, g.name)]
+        if not kept:
+            return
+        w = dataclasses.replace(w, globals=kept)
+        self._record(w, where, "polyglot prefix", reg.absolute)
+        self.evasions.append(
+            f"{self._place(where)}: a pickle read from byte 0 runs through the {header.header_len:,}-byte "
+            f"safetensors header and imports {', '.join(sorted({g.qualname for g in kept})[:5])} "
+            "(a safetensors/pickle polyglot: pickle.load and torch.load(weights_only=False) read it)"
+        )
 
     def polyglot(self, reg: zipread.Region, where: str | None, fmt: str) -> None:
         """A file of another format whose first bytes are also a pickle that imports something."""
@@ -987,7 +1103,7 @@ class _Scanner:
         elif self.evasions:
             verdict, reason = "suspicious", self.evasions[0]
         elif not self.streams:
-            verdict, reason = "safe", f"no pickle stream in this {fmt} content"
+            verdict, reason = "safe", self.st_reason or f"no pickle stream in this {fmt} content"
         else:
             n = len({g.qualname for g in self.globals})
             verdict, reason = "safe", f"every imported name ({n}) is on the tensor-checkpoint allowlist"
@@ -1071,11 +1187,16 @@ def scan_file(
     path: str | os.PathLike[str],
     limits: Limits = DEFAULT_LIMITS,
     recover_tensors: bool = True,
+    safetensors_header: st.SafetensorsHeader | None = None,
 ) -> PickleScan:
-    """Scan a file statically. Never raises for bad content: problems become the verdict and findings."""
+    """Scan a file statically. Never raises for bad content: problems become the verdict and findings.
+
+    ``safetensors_header``: the file's header, when the caller has parsed it already (not parsed twice).
+    """
     t0 = time.perf_counter()
     p = os.fspath(path)
     s = _Scanner(p, limits, recover_tensors)
+    s.st_header = safetensors_header
     with open(p, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:

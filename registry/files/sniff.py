@@ -18,6 +18,7 @@ import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,12 +184,68 @@ def _is_lzma_alone(head: bytes) -> bool:
     return True
 
 
-def sniff_bytes(head: bytes, size: int) -> str:
+def sniff_bytes(head: bytes, size: int, read: Reader | None = None) -> str:
     """Name the container format from the first bytes of a file and its size."""
-    return sniff_head(head, size).format
+    return sniff_head(head, size, read).format
 
 
-def sniff_head(head: bytes, size: int) -> Sniffed:
+#: ``read(n)`` returns the first ``n`` bytes of the content (fewer only at its end)
+Reader = Callable[[int], bytes]
+
+#: what byte 8 of a safetensors file may be: the header's JSON object, or whitespace before it
+_ST_HEADER_START = (b"{", b" ", b"\t", b"\n", b"\r")
+
+
+def safetensors_prefix(head: bytes, size: int) -> int | None:
+    """The header length ``N`` when the head is shaped like a safetensors file: ``N`` fits the file (and
+    the format's 100,000,000-byte limit) and byte 8 opens the header's JSON. Only a candidate: the header
+    decides (:func:`safetensors_header_parses`)."""
+    from registry.files.safetensors import MAX_HEADER_LEN
+
+    if len(head) < 9 or head[8:9] not in _ST_HEADER_START:
+        return None
+    (n,) = struct.unpack_from("<Q", head)
+    return n if 2 <= n <= min(size - 8, MAX_HEADER_LEN) else None
+
+
+def safetensors_header_parses(head: bytes, n: int, size: int, read: Reader | None) -> bool:
+    """True when the ``n``-byte header after the length prefix is what the strict parser accepts: UTF-8,
+    one JSON object (its entries may still have findings). Reads at most ``8 + n`` bytes."""
+    from registry.errors import SafetensorsError
+    from registry.files.safetensors import parse_header
+
+    if 8 + n <= len(head):
+        raw = head[8 : 8 + n]
+    elif read is not None:
+        raw = read(8 + n)[8:]
+    else:
+        return False  # cannot tell from the head alone
+    if len(raw) != n:
+        return False
+    try:
+        parse_header(bytes(raw), n, size)
+    except SafetensorsError:
+        return False
+    return True
+
+
+def sniff_head(head: bytes, size: int, read: Reader | None = None) -> Sniffed:
+    """Name the format of content from its head (and size).
+
+    A file whose 8-byte header length and JSON header parse as safetensors is safetensors, whatever its
+    first bytes also look like: the low bytes of the length can spell a pickle opcode (``\\x80`` PROTO,
+    ``\\x84`` EXT4 …), a gzip or a zlib magic number. When the head alone is ambiguous, ``read`` supplies
+    the header bytes (bounded: ``8 + N``); without it a header longer than the head cannot be checked.
+    """
+    s = _sniff_head(head, size)
+    if s.format != "safetensors":
+        n = safetensors_prefix(head, size)
+        if n is not None and safetensors_header_parses(head, n, size, read):
+            return Sniffed("safetensors", size, {"header_len": n, "prefix_also_reads_as": s.format})
+    return s
+
+
+def _sniff_head(head: bytes, size: int) -> Sniffed:
     if size == 0:
         return Sniffed("empty", 0)
     if head.startswith(b"version https://git-lfs"):
@@ -260,7 +317,7 @@ def sniff_file(path: str | os.PathLike[str]) -> Sniffed:
     with open(path, "rb") as fh:
         head = fh.read(SNIFF_BYTES)
         size = os.fstat(fh.fileno()).st_size
-        s = sniff_head(head, size)
+        s = sniff_head(head, size, file_reader(fh))
         if s.format in ("zip", "pytorch-zip", "npz"):
             try:
                 fh.seek(0)
@@ -271,6 +328,16 @@ def sniff_file(path: str | os.PathLike[str]) -> Sniffed:
             kind = _zip_kind(names)
             return Sniffed(kind, size, {**s.detail, "members": len(names)})
         return s
+
+
+def file_reader(fh: Any) -> Reader:
+    """A :data:`Reader` over an open binary file (it seeks; callers reposition afterwards)."""
+
+    def read(n: int) -> bytes:
+        fh.seek(0)
+        return bytes(fh.read(n))
+
+    return read
 
 
 def sniff(path: str | os.PathLike[str]) -> str:

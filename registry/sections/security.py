@@ -57,6 +57,10 @@ def render(v: dict[str, Any]) -> list[Line]:
         lines.append(("Allowed imports", ", ".join(uniq[:12]) + (f" and {len(uniq) - 12} more" if len(uniq) > 12 else "")))
     streams = v["streams"] or []
     what = f"{len(streams)} pickle stream(s)"
+    container = v.get("container") or {}
+    if v["format"] == "safetensors" and "unaccounted_bytes" in container:
+        what = (f"header and tensors checked; {container['unaccounted_bytes']:,} byte(s) they do not account for; "
+                f"{what} from byte 0 or in those bytes")  # fmt: skip
     if v["members"]:
         what += f" in {len(v['members']):,} archive member(s)"
     lines.append(("Scanned", f"{v['format']}: {what}"))

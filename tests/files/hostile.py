@@ -12,6 +12,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import json
 import lzma
 import os
 import pickle  # writing only: nothing here loads a pickle
@@ -33,6 +34,8 @@ from tests.pickle_builders import (
     ZipEntry,
     legacy_torch_bytes,
     npy_object_bytes,
+    safetensors_pickle_polyglot,
+    safetensors_with_length,
     state_dict_from_arrays,
     state_dict_pickle,
     torch_zip_bytes,
@@ -163,9 +166,15 @@ GADGETS: list[tuple[str, str, str]] = [
 
 
 def _gadget_cases() -> list[Hostile]:
+    from registry.files.pickle_policy import LOADER_GADGETS
+
     out = []
     for module, name, why in GADGETS:
         out.append(Hostile(f"gadget_{module}.{name}.pkl", call(module, name, CMD), f"GLOBAL {module}.{name}: {why}".rstrip(": ")))
+    # second-stage loaders: deserializers, importers, executors (docs/security.md, "Loader gadgets")
+    for g in LOADER_GADGETS:
+        name = g.name or g.example
+        out.append(Hostile(f"loader_{g.module}.{name}.pkl", call(g.module, name, CMD), f"{g.does}: {g.source}"))
     return out
 
 
@@ -445,6 +454,16 @@ def _disguise_cases() -> list[Hostile]:
     out.append(Hostile("image_with_zip.png", b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 200 + tzip, "a zip appended to a PNG"))
     st = safetensors_bytes({"w": np.zeros(4, np.float32)})
     out.append(Hostile("safetensors_with_zip.safetensors", st + tzip, "a zip appended to a valid safetensors file"))
+    # valid safetensors files whose header length starts with EXT4 (0x84), as real unpadded files do, and
+    # that still carry a pickle where the header does not account for the bytes, or through the header
+    ext4 = safetensors_with_length(0x3BC84, True, False)
+    out.append(Hostile("safetensors_ext4_trailing_pickle.safetensors", ext4 + evil, "a pickle after the last tensor"))
+    hdr = json.dumps({"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
+                      "b": {"dtype": "U8", "shape": [4], "data_offsets": [4 + len(evil), 8 + len(evil)]}}).encode()  # fmt: skip
+    gap = struct.pack("<Q", len(hdr)) + hdr + b"\0" * 4 + evil + b"\1" * 4
+    out.append(Hostile("safetensors_gap_pickle.safetensors", gap, "a pickle in a gap between two tensors"))
+    out.append(Hostile("safetensors_pickle_polyglot.safetensors", safetensors_pickle_polyglot(evil),
+                       "a valid safetensors file whose length prefix and header are a pickle that reaches tensor data"))  # fmt: skip
     return out
 
 

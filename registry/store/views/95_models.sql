@@ -17,8 +17,10 @@ SELECT
     ls.n_modules, ls.total_fro, ls.mean_eff_rank, ls.max_spectral,
     -- declarations (issue 6)
     d.version AS declaration_version, d.n_contradictions,
-    -- pickle security (issue 5): NULL for formats that cannot carry code
-    p.verdict AS security_verdict
+    -- pickle security (issues 5, 12): the scan's verdict; safetensors and GGUF content without a scan row
+    -- (GGUF, and safetensors scanned before every safetensors file got one) holds data only: 'safe'.
+    -- NULL only for formats that were not scanned for code.
+    COALESCE(p.verdict, CASE WHEN b.format IN ('safetensors', 'gguf') THEN 'safe' END) AS security_verdict
 FROM blobs b
 LEFT JOIN identity i ON i.blob_sha256 = b.sha256
 LEFT JOIN training_facts t ON t.blob_sha256 = b.sha256
