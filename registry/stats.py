@@ -562,7 +562,18 @@ def loha_sketch(
     formed once in float32, its Frobenius norm summed in float64, and a bound on the residual (see the
     module docstring, ``loha``)."""
     f32 = np.float32
-    w = np.multiply(a1.astype(f32) @ b1.astype(f32), a2.astype(f32) @ b2.astype(f32))
+    a1, b1, a2, b2 = (np.ascontiguousarray(x, dtype=f32) for x in (a1, b1, a2, b2))
+    m, n = a1.shape[0], b1.shape[1]
+    w = np.empty((m, n), dtype=f32)
+    # in row blocks of about 4 MiB, so that the two products never exist whole (memory traffic, not flops,
+    # is what forming a large product costs)
+    step = max(1, (1 << 20) // max(n, 1))
+    tmp = np.empty((min(step, m), n), dtype=f32)
+    for i in range(0, m, step):
+        j = min(i + step, m)
+        np.matmul(a1[i:j], b1, out=w[i:j])
+        np.matmul(a2[i:j], b2, out=tmp[: j - i])
+        w[i:j] *= tmp[: j - i]
     return sketch_sv(w, k, seed)
 
 
