@@ -108,9 +108,10 @@ def _num(x: float, spec: str = "d") -> str:
 
 def _spread(d: dict[str, Any], spec: str) -> str:
     """A per-module figure: its median and range over the modules where it is known."""
-    if d["min"] == d["max"]:
+    lo, hi = _num(d["min"], spec), _num(d["max"], spec)
+    if lo == hi:
         return f"{_num(d['median'], spec)} (all {d['n']:,})"
-    return f"median {_num(d['median'], spec)}, range {_num(d['min'], spec)}–{_num(d['max'], spec)} ({d['n']:,} modules)"
+    return f"median {_num(d['median'], spec)}, range {lo}–{hi} ({d['n']:,} modules)"
 
 
 #: the largest rank each form can reach, as the reader should see it (registry.stats, "Units")
@@ -163,7 +164,7 @@ def render(v: dict[str, Any]) -> list[Line]:
         lines.append(("Effective rank", f"per module mean {_g(v['mean_eff_rank'], '.3g')}, median {_g(v['median_eff_rank'], '.3g')}"))
     r90, r99 = spread.get("rank90"), spread.get("rank99")
     if r90 and r99:
-        if r90["min"] == r90["max"] and r99["min"] == r99["max"]:
+        if _num(r90["min"]) == _num(r90["max"]) and _num(r99["min"]) == _num(r99["max"]):
             pair = f"{_num(r90['median'])} / {_num(r99['median'])} (all {r90['n']:,})"
         else:
             pair = (f"median {_num(r90['median'])} / {_num(r99['median'])}, range {_num(r90['min'])}–{_num(r90['max'])} / "
