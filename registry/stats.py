@@ -362,13 +362,24 @@ def _peft_alpha(key: str, rank: int, cfg: Mapping[str, Any] | None) -> tuple[flo
     return alpha, alpha / rank
 
 
+@dataclass
+class _Deferred:
+    """A LoRA module whose spectrum waits for the batch of its shape: ΔW = u · dᵀ · scale."""
+
+    out: ModuleStats
+    u: np.ndarray
+    d: np.ndarray
+    scale: float
+
+
 class _Module:
     """Reads one module's tensors as float64, counting non-finite values."""
 
-    def __init__(self, mod: AdapterModule, load: Loader) -> None:
+    def __init__(self, mod: AdapterModule, load: Loader, batch: list[_Deferred] | None = None) -> None:
         self.mod = mod
         self._load = load
         self.nonfinite = 0
+        self.batch = batch
 
     def has(self, role: str) -> bool:
         return role in self.mod.parts
@@ -401,13 +412,15 @@ def module_stats(
     load: Loader,
     peft_config: Mapping[str, Any] | None = None,
     dtypes: Mapping[str, str] | None = None,
+    batch: list[_Deferred] | None = None,
 ) -> ModuleStats:
     """Statistics of one module; never raises for bad data (the result then carries ``error`` or
-    ``nonfinite``). ``dtypes`` (tensor name -> safetensors dtype) only labels the result."""
+    ``nonfinite``). ``dtypes`` (tensor name -> safetensors dtype) only labels the result. With ``batch``,
+    a LoRA module's spectrum is left to :func:`run_batch` (one stacked QR and SVD per shape)."""
     out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
     if dtypes:
         out.dtype = ",".join(sorted({dtypes[n] for n in mod.parts.values() if n in dtypes})) or None
-    m = _Module(mod, load)
+    m = _Module(mod, load, batch)
     try:
         _FORMS[mod.form](m, out, peft_config)
     except _NonFinite as e:
@@ -465,7 +478,38 @@ def _lora(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
     nu, nd = _fro(u), _fro(d)
     out.balance = nu / nd if nd > 0 else None
     out.method = "factored"
+    if m.batch is not None and u.shape[0] and d.shape[1] and rank:
+        m.batch.append(_Deferred(out, u, d, abs(scale)))
+        return
     out.apply(figures(abs(scale) * lowrank_sv(u, d.T), max_rank=out.max_rank))
+
+
+def run_batch(batch: list[_Deferred]) -> None:
+    """Spectra of deferred LoRA modules, one stacked QR of each factor and one stacked SVD per shape
+    (LAPACK runs on each matrix of a stack as on a single one: the values are bit-identical to
+    :func:`lowrank_sv`, without its per-module overhead)."""
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[_Deferred]] = {}
+    for it in batch:
+        groups.setdefault((it.u.shape, it.d.shape), []).append(it)
+    for items in groups.values():
+        try:
+            if len(items) == 1:
+                svs = [lowrank_sv(items[0].u, items[0].d.T)]
+            else:
+                r1 = np.linalg.qr(np.stack([it.u for it in items]), mode="r")
+                r2 = np.linalg.qr(np.stack([it.d.T for it in items]), mode="r")
+                svs = list(np.linalg.svd(r1 @ np.swapaxes(r2, -1, -2), compute_uv=False))
+        except (ValueError, np.linalg.LinAlgError):
+            svs = []
+            for it in items:  # one bad matrix: each on its own, failures recorded on the module
+                try:
+                    svs.append(lowrank_sv(it.u, it.d.T))
+                except (ValueError, np.linalg.LinAlgError) as e:
+                    it.out.error, it.out.method = str(e), "none"
+                    svs.append(np.zeros(0))
+        for it, sv in zip(items, svs, strict=True):
+            if it.out.error is None:
+                it.out.apply(figures(it.scale * sv, max_rank=it.out.max_rank))
 
 
 def _vector_summary(v: np.ndarray) -> dict[str, float]:
@@ -980,7 +1024,9 @@ def lora_report(
     """Statistics of every module of an adapter file, its summary, profile and findings."""
     cfg = peft_config_from_metadata(metadata)
     with single_threaded_blas():
-        mods = [module_stats(mod, load, cfg, dtypes) for mod in grouping.modules]
+        batch: list[_Deferred] = []
+        mods = [module_stats(mod, load, cfg, dtypes, batch) for mod in grouping.modules]
+        run_batch(batch)
     summary, profile = summarise(mods)
     summary["incomplete_modules"] = len(grouping.incomplete)
     summary["unassigned_tensors"] = len(grouping.unassigned)
