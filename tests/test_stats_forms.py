@@ -216,3 +216,23 @@ def test_real_lokr_rank_figures_are_sane(path: Path) -> None:
         k = min(len(m.sv), 16)
         np.testing.assert_allclose(m.sv[:k], ref[:k], rtol=EXACT_RTOL, atol=1e-9 * ref[0])
         assert m.fro == pytest.approx(float(np.linalg.norm(dense)), rel=EXACT_RTOL)
+
+
+def test_weights_section_says_which_figures_are_exact() -> None:
+    from registry.sections.stats import render
+
+    base = {
+        "kind": "adapter", "n_modules": 10, "forms": {"loha": 10}, "conventions": {"kohya": 10}, "ranks": [32],
+        "alphas": [32.0], "total_fro": 3.0, "max_spectral": 1.0, "mean_rank_use": None, "mean_eff_rank": None,
+        "per_module": {"max_rank": {"n": 10, "median": 1024.0, "min": 640.0, "max": 1024.0},
+                       "rank90": None, "rank99": None, "eff_rank_energy": None},
+        "sum_max_rank": 0, "approximate_modules": 8, "max_sv_error": 0.25,
+    }
+    lines = dict(render(base))
+    assert lines["Reachable rank"] == "per module median 1,024, range 640–1,024 (10 modules): LoHa min(r1·r2, out, in)"
+    assert lines["Exactness"] == (
+        "2 of 10 modules exact; 8 sketched: Frobenius norm exact, leading singular values are lower bounds; "
+        "σ1 within +25.0% (largest bound); effective ranks of sketched modules not computed, rank90/99 only "
+        "where the leading values reach them"
+    )
+    assert "Effective rank" not in lines and "Rank for 90% / 99%" not in lines
