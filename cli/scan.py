@@ -49,6 +49,8 @@ def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool |
     if not quiet:
         for rule_id, sev, path, message in summary.finding_list:
             click.echo(f"{sev.upper():8} {rule_id}  {path}: {message}")
+    for path, took, step, step_took in summary.slow:
+        click.echo(f"slow: {path} took {took:.1f}s, {step} {step_took:.1f}s of it")
     parts = [
         f"{summary.files} files",
         f"{summary.new_blobs} new",

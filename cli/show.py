@@ -63,5 +63,5 @@ def _print_modules(rows: list[dict[str, object]]) -> None:
 
     click.echo("")
     click.secho(f"Modules ({len(rows)})", bold=True)
-    cols = ["module", "form", "component", "block", "rank", "scale", "fro", "spectral", "eff_rank_energy", "rank90", "rank99"]
+    cols = ["module", "form", "component", "block", "rank", "max_rank", "scale", "fro", "spectral", "eff_rank_energy", "rank90", "rank99"]
     render_rows(rows, cols, "table", max_width=72)

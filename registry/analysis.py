@@ -28,6 +28,7 @@ import contextlib
 import importlib
 import mmap
 import pkgutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,9 +123,11 @@ def load_analyzers() -> list[Analyzer]:
 
 def run_analyzers(ctx: FileContext, only: set[str] | None = None) -> None:
     """Run every analyzer on ``ctx``; a crash becomes a finding, never an exception."""
+    seconds: dict[str, float] = ctx.facts.setdefault("seconds", {})
     for a in load_analyzers():
         if only is not None and a.name not in only:
             continue
+        t0 = time.perf_counter()
         try:
             a.run(ctx)
         except MemoryError:
@@ -140,6 +143,8 @@ def run_analyzers(ctx: FileContext, only: set[str] | None = None) -> None:
                     error=type(e).__name__,
                 )
             )
+        finally:
+            seconds[a.name] = time.perf_counter() - t0
 
 
 def analyzer_versions() -> str:

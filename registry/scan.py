@@ -32,6 +32,9 @@ from registry.hashing import hash_file
 from registry.store.db import connect
 from registry.store.write import BlobRecord, FileWrite, SightingRecord, TensorRows, write_batch
 
+#: a file that takes longer than this (seconds) is named in the scan summary with its slowest step
+SLOW_SECONDS = 10.0
+
 R_UNREADABLE = rule("file.unreadable", Severity.MEDIUM, "The file could not be read")
 R_BROKEN_LINK = rule("file.broken-symlink", Severity.LOW, "A symbolic link points to nothing")
 R_LINK_LOOP = rule("file.symlink-loop", Severity.LOW, "Symbolic links form a loop")
@@ -82,6 +85,8 @@ class ScanSummary:
     findings: dict[str, int] = field(default_factory=dict)
     #: (rule_id, severity, path, message) for every finding recorded in this scan
     finding_list: list[tuple[str, str, str, str]] = field(default_factory=list)
+    #: (path, seconds, slowest step, its seconds) of every file that took more than SLOW_SECONDS
+    slow: list[tuple[str, float, str, float]] = field(default_factory=list)
     #: sha256 per scanned path (unchanged files included)
     shas: dict[str, str] = field(default_factory=dict)
     elapsed: float = 0.0
@@ -178,6 +183,9 @@ class Analysed:
     sha256: str | None
     path_findings: list[Finding]
     error: str | None = None
+    #: wall seconds of the whole file, and of each step that took any (``hashing``, each analyzer)
+    seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 _KNOWN: set[str] = set()
@@ -190,7 +198,14 @@ def _init_worker(known: set[str]) -> None:
 
 
 def analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, rehash: bool = False) -> Analysed:
-    """Everything a worker does for one regular file. Never raises for bad content."""
+    """Everything a worker does for one regular file, timed. Never raises for bad content."""
+    t0 = time.perf_counter()
+    out = _analyse_file(path, size, mtime_ns, inode, device, rehash)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, rehash: bool) -> Analysed:
     out = Analysed(path, size, mtime_ns, _i64(inode), _i64(device), None, None, [])
     try:
         with open(path, "rb") as fh:
@@ -219,8 +234,10 @@ def analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, r
     except OSError as e:
         out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e.strerror or e}", error=e.errno))
         return out
+    t_hash = time.perf_counter()
     try:
         h = hash_file(path, data_start)
+        out.steps["hashing"] = time.perf_counter() - t_hash
     except (OSError, RegistryError) as e:
         out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e}"))
         return out
@@ -254,6 +271,7 @@ def analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, r
         run_analyzers(ctx)
     finally:
         ctx.close()
+    out.steps.update(ctx.facts.get("seconds") or {})
     # a container analyzer may name the format more precisely (a zip that is a TorchScript archive …)
     fmt = str(ctx.facts.get("format") or fmt)
     if fmt not in ("safetensors", "empty", "git-lfs-pointer", "html") and not ctx.facts.get("handled"):
@@ -394,6 +412,9 @@ def scan(
 
     def accept(a: Analysed) -> None:
         summary.files += 1
+        if a.seconds > SLOW_SECONDS:
+            step, took = max(a.steps.items(), key=lambda kv: kv[1], default=("reading", a.seconds))
+            summary.slow.append((a.path, a.seconds, step, took))
         if a.sha256 is None:
             summary.unreadable += 1
             new = [f for f in a.path_findings if (a.path, f.message) not in recorded_path_findings]

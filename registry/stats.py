@@ -15,6 +15,18 @@ float64 instead of an O(mn·min(m,n)) SVD of the formed product (REFERENCE.md se
     ``(A1 • A2)(B1ᵀ • B2ᵀ)ᵀ`` with the row-wise Kronecker (face-splitting) product, of rank ≤ r1·r2, so the
     factored method applies with r1·r2 columns. When r1·r2 ≥ min(m, n) the product is formed instead
     (it is then no bigger than the factors). Tucker ``hada_t1/t2`` fold into the factors the same way.
+    Both exact methods cost O((m+n)·(r1·r2)²) or O(m·n·min(m,n)): at rank 32 (r1·r2 = 1,024) and SDXL
+    widths that is about a second per module. When the exact cost exceeds :data:`EXACT_FLOPS` (and the
+    sketch is cheaper) the module is ``sketched`` instead (``exact`` false): ΔW is formed once in float32
+    (O(m·n·(r1+r2)), the cheapest known route: the face-splitting Gram matrices that an O((m+n)·…) formula
+    would need cost m·(r1·r2)²), its Frobenius norm summed in float64 (exact up to the float32 rounding
+    of the product, relative error ≲ 1e-6), and the leading :data:`SV_KEEP` singular values found by
+    a randomized range finder with one power step (Halko, Martinsson & Tropp 2011, algorithm 4.3). The
+    computed values are lower bounds (Rayleigh–Ritz); with ρ ≥ ‖(I − QQᵀ)ΔW‖₂ every true σᵢ lies in
+    [σ̂ᵢ, √(σ̂ᵢ² + ρ²)]. ρ is the smaller of the certain bound √(‖ΔW‖_F² − ‖QᵀΔW‖_F²) and Halko et al.'s
+    a-posteriori bound (eq. 4.3, ten extra test vectors, failure probability ≤ 10⁻¹⁰); ``sv_error`` holds
+    the resulting relative bound on σ1 and ``extra`` the bound's kind. Entropy-based figures need every σ
+    and are left empty; rank90/rank99 are given only when the leading values already hold the energy.
 ``lokr``
     ΔW = s·(W1 ⊗ W2): the singular values are all products σᵢ(W1)·σⱼ(W2); W1 and W2 come from their
     own factors (factored method) or, when stored whole, from an SVD of the (small) stored matrix.
@@ -33,6 +45,15 @@ float64 instead of an O(mn·min(m,n)) SVD of the formed product (REFERENCE.md se
     values by randomized subspace iteration (method ``randomized``; Frobenius exact; the entropy-based
     figures, which need every σ, are left empty).
 
+Units. Every rank figure of a module counts singular directions of that module's ΔW. ``max_rank`` is the
+largest rank the form can reach: LoRA / GLoRA min(r, out, in); LoHa min(r1·r2, out, in); LoKr
+rank(W1)·rank(W2) (each factor's rank is min(its r, rows, cols), or min(rows, cols) when stored whole);
+full / diff min(out, in); IA3 / norm / OFT / BOFT the vector or block size n. ``rank`` is the nominal
+rank the file states (the LoRA r, LyCORIS' ``dim`` that divides alpha). Effective ranks, rank90 and
+rank99 are computed from at most ``max_rank`` singular values (values past it are rounding), so none of
+them exceeds ``max_rank``. File summaries give per-module figures as median and range, and label sums
+as totals.
+
 Figures per module: Frobenius ‖ΔW‖_F, spectral σ1, stable rank ‖ΔW‖_F²/σ1², energy effective rank
 exp(H(σ²/Σσ²)), Roy–Vetterli effective rank exp(H(σ/Σσ)), top-1 energy share σ1²/Σσ², ``rank90`` /
 ``rank99`` by kohya's ``sv_fro`` rule (``networks/resize_lora.py``: the smallest k whose leading singular
@@ -48,7 +69,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 import numpy as np
@@ -64,6 +85,12 @@ KOHYA_MIN_SV = 1e-6
 DIFF_EXACT_FLOPS = 4e9
 #: BOFT products are formed (n×n) only up to this n
 BOFT_FORM_LIMIT = 2048
+#: a LoHa module whose exact spectrum costs more floating-point operations than this is sketched
+EXACT_FLOPS = 3e8
+#: oversampling and power steps of the sketch; extra test vectors of the a-posteriori bound (Halko eq. 4.3)
+SKETCH_OVERSAMPLE = 16
+SKETCH_POWER = 1
+SKETCH_PROBES = 10
 
 R_NONFINITE = rule(
     "stats.nonfinite-factor",
@@ -93,15 +120,26 @@ R_MODULE_FAILED = rule(
 Loader = Callable[[str], np.ndarray]
 
 
+#: the process-wide BLAS limit, once installed (kept for the life of the process)
+_BLAS_LIMIT: object | None = None
+
+
 def single_threaded_blas() -> AbstractContextManager[object]:
-    """Limit BLAS to one thread. The matrices here are small (r ≤ a few hundred), where OpenBLAS threads
-    cost more than they give, and on a loaded machine they thrash (measured 25× slower QR on 2 busy
-    cores); a scan gets its parallelism from files in separate processes instead."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
-        return nullcontext()
-    return cast(AbstractContextManager[object], threadpool_limits(1, user_api="blas"))
+    """Limit BLAS to one thread, once per process. The matrices here are small (r ≤ a few hundred),
+    where OpenBLAS threads cost more than they give, and on a loaded machine they thrash (measured 25×
+    slower QR on 2 busy cores); a scan gets its parallelism from files in separate processes instead.
+    Entering and leaving a limit costs about a millisecond (it walks the loaded libraries), a large share
+    of a small file's time, so the first call installs the limit for the whole process and later calls
+    do nothing. Returns a context manager (a no-op) so that callers can keep a ``with`` block."""
+    global _BLAS_LIMIT
+    if _BLAS_LIMIT is None:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
+            _BLAS_LIMIT = False
+        else:
+            _BLAS_LIMIT = threadpool_limits(1, user_api="blas")
+    return nullcontext()
 
 
 # -- spectra ------------------------------------------------------------------------------------
@@ -173,10 +211,16 @@ class SpectralFigures:
     n_sv: int
 
 
-def figures(sv: np.ndarray, fro: float | None = None, complete: bool = True) -> SpectralFigures:
+def figures(
+    sv: np.ndarray, fro: float | None = None, complete: bool = True, max_rank: int | None = None
+) -> SpectralFigures:
     """Spectral figures from singular values. ``complete=False`` means ``sv`` holds only the leading
-    values of a matrix whose Frobenius norm is ``fro``: figures that need every σ are then ``None``."""
+    values of a matrix whose Frobenius norm is ``fro``: figures that need every σ are then ``None``.
+    ``max_rank`` (the largest rank the module's form can reach) keeps only that many values: any beyond
+    it are rounding of a zero (e.g. an r×r core of a rank-r update with r > min(m, n))."""
     sv = np.sort(np.abs(np.asarray(sv, dtype=np.float64)))[::-1]
+    if max_rank is not None:
+        sv = sv[: max(max_rank, 0)]
     energy = float(np.sum(sv**2))
     if fro is None:
         fro = math.sqrt(energy)
@@ -226,6 +270,8 @@ class ModuleStats:
     n_out: int | None = None
     n_in: int | None = None
     rank: int | None = None
+    #: the largest rank this module's form can reach (see the module docstring, "Units")
+    max_rank: int | None = None
     alpha: float | None = None
     scale: float | None = None
     fro: float | None = None
@@ -242,6 +288,8 @@ class ModuleStats:
     #: how the singular values were obtained: factored, formed, kronecker, blocks, vector, randomized, none
     method: str = "none"
     exact: bool = True
+    #: for a sketched spectrum: relative upper bound on the error of σ1 (true σ1 ∈ [σ̂1, σ̂1·(1 + sv_error)])
+    sv_error: float | None = None
     dtype: str | None = None
     nonfinite: int = 0
     error: str | None = None
@@ -253,10 +301,14 @@ class ModuleStats:
         self.rank90, self.rank99, self.sv, self.n_sv = f.rank90, f.rank99, f.sv, f.n_sv
 
     def as_row(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f: getattr(self, f) for f in _ROW_FIELDS}  # (dataclasses.asdict deep-copies: 5× slower)
         d["module"] = d.pop("key")
+        d["sv"] = list(self.sv)
         d["extra"] = json.dumps(_finite(self.extra), sort_keys=True, allow_nan=False) if self.extra else None
         return d
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(ModuleStats))
 
 
 def _finite(v: Any) -> Any:
@@ -310,13 +362,24 @@ def _peft_alpha(key: str, rank: int, cfg: Mapping[str, Any] | None) -> tuple[flo
     return alpha, alpha / rank
 
 
+@dataclass
+class _Deferred:
+    """A LoRA module whose spectrum waits for the batch of its shape: ΔW = u · dᵀ · scale."""
+
+    out: ModuleStats
+    u: np.ndarray
+    d: np.ndarray
+    scale: float
+
+
 class _Module:
     """Reads one module's tensors as float64, counting non-finite values."""
 
-    def __init__(self, mod: AdapterModule, load: Loader) -> None:
+    def __init__(self, mod: AdapterModule, load: Loader, batch: list[_Deferred] | None = None) -> None:
         self.mod = mod
         self._load = load
         self.nonfinite = 0
+        self.batch = batch
 
     def has(self, role: str) -> bool:
         return role in self.mod.parts
@@ -349,13 +412,15 @@ def module_stats(
     load: Loader,
     peft_config: Mapping[str, Any] | None = None,
     dtypes: Mapping[str, str] | None = None,
+    batch: list[_Deferred] | None = None,
 ) -> ModuleStats:
     """Statistics of one module; never raises for bad data (the result then carries ``error`` or
-    ``nonfinite``). ``dtypes`` (tensor name -> safetensors dtype) only labels the result."""
+    ``nonfinite``). ``dtypes`` (tensor name -> safetensors dtype) only labels the result. With ``batch``,
+    a LoRA module's spectrum is left to :func:`run_batch` (one stacked QR and SVD per shape)."""
     out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
     if dtypes:
         out.dtype = ",".join(sorted({dtypes[n] for n in mod.parts.values() if n in dtypes})) or None
-    m = _Module(mod, load)
+    m = _Module(mod, load, batch)
     try:
         _FORMS[mod.form](m, out, peft_config)
     except _NonFinite as e:
@@ -387,6 +452,7 @@ def _lora(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
     if u.shape[1] != d.shape[0]:
         raise _Bad(f"up {list(up.shape)} and down {list(down.shape)} ranks differ")
     out.n_out, out.n_in, out.rank = u.shape[0], d.shape[1], rank
+    out.max_rank = min(rank, u.shape[0], d.shape[1])
     alpha = m.scalar("alpha")
     if alpha is not None:
         scale = alpha / rank
@@ -412,7 +478,38 @@ def _lora(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
     nu, nd = _fro(u), _fro(d)
     out.balance = nu / nd if nd > 0 else None
     out.method = "factored"
-    out.apply(figures(abs(scale) * lowrank_sv(u, d.T)))
+    if m.batch is not None and u.shape[0] and d.shape[1] and rank:
+        m.batch.append(_Deferred(out, u, d, abs(scale)))
+        return
+    out.apply(figures(abs(scale) * lowrank_sv(u, d.T), max_rank=out.max_rank))
+
+
+def run_batch(batch: list[_Deferred]) -> None:
+    """Spectra of deferred LoRA modules, one stacked QR of each factor and one stacked SVD per shape
+    (LAPACK runs on each matrix of a stack as on a single one: the values are bit-identical to
+    :func:`lowrank_sv`, without its per-module overhead)."""
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[_Deferred]] = {}
+    for it in batch:
+        groups.setdefault((it.u.shape, it.d.shape), []).append(it)
+    for items in groups.values():
+        try:
+            if len(items) == 1:
+                svs = [lowrank_sv(items[0].u, items[0].d.T)]
+            else:
+                r1 = np.linalg.qr(np.stack([it.u for it in items]), mode="r")
+                r2 = np.linalg.qr(np.stack([it.d.T for it in items]), mode="r")
+                svs = list(np.linalg.svd(r1 @ np.swapaxes(r2, -1, -2), compute_uv=False))
+        except (ValueError, np.linalg.LinAlgError):
+            svs = []
+            for it in items:  # one bad matrix: each on its own, failures recorded on the module
+                try:
+                    svs.append(lowrank_sv(it.u, it.d.T))
+                except (ValueError, np.linalg.LinAlgError) as e:
+                    it.out.error, it.out.method = str(e), "none"
+                    svs.append(np.zeros(0))
+        for it, sv in zip(items, svs, strict=True):
+            if it.out.error is None:
+                it.out.apply(figures(it.scale * sv, max_rank=it.out.max_rank))
 
 
 def _vector_summary(v: np.ndarray) -> dict[str, float]:
@@ -454,7 +551,30 @@ def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
     r1, r2 = a1.shape[1], a2.shape[1]
     out.extra["ranks"] = [r1, r2]
     big_r = r1 * r2
-    if big_r >= min(n_out, n_in):
+    out.max_rank = min(big_r, n_out, n_in)
+    nb = _fro(b1) * _fro(b2)
+    out.balance = _fro(a1) * _fro(a2) / nb if nb > 0 else None
+    lo, hi = min(n_out, n_in), max(n_out, n_in)
+    formed_flops = 2.0 * n_out * n_in * (r1 + r2)
+    if big_r >= lo:
+        exact_flops = formed_flops + 4.0 * lo * lo * hi
+    else:
+        exact_flops = 4.0 * (n_out + n_in) * big_r * big_r + 10.0 * big_r**3
+    ell = min(SV_KEEP + SKETCH_OVERSAMPLE, lo)
+    sketch_flops = formed_flops + 2.0 * n_out * n_in * (ell * (2 * SKETCH_POWER + 2) + SKETCH_PROBES)
+    if exact_flops > EXACT_FLOPS and sketch_flops < exact_flops and ell < lo:
+        sk = loha_sketch(a1, b1, a2, b2)
+        s_abs = abs(scale)
+        out.method, out.exact = "sketched", False
+        out.extra["sketch"] = {
+            "k": int(sk.sv.size), "oversample": SKETCH_OVERSAMPLE, "power": SKETCH_POWER,
+            "residual_bound": s_abs * sk.residual, "bound": sk.bound_kind,
+            "sv_rel_error_last": sk.rel_error_last,
+        }
+        out.sv_error = sk.rel_error_first
+        out.apply(figures(s_abs * sk.sv, fro=s_abs * sk.fro, complete=False))
+        return
+    if big_r >= lo:
         sv = full_sv((a1 @ b1) * (a2 @ b2))
         out.method = "formed"
     else:
@@ -463,9 +583,75 @@ def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
         q = (b1.T[:, :, None] * b2.T[:, None, :]).reshape(n_in, big_r)
         sv = lowrank_sv(p, q)
         out.method = "factored"
-    nb = _fro(b1) * _fro(b2)
-    out.balance = _fro(a1) * _fro(a2) / nb if nb > 0 else None
-    out.apply(figures(abs(scale) * sv))
+    out.apply(figures(abs(scale) * sv, max_rank=out.max_rank))
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """Leading singular values of a sketched matrix with the bounds of :func:`loha_sketch`."""
+
+    sv: np.ndarray
+    fro: float
+    #: ρ ≥ ‖(I − QQᵀ)A‖₂: every true σᵢ lies in [svᵢ, √(svᵢ² + ρ²)]
+    residual: float
+    bound_kind: str
+    rel_error_first: float
+    rel_error_last: float
+
+
+def loha_sketch(
+    a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray, k: int = SV_KEEP, seed: int = 0
+) -> Sketch:
+    """Leading ``k`` singular values of (A1 B1) ⊙ (A2 B2) by randomized subspace iteration on the product
+    formed once in float32, its Frobenius norm summed in float64, and a bound on the residual (see the
+    module docstring, ``loha``)."""
+    f32 = np.float32
+    a1, b1, a2, b2 = (np.ascontiguousarray(x, dtype=f32) for x in (a1, b1, a2, b2))
+    m, n = a1.shape[0], b1.shape[1]
+    w = np.empty((m, n), dtype=f32)
+    # in row blocks of about 4 MiB, so that the two products never exist whole (memory traffic, not flops,
+    # is what forming a large product costs)
+    step = max(1, (1 << 20) // max(n, 1))
+    tmp = np.empty((min(step, m), n), dtype=f32)
+    for i in range(0, m, step):
+        j = min(i + step, m)
+        np.matmul(a1[i:j], b1, out=w[i:j])
+        np.matmul(a2[i:j], b2, out=tmp[: j - i])
+        w[i:j] *= tmp[: j - i]
+    return sketch_sv(w, k, seed)
+
+
+def sketch_sv(w: np.ndarray, k: int = SV_KEEP, seed: int = 0) -> Sketch:
+    """Randomized power iteration (Halko et al. 2011, alg. 4.3) on ``w`` with a-posteriori bounds."""
+    m, n = w.shape
+    fro_sq = float(np.einsum("ij,ij->i", w, w, dtype=np.float64).sum())
+    ell = min(k + SKETCH_OVERSAMPLE, m, n)
+    rng = np.random.default_rng(seed)
+    omega = rng.standard_normal((n, ell + SKETCH_PROBES)).astype(w.dtype)
+    y_all = w @ omega
+    y = y_all[:, :ell]
+    # power steps without re-orthonormalising between them (one QR at the end): float32 keeps the
+    # σᵢ^(2q+1) scaling of one step well inside its range, and each QR of an m×ℓ block costs a pass
+    for _ in range(SKETCH_POWER):
+        y = w @ (w.T @ y)
+    q, _ = np.linalg.qr(y)
+    bmat = (q.T @ w).astype(np.float64)
+    sv = np.linalg.svd(bmat, compute_uv=False)[:k]
+    # certain: ‖(I−QQᵀ)W‖₂ ≤ ‖(I−QQᵀ)W‖_F = √(‖W‖_F² − ‖QᵀW‖_F²)
+    certain = math.sqrt(max(fro_sq - float(np.sum(bmat * bmat)), 0.0))
+    # Halko et al. eq. (4.3): ‖(I−QQᵀ)W‖ ≤ 10·√(2/π)·maxᵢ ‖(I−QQᵀ)W ωᵢ‖ with probability ≥ 1 − 10^(−probes)
+    probes = y_all[:, ell:].astype(np.float64)
+    q64 = q.astype(np.float64)
+    resid = probes - q64 @ (q64.T @ probes)
+    probable = 10.0 * math.sqrt(2.0 / math.pi) * float(np.max(np.linalg.norm(resid, axis=0))) if SKETCH_PROBES else math.inf
+    rho, kind = (certain, "frobenius (certain)") if certain <= probable else (
+        probable, f"Halko et al. eq. 4.3 (probability >= 1 - 1e-{SKETCH_PROBES})"
+    )
+    def rel(x: float) -> float:
+        return (math.sqrt(x * x + rho * rho) - x) / x if x > 0 else math.inf
+    first = rel(float(sv[0])) if sv.size else 0.0
+    last = rel(float(sv[-1])) if sv.size else 0.0
+    return Sketch(sv, math.sqrt(fro_sq), rho, kind, first, last)
 
 
 def _lokr_part(m: _Module, which: str) -> tuple[np.ndarray | None, np.ndarray, int | None]:
@@ -512,16 +698,23 @@ def _lokr(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
     out.extra["w2_shape"] = [rows2, cols2]
     out.extra["w1_rank"] = rank1
     out.extra["w2_rank"] = rank2
+    # each factor's reachable rank: min(its r, rows, cols), or min(rows, cols) when stored whole;
+    # ΔW's is their product (the singular values of W1 ⊗ W2 are all products σᵢ(W1)·σⱼ(W2))
+    rk1 = min(rows1, cols1) if rank1 is None else min(rank1, rows1, cols1)
+    rk2 = min(rows2, cols2) if rank2 is None else min(rank2, rows2, cols2)
+    sv1, sv2 = sv1[:rk1], sv2[:rk2]
+    out.max_rank = rk1 * rk2
+    out.extra["w1_max_rank"], out.extra["w2_max_rank"] = rk1, rk2
     f1, f2 = math.sqrt(float(np.sum(sv1**2))), math.sqrt(float(np.sum(sv2**2)))
     out.balance = f1 / f2 if f2 > 0 else None
     out.method = "kronecker"
-    out.apply(figures(abs(scale) * np.outer(sv1, sv2).ravel()))
+    out.apply(figures(abs(scale) * np.outer(sv1, sv2).ravel(), max_rank=out.max_rank))
 
 
 def _vector_module(m: _Module, out: ModuleStats, d: np.ndarray) -> None:
     _check(m)
     out.n_out = out.n_in = int(d.size)
-    out.rank = int(d.size)
+    out.rank = out.max_rank = int(d.size)
     out.scale = 1.0
     out.method = "vector"
     out.extra.update(_vector_summary(d))
@@ -563,13 +756,14 @@ def _glora(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
     _check(m)
     scale = alpha / rank if alpha is not None else 1.0
     out.n_out, out.n_in, out.rank, out.alpha, out.scale = bu.shape[0], bd.shape[1], rank, alpha, scale
+    out.max_rank = min(rank, bu.shape[0], bd.shape[1])
     out.extra["glora_format"] = "new" if new else "old"
     a_fig = figures(abs(scale) * lowrank_sv(au, ad.T))
     out.extra["a_fro"], out.extra["a_spectral"], out.extra["a_sv"] = a_fig.fro, a_fig.spectral, a_fig.sv[:16]
     nd = _fro(bd)
     out.balance = _fro(bu) / nd if nd > 0 else None
     out.method = "factored"
-    out.apply(figures(abs(scale) * lowrank_sv(bu, bd.T)))
+    out.apply(figures(abs(scale) * lowrank_sv(bu, bd.T), max_rank=out.max_rank))
 
 
 def cayley(blocks: np.ndarray, constraint: float | None) -> tuple[np.ndarray, float]:
@@ -614,7 +808,7 @@ def _oft(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
     delta = mats - np.eye(b)
     sv = np.linalg.svd(delta, compute_uv=False).ravel()
     out.n_out = out.n_in = n
-    out.rank, out.alpha, out.scale = n, alpha, 1.0
+    out.rank, out.max_rank, out.alpha, out.scale = n, n, alpha, 1.0
     out.extra.update(blocks=nb, block_size=b, q_norm=qn)
     out.extra["max_angle"] = _max_angle(r)
     out.method = "blocks"
@@ -657,7 +851,7 @@ def _boft(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
     _check(m)
     r, qn = cayley(blocks, alpha)
     out.n_out = out.n_in = n
-    out.rank, out.alpha, out.scale = n, alpha, 1.0
+    out.rank, out.max_rank, out.alpha, out.scale = n, n, alpha, 1.0
     out.extra.update(factors=m_f, blocks=nb, block_size=b, q_norm=qn)
     per_factor = [float(np.max(np.linalg.svd(r[i] - np.eye(b), compute_uv=False))) for i in range(m_f)]
     out.extra["factor_spectral"] = per_factor
@@ -683,6 +877,7 @@ def _diff(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
     _check(m)
     rows, cols = w.shape
     out.n_out, out.n_in, out.rank, out.scale = rows, cols, min(rows, cols), 1.0
+    out.max_rank = min(rows, cols)
     if min(rows, cols) ** 2 * max(rows, cols) <= DIFF_EXACT_FLOPS:
         out.method = "formed"
         out.apply(figures(full_sv(w)))
@@ -740,16 +935,24 @@ def _median(xs: list[float]) -> float | None:
     return float(np.median(xs)) if xs else None
 
 
+def _spread(values: list[Any]) -> dict[str, float | int] | None:
+    """Median, range and count of a per-module figure (modules where it is known), or None."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None
+    return {"n": len(xs), "median": float(np.median(xs)), "min": min(xs), "max": max(xs)}
+
+
 def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Per-file totals and the profile by component and block."""
     ok = [m for m in mods if m.fro is not None]
     energy = sum(m.fro**2 for m in ok if m.fro is not None)
     effs = [m.eff_rank_energy for m in ok if m.eff_rank_energy is not None]
-    uses = [
-        m.eff_rank_energy / m.rank
-        for m in ok
-        if m.eff_rank_energy is not None and m.rank and m.form in {"lora", "loha", "lokr", "glora"}
-    ]
+    # rank use: effective rank over the largest rank the form can reach (≤ 1 by construction)
+    uses = [m.eff_rank_energy / m.max_rank for m in ok if m.eff_rank_energy is not None and m.max_rank]
+    # totals over the modules whose rank90 and rank99 are both known, with the reachable ranks of the same
+    known = [m for m in ok if m.rank90 is not None and m.rank99 is not None and m.max_rank is not None]
+    errors = [m.sv_error for m in mods if m.sv_error is not None]
     ranks = sorted({m.rank for m in mods if m.rank is not None and m.form in {"lora", "loha", "lokr", "glora"}})
     alphas = sorted({m.alpha for m in mods if m.alpha is not None})
     summary: dict[str, Any] = {
@@ -764,9 +967,16 @@ def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, A
         "mean_eff_rank": float(np.mean(effs)) if effs else None,
         "median_eff_rank": _median(effs),
         "mean_rank_use": float(np.mean(uses)) if uses else None,
-        "sum_rank90": sum(m.rank90 for m in ok if m.rank90 is not None),
-        "sum_rank99": sum(m.rank99 for m in ok if m.rank99 is not None),
+        "sum_rank90": sum(m.rank90 for m in known if m.rank90 is not None),
+        "sum_rank99": sum(m.rank99 for m in known if m.rank99 is not None),
+        "sum_max_rank": sum(m.max_rank for m in known if m.max_rank is not None),
+        "rank_modules": len(known),
         "sum_rank": sum(m.rank for m in ok if m.rank is not None and m.form in {"lora", "loha", "lokr", "glora"}),
+        "per_module": {
+            name: _spread([getattr(m, name) for m in ok])
+            for name in ("rank", "max_rank", "eff_rank_energy", "rank90", "rank99")
+        },
+        "max_sv_error": max(errors) if errors else None,
         "dora": sum(1 for m in mods if "dora" in m.extra),
         "nonfinite_modules": sum(1 for m in mods if m.nonfinite),
         "zero_modules": sum(1 for m in ok if m.fro == 0.0),
@@ -816,7 +1026,9 @@ def lora_report(
     """Statistics of every module of an adapter file, its summary, profile and findings."""
     cfg = peft_config_from_metadata(metadata)
     with single_threaded_blas():
-        mods = [module_stats(mod, load, cfg, dtypes) for mod in grouping.modules]
+        batch: list[_Deferred] = []
+        mods = [module_stats(mod, load, cfg, dtypes, batch) for mod in grouping.modules]
+        run_batch(batch)
     summary, profile = summarise(mods)
     summary["incomplete_modules"] = len(grouping.incomplete)
     summary["unassigned_tensors"] = len(grouping.unassigned)

@@ -249,3 +249,32 @@ def test_second_writer_gets_a_clear_message(tmp_path: Path, db: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_summary_names_slow_files_and_the_step_that_took_the_time(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+    import time
+
+    from click.testing import CliRunner
+
+    from cli.main import root
+    from registry import analysis
+    from registry import scan as scan_mod
+
+    real = analysis.load_analyzers()
+
+    def slow_stats(ctx: analysis.FileContext) -> None:
+        time.sleep(0.3)
+
+    patched = [dataclasses.replace(a, run=slow_stats) if a.name == "stats" else a for a in real]
+    monkeypatch.setattr(analysis, "_ANALYZERS", patched)
+    monkeypatch.setattr(scan_mod, "SLOW_SECONDS", 0.25)
+    p = write_safetensors(tmp_path / "m" / "a.safetensors", {"w": np.ones((2, 2), np.float32)})
+    s = scan([tmp_path / "m"], db)
+    assert len(s.slow) == 1
+    path, took, step, step_took = s.slow[0]
+    assert (path, step) == (str(p), "stats") and took >= step_took >= 0.3
+    r = CliRunner().invoke(root, ["--db", str(tmp_path / "cli.duckdb"), "scan", "-q", str(tmp_path / "m")], catch_exceptions=False)
+    assert r.exit_code == 0
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("slow: "))
+    assert line.startswith(f"slow: {p} took ") and ", stats 0.3s of it" in line

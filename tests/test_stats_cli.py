@@ -128,14 +128,17 @@ def test_show_summarises_and_lists_modules(scanned: dict[str, Path]) -> None:
     code, out, _ = run("show", "tiny_lora.safetensors")
     assert code == 0
     assert "Weights\n  Kind                   adapter, 3 modules (lora 3; kohya)\n" in out
-    assert "  Rank / alpha           4 / 2\n" in out
-    assert "  Rank for 90% / 99%     6 / 9 of 12 (kohya sv_fro)\n" in out
+    assert "  Stated rank / alpha    4 / 2 (per module, as the file states them)\n" in out
+    assert "  Reachable rank         per module 4 (all 3): LoRA min(r, out, in)\n" in out
+    assert "  Rank for 90% / 99%     per module 2 / 3 (all 3) (kohya sv_fro: smallest k keeping 90% / 99% of ‖ΔW‖_F)\n" in out
+    assert "    totals               6 / 9 of 12 reachable, summed over 3 modules\n" in out
+    assert "  Exactness              every figure exact (float64 singular values of each module's update)\n" in out
     assert "  Where it acts          te1 33.3%, unet 66.7%\n" in out
     assert "Modules (" not in out
     code, out, _ = run("show", "tiny_lora.safetensors", "--modules")
     assert "Modules (3)\nMODULE " in out
     (line,) = [ln for ln in out.splitlines() if ln.startswith(KEYS[0])]
-    assert line.split() == [KEYS[0], "lora", "unet", "down.1", "4", "0.5", "2.305", "2", "2.063", "2", "3"]
+    assert line.split() == [KEYS[0], "lora", "unet", "down.1", "4", "4", "0.5", "2.305", "2", "2.063", "2", "3"]
     code, out, _ = run("show", "tiny_lora.safetensors", "--modules", "--format", "json")
     rec = json.loads(out)
     w = rec["stats"]

@@ -169,3 +169,33 @@ def test_identical_tensors_need_no_file_when_digests_agree(tmp_path: Path) -> No
     assert (by["w"].status, by["w"].how) == ("identical", "digest")
     assert (by["v"].status, by["v"].how, by["v"].rel_change) == ("changed", "digest", None)
     assert rep.summary["bytes_read"] == 0
+
+
+def test_split_chunks_on_two_threads_match_numpy(tmp_path: Path) -> None:
+    """Chunks of at least SPLIT_BYTES are summed in two halves on two threads and hashed on a third;
+    tensors spanning several such chunks (with NaN/Inf, zeros, a large mean) give numpy's figures."""
+    from registry import tensorstats
+
+    rng = np.random.default_rng(7)
+    big16 = (rng.standard_normal(3 << 20) * 0.05 + 0.01).astype(np.float16)
+    big16[5], big16[(3 << 20) - 3], big16[1 << 20] = np.nan, np.inf, 0
+    big32 = (500.0 + rng.standard_normal(700_001) * 1e-3).astype(np.float32)  # cancels: second read
+    bfv = rng.standard_normal(1 << 20).astype(np.float32)
+    small = rng.standard_normal(33).astype(np.float32)
+    p = write_safetensors(tmp_path / "big.safetensors", {"a": big16, "b": big32, "c": _bf16(bfv), "d": small})
+    chunk = 2 << 20
+    assert chunk >= tensorstats.SPLIT_BYTES * 2
+    h = read_header(p)
+    st = {s.name: s for s in tensor_stats(p, h.tensors, chunk_bytes=chunk)}
+    bf_exact = ((bfv.view(np.uint32) >> 16) << 16).view(np.float32)
+    for name, arr in [("a", big16), ("b", big32), ("c", bf_exact), ("d", small)]:
+        s, r = st[name], _ref(arr)
+        assert s.l2 == pytest.approx(r["l2"], rel=1e-12)
+        assert s.mean == pytest.approx(r["mean"], rel=1e-10)
+        assert s.std == pytest.approx(r["std"], rel=1e-9)
+        assert s.absmax == r["absmax"]
+        assert s.zero_frac == np.count_nonzero(arr == 0) / arr.size
+    assert (st["a"].nan, st["a"].inf) == (1, 1)
+    raw = p.read_bytes()
+    for t in h.tensors:
+        assert st[t.name].digest == "blake3:" + blake3.blake3(raw[t.offset : t.offset + t.nbytes]).hexdigest()

@@ -75,4 +75,4 @@ def run(ctx: FileContext) -> None:
     ctx.facts["stats"] = {"kind": "checkpoint", **summary}
 
 
-ANALYZER = Analyzer("stats", 40, run, version="1", tables=TABLES)
+ANALYZER = Analyzer("stats", 40, run, version="2", tables=TABLES)

@@ -366,7 +366,15 @@ METHODOLOGY = (
     (
         "Figure 1: singular-value spectra",
         "For a low-rank update ΔW = scale · up · down, the singular values σ₁ ≥ σ₂ ≥ … are computed exactly "
-        "without forming ΔW (QR of both factors, then SVD of the small core, in 64-bit floating point). The "
+        "without forming ΔW (QR of both factors, then SVD of the small core, in 64-bit floating point); LoKr "
+        "updates exactly as the products of their factors' singular values. Where the exact spectrum would "
+        "cost too much (LoHa modules of high combined rank, very large full updates), the module is marked "
+        "approximate: its Frobenius norm is still exact, its leading singular values come from randomized "
+        "subspace iteration and are lower bounds with a recorded upper bound on the error of σ₁, and its "
+        "effective ranks are not computed; the Weights section says how many modules this concerns. Every "
+        "rank figure counts directions of one module's update and never exceeds the largest rank that "
+        "module's form can reach (LoRA r; LoHa r₁·r₂; LoKr rank(W₁)·rank(W₂); a full update min(out, in)); "
+        "per-module figures are given as median and range, sums over modules are labelled totals. The "
         "chart shows, on a logarithmic axis, the leading singular values of the modules with the largest σ₁.",
         "Singular values describe how many independent directions an update uses and how strongly; they do "
         "not say what the directions depict. Values are computed from the stored (possibly 16-bit) weights, "

@@ -21,9 +21,9 @@ from registry.record import Line, Section
 TOP_MODULES = 12
 
 MODULE_COLUMNS = [
-    "module", "form", "component", "block", "rank", "alpha", "scale", "fro", "spectral", "stable_rank",
+    "module", "form", "component", "block", "rank", "max_rank", "alpha", "scale", "fro", "spectral", "stable_rank",
     "eff_rank_energy", "eff_rank_rv", "top1_share", "rank90", "rank99", "balance", "n_out", "n_in", "dtype",
-    "method", "exact", "nonfinite", "error",
+    "method", "exact", "sv_error", "nonfinite", "error",
 ]
 
 
@@ -41,7 +41,7 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
     rows = _rows(con, "SELECT * EXCLUDE (blob_sha256) FROM lora_summary WHERE blob_sha256 = ?", [sha256])
     if rows:
         s = rows[0]
-        for k in ("forms", "conventions", "components"):
+        for k in ("forms", "conventions", "components", "per_module"):
             s[k] = _json(s[k])
         prof = _rows(
             con,
@@ -53,7 +53,7 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
         s["profile"] = [p for p in prof if p["block"] != "(all)"]
         s["top_modules"] = _rows(
             con,
-            "SELECT module, form, component, block, rank, scale, fro, spectral, eff_rank_energy, sv "
+            "SELECT module, form, component, block, rank, max_rank, scale, fro, spectral, eff_rank_energy, exact, sv_error, sv "
             "FROM lora_modules WHERE blob_sha256 = ? AND spectral IS NOT NULL "
             "ORDER BY spectral DESC, module LIMIT ?",
             [sha256, TOP_MODULES],
@@ -99,6 +99,44 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
+def _num(x: float, spec: str = "d") -> str:
+    """An integer figure as an integer (a median of an even count may be a half), else ``spec``."""
+    if spec == "d":
+        return format(int(x), ",") if float(x).is_integer() else format(x, ".1f")
+    return format(x, spec)
+
+
+def _spread(d: dict[str, Any], spec: str) -> str:
+    """A per-module figure: its median and range over the modules where it is known."""
+    lo, hi = _num(d["min"], spec), _num(d["max"], spec)
+    if lo == hi:
+        return f"{_num(d['median'], spec)} (all {d['n']:,})"
+    return f"median {_num(d['median'], spec)}, range {lo}–{hi} ({d['n']:,} modules)"
+
+
+#: the largest rank each form can reach, as the reader should see it (registry.stats, "Units")
+_REACH = {
+    "lora": "LoRA min(r, out, in)", "glora": "GLoRA min(r, out, in)", "loha": "LoHa min(r1·r2, out, in)",
+    "lokr": "LoKr rank(W1)·rank(W2)", "diff": "full min(out, in)", "ia3": "IA3 n", "norm": "norm n",
+    "oft": "OFT n", "boft": "BOFT n",
+}
+
+
+def _reach_rule(forms: dict[str, int]) -> str:
+    return "; ".join(_REACH.get(f, f) for f in forms)
+
+
+def _exactness(v: dict[str, Any]) -> str:
+    n, approx = v.get("n_modules") or 0, v.get("approximate_modules") or 0
+    if not approx:
+        return "every figure exact (float64 singular values of each module's update)"
+    bound = v.get("max_sv_error")
+    within = f"; σ1 within +{_pct(bound)} (largest bound)" if bound is not None else ""
+    return (f"{n - approx:,} of {n:,} modules exact; {approx:,} sketched: Frobenius norm exact, leading "
+            f"singular values are lower bounds{within}; effective ranks of sketched modules not computed, "
+            "rank90/99 only where the leading values reach them")
+
+
 def _counts(d: dict[str, int] | None) -> str:
     return ", ".join(f"{k} {v}" for k, v in (d or {}).items())
 
@@ -111,14 +149,30 @@ def render(v: dict[str, Any]) -> list[Line]:
     ]
     ranks, alphas = v.get("ranks") or [], v.get("alphas") or []
     if ranks:
-        lines.append(("Rank / alpha", f"{'/'.join(str(r) for r in ranks[:6])} / {'/'.join(_g(a) for a in alphas[:6]) or 'none (scale 1)'}"))
+        lines.append(("Stated rank / alpha", f"{'/'.join(str(r) for r in ranks[:6])} / {'/'.join(_g(a) for a in alphas[:6]) or 'none (scale 1)'} (per module, as the file states them)"))
     lines.append(("Total update norm", f"{_g(v['total_fro'])} (Frobenius, all modules)"))
     lines.append(("Largest spectral norm", _g(v["max_spectral"])))
-    if v.get("mean_eff_rank") is not None:
-        use = f"; {_pct(v['mean_rank_use'])} of the rank used" if v.get("mean_rank_use") is not None else ""
-        lines.append(("Effective rank", f"mean {_g(v['mean_eff_rank'], '.3g')}, median {_g(v['median_eff_rank'], '.3g')}{use}"))
-    if v.get("sum_rank"):
-        lines.append(("Rank for 90% / 99%", f"{v['sum_rank90']:,} / {v['sum_rank99']:,} of {v['sum_rank']:,} (kohya sv_fro)"))
+    spread = v.get("per_module") or {}
+    reach = spread.get("max_rank")
+    if reach:
+        lines.append(("Reachable rank", f"per module {_spread(reach, 'd')}: {_reach_rule(v.get('forms') or {})}"))
+    eff = spread.get("eff_rank_energy")
+    if eff:
+        use = f"; mean {_pct(v['mean_rank_use'])} of the reachable rank" if v.get("mean_rank_use") is not None else ""
+        lines.append(("Effective rank", f"per module {_spread(eff, '.3g')} (exp of the entropy of σ²/Σσ²){use}"))
+    elif v.get("mean_eff_rank") is not None:  # recorded before per-module spreads were kept
+        lines.append(("Effective rank", f"per module mean {_g(v['mean_eff_rank'], '.3g')}, median {_g(v['median_eff_rank'], '.3g')}"))
+    r90, r99 = spread.get("rank90"), spread.get("rank99")
+    if r90 and r99:
+        if _num(r90["min"]) == _num(r90["max"]) and _num(r99["min"]) == _num(r99["max"]):
+            pair = f"{_num(r90['median'])} / {_num(r99['median'])} (all {r90['n']:,})"
+        else:
+            pair = (f"median {_num(r90['median'])} / {_num(r99['median'])}, range {_num(r90['min'])}–{_num(r90['max'])} / "
+                    f"{_num(r99['min'])}–{_num(r99['max'])} ({r90['n']:,} modules)")
+        lines.append(("Rank for 90% / 99%", f"per module {pair} (kohya sv_fro: smallest k keeping 90% / 99% of ‖ΔW‖_F)"))
+    if v.get("sum_max_rank"):
+        lines.append(("  totals", f"{v['sum_rank90']:,} / {v['sum_rank99']:,} of {v['sum_max_rank']:,} reachable, summed over {v['rank_modules']:,} modules"))
+    lines.append(("Exactness", _exactness(v)))
     comps = sorted(v.get("by_component") or [], key=lambda p: str(p["component"]))
     if comps:
         lines.append(("Where it acts", ", ".join(f"{p['component']} {_pct(p['energy_share'])}" for p in comps)))

@@ -6,7 +6,8 @@ CREATE OR REPLACE VIEW model_tensor_stats AS SELECT * FROM tensor_stats;
 -- One row per analysed file: 'adapter' rows carry the LoRA figures, 'checkpoint' rows the tensor totals.
 CREATE OR REPLACE VIEW model_weight_stats AS
 SELECT s.blob_sha256 AS sha256, 'adapter' AS kind, s.n_modules, s.total_fro, s.max_spectral, s.mean_eff_rank,
-       s.median_eff_rank, s.mean_rank_use, s.sum_rank, s.sum_rank90, s.sum_rank99, s.ranks, s.alphas, s.forms,
+       s.median_eff_rank, s.mean_rank_use, s.sum_rank, s.sum_rank90, s.sum_rank99, s.sum_max_rank, s.rank_modules,
+       s.per_module, s.approximate_modules, s.max_sv_error, s.ranks, s.alphas, s.forms,
        s.components, s.nonfinite_modules AS nonfinite, s.zero_modules,
        CAST(NULL AS INTEGER) AS n_tensors, CAST(NULL AS DOUBLE) AS l2, CAST(NULL AS DOUBLE) AS absmax
 FROM lora_summary s
