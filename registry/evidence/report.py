@@ -147,6 +147,8 @@ def _kv_table(pairs: Sequence[tuple[str, Any]], mono_keys: Sequence[str] = ()) -
 
 
 def _table(columns: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "grid") -> str:
+    if cls != "grid":
+        cls += " fixed"  # a table with its own column widths
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -185,6 +187,40 @@ def _generic(value: Any, depth: int = 0) -> str:
     if isinstance(value, str):
         return _long_text(value)
     return _e(value)
+
+
+_HEX64 = frozenset("0123456789abcdef")
+
+
+def _flat(value: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, Any]]:
+    """Nested JSON as ``[(dotted key, leaf value)]`` (bounded), for compact cells."""
+    if isinstance(value, Mapping) and depth < 4:
+        out: list[tuple[str, Any]] = []
+        for k, v in list(value.items())[:40]:
+            out += _flat(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
+        if len(value) > 40:
+            out.append((prefix or "…", f"{len(value) - 40} more entries in record.json"))
+        return out
+    return [(prefix, value)]
+
+
+def _flat_cell(value: Any) -> str:
+    """A payload or evidence object as one line per leaf: the key as an identifier, the value in full for
+    digests and numbers, the first 300 characters of long text (with the length and where the rest is)."""
+    if not isinstance(value, Mapping):
+        return _long_text(value, 300)
+    lines = []
+    for k, v in _flat(value):
+        if isinstance(v, str) and len(v) == 64 and set(v) <= _HEX64:
+            shown = full_hash(v)
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            shown = _num_text(v)
+        elif isinstance(v, list) and all(isinstance(x, str) for x in v) and v:
+            shown = ", ".join(ident(x) for x in v[:12]) + (f' <span class="note">(and {len(v) - 12} more)</span>' if len(v) > 12 else "")
+        else:
+            shown = _long_text(v, 300) if isinstance(v, str | list | dict) else _e(v)
+        lines.append(f'<div class="kvline">{ident(k)}: {shown}</div>')
+    return "".join(lines) or '<span class="none">—</span>'
 
 
 def _render_section(name: str, value: Any, section: SectionLike | None) -> str:
@@ -376,7 +412,7 @@ def _sightings(record: Mapping[str, Any]) -> str:
                 _e(s.get("size")),
                 _e(s.get("mtime")),
                 _e(s.get("source")),
-                _generic(prov) if prov else '<span class="none">—</span>',
+                _flat_cell(prov) if prov else '<span class="none">—</span>',
             ]
         )
     if not rows:
@@ -475,12 +511,12 @@ def _findings(record: Mapping[str, Any]) -> str:
             f'<span class="sev sev-{escape(str(f.get("severity")))}">{escape(str(f.get("severity")))}</span>',
             ident(f.get("rule_id")),
             breakable(f.get("message")),
-            _generic(f.get("evidence")) if f.get("evidence") else "",
+            _flat_cell(f.get("evidence")) if f.get("evidence") else "",
         ]
         for f in fs
     ]
     noun = "finding" if len(fs) == 1 else "findings"
-    return f"<p>{len(fs)} {noun}: {summary}.</p>" + _table(["severity", "rule", "message", "evidence"], rows)
+    return f"<p>{len(fs)} {noun}: {summary}.</p>" + _table(["severity", "rule", "message", "evidence"], rows, cls="grid findings")
 
 
 def _stats_figures(value: Any) -> str:
@@ -637,11 +673,11 @@ def _custody(record: Mapping[str, Any]) -> str:
         else '<p class="absent">The registry\'s event log is empty.</p>'
     )
     rows = [
-        [_e(e.get("seq")), _e(e.get("event_at")), _e(e.get("actor")), ident(e.get("action")),
-         _generic(e.get("payload")), full_hash(e.get("hash"))]
+        [_e(e.get("seq")), f"{_e(e.get('event_at'))}<br/>{_e(e.get('actor'))}<br/>{ident(e.get('action'))}",
+         _flat_cell(e.get("payload")), full_hash(e.get("hash"))]
         for e in ev.get("entries", [])
     ]
-    table = _table(["seq", "time (UTC)", "actor", "action", "payload", "entry hash (SHA-256)"], rows, cls="grid custody") if rows else (
+    table = _table(["seq", "time (UTC), actor, action", "payload", "entry hash (SHA-256)"], rows, cls="grid custody") if rows else (
         '<p class="absent">No event names this model.</p>'
     )
     earlier = (record.get("sections") or {}).get("exhibits")
@@ -732,16 +768,6 @@ def _verify_commands() -> str:
     )
 
 
-def _verification(envelope: Mapping[str, Any] | None) -> str:
-    return (
-        "<p>Anyone can check this exhibit without relying on modelreg's registry, with either set of "
-        "commands:</p>" + _verify_commands() +
-        "<p>The record: <code>record.json</code> validates against <code>model-record.schema.json</code> "
-        "(JSON Schema 2020-12) and is RFC 8785 canonical; its SHA-256 is in <code>envelope.json</code>. This "
-        "PDF carries the same <code>record.json</code> and <code>metadata.json</code> as embedded files.</p>"
-    )
-
-
 #: files whose SHA-256 cannot be printed in the report (they contain it or are written after it)
 AFTER_REPORT = ("report.html", "report.pdf", "envelope.json")
 
@@ -810,9 +836,12 @@ def _attestation(
         "</table></div>"
     )
     return (
-        "<p>This page says who issued this exhibit, when, with which key, exactly what the signature covers "
-        "and how to check it.</p>"
-        + table + signed + listed + "<h3>How to verify</h3>" + _verify_commands() + statement
+        '<div class="attest"><p>This page says who issued this exhibit, when, with which key, exactly what the '
+        "signature covers and how to check it.</p>"
+        + table + signed + listed + "<h3>How to verify</h3>" + _verify_commands()
+        + "<p>The record: <code>record.json</code> validates against <code>model-record.schema.json</code> "
+        "(JSON Schema 2020-12) and is RFC 8785 canonical; this PDF carries the same <code>record.json</code> "
+        "and <code>metadata.json</code> as embedded files.</p>" + statement + "</div>"
     )
 
 
@@ -835,13 +864,26 @@ table.kv td { vertical-align: top; padding: 1px 0; }
 table.grid th { background: #eee; text-align: left; padding: 2px 4px; border: 1px solid #ccc; font-size: 8pt; }
 table.grid td { vertical-align: top; padding: 2px 4px; border: 1px solid #ddd; font-size: 8pt; }
 table.grid table.kv th, table.grid table.kv td { font-size: 7.5pt; }
-table.sightings td:nth-child(3) { width: 34%; }
-table.custody td:nth-child(6) { width: 24%; } table.custody td:nth-child(5) { width: 30%; }
-table.meta td:first-child { width: 28%; }
-table.contra td:nth-child(2) { width: 22%; } table.contra td:nth-child(3) { width: 48%; }
-table.ind td:nth-child(4) { width: 22%; } table.ind td:nth-child(5) { width: 26%; }
-table.legend td:first-child { width: 12%; }
-table.files td:first-child { width: 30%; }
+table.fixed { table-layout: fixed; }
+table.sightings th:nth-child(1) { width: 15%; } table.sightings th:nth-child(2) { width: 7%; }
+table.sightings th:nth-child(3) { width: 30%; } table.sightings th:nth-child(4) { width: 10%; }
+table.sightings th:nth-child(5) { width: 15%; } table.sightings th:nth-child(6) { width: 7%; }
+table.custody th:nth-child(1) { width: 5%; } table.custody th:nth-child(2) { width: 23%; }
+table.custody th:nth-child(3) { width: 49%; }
+table.meta th:first-child { width: 28%; }
+table.findings th:nth-child(1) { width: 9%; } table.findings th:nth-child(2) { width: 20%; }
+table.findings th:nth-child(3) { width: 36%; }
+table.contra th:nth-child(1) { width: 9%; } table.contra th:nth-child(2) { width: 21%; }
+table.contra th:nth-child(3) { width: 50%; }
+table.ind th:nth-child(1) { width: 18%; } table.ind th:nth-child(2) { width: 15%; }
+table.ind th:nth-child(3) { width: 11%; } table.ind th:nth-child(4) { width: 25%; }
+table.hist th:nth-child(1) { width: 9%; } table.hist th:nth-child(2) { width: 25%; } table.hist th:nth-child(3) { width: 40%; }
+table.legend th:first-child { width: 10%; }
+table.files th:first-child { width: 30%; }
+.kvline { margin: 0 0 0.6mm 0; }
+td, th { overflow-wrap: anywhere; }
+.attest { font-size: 8pt; } .attest p { margin: 0.8mm 0; } .attest h3 { margin-top: 2mm; }
+.attest table.grid td { padding: 0 4px; }
 code { font-family: "DejaVu Sans Mono", monospace; font-size: 8pt; }
 code.hash { font-size: 7.5pt; word-break: break-all; overflow-wrap: anywhere; }
 code.ident { font-size: 7.5pt; overflow-wrap: anywhere; }
@@ -859,8 +901,8 @@ figure { margin: 3mm 0; break-inside: avoid; }
 figure svg, figure img { max-width: 100%; height: auto; }
 figcaption { font-size: 8pt; color: #333; margin-top: 1mm; }
 .method { break-inside: avoid; }
-.statement { break-inside: avoid; border: 1px solid #999; padding: 2mm 3mm; margin-top: 4mm; }
-table.sign th { width: 30%; text-align: left; font-weight: normal; padding: 5mm 4mm 1mm 0; }
+.statement { break-inside: avoid; border: 1px solid #999; padding: 1mm 3mm; margin-top: 2mm; }
+table.sign th { width: 30%; text-align: left; font-weight: normal; padding: 3.5mm 4mm 0.5mm 0; }
 table.sign td { border-bottom: 1px solid #333; }
 td.line { white-space: pre-wrap; overflow-wrap: anywhere; }
 ol { margin: 1mm 0; padding-left: 6mm; }
@@ -893,7 +935,7 @@ def render_html(
     numbered: list[tuple[str, str]] = [
         ("Identification", _identification(record)),
         ("Sightings", _sightings(record)),
-        ("Embedded metadata (verbatim)", _metadata(record)),
+        ("Embedded metadata (summary; the full text is in Appendix A)", _metadata(record)),
     ]
     # sections grouped into chapters
     grouped: dict[str, list[str]] = {ch.key: [] for ch in CHAPTERS}
@@ -948,7 +990,6 @@ def render_html(
         )
     )
     numbered.append(("Methodology", _methodology()))
-    numbered.append(("How to verify this exhibit", _verification(envelope)))
     numbered.append(("Attestation", _attestation(record, envelope, files)))
     for i, (title, html) in enumerate(numbered, 1):
         cls = ' class="newpage"' if title == "Attestation" else ""
@@ -1024,6 +1065,32 @@ def write_pdf(
     if progress:
         progress(f"writing the PDF ({len(document.pages):,} pages)")
     document.write_pdf(str(pdf_path), pdf_variant="pdf/a-3b", attachments=files, finisher=_af_once)
+
+
+def split_table_rows(document: Any) -> list[str]:
+    """Table rows of a laid-out WeasyPrint ``document`` that are split across pages (their boxes lie on
+    more than one page), as ``"page N: first words of the row"``; repeated header rows are not counted.
+
+    The report's CSS asks for rows never to be split (``break-inside: avoid``); this checks the result.
+    """
+    from weasyprint.formatting_structure import boxes
+
+    pages_of: dict[int, set[int]] = {}
+    text_of: dict[int, str] = {}
+
+    def walk(box: Any, page: int, in_header: bool) -> None:
+        if isinstance(box, boxes.TableRowGroupBox):
+            in_header = in_header or bool(box.is_header)
+        if isinstance(box, boxes.TableRowBox) and not in_header and box.element is not None:
+            key = id(box.element)
+            pages_of.setdefault(key, set()).add(page)
+            text_of.setdefault(key, " ".join("".join(box.element.itertext()).split())[:60])
+        for child in getattr(box, "children", ()):
+            walk(child, page, in_header)
+
+    for n, page in enumerate(document.pages, 1):
+        walk(page._page_box, n, False)
+    return [f"page {min(p)}: {text_of[k]}" for k, p in pages_of.items() if len(p) > 1]
 
 
 def _af_once(_document: Any, pdf: Any) -> None:
