@@ -88,8 +88,8 @@ def test_exhibit_files(built: Built) -> None:
     assert env["model_sha256"] == built.fx.sha256
     manifest = (built.result.folder / "MANIFEST").read_text()
     assert [line.split("  ")[1] for line in manifest.splitlines()] == files(
-        "bom.cdx.json", "envelope.json", "model-record.schema.json", "record.json", "report.html",
-        "report.pdf", "signer.pub.pem", "spdx.json",
+        "bom.cdx.json", "envelope.json", "metadata.json", "model-record.schema.json", "record.json",
+        "report.html", "report.pdf", "signer.pub.pem", "spdx.json",
     )  # fmt: skip
 
 
@@ -149,7 +149,7 @@ def test_model_signing_tool_verifies(built: Built, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name",
     files("record.json", "envelope.json", "report.pdf", "report.html", "bom.cdx.json", "spdx.json",
-          "model-record.schema.json", "signer.pub.pem", "MANIFEST", "model.sig"),
+          "model-record.schema.json", "signer.pub.pem", "MANIFEST", "model.sig", "metadata.json"),
 )  # fmt: skip
 def test_any_changed_byte_fails(built: Built, tmp_path: Path, name: str) -> None:
     copy = built.copy(tmp_path)
