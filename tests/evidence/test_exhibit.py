@@ -255,6 +255,21 @@ def test_pdf_attachment_and_pdfa(built: Built) -> None:
     assert xmp is not None
     raw = xmp.stream.get_data()
     assert b'pdfaid:part="3" pdfaid:conformance="B"' in raw  # PDF/A-3b
+    root: Any = reader.trailer["/Root"]
+    [intent] = [x.get_object() for x in root["/OutputIntents"]]
+    assert intent["/S"] == "/GTS_PDFA1" and "/DestOutputProfile" in intent  # an ICC output intent
+    fonts = {}
+    for page in reader.pages:
+        for f in (page["/Resources"].get("/Font") or {}).values():
+            font = f.get_object()
+            descendants = font.get("/DescendantFonts")
+            desc = (descendants[0].get_object() if descendants else font).get("/FontDescriptor")
+            fonts[str(font["/BaseFont"])] = desc is not None and any(
+                k in desc.get_object() for k in ("/FontFile", "/FontFile2", "/FontFile3")
+            )
+    assert fonts and all(fonts.values()), fonts  # every font is embedded
+    for spec in (x.get_object() for x in root["/AF"]):
+        assert spec["/AFRelationship"] == "/Source"
     text = reader.pages[0].extract_text()
     assert "Model exhibit" in text and built.fx.sha256 in text.replace("\n", "")
 
