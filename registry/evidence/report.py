@@ -866,7 +866,7 @@ table.grid td { vertical-align: top; padding: 2px 4px; border: 1px solid #ddd; f
 table.grid table.kv th, table.grid table.kv td { font-size: 7.5pt; }
 table.fixed { table-layout: fixed; }
 table.sightings th:nth-child(1) { width: 15%; } table.sightings th:nth-child(2) { width: 7%; }
-table.sightings th:nth-child(3) { width: 30%; } table.sightings th:nth-child(4) { width: 10%; }
+table.sightings th:nth-child(3) { width: 26%; } table.sightings th:nth-child(4) { width: 10%; }
 table.sightings th:nth-child(5) { width: 15%; } table.sightings th:nth-child(6) { width: 7%; }
 table.custody th:nth-child(1) { width: 5%; } table.custody th:nth-child(2) { width: 23%; }
 table.custody th:nth-child(3) { width: 49%; }
@@ -886,7 +886,9 @@ td, th { overflow-wrap: anywhere; }
 .attest table.grid td { padding: 0 4px; }
 code { font-family: "DejaVu Sans Mono", monospace; font-size: 8pt; }
 code.hash { font-size: 7.5pt; word-break: break-all; overflow-wrap: anywhere; }
-code.ident { font-size: 7.5pt; overflow-wrap: anywhere; }
+/* WeasyPrint breaks greedily mid-word under overflow-wrap: anywhere, ignoring <wbr>: identifiers wrap at
+   their separators only */
+code.ident { font-size: 7.5pt; overflow-wrap: normal; }
 .data { overflow-wrap: anywhere; }
 .verbatim { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 7.5pt; border-left: 2px solid #ccc;
   padding-left: 2mm; margin: 0.5mm 0 2mm 0; }

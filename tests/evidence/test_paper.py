@@ -231,3 +231,19 @@ def test_long_real_exhibit_fits_the_page_and_splits_no_row(tmp_path: Path) -> No
     assert outside == []
     checks = {c.name: c.outcome for c in verify_exhibit(folder, model=LOKR)}
     assert set(checks.values()) == {PASS}, checks
+
+
+@pytest.mark.skipif(not PDF, reason=NO_PDF)
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+def test_identifiers_wrap_at_their_separators_only(tmp_path: Path) -> None:
+    from weasyprint import HTML
+
+    from registry.evidence.report import CSS, _table, ident
+
+    body = _table(["key", "value"], [[ident("ss_caption_dropout_every_n_epochs"), "0"]], cls="grid meta")
+    HTML(string=f"<html><head><style>{CSS}</style></head><body>{body}</body></html>").write_pdf(tmp_path / "t.pdf")
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "t.pdf"), "-"], capture_output=True, text=True, check=True).stdout
+    lines = [ln.strip().replace("\u200b", "") for ln in text.splitlines() if ln.strip()]
+    # the key is wider than its column (28 % of the page): it wraps after an underscore, not inside a word
+    assert lines[1].startswith("ss_caption_dropout_every_n_") and lines[1].split()[0].endswith("_")
+    assert lines[2] == "epochs"
