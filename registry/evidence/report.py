@@ -865,9 +865,9 @@ table.grid th { background: #eee; text-align: left; padding: 2px 4px; border: 1p
 table.grid td { vertical-align: top; padding: 2px 4px; border: 1px solid #ddd; font-size: 8pt; }
 table.grid table.kv th, table.grid table.kv td { font-size: 7.5pt; }
 table.fixed { table-layout: fixed; }
-table.sightings th:nth-child(1) { width: 15%; } table.sightings th:nth-child(2) { width: 7%; }
+table.sightings th:nth-child(1) { width: 14%; } table.sightings th:nth-child(2) { width: 7%; }
 table.sightings th:nth-child(3) { width: 26%; } table.sightings th:nth-child(4) { width: 10%; }
-table.sightings th:nth-child(5) { width: 15%; } table.sightings th:nth-child(6) { width: 7%; }
+table.sightings th:nth-child(5) { width: 14%; } table.sightings th:nth-child(6) { width: 7%; }
 table.custody th:nth-child(1) { width: 5%; } table.custody th:nth-child(2) { width: 23%; }
 table.custody th:nth-child(3) { width: 49%; }
 table.meta th:first-child { width: 28%; }
