@@ -3,11 +3,53 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from cli._app import echo_err, get_app, read_registry, write_registry
+
+
+class DelayedProgress:
+    """Progress on stderr for an exhibit that takes longer than ``after`` seconds.
+
+    Steps that finish sooner print nothing; once ``after`` seconds have passed, the step under way is
+    printed (with the elapsed time), and so is every later step, so a slow exhibit never sits silent.
+    """
+
+    def __init__(self, after: float = 2.0, write: Callable[[str], None] | None = None) -> None:
+        self.after = after
+        self.start = time.monotonic()
+        self.step = "reading the registry"
+        self.shown = False
+        self._lock = threading.Lock()
+        self._write = write or echo_err
+        self._timer = threading.Timer(after, self._late)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _emit(self, text: str) -> None:
+        self._write(f"exhibit: {text} ({time.monotonic() - self.start:.1f} s)")
+
+    def _late(self) -> None:
+        with self._lock:
+            self.shown = True
+            self._emit(self.step + " …")
+
+    def __call__(self, step: str) -> None:
+        with self._lock:
+            self.step = step
+            if self.shown:
+                self._emit(step + " …")
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            if self.shown:
+                self._emit("done")
 
 
 @click.command("exhibit")
@@ -34,7 +76,7 @@ def command(
     """
     from registry.errors import UsageError
     from registry.evidence import signing
-    from registry.evidence.exhibit import record_issue, write_exhibit
+    from registry.evidence.exhibit import PDF_NAME, record_issue, write_exhibit
     from registry.store.read import resolve_ref
 
     if generate_key:
@@ -44,9 +86,11 @@ def command(
             info = signing.generate_key(key)
             echo_err(f"created signing key {key} (ECDSA {info.curve}, fingerprint {info.fingerprint})")
     db_path = get_app().registry_path()
-    with read_registry() as con:
-        sha = resolve_ref(con, ref)
-        result = write_exhibit(
+    progress = DelayedProgress()
+    try:
+        with read_registry() as con:
+            sha = resolve_ref(con, ref)
+            result = write_exhibit(
             con,
             sha,
             out,
@@ -56,18 +100,25 @@ def command(
             issuer=issuer,
             image_roots=[db_path.parent / "samples", db_path.parent / "store", db_path.parent],
             pdf=not no_pdf,
-            progress=echo_err if os.isatty(2) else None,
+            progress=progress,
         )
-    with write_registry() as con:
-        exhibit_id = record_issue(con, result)
-    click.echo(f"exhibit {exhibit_id} of sha256:{sha} written to {out}")
+        with write_registry() as con:
+            exhibit_id = record_issue(con, result)
+    finally:
+        progress.close()
+    click.echo(f"exhibit written to {out}: registry exhibit number {exhibit_id} (numbered across all models), "
+               f"for the model file with SHA-256 {sha}")
     click.echo(f"  record.json sha256:{result.record_sha256}")
+    for name in (PDF_NAME, signing.MANIFEST_NAME):
+        if (out / name).is_file():
+            click.echo(f"  {name} sha256:{signing.file_sha256(out / name)}")
     signer = result.signer
     if signer["method"] == "ecdsa-key":
         click.echo(f"  signed with ECDSA {signer['curve']} key, fingerprint {signer['public_key_sha256']}")
     elif signer["method"] == "sigstore":
         click.echo("  signed with Sigstore")
+    click.echo("  files:")
     for name in result.files:
-        click.echo(f"  {name}")
+        click.echo(f"    {name}")
     for note in result.notes:
         echo_err(f"note: {note}")

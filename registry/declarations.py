@@ -1583,6 +1583,32 @@ DESCRIPTIVE_WORDS = frozenset(
         "view", "depth", "field", "blurry", "detailed", "quality", "wearing", "holding", "looking",
     }
 )
+#: clothing, accessories, body parts, objects and picture terms: a tag with one of these words describes
+#: what is shown ("center frills", "wrist cuffs", "wrist scrunchie", "coffee cup"), it does not name anyone
+THING_WORDS = frozenset(
+    {
+        # clothing and accessories
+        "frills", "frilled", "frill", "cuffs", "cuff", "scrunchie", "bowtie", "bow", "ribbon", "ribbons",
+        "suspenders", "collar", "sleeves", "sleeve", "sleeveless", "skirt", "dress", "shirt", "blouse",
+        "jacket", "hoodie", "sweater", "vest", "pants", "shorts", "jeans", "socks", "thighhighs",
+        "pantyhose", "stockings", "shoes", "boots", "sneakers", "gloves", "glove", "hat", "cap", "beret",
+        "hood", "necktie", "tie", "necklace", "earrings", "bracelet", "choker", "belt", "apron", "cape",
+        "cloak", "armor", "bikini", "swimsuit", "leotard", "kimono", "hairband", "hairclip", "headband",
+        "headphones", "glasses", "eyewear", "mask", "pom", "poms", "buttons", "button", "zipper",
+        "pocket", "lace", "strap", "straps", "mittens", "wristband", "armband", "tiara", "crown",
+        # body and hair
+        "hair", "eyes", "eye", "ears", "ear", "tail", "mouth", "teeth", "lips", "hand", "hands", "arm",
+        "arms", "leg", "legs", "finger", "fingers", "bangs", "ponytail", "twintails", "braid", "ahoge",
+        "sidelocks", "wrist", "chest", "shoulder", "shoulders", "neck", "skin", "nose", "smile", "blush",
+        # objects and scenery
+        "cup", "mug", "bottle", "book", "phone", "microphone", "sword", "gun", "bag", "umbrella", "car",
+        "tree", "trees", "sky", "cloud", "clouds", "water", "grass", "building", "wall", "floor", "bed",
+        "stage", "star", "stars", "heart", "sun", "moon", "fruit", "food", "background", "indoors",
+        "outdoors", "simple", "border", "frame", "signature", "watermark", "text", "logo", "sketch",
+        "painting", "drawing", "illustration", "render", "monochrome", "greyscale", "traditional",
+        "digital", "medium", "watercolor", "oil", "pastel", "cel", "chibi",
+    }
+)
 #: booru qualifiers "(…)" that do not name a franchise or character
 NON_CHARACTER_QUALIFIERS = frozenset(
     {"artist", "medium", "style", "object", "meme", "company", "organization", "food", "animal", "plant",
@@ -1601,23 +1627,27 @@ def _tag_counts(facts: TrainingFacts) -> dict[str, int]:
 
 
 def person_indicators(facts: TrainingFacts) -> dict[str, dict[str, int]]:
-    """Tags that suggest real persons: human figures, photographic style, and name-like frequent tags
-    (two or three plain words, not generic picture vocabulary, in at least half a folder's captions)."""
+    """Caption tags that a heuristic associates with real persons: ``human`` (human-figure tags),
+    ``photographic`` (photographic-style tags) and ``unclassified_multiword`` (frequent tags of two or three
+    plain words, in at least half a folder's captions, that are neither generic picture vocabulary nor
+    contain a descriptive, clothing, body or object word). The last group is what a person's name would
+    match, but so would many other tags: it says that the heuristic could not classify them, not that they
+    are names."""
     counts = _tag_counts(facts)
     human = {t: c for t, c in counts.items() if normalize_term(t) in HUMAN_TAGS}
     photo = {t: c for t, c in counts.items() if normalize_term(t) in PHOTO_TAGS}
-    name_like: dict[str, int] = {}
+    unclassified: dict[str, int] = {}
     for r in frequent_tags(facts):
         tag = r["tag"]
         n = normalize_term(tag)
         words = n.split()
         if "(" in tag or is_generic_tag(tag) or n in HUMAN_TAGS or n in PHOTO_TAGS:
             continue
-        if any(w in DESCRIPTIVE_WORDS for w in words):
+        if any(w in DESCRIPTIVE_WORDS or w in THING_WORDS for w in words):
             continue
         if 2 <= len(words) <= 3 and all(w.isalpha() and len(w) >= 2 for w in words):
-            name_like[tag] = r["count"]
-    return {"human": human, "photographic": photo, "name_like": name_like}
+            unclassified[tag] = r["count"]
+    return {"human": human, "photographic": photo, "unclassified_multiword": unclassified}
 
 
 def character_indicators(facts: TrainingFacts) -> dict[str, int]:
@@ -1655,9 +1685,11 @@ def _probe_hits(ev: Evidence, kind: str) -> list[dict[str, Any]]:
     Severity.MEDIUM,
     "The declaration says no real persons; the training captions (or the probe) suggest otherwise",
     "Applies when every dataset says depictsRealPersons: no. Reported when the captions have human-figure "
-    "tags (HUMAN_TAGS) together with photographic tags (PHOTO_TAGS: medium severity) or name-like frequent "
-    "tags (low severity), or when the probe reports a person above its threshold (high). A heuristic "
-    "on caption words: drawn people carry the same human tags, and real names may look like anything.",
+    "tags (HUMAN_TAGS) together with photographic tags (PHOTO_TAGS: medium severity) or frequent two- or "
+    "three-word tags outside its descriptive, clothing, body and object vocabulary (low severity), or when "
+    "the probe reports a person above its threshold (high). A heuristic on caption words, not a finding "
+    "that a real person is depicted: drawn people carry the same human tags, an unclassified tag may be a "
+    "name or anything else, and real names may look like anything.",
 )
 def _check_persons(doc: Mapping[str, Any], ev: Evidence) -> list[Finding]:
     if not _all_datasets_say(doc, "depictsRealPersons", "no"):
@@ -1665,17 +1697,22 @@ def _check_persons(doc: Mapping[str, Any], ev: Evidence) -> list[Finding]:
     out = []
     if ev.facts is not None and ev.facts.tag_frequency:
         ind = person_indicators(ev.facts)
-        if ind["human"] and (ind["photographic"] or ind["name_like"]):
+        if ind["human"] and (ind["photographic"] or ind["unclassified_multiword"]):
             parts = [
-                f"{label} tags ({', '.join(sorted(ind[key])[:5])})"
-                for key, label in (("photographic", "photographic"), ("name_like", "name-like"))
+                f"{label} ({', '.join(sorted(ind[key])[:5])})"
+                for key, label in (
+                    ("photographic", "photographic-style tags"),
+                    ("unclassified_multiword", "frequent multi-word tags that the heuristic could not classify "
+                                               "as descriptive (a name would match, so would other tags)"),
+                )
                 if ind[key]
             ]
             out.append(
                 finding(
                     "declaration.real-persons",
-                    "declaration says the data depicts no real persons; the captions describe people "
-                    f"({', '.join(sorted(ind['human'])[:5])}) with " + " and ".join(parts),
+                    "declaration says the data depicts no real persons; heuristic on caption tags, not a finding "
+                    f"that a person is depicted: human-figure tags ({', '.join(sorted(ind['human'])[:5])}) occur "
+                    "with " + " and with ".join(parts),
                     severity=None if ind["photographic"] else Severity.LOW,
                     source="captions",
                     indicators=ind,

@@ -425,17 +425,45 @@ def test_real_persons_from_photographic_tags() -> None:
     [f] = run("declaration.real-persons", _no(), facts=fx)
     assert f.severity is Severity.MEDIUM
     assert f.message == (
-        "declaration says the data depicts no real persons; the captions describe people (1girl) with "
-        "photographic tags (photo, realistic)"
+        "declaration says the data depicts no real persons; heuristic on caption tags, not a finding that a "
+        "person is depicted: human-figure tags (1girl) occur with photographic-style tags (photo, realistic)"
     )
-    assert f.evidence["indicators"] == {"human": {"1girl": 20}, "photographic": {"photo": 18, "realistic": 20}, "name_like": {}}
+    assert f.evidence["indicators"] == {
+        "human": {"1girl": 20}, "photographic": {"photo": 18, "realistic": 20}, "unclassified_multiword": {}
+    }
 
 
-def test_real_persons_from_name_like_tags_is_low() -> None:
+def test_real_persons_from_unclassified_tags_is_low_and_says_it_is_a_heuristic() -> None:
     fx = facts(datasets=[DatasetDir("d", 1, 10)], tag_frequency={"d": {"woman": 10, "jane smith": 9, "red dress": 9}})
     [f] = run("declaration.real-persons", _no(), facts=fx)
     assert f.severity is Severity.LOW
-    assert f.evidence["indicators"]["name_like"] == {"jane smith": 9}
+    assert f.evidence["indicators"]["unclassified_multiword"] == {"jane smith": 9}
+    assert f.message == (
+        "declaration says the data depicts no real persons; heuristic on caption tags, not a finding that a "
+        "person is depicted: human-figure tags (woman) occur with frequent multi-word tags that the heuristic "
+        "could not classify as descriptive (a name would match, so would other tags) (jane smith)"
+    )
+    assert "name-like" not in f.message and "describe people" not in f.message
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        # clothing and accessories (the tags of a real LoKr's captions)
+        {"center frills": 9, "wrist cuffs": 9, "wrist scrunchie": 9, "black bowtie": 9, "pom pom": 9},
+        # objects and scenery
+        {"coffee cup": 9, "night sky": 9, "school building": 9, "simple background": 9},
+        # styles and media
+        {"traditional media": 9, "oil painting": 9, "cel shading": 9, "watercolor pencil": 9},
+    ],
+    ids=["clothing", "objects", "styles"],
+)
+def test_clothing_object_and_style_tags_are_not_unclassified(tags: dict[str, int]) -> None:
+    fx = facts(datasets=[DatasetDir("d", 1, 10)], tag_frequency={"d": {"portrait": 10, **tags}})
+    assert run("declaration.real-persons", _no(), facts=fx) == []
+    from registry.declarations import person_indicators
+
+    assert person_indicators(fx)["unclassified_multiword"] == {}
 
 
 def test_real_persons_negative() -> None:

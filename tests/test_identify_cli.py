@@ -106,7 +106,7 @@ def test_show_presents_identity_and_training(tmp_path: Path, db: Path) -> None:
     assert "  Architecture   Stable Diffusion 1.x [sd1] — high confidence, from tensor shapes\n" in out
     assert "UNet cross-attention context width 768: SD1.x (CLIP-L context)  [lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight [1, 768]]" in out  # fmt: skip
     assert "  Metadata says  ss_base_model_version = 'sd_v1' (sd1; agrees)\n" in out
-    assert "  Trigger words  ohwx woman (folder:10_ohwx woman)\n" in out
+    assert "  Trigger words  ohwx woman (named by the file: name of training folder 10_ohwx woman)\n" in out
     sha_base = hashlib.sha256(f["base"].read_bytes()).hexdigest()
     assert f"  Linked base    {sha_base[:12]} {f['base']} (matched on sha256 {sha_base})\n" in out
     assert "  Hash claims    sshs_legacy_hash e3b0c442: PLACEHOLDER — the sha256 of empty input, not a hash of this file\n" in out

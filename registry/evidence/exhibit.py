@@ -3,6 +3,7 @@
 An exhibit is a folder a third party can check without trusting modelreg::
 
     record.json                 the canonical record (RFC 8785), a function of the registry state only
+    metadata.json               the model file's embedded metadata in full (RFC 8785), when it has any
     model-record.schema.json    the JSON Schema (2020-12) the record validates against
     envelope.json               creation time, issuer, signer and the record's SHA-256
     signer.pub.pem              the signer's public key (when signed with a key)
@@ -38,7 +39,7 @@ from registry.evidence.canonical import (
     record_schema,
     sha256_hex,
 )
-from registry.evidence.report import chapter_of, check_pdf_support, render_html, write_pdf
+from registry.evidence.report import METADATA_NAME, chapter_of, check_pdf_support, render_html, write_pdf
 
 RECORD_NAME = "record.json"
 SCHEMA_NAME = "model-record.schema.json"
@@ -52,11 +53,12 @@ ENVELOPE_VERSION = "1.0"
 
 FILE_DESCRIPTIONS = {
     RECORD_NAME: "canonical model record (RFC 8785 JSON)",
+    METADATA_NAME: "the model file's embedded metadata in full (RFC 8785 JSON of its __metadata__)",
     SCHEMA_NAME: "JSON Schema 2020-12 of the record",
     ENVELOPE_NAME: "creation time, issuer, signer and the record's SHA-256",
     signing.PUBLIC_KEY_NAME: "the signer's ECDSA public key (PEM)",
     HTML_NAME: "human-readable report (HTML)",
-    PDF_NAME: "human-readable report (PDF/A-3b) with record.json attached",
+    PDF_NAME: "human-readable report (PDF/A-3b) with record.json and metadata.json attached",
     CYCLONEDX_NAME: "CycloneDX 1.6 ML-BOM",
     SPDX_NAME: "SPDX 3.0.1 document (AI and Dataset profiles)",
     signing.MANIFEST_NAME: "SHA-256 of every file (sha256sum -c MANIFEST)",
@@ -185,6 +187,9 @@ def write_exhibit(
     rec_bytes = record_bytes(record)
     (folder / RECORD_NAME).write_bytes(rec_bytes)
     (folder / SCHEMA_NAME).write_text(json.dumps(record_schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    verbatim = (record.get("metadata") or {}).get("verbatim")
+    if verbatim is not None:
+        (folder / METADATA_NAME).write_bytes(canonical_bytes(verbatim))
     images, notes = collect_images(record, folder, image_roots)
 
     issued = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
@@ -222,13 +227,15 @@ def write_exhibit(
     (folder / SPDX_NAME).write_text(json.dumps(spdx, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     say("rendering the report")
-    html = render_html(record, envelope, sections, images)
+    known = {n: sha256_hex((folder / n).read_bytes()) for n in signing.exhibit_files(folder)}
+    html = render_html(record, envelope, sections, images, files=known)
     (folder / HTML_NAME).write_text(html, encoding="utf-8")
     if pdf:
+        attach = [RECORD_NAME] + ([METADATA_NAME] if verbatim is not None else [])
         write_pdf(
             html,
             folder / PDF_NAME,
-            [(folder / RECORD_NAME, FILE_DESCRIPTIONS[RECORD_NAME])],
+            [(folder / n, FILE_DESCRIPTIONS[n]) for n in attach],
             base_url=folder,
             progress=say,
             created=issued,

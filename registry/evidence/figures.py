@@ -93,7 +93,7 @@ def spectrum_svg(
             cleaned.append((label, vals))
     if not cleaned:
         return empty_svg("no singular values to draw", width)
-    left, right, top, bottom = 64, 170, 28, 40
+    left, right, top, bottom = 64, 60, 28, 40
     pw, ph = width - left - right, height - top - bottom
     all_vals = [v for _, vals in cleaned for v in vals]
     lo_exp = math.floor(math.log10(min(all_vals)))
@@ -136,7 +136,7 @@ def spectrum_svg(
         f'<text x="14" y="{top + ph / 2:.0f}" font-size="11" {FONT} text-anchor="middle" '
         f'transform="rotate(-90 14 {top + ph / 2:.0f})">{ylabel} (log scale)</text>'
     )
-    for n, (label, vals) in enumerate(cleaned):
+    for n, (_label, vals) in enumerate(cleaned):
         colour = PALETTE[n % len(PALETTE)]
         pts = " ".join(f"{_f(x_of(i + 1))},{_f(y_of(v))}" for i, v in enumerate(vals))
         if len(vals) > 1:
@@ -147,7 +147,7 @@ def spectrum_svg(
         if ly < top + ph:
             parts.append(f'<rect x="{left + pw + 10}" y="{ly - 7}" width="10" height="3" fill="{colour}"/>')
             parts.append(
-                f'<text x="{left + pw + 24}" y="{ly}" font-size="9" {FONT}>{escape(_shorten(label, 26))}</text>'
+                f'<text x="{left + pw + 24}" y="{ly}" font-size="9" {FONT}>{n + 1}</text>'
             )
     parts.append("</svg>")
     return "\n".join(parts)
@@ -155,6 +155,27 @@ def spectrum_svg(
 
 def _shorten(text: str, n: int) -> str:
     return text if len(text) <= n else "…" + text[-(n - 1) :]
+
+
+#: the quantities a per-block profile can carry, in words (axis labels never show a field name)
+QUANTITY_WORDS = {
+    "fro": "Frobenius norm of the update",
+    "fro_norm": "Frobenius norm of the update",
+    "frobenius": "Frobenius norm of the update",
+    "frobenius_norm": "Frobenius norm of the update",
+    "sum_fro": "sum of the modules' Frobenius norms of the update",
+    "energy": "energy of the update (sum of squared singular values)",
+    "energy_share": "share of the update's total energy",
+    "norm": "norm of the update",
+    "total_norm": "norm of the update, all modules together",
+    "delta_norm": "norm of the update",
+    "value": "value recorded per block",
+}
+
+
+def quantity_words(name: str) -> str:
+    """A profile quantity's field name (``fro``) in words ("Frobenius norm of the update")."""
+    return QUANTITY_WORDS.get(name, name.replace("_", " "))
 
 
 # -- bar profile ----------------------------------------------------------------------------------------
@@ -170,7 +191,10 @@ def bar_profile_svg(
     clean = [(lab, float(v)) for lab, v in bars if isinstance(v, int | float) and math.isfinite(v)]
     if not clean:
         return empty_svg("no per-block values to draw", width)
-    row, top, left, right = 16, 28, 190, 80
+    # labels are drawn in full: the label column is as wide as the longest label (about 6 units a character)
+    row, top, right = 16, 28, 80
+    left = max(120, 14 + 6 * max(len(lab) for lab, _ in clean))
+    width = max(width, left + 360 + right)
     height = top + row * len(clean) + 30
     pw = width - left - right
     vmax = max(max(v for _, v in clean), 0.0) or 1.0
@@ -181,7 +205,7 @@ def bar_profile_svg(
         w = max(v, 0.0) / vmax * pw
         parts.append(
             f'<text x="{left - 6}" y="{y + 11}" text-anchor="end" font-size="10" {FONT}>'
-            f"{escape(_shorten(label, 32))}</text>"
+            f"{escape(label)}</text>"
         )
         parts.append(f'<rect x="{left}" y="{y + 2}" width="{_f(w)}" height="{row - 4}" fill="{PALETTE[0]}"/>')
         parts.append(f'<text x="{_f(left + w + 4)}" y="{y + 11}" font-size="10" {FONT}>{_num(v)}</text>')
@@ -190,7 +214,7 @@ def bar_profile_svg(
     if unit:
         parts.append(
             f'<text x="{left + pw / 2:.0f}" y="{axis_y + 18}" text-anchor="middle" font-size="11" {FONT}>'
-            f"{escape(unit)}</text>"
+            f"{escape(quantity_words(unit))}</text>"
         )
     parts.append("</svg>")
     return "\n".join(parts)

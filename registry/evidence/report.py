@@ -49,9 +49,9 @@ CHAPTERS = (
     ),
     Chapter(
         "metadata",
-        "Training facts from the embedded metadata",
+        "Training as claimed by the embedded metadata",
         ("training",),
-        "The embedded training metadata was not normalised into training facts.",
+        "The embedded training metadata was not read into training claims.",
     ),
     Chapter(
         "security",
@@ -97,6 +97,28 @@ def chapter_of(section_name: str) -> str | None:
 # -- small HTML helpers ------------------------------------------------------------------------------
 
 
+#: characters after which an identifier or path may wrap (a <wbr> break opportunity follows each)
+BREAK_AFTER = frozenset("/\\_.")
+
+
+def breakable(text: Any) -> str:
+    """``text`` escaped for HTML, with a line-break opportunity after each path or identifier separator
+    (``/``, ``\\``, ``_``, ``.``), so that paths and module names wrap at their separators, not mid-word."""
+    return "".join(escape(ch) + ("<wbr>" if ch in BREAK_AFTER else "") for ch in str(text))
+
+
+def full_hash(value: Any) -> str:
+    """A digest in full, monospace, wrapping anywhere (hex has no separators) without inserted characters."""
+    if value is None:
+        return '<span class="none">—</span>'
+    return f'<code class="hash">{escape(str(value))}</code>'
+
+
+def ident(value: Any) -> str:
+    """An identifier (rule id, key, module name, path): monospace, wrapping at its separators."""
+    return f'<code class="ident">{breakable(value)}</code>'
+
+
 def _e(value: Any) -> str:
     if value is None:
         return '<span class="none">—</span>'
@@ -107,7 +129,7 @@ def _e(value: Any) -> str:
     if isinstance(value, float):
         return escape(f"{value:.6g}")
     if isinstance(value, list | dict):
-        return f"<code>{escape(_short_json(value))}</code>"
+        return f'<span class="data">{breakable(_short_json(value))}</span>'
     return escape(str(value))
 
 
@@ -119,24 +141,26 @@ def _short_json(value: Any, limit: int = 400) -> str:
 def _kv_table(pairs: Sequence[tuple[str, Any]], mono_keys: Sequence[str] = ()) -> str:
     rows = []
     for k, v in pairs:
-        cell = f'<code class="hash">{escape(str(v))}</code>' if k in mono_keys and v is not None else _e(v)
+        cell = full_hash(v) if k in mono_keys and v is not None else _e(v)
         rows.append(f"<tr><th>{escape(k)}</th><td>{cell}</td></tr>")
     return '<table class="kv">' + "".join(rows) + "</table>"
 
 
 def _table(columns: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "grid") -> str:
+    if cls != "grid":
+        cls += " fixed"  # a table with its own column widths
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _long_text(value: Any, limit: int = 600) -> str:
+def _long_text(value: Any, limit: int = 600, where: str = "record.json") -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
     if len(text) <= limit:
-        return f'<span class="verbatim">{escape(text)}</span>'
+        return f'<span class="data">{breakable(text)}</span>'
     return (
-        f'<span class="verbatim">{escape(text[:limit])}…</span> '
-        f'<span class="note">({len(text):,} characters; the full text is in record.json)</span>'
+        f'<span class="data">{breakable(text[:limit])}</span> '
+        f'<span class="note">[first {limit:,} of {len(text):,} characters shown; the full text is in {escape(where)}]</span>'
     )
 
 
@@ -165,6 +189,40 @@ def _generic(value: Any, depth: int = 0) -> str:
     return _e(value)
 
 
+_HEX64 = frozenset("0123456789abcdef")
+
+
+def _flat(value: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, Any]]:
+    """Nested JSON as ``[(dotted key, leaf value)]`` (bounded), for compact cells."""
+    if isinstance(value, Mapping) and depth < 4:
+        out: list[tuple[str, Any]] = []
+        for k, v in list(value.items())[:40]:
+            out += _flat(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
+        if len(value) > 40:
+            out.append((prefix or "…", f"{len(value) - 40} more entries in record.json"))
+        return out
+    return [(prefix, value)]
+
+
+def _flat_cell(value: Any) -> str:
+    """A payload or evidence object as one line per leaf: the key as an identifier, the value in full for
+    digests and numbers, the first 300 characters of long text (with the length and where the rest is)."""
+    if not isinstance(value, Mapping):
+        return _long_text(value, 300)
+    lines = []
+    for k, v in _flat(value):
+        if isinstance(v, str) and len(v) == 64 and set(v) <= _HEX64:
+            shown = full_hash(v)
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            shown = _num_text(v)
+        elif isinstance(v, list) and all(isinstance(x, str) for x in v) and v:
+            shown = ", ".join(ident(x) for x in v[:12]) + (f' <span class="note">(and {len(v) - 12} more)</span>' if len(v) > 12 else "")
+        else:
+            shown = _long_text(v, 300) if isinstance(v, str | list | dict) else _e(v)
+        lines.append(f'<div class="kvline">{ident(k)}: {shown}</div>')
+    return "".join(lines) or '<span class="none">—</span>'
+
+
 def _render_section(name: str, value: Any, section: SectionLike | None) -> str:
     """A section's own text rendering (``render(value)``), or the generic one."""
     if section is not None:
@@ -183,6 +241,120 @@ def _render_section(name: str, value: Any, section: SectionLike | None) -> str:
                     rows.append(f'<tr><td colspan="2" class="line">{escape(str(x))}</td></tr>')
             return '<table class="kv">' + "".join(rows) + "</table>"
     return _generic(value)
+
+
+def _num_text(v: Any) -> str:
+    """A number in the report's one format: thousands separators, up to 4 significant digits for fractions."""
+    if isinstance(v, bool) or v is None:
+        return _e(v)
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
+        return f"{int(v):,}"
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) >= 1e-3 else f"{v:.3e}"
+    return _e(v)
+
+
+def _inputs_text(inputs: Any) -> str:
+    if not isinstance(inputs, Mapping):
+        return _e(inputs)
+    parts = []
+    for k, v in inputs.items():
+        if isinstance(v, Mapping):
+            inner = "; ".join(
+                f"{breakable(n)}: " + ", ".join(f"{escape(str(a))} {_num_text(b)}" for a, b in x.items())
+                if isinstance(x, Mapping) else f"{breakable(n)}: {_num_text(x)}"
+                for n, x in v.items()
+            )
+            parts.append(f"{ident(k)} = {inner}")
+        else:
+            parts.append(f"{ident(k)} = {_num_text(v)}")
+    return "<br/>".join(parts)
+
+
+SOURCE_WORDS = {
+    "embedded": "the file's embedded metadata (a claim by the file)",
+    "declared": "the declaration (a claim by the declarant)",
+    "declaration": "the declaration (a claim by the declarant)",
+    "captions": "caption tags in the embedded metadata (a claim by the file)",
+    "probe": "modelreg's probe (a measurement)",
+}
+
+
+def _declaration_block(value: Mapping[str, Any], section: SectionLike | None) -> str:
+    """The declaration section with its contradictions, indicators and history as tables."""
+    head = ""
+    if section is not None:
+        try:
+            lines = [x for x in section.render(value) if isinstance(x, tuple) and len(x) == 2]
+        except Exception:  # noqa: BLE001 - a renderer bug must not lose the report
+            lines = []
+        skip = {"Contradictions", "Indicators", "History"}
+        head = _kv_table([(str(k), v) for k, v in lines if str(k) not in skip])
+    contradictions = [c for c in value.get("contradictions") or [] if isinstance(c, Mapping)]
+    checked = value.get("checked_at")
+    out = [head, "<h3>Contradictions between the declaration and the evidence</h3>"]
+    if contradictions:
+        rows = []
+        for c in contradictions:
+            evidence = c.get("evidence")
+            src = c.get("source") or (evidence.get("source") if isinstance(evidence, Mapping) else None)
+            rows.append([
+                f'<span class="sev sev-{escape(str(c.get("severity")))}">{escape(str(c.get("severity")))}</span>',
+                ident(c.get("rule_id")),
+                breakable(c.get("message")),
+                escape(SOURCE_WORDS.get(str(src), str(src))) if src else '<span class="none">—</span>',
+            ])
+        out.append(
+            f"<p>{len(contradictions):,} found by the check of {_e(checked)}. Each row is a rule's comparison of "
+            "what the declaration says with what the file or a measurement shows; rules that rest on caption "
+            "words are heuristics (the rule descriptions in the Methodology chapter give their limits).</p>"
+            + _table(["severity", "rule", "what was compared", "evidence from"], rows, cls="grid contra")
+        )
+    else:
+        out.append(f"<p>None found by the check of {_e(checked)}.</p>" if checked else '<p class="absent">The declaration was not checked.</p>')
+    indicators = [i for i in value.get("indicators") or [] if isinstance(i, Mapping)]
+    if indicators:
+        rows = [
+            [
+                escape(str(i.get("title") or i.get("id"))) + f'<br/><span class="note">{ident(i.get("id"))}</span>',
+                escape(SOURCE_WORDS.get(str(i.get("source")), str(i.get("source")))),
+                _num_text(i.get("value")) if i.get("value") is not None
+                else "not computed: missing " + ", ".join(ident(m) for m in i.get("missing") or []),
+                breakable(i.get("formula")),
+                _inputs_text(i.get("inputs")),
+            ]
+            for i in indicators
+        ]
+        out.append(
+            "<h3>Overfitting indicators</h3><p>Each indicator is a documented formula applied to numbers the "
+            "file or the declaration states; it is computed, not measured from the weights, and it is only as "
+            "right as its inputs. A high value is a reason to look closer, not proof of memorisation or of "
+            "infringement; there is no combined score.</p>"
+            + _table(["indicator", "inputs from", "value", "formula", "inputs"], rows, cls="grid ind")
+        )
+    history = [h for h in value.get("history") or [] if isinstance(h, Mapping)]
+    if history:
+        out.append(
+            "<h3>Versions of the declaration</h3>"
+            + _table(
+                ["version", "recorded (UTC)", "document SHA-256", "read from"],
+                [[_e(h.get("version")), _e(h.get("declared_at")), full_hash(h.get("sha256")),
+                  ident(h.get("source_path")) if h.get("source_path") else '<span class="none">—</span>']
+                 for h in history],
+                cls="grid hist",
+            )
+        )
+    return "".join(out)
+
+
+def _figure_legend(labels: Sequence[str]) -> str:
+    """The legend of a chart as a table under it: colour, number and the full name of each series."""
+    rows = [
+        [f'<span class="swatch" style="background:{figures.PALETTE[n % len(figures.PALETTE)]}"></span> {n + 1}',
+         ident(label)]
+        for n, label in enumerate(labels)
+    ]
+    return _table(["line", "module (full name as stored in the file)"], rows, cls="grid legend")
 
 
 # -- chapters ----------------------------------------------------------------------------------------
@@ -236,11 +408,11 @@ def _sightings(record: Mapping[str, Any]) -> str:
             [
                 _e(s.get("seen_at")),
                 _e(s.get("host")),
-                f'<span class="path">{escape(str(s.get("path")))}</span>',
+                ident(s.get("path")),
                 _e(s.get("size")),
                 _e(s.get("mtime")),
                 _e(s.get("source")),
-                _generic(prov) if prov else '<span class="none">—</span>',
+                _flat_cell(prov) if prov else '<span class="none">—</span>',
             ]
         )
     if not rows:
@@ -248,8 +420,22 @@ def _sightings(record: Mapping[str, Any]) -> str:
     return (
         "<p>Each row records that these exact bytes were found at a path on a host at a time "
         "(modification time as reported by the file system).</p>"
-        + _table(["seen at (UTC)", "host", "path", "size", "modified (UTC)", "source", "provenance"], rows)
+        + _table(["seen at (UTC)", "host", "path", "size (bytes)", "modified (UTC)", "source", "provenance"], rows, cls="grid sightings")
     )
+
+
+#: the embedded metadata's full text in the file beside record.json (and attached to the PDF)
+METADATA_NAME = "metadata.json"
+#: values up to this length are shown whole in the body; longer ones are summarised there
+METADATA_BODY_LIMIT = 300
+#: the appendix prints every value in full up to this many characters in all (a file can carry megabytes)
+METADATA_APPENDIX_LIMIT = 400_000
+
+
+def _text_sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _metadata(record: Mapping[str, Any]) -> str:
@@ -257,13 +443,61 @@ def _metadata(record: Mapping[str, Any]) -> str:
     if verbatim is None:
         return '<p class="absent">The file carries no embedded metadata.</p>'
     if not isinstance(verbatim, Mapping):
-        return "<p>The embedded metadata is not a key/value object; verbatim:</p>" + _long_text(verbatim)
-    rows = [[f"<code>{escape(str(k))}</code>", _long_text(v)] for k, v in sorted(verbatim.items())]
+        return "<p>The embedded metadata is not a key/value object; its full text is in Appendix A.</p>"
+    rows = []
+    for k, v in sorted(verbatim.items()):
+        text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True)
+        if len(text) <= METADATA_BODY_LIMIT:
+            cell = f'<span class="data">{breakable(text)}</span>'
+        else:
+            cell = (
+                f'<span class="data">{breakable(text[:METADATA_BODY_LIMIT])}</span> '
+                f'<span class="note">[first {METADATA_BODY_LIMIT:,} of {len(text):,} characters; the full value is '
+                "in Appendix A and in metadata.json]</span>"
+            )
+        rows.append([ident(k), cell])
     return (
-        f"<p>The file's own <code>__metadata__</code> ({len(verbatim)} entries), exactly as stored. These are "
-        "claims written by whoever produced or edited the file; they are not verified facts.</p>"
-        + _table(["key", "value"], rows, cls="grid meta")
+        f"<p>The file's own <code>__metadata__</code> has {len(verbatim):,} entries. They are claims written by "
+        "whoever produced or last edited the file, not verified facts. This table shows each value up to "
+        f"{METADATA_BODY_LIMIT:,} characters; every value in full, character for character, is in Appendix A "
+        f"and in <code>{METADATA_NAME}</code> (listed with its SHA-256 in the exhibit's MANIFEST and attached "
+        "to this PDF).</p>" + _table(["key", "value as stored (summary)"], rows, cls="grid meta")
     )
+
+
+def _metadata_appendix(record: Mapping[str, Any]) -> str:
+    """Appendix A: the embedded metadata verbatim, every value in full (up to a total bound, said so)."""
+    verbatim = record["metadata"].get("verbatim")
+    if verbatim is None:
+        return '<p class="absent">The file carries no embedded metadata.</p>'
+    intro = (
+        "<p>Every entry of the file's <code>__metadata__</code>, in key order, each value exactly as stored "
+        "(line breaks kept; long lines wrap on paper only). The same text is in "
+        f"<code>{METADATA_NAME}</code> (RFC 8785 canonical JSON of the key/value object) beside record.json, "
+        "and under <code>metadata.verbatim</code> in record.json. Each value's SHA-256 is of its UTF-8 bytes, "
+        "so a value copied from paper can be checked.</p>"
+    )
+    if not isinstance(verbatim, Mapping):
+        text = json.dumps(verbatim, ensure_ascii=False, sort_keys=True)
+        return intro + f'<div class="verbatim">{escape(text)}</div>'
+    out = [intro]
+    budget = METADATA_APPENDIX_LIMIT
+    for k, v in sorted(verbatim.items()):
+        text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True)
+        head = (
+            f'<div class="mkey">{ident(k)} <span class="note">{len(text):,} characters; SHA-256 '
+            f"{full_hash(_text_sha256(text))}</span></div>"
+        )
+        if len(text) <= budget:
+            budget -= len(text)
+            out.append(f'<div class="mentry">{head}<div class="verbatim">{escape(text)}</div></div>')
+        else:
+            out.append(
+                f'<div class="mentry">{head}<p class="note">Not printed: the values above already fill '
+                f"{METADATA_APPENDIX_LIMIT - budget:,} characters of the appendix's {METADATA_APPENDIX_LIMIT:,}. "
+                f"The full value is in {METADATA_NAME} and record.json; its SHA-256 is given above.</p></div>"
+            )
+    return "".join(out)
 
 
 def _findings(record: Mapping[str, Any]) -> str:
@@ -275,14 +509,14 @@ def _findings(record: Mapping[str, Any]) -> str:
     rows = [
         [
             f'<span class="sev sev-{escape(str(f.get("severity")))}">{escape(str(f.get("severity")))}</span>',
-            f"<code>{escape(str(f.get('rule_id')))}</code>",
-            escape(str(f.get("message"))),
-            _generic(f.get("evidence")) if f.get("evidence") else "",
+            ident(f.get("rule_id")),
+            breakable(f.get("message")),
+            _flat_cell(f.get("evidence")) if f.get("evidence") else "",
         ]
         for f in fs
     ]
     noun = "finding" if len(fs) == 1 else "findings"
-    return f"<p>{len(fs)} {noun}: {summary}.</p>" + _table(["severity", "rule", "message", "evidence"], rows)
+    return f"<p>{len(fs)} {noun}: {summary}.</p>" + _table(["severity", "rule", "message", "evidence"], rows, cls="grid findings")
 
 
 def _stats_figures(value: Any) -> str:
@@ -292,8 +526,9 @@ def _stats_figures(value: Any) -> str:
         out.append(
             f'<figure>{figures.spectrum_svg(spectra, title="Singular-value spectra of the largest module updates")}'
             f"<figcaption>Figure 1. Leading singular values of the weight update of the {len(spectra)} modules "
-            f"with the largest σ₁ (of {n_modules} modules with spectra). A steep fall means the update uses "
-            "few directions. See Methodology.</figcaption></figure>"
+            f"with the largest σ₁ (of {n_modules:,} modules with spectra), numbered as in the table below. "
+            "A steep fall means the update uses few directions. See Methodology.</figcaption>"
+            f"{_figure_legend([label for label, _ in spectra])}</figure>"
         )
     else:
         out.append('<p class="absent">Figure 1 (singular-value spectra): the statistics hold no spectra.</p>')
@@ -301,7 +536,8 @@ def _stats_figures(value: Any) -> str:
     if bars:
         out.append(
             f'<figure>{figures.bar_profile_svg(bars, title="Per-block profile of the update", unit=vname)}'
-            f"<figcaption>Figure 2. Where the model's changes act: {escape(vname)} by component and block. "
+            f"<figcaption>Figure 2. Where the model's changes act: {escape(figures.quantity_words(vname))}, "
+            "by component and block (names as the statistics section groups the file's module names). "
             "See Methodology.</figcaption></figure>"
         )
     else:
@@ -445,21 +681,24 @@ def _custody(record: Mapping[str, Any]) -> str:
         else '<p class="absent">The registry\'s event log is empty.</p>'
     )
     rows = [
-        [_e(e.get("seq")), _e(e.get("event_at")), _e(e.get("actor")), f"<code>{escape(str(e.get('action')))}</code>",
-         _generic(e.get("payload")), f'<code class="hash">{escape(str(e.get("hash"))[:16])}…</code>']
+        [_e(e.get("seq")), f"{_e(e.get('event_at'))}<br/>{_e(e.get('actor'))}<br/>{ident(e.get('action'))}",
+         _flat_cell(e.get("payload")), full_hash(e.get("hash"))]
         for e in ev.get("entries", [])
     ]
-    table = _table(["seq", "time (UTC)", "actor", "action", "payload", "hash"], rows) if rows else (
+    table = _table(["seq", "time (UTC), actor, action", "payload", "entry hash (SHA-256)"], rows, cls="grid custody") if rows else (
         '<p class="absent">No event names this model.</p>'
     )
     earlier = (record.get("sections") or {}).get("exhibits")
     issued = ""
     if isinstance(earlier, list) and earlier:
-        issued = "<h3>Exhibits issued earlier for this model</h3>" + _table(
-            ["issued", "host", "folder", "record SHA-256", "signer"],
+        issued = (
+            "<h3>Exhibits issued earlier for this model</h3><p>The registry numbers every exhibit it issues, for "
+            "any model, in one sequence (registry exhibit number).</p>"
+        ) + _table(
+            ["registry exhibit number", "issued (UTC)", "host", "folder", "record.json SHA-256", "signer"],
             [
-                [_e(x.get("created_at")), _e(x.get("host")), f'<span class="path">{escape(str(x.get("folder")))}</span>',
-                 f'<code class="hash">{escape(str(x.get("record_sha256")))}</code>', _e(x.get("signer_method"))]
+                [_e(x.get("id")), _e(x.get("created_at")), _e(x.get("host")), ident(x.get("folder")),
+                 full_hash(x.get("record_sha256")), _e(x.get("signer_method"))]
                 for x in earlier
                 if isinstance(x, Mapping)
             ],
@@ -518,51 +757,164 @@ def _summary(record: Mapping[str, Any], envelope: Mapping[str, Any] | None) -> s
     return _kv_table(pairs, mono_keys=["SHA-256", "Record (record.json) SHA-256", "Signer key fingerprint (SHA-256 of the public key)"])
 
 
-def _verification(envelope: Mapping[str, Any] | None) -> str:
+def _verify_commands() -> str:
     return (
-        "<p>Anyone can check this exhibit without modelreg's help. In the exhibit folder:</p>"
         "<ol>"
-        "<li>File integrity: <code>sha256sum -c MANIFEST</code> (every file listed must say OK).</li>"
-        "<li>Signature (OpenSSF Model Signing, <code>pip install model-signing</code>): "
-        "<code>model_signing verify key EXHIBIT --signature EXHIBIT/model.sig --public_key KEY.pub</code> "
-        "with the signer's public key obtained independently (a copy is in <code>signer.pub.pem</code>; compare "
-        "its SHA-256 with the fingerprint on the first page).</li>"
-        "<li>The record: <code>record.json</code> validates against <code>model-record.schema.json</code> "
-        "(JSON Schema 2020-12) and is RFC 8785 canonical; its SHA-256 is in <code>envelope.json</code>. This "
-        "PDF carries the same <code>record.json</code> as an embedded file.</li>"
-        "<li>The model: <code>modelreg verify EXHIBIT --model FILE</code> re-hashes the file and re-reads its "
-        "header; or compare <code>sha256sum FILE</code> with the SHA-256 above.</li>"
+        "<li>With modelreg (any machine, no registry needed): "
+        "<code>modelreg verify EXHIBIT --key KEY.pub --model FILE</code>. It checks MANIFEST, the signature, "
+        "the envelope, the record's schema and canonical form, the files attached to this PDF, and (with "
+        "<code>--model</code>) re-hashes the model file and re-reads its header; one line per check.</li>"
+        "<li>Without modelreg, in the exhibit folder: <code>sha256sum -c MANIFEST</code> (every listed file "
+        "must say OK), then <code>pip install model-signing</code> and "
+        "<code>model_signing verify key . --signature model.sig --public_key KEY.pub</code>.</li>"
         "</ol>"
+        "<p><code>KEY.pub</code> is the signer's public key obtained independently of this exhibit (a copy is "
+        "in <code>signer.pub.pem</code>); its fingerprint, the SHA-256 of its DER SubjectPublicKeyInfo "
+        "(<code>openssl pkey -pubin -in KEY.pub -outform DER | sha256sum</code>), must equal the one on the "
+        "attestation page. The model file is confirmed by <code>sha256sum FILE</code> against the SHA-256 in "
+        "section 1.</p>"
+    )
+
+
+#: files whose SHA-256 cannot be printed in the report (they contain it or are written after it)
+AFTER_REPORT = ("report.html", "report.pdf", "envelope.json")
+
+
+def _attestation(
+    record: Mapping[str, Any], envelope: Mapping[str, Any] | None, files: Mapping[str, str] | None
+) -> str:
+    """The attestation page: issuer, time, key, exactly what is signed, how to verify, statement of method."""
+    env = envelope or {}
+    signer = env.get("signer") or {}
+    method = signer.get("method")
+    if method == "ecdsa-key":
+        how_signed = f"ECDSA key on curve {signer.get('curve')} (OpenSSF Model Signing, offline key)"
+    elif method == "sigstore":
+        how_signed = "Sigstore keyless signing (OpenSSF Model Signing); the identity is in model.sig"
+    elif envelope is None:
+        how_signed = "not stated (the report was rendered without an envelope)"
+    else:
+        how_signed = "not signed: the exhibit has no model.sig, so only its MANIFEST digests protect it"
+    env_tool = env.get("tool") or {}
+    pairs: list[tuple[str, Any]] = [
+        ("Issued by", env.get("issuer") or "not stated (the issuer gave no --issuer)"),
+        ("Issued at (UTC)", env.get("created_at")),
+        ("Signature", how_signed),
+        ("Signer key fingerprint (SHA-256 of the public key, DER SubjectPublicKeyInfo)", signer.get("public_key_sha256")),
+        ("Model file SHA-256", record["model"]["sha256"]),
+        ("record.json SHA-256", env.get("record_sha256")),
+        ("Software", f"{env_tool.get('name', record['tool']['name'])} {env_tool.get('version', record['tool']['version'])} "
+                     f"(record format {record['record_version']})"),
+    ]
+    table = _kv_table(pairs, mono_keys=[
+        "Signer key fingerprint (SHA-256 of the public key, DER SubjectPublicKeyInfo)", "Model file SHA-256", "record.json SHA-256"])
+    listed = ""
+    if files:
+        listed = (
+            "<p>Files of the exhibit whose SHA-256 was known when this report was rendered (MANIFEST lists the "
+            "same values):</p>"
+            + _table(["file", "SHA-256"], [[ident(n), full_hash(h)] for n, h in sorted(files.items())], cls="grid files")
+        )
+    signed = (
+        "<p><b>What is signed.</b> <code>model.sig</code> is an OpenSSF Model Signing signature (a Sigstore "
+        "bundle holding a DSSE envelope with an in-toto statement) over the SHA-256 of every file in the "
+        "exhibit folder except <code>model.sig</code> itself: <code>MANIFEST</code>, this PDF "
+        "(<code>report.pdf</code>), <code>report.html</code>, <code>envelope.json</code>, <code>record.json</code>, "
+        "<code>metadata.json</code>, the schema, the exports and the public key. <code>MANIFEST</code> lists the "
+        "SHA-256 of every file except itself and <code>model.sig</code>, in <code>sha256sum</code> format; the "
+        "SHA-256 of this PDF is its <code>report.pdf</code> line. A document cannot contain its own digest, and "
+        "MANIFEST is written after this PDF, so the SHA-256 of this PDF and of MANIFEST are not printed here: "
+        "<code>modelreg exhibit</code> printed both when it issued the exhibit, the registry recorded the "
+        "MANIFEST digest (event <code>exhibit.issue</code>), and <code>sha256sum report.pdf MANIFEST</code> "
+        "recomputes them. The examiner can write them on the lines below.</p>"
+    )
+    statement = (
+        '<div class="statement"><h3>Statement of method</h3>'
+        "<p>I examined the exhibit identified above. I checked it with the commands listed on this page and "
+        "they reported: ____________________________________________. The figures and findings in this report "
+        "were computed by the software named above with the methods described in the Methodology chapter; "
+        "statements attributed to the file, its publisher or the declarant are their claims and were not "
+        "verified beyond what the report says.</p>"
+        '<table class="sign">'
+        "<tr><th>SHA-256 of report.pdf</th><td></td></tr>"
+        "<tr><th>SHA-256 of MANIFEST</th><td></td></tr>"
+        "<tr><th>Examiner's name</th><td></td></tr>"
+        "<tr><th>Date</th><td></td></tr>"
+        "<tr><th>Signature</th><td></td></tr>"
+        "</table></div>"
+    )
+    return (
+        '<div class="attest"><p>This page says who issued this exhibit, when, with which key, exactly what the '
+        "signature covers and how to check it.</p>"
+        + table + signed + listed + "<h3>How to verify</h3>" + _verify_commands()
+        + "<p>The record: <code>record.json</code> validates against <code>model-record.schema.json</code> "
+        "(JSON Schema 2020-12) and is RFC 8785 canonical; this PDF carries the same <code>record.json</code> "
+        "and <code>metadata.json</code> as embedded files.</p>" + statement + "</div>"
     )
 
 
 CSS = """
-@page { size: A4; margin: 18mm 16mm 20mm 16mm;
-  @bottom-left { content: "Model exhibit · sha256:" string(sha) ; font-size: 7pt; color: #555; }
-  @bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 7pt; color: #555; } }
+@page { size: A4; margin: 18mm 16mm 22mm 16mm;
+  @bottom-left { content: "Model exhibit of the file with SHA-256 " string(sha); width: 80%; font-size: 6.5pt;
+    color: #555; font-family: "DejaVu Sans Mono", monospace; }
+  @bottom-right { content: "page " counter(page) " of " counter(pages); width: 20%; font-size: 7pt; color: #555; } }
 html { font-family: "DejaVu Sans", sans-serif; font-size: 9pt; color: #111; line-height: 1.35; }
 h1 { font-size: 18pt; margin: 0 0 2mm 0; string-set: sha attr(data-sha); }
-h2 { font-size: 13pt; border-bottom: 1px solid #999; padding-bottom: 1mm; margin-top: 7mm; page-break-after: avoid; }
-h3 { font-size: 10.5pt; margin: 4mm 0 1mm 0; page-break-after: avoid; }
+h2 { font-size: 13pt; border-bottom: 1px solid #999; padding-bottom: 1mm; margin-top: 7mm; break-after: avoid; }
+h2.newpage { break-before: page; margin-top: 0; }
+h3 { font-size: 10.5pt; margin: 4mm 0 1mm 0; break-after: avoid; }
 p.lead { font-size: 10pt; }
 table { border-collapse: collapse; margin: 2mm 0; width: 100%; }
+thead { display: table-header-group; }
+tr { break-inside: avoid; page-break-inside: avoid; }
 table.kv th { text-align: left; vertical-align: top; width: 38%; font-weight: normal; color: #333; padding: 1px 6px 1px 0; }
 table.kv td { vertical-align: top; padding: 1px 0; }
 table.grid th { background: #eee; text-align: left; padding: 2px 4px; border: 1px solid #ccc; font-size: 8pt; }
 table.grid td { vertical-align: top; padding: 2px 4px; border: 1px solid #ddd; font-size: 8pt; }
 table.grid table.kv th, table.grid table.kv td { font-size: 7.5pt; }
+table.fixed { table-layout: fixed; }
+table.sightings th:nth-child(1) { width: 14%; } table.sightings th:nth-child(2) { width: 7%; }
+table.sightings th:nth-child(3) { width: 26%; } table.sightings th:nth-child(4) { width: 10%; }
+table.sightings th:nth-child(5) { width: 14%; } table.sightings th:nth-child(6) { width: 7%; }
+table.custody th:nth-child(1) { width: 5%; } table.custody th:nth-child(2) { width: 23%; }
+table.custody th:nth-child(3) { width: 49%; }
+table.meta th:first-child { width: 28%; }
+table.findings th:nth-child(1) { width: 9%; } table.findings th:nth-child(2) { width: 20%; }
+table.findings th:nth-child(3) { width: 36%; }
+table.contra th:nth-child(1) { width: 9%; } table.contra th:nth-child(2) { width: 21%; }
+table.contra th:nth-child(3) { width: 50%; }
+table.ind th:nth-child(1) { width: 18%; } table.ind th:nth-child(2) { width: 15%; }
+table.ind th:nth-child(3) { width: 11%; } table.ind th:nth-child(4) { width: 25%; }
+table.hist th:nth-child(1) { width: 9%; } table.hist th:nth-child(2) { width: 25%; } table.hist th:nth-child(3) { width: 40%; }
+table.legend th:first-child { width: 10%; }
+table.files th:first-child { width: 30%; }
+.kvline { margin: 0 0 0.6mm 0; }
+td, th { overflow-wrap: anywhere; }
+.attest { font-size: 8pt; } .attest p { margin: 0.8mm 0; } .attest h3 { margin-top: 2mm; }
+.attest table.grid td { padding: 0 4px; }
 code { font-family: "DejaVu Sans Mono", monospace; font-size: 8pt; }
-code.hash, .path, .verbatim { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; overflow-wrap: anywhere; word-break: break-all; }
+code.hash { font-size: 7.5pt; word-break: break-all; overflow-wrap: anywhere; }
+/* WeasyPrint breaks greedily mid-word under overflow-wrap: anywhere, ignoring <wbr>: identifiers wrap at
+   their separators only */
+code.ident { font-size: 7.5pt; overflow-wrap: normal; }
+.data { overflow-wrap: anywhere; }
+.verbatim { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 7.5pt; border-left: 2px solid #ccc;
+  padding-left: 2mm; margin: 0.5mm 0 2mm 0; }
+.mkey { break-after: avoid; margin-top: 2mm; }
 .none { color: #888; }
 .absent { color: #555; font-style: italic; }
 .note { color: #666; font-size: 7.5pt; }
 .sev { font-weight: bold; text-transform: uppercase; font-size: 7.5pt; }
 .sev-critical, .sev-high { color: #b00000; } .sev-medium { color: #a05a00; } .sev-low { color: #555500; }
-figure { margin: 3mm 0; page-break-inside: avoid; }
-figure svg, figure img { max-width: 100%; }
+.swatch { display: inline-block; width: 8mm; height: 1.2mm; vertical-align: middle; }
+figure { margin: 3mm 0; break-inside: avoid; }
+figure svg, figure img { max-width: 100%; height: auto; }
 figcaption { font-size: 8pt; color: #333; margin-top: 1mm; }
-.method { page-break-inside: avoid; }
-td.line { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; white-space: pre-wrap; overflow-wrap: anywhere; }
+.method { break-inside: avoid; }
+.statement { break-inside: avoid; border: 1px solid #999; padding: 1mm 3mm; margin-top: 2mm; }
+table.sign th { width: 30%; text-align: left; font-weight: normal; padding: 3.5mm 4mm 0.5mm 0; }
+table.sign td { border-bottom: 1px solid #333; }
+td.line { white-space: pre-wrap; overflow-wrap: anywhere; }
 ol { margin: 1mm 0; padding-left: 6mm; }
 """
 
@@ -572,30 +924,28 @@ def render_html(
     envelope: Mapping[str, Any] | None = None,
     sections: Sequence[SectionLike] = (),
     images: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> str:
     """The report as one self-contained HTML document (figures inline as SVG).
 
     ``sections`` are the registered record sections (for their ``render``); ``images`` maps a section
-    name to ``[(caption, relative src)]`` of pictures to show (probe contact sheets copied beside it).
+    name to ``[(caption, relative src)]`` of pictures to show (probe contact sheets copied beside it);
+    ``files`` maps the exhibit's files written before the report to their SHA-256 (attestation page).
     """
     by_name = {s.name: s for s in sections}
     values: Mapping[str, Any] = record.get("sections") or {}
     errors: Mapping[str, str] = record.get("section_errors") or {}
     sha = record["model"]["sha256"]
     body: list[str] = []
-    body.append(f'<h1 data-sha="{escape(sha[:16])}…">Model exhibit</h1>')
-    body.append(
-        '<p class="lead">This document reports what the modelreg registry recorded about one model file, '
-        "identified by the digest of its bytes. Every statement below is taken from the machine-readable "
-        "record (record.json) attached to this PDF and signed with it; the methodology chapter explains "
-        "each figure and its limits.</p>"
-    )
+    body.append(f'<h1 data-sha="{escape(sha)}">Model exhibit</h1>')
+    lead_at = len(body)
+    body.append("")
     body.append(_summary(record, envelope))
 
     numbered: list[tuple[str, str]] = [
         ("Identification", _identification(record)),
         ("Sightings", _sightings(record)),
-        ("Embedded metadata (verbatim)", _metadata(record)),
+        ("Embedded metadata (summary; the full text is in Appendix A)", _metadata(record)),
     ]
     # sections grouped into chapters
     grouped: dict[str, list[str]] = {ch.key: [] for ch in CHAPTERS}
@@ -616,6 +966,8 @@ def render_html(
         if value is None:
             return head + f'<p class="absent">Not analysed. {escape(absent)}</p>'
         key = chapter_of(name)
+        if name == "declaration" and isinstance(value, Mapping) and "contradictions" in value:
+            return head + _declaration_block(value, by_name.get(name))
         extra = ""
         if key == "stats":
             extra = _stats_figures(value)
@@ -648,9 +1000,27 @@ def render_html(
         )
     )
     numbered.append(("Methodology", _methodology()))
-    numbered.append(("How to verify this exhibit", _verification(envelope)))
+    numbered.append(("Attestation", _attestation(record, envelope, files)))
     for i, (title, html) in enumerate(numbered, 1):
-        body.append(f"<h2>{i}. {escape(title)}</h2>{html}")
+        cls = ' class="newpage"' if title == "Attestation" else ""
+        body.append(f'<h2{cls} id="ch-{i}">{i}. {escape(title)}</h2>{html}')
+    body.append(f'<h2 class="newpage">Appendix A. Embedded metadata, full text</h2>{_metadata_appendix(record)}')
+    signer = (envelope or {}).get("signer") or {}
+    if signer.get("method") in ("ecdsa-key", "sigstore"):
+        signed = (
+            "This PDF, record.json and every other file of the exhibit are listed with their SHA-256 in the "
+            "exhibit's MANIFEST, and the signature model.sig covers them all"
+        )
+    else:
+        signed = "The exhibit's files are listed with their SHA-256 in its MANIFEST; the exhibit is not signed"
+    body[lead_at] = (
+        '<p class="lead">This document reports what the modelreg registry recorded about one model file, '
+        "identified by the SHA-256 of its bytes. Every statement below is taken from the machine-readable "
+        f"record (record.json), which is attached to this PDF. {signed}; section {len(numbered)} (Attestation) "
+        "says who issued it, when, with which key and how to check it. Each statement is marked as what it "
+        "is: an observation of the file's bytes, a figure computed by a stated method, a claim by the file, "
+        "its publisher or a declarant, or an indicator with its limits (see Methodology).</p>"
+    )
 
     created = (envelope or {}).get("created_at")
     meta = f'<meta name="dcterms.created" content="{escape(created)}"/>' if created else ""
@@ -695,12 +1065,56 @@ def write_pdf(
     from weasyprint import HTML, Attachment
 
     if progress:
-        progress("rendering PDF/A-3b report")
+        progress("laying out the PDF/A-3b report")
     when = created or datetime.now(timezone.utc)
     files = [
         Attachment(filename=str(p), name=p.name, description=desc, relationship="Source", created=when, modified=when)
         for p, desc in attachments
     ]
-    HTML(string=html, base_url=str(base_url) if base_url else None).write_pdf(
-        str(pdf_path), pdf_variant="pdf/a-3b", attachments=files
-    )
+    document = HTML(string=html, base_url=str(base_url) if base_url else None).render(pdf_variant="pdf/a-3b")
+    if progress:
+        progress(f"writing the PDF ({len(document.pages):,} pages)")
+    document.write_pdf(str(pdf_path), pdf_variant="pdf/a-3b", attachments=files, finisher=_af_once)
+
+
+def split_table_rows(document: Any) -> list[str]:
+    """Table rows of a laid-out WeasyPrint ``document`` that are split across pages (their boxes lie on
+    more than one page), as ``"page N: first words of the row"``; repeated header rows are not counted.
+
+    The report's CSS asks for rows never to be split (``break-inside: avoid``); this checks the result.
+    """
+    from weasyprint.formatting_structure import boxes
+
+    pages_of: dict[int, set[int]] = {}
+    text_of: dict[int, str] = {}
+
+    def walk(box: Any, page: int, in_header: bool) -> None:
+        if isinstance(box, boxes.TableRowGroupBox):
+            in_header = in_header or bool(box.is_header)
+        if isinstance(box, boxes.TableRowBox) and not in_header and box.element is not None:
+            key = id(box.element)
+            pages_of.setdefault(key, set()).add(page)
+            text_of.setdefault(key, " ".join("".join(box.element.itertext()).split())[:60])
+        for child in getattr(box, "children", ()):
+            walk(child, page, in_header)
+
+    for n, page in enumerate(document.pages, 1):
+        walk(page._page_box, n, False)
+    return [f"page {min(p)}: {text_of[k]}" for k, p in pages_of.items() if len(p) > 1]
+
+
+def _af_once(_document: Any, pdf: Any) -> None:
+    """List each attached file once in the catalog's ``/AF`` (WeasyPrint adds every attachment twice:
+    once from the EmbeddedFiles name tree and once from the file specification itself)."""
+    af = pdf.catalog.get("AF")
+    if af is None:
+        return
+    seen: set[str] = set()
+    unique = []
+    for ref in af:
+        key = ref.decode() if isinstance(ref, bytes) else str(ref)
+        if key not in seen:
+            seen.add(key)
+            unique.append(ref)
+    af.clear()
+    af.extend(unique)

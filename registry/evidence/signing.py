@@ -62,9 +62,9 @@ def parse_manifest(text: str) -> dict[str, str]:
     for n, line in enumerate(text.splitlines(), 1):
         digest, sep, rel = line.partition("  ")
         if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or not rel:
-            raise ValueError(f"MANIFEST line {n} is not '<sha256>  <path>': {line[:80]!r}")
+            raise ValueError(f"MANIFEST line {n} is not '<sha256>  <path>': \"{line[:80]}\"")
         if rel in out:
-            raise ValueError(f"MANIFEST lists {rel!r} twice")
+            raise ValueError(f"MANIFEST lists {rel} twice")
         out[rel] = digest
     return out
 
@@ -85,11 +85,11 @@ def check_manifest(folder: Path) -> list[str]:
         return [str(e)]
     for rel, digest in listed.items():
         if rel not in present:
-            problems.append(f"{rel}: listed but missing")
-        elif file_sha256(folder / rel) != digest:
-            problems.append(f"{rel}: SHA-256 differs from MANIFEST")
+            problems.append(f"{rel}: listed in MANIFEST but missing")
+        elif (found := file_sha256(folder / rel)) != digest:
+            problems.append(f"{rel}: MANIFEST lists SHA-256 {digest}, found {found}")
     for rel in sorted(present - set(listed)):
-        problems.append(f"{rel}: present but not listed")
+        problems.append(f"{rel}: present but not listed in MANIFEST")
     return problems
 
 
@@ -216,8 +216,63 @@ def sign_with_sigstore(folder: Path, identity_token: str | None = None, use_stag
     return sig
 
 
+def signed_digests(signature: Path) -> dict[str, str] | None:
+    """``{relative path: sha256 hex}`` as listed by the in-toto statement inside ``model.sig``, read
+    WITHOUT checking the signature (to say which file differs when verification fails); None when the
+    statement cannot be read."""
+    import base64
+    import json
+
+    try:
+        bundle = json.loads(signature.read_bytes())
+        statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+        return {
+            str(r["name"]): str(r["digest"])
+            for r in statement["predicate"]["resources"]
+            if r.get("algorithm", "sha256") == "sha256"
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _why_not_verified(folder: Path, public_key: Path, error: Exception) -> str:
+    """A verification failure in words: which file differs (signed and found digests in hex), or why the
+    signature itself does not verify."""
+    sig = folder / SIGNATURE_NAME
+    signed = signed_digests(sig)
+    if signed is None:
+        return f"{SIGNATURE_NAME} cannot be read as an OpenSSF Model Signing bundle ({type(error).__name__})"
+    try:
+        present = {rel: file_sha256(folder / rel) for rel in exhibit_files(folder)}
+        present[MANIFEST_NAME] = file_sha256(folder / MANIFEST_NAME) if (folder / MANIFEST_NAME).is_file() else ""
+        if not present[MANIFEST_NAME]:
+            del present[MANIFEST_NAME]
+    except RegistryError as e:
+        return str(e)
+    problems = []
+    for rel, digest in sorted(signed.items()):
+        if rel not in present:
+            problems.append(f"{rel} is signed but missing")
+        elif present[rel] != digest:
+            problems.append(f"{rel}: signed SHA-256 {digest}, found {present[rel]}")
+    problems += [f"{rel} is present but not signed" for rel in sorted(set(present) - set(signed))]
+    if problems:
+        return "the files differ from what was signed: " + "; ".join(problems)
+    from cryptography.exceptions import InvalidSignature
+
+    if isinstance(error, InvalidSignature):
+        return (
+            f"every file matches the digests listed in {SIGNATURE_NAME}, but the ECDSA signature over that list "
+            f"does not verify with the public key {public_key}: the signature bytes or the signed statement in "
+            f"{SIGNATURE_NAME} were altered, or it was signed with a different key"
+        )
+    reason = str(error).strip() or "no reason given by the library"
+    return f"{type(error).__name__}: {reason}"
+
+
 def verify_with_key(folder: Path, public_key: Path) -> None:
-    """Check ``model.sig`` against every file in ``folder``; raises RegistryError saying what failed."""
+    """Check ``model.sig`` against every file in ``folder``; raises RegistryError saying, in words, what
+    failed (which file, signed and found digests in hex, or why the signature does not verify)."""
     _, _, verifying = _model_signing()
     sig = folder / SIGNATURE_NAME
     if not sig.is_file():
@@ -227,4 +282,4 @@ def verify_with_key(folder: Path, public_key: Path) -> None:
             _hashing_config(verifying.hashing)
         ).verify(folder, sig)
     except Exception as e:  # noqa: BLE001 - the library raises ValueError and crypto errors alike
-        raise RegistryError(f"{type(e).__name__}: {e}") from None
+        raise RegistryError(_why_not_verified(folder, public_key, e)) from None

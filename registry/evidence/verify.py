@@ -18,7 +18,7 @@ from typing import Any
 from registry.errors import UsageError
 from registry.evidence import signing
 from registry.evidence.canonical import canonical_bytes, schema_errors, sha256_hex, tensor_index_digest
-from registry.evidence.exhibit import ENVELOPE_NAME, PDF_NAME, RECORD_NAME
+from registry.evidence.exhibit import ENVELOPE_NAME, METADATA_NAME, PDF_NAME, RECORD_NAME
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -49,7 +49,8 @@ def check_manifest(folder: Path) -> Check:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         return Check("manifest", FAIL, "; ".join(problems[:5]) + more)
     n = len(signing.parse_manifest((folder / signing.MANIFEST_NAME).read_text(encoding="utf-8")))
-    return Check("manifest", PASS, f"{n} files match their SHA-256 in MANIFEST; no unlisted files")
+    digest = signing.file_sha256(folder / signing.MANIFEST_NAME)
+    return Check("manifest", PASS, f"{n} files match their SHA-256 in MANIFEST; no unlisted files; MANIFEST SHA-256 {digest}")
 
 
 def check_signature(folder: Path, envelope: Mapping[str, Any] | None, public_key: Path | None) -> Check:
@@ -79,13 +80,13 @@ def check_signature(folder: Path, envelope: Mapping[str, Any] | None, public_key
         return Check(
             "signature",
             FAIL,
-            f"the key {key} (fingerprint {info.fingerprint[:16]}…) is not the key the envelope names "
-            f"({str(recorded)[:16]}…)",
+            f"the key {key} (fingerprint {info.fingerprint}) is not the key the envelope names "
+            f"(fingerprint {recorded})",
         )
     try:
         signing.verify_with_key(folder, key)
     except Exception as e:  # noqa: BLE001 - any verification error is a failed check
-        return Check("signature", FAIL, f"OpenSSF Model Signing verification failed: {e}")
+        return Check("signature", FAIL, f"{signing.SIGNATURE_NAME} does not verify: {e}")
     whose = (
         f"the given key {key}"
         if public_key is not None
@@ -103,10 +104,10 @@ def check_envelope(envelope: Any, error: str | None, record_raw: bytes | None, r
         return Check("envelope", FAIL, f"{RECORD_NAME} is missing")
     actual = sha256_hex(record_raw)
     if envelope.get("record_sha256") != actual:
-        return Check("envelope", FAIL, f"{RECORD_NAME} has SHA-256 {actual}, the envelope names {envelope.get('record_sha256')}")
+        return Check("envelope", FAIL, f"{ENVELOPE_NAME} names {RECORD_NAME} SHA-256 {envelope.get('record_sha256')}, found {actual}")
     model_sha = record.get("model", {}).get("sha256") if isinstance(record, Mapping) else None
     if envelope.get("model_sha256") != model_sha:
-        return Check("envelope", FAIL, f"the envelope names model {envelope.get('model_sha256')}, the record {model_sha}")
+        return Check("envelope", FAIL, f"{ENVELOPE_NAME} names the model file SHA-256 {envelope.get('model_sha256')}, {RECORD_NAME} names {model_sha}")
     return Check("envelope", PASS, f"record SHA-256 {actual} as named; issued {envelope.get('created_at')}")
 
 
@@ -132,6 +133,28 @@ def check_record(record_raw: bytes | None, record: Any, error: str | None) -> li
     return out
 
 
+def check_metadata(folder: Path, record: Any) -> Check:
+    """``metadata.json`` is the record's verbatim embedded metadata, in RFC 8785 form."""
+    path = folder / METADATA_NAME
+    verbatim = (record.get("metadata") or {}).get("verbatim") if isinstance(record, Mapping) else None
+    if not path.is_file():
+        if verbatim is None:
+            return Check("metadata file", SKIP, f"the model file has no embedded metadata, so there is no {METADATA_NAME}")
+        return Check("metadata file", FAIL, f"{METADATA_NAME} is missing, yet {RECORD_NAME} holds embedded metadata")
+    try:
+        expected = canonical_bytes(verbatim)
+    except Exception as e:  # noqa: BLE001 - an unsafe value planted in the record
+        return Check("metadata file", FAIL, f"{RECORD_NAME}'s metadata cannot be canonicalised: {e}")
+    found = path.read_bytes()
+    if found != expected:
+        return Check(
+            "metadata file", FAIL,
+            f"{METADATA_NAME} (SHA-256 {sha256_hex(found)}) is not the embedded metadata of {RECORD_NAME} "
+            f"(canonical SHA-256 {sha256_hex(expected)})",
+        )
+    return Check("metadata file", PASS, f"{METADATA_NAME} is the record's embedded metadata, byte for byte (SHA-256 {sha256_hex(found)})")
+
+
 def check_pdf(folder: Path, record_raw: bytes | None) -> Check:
     pdf = folder / PDF_NAME
     if not pdf.is_file():
@@ -139,17 +162,31 @@ def check_pdf(folder: Path, record_raw: bytes | None) -> Check:
     try:
         from pypdf import PdfReader
 
-        attachments = PdfReader(str(pdf)).attachments
-        got = attachments.get(RECORD_NAME)
+        reader = PdfReader(str(pdf))
+        attachments = reader.attachments
+        root: Any = reader.trailer["/Root"]
+        af = root.get("/AF")
+        af_names = [str(x.get_object().get("/F")) for x in af] if af is not None else []
     except ImportError:
         return Check("report attachment", SKIP, "pypdf is not installed")
     except Exception as e:  # noqa: BLE001 - a damaged PDF is a failed check
-        return Check("report attachment", FAIL, f"{PDF_NAME} cannot be read: {type(e).__name__}: {e}")
-    if not got:
-        return Check("report attachment", FAIL, f"{PDF_NAME} carries no {RECORD_NAME}")
-    if record_raw is None or got[0] != record_raw:
-        return Check("report attachment", FAIL, f"the {RECORD_NAME} inside {PDF_NAME} differs from the exhibit's")
-    return Check("report attachment", PASS, f"{PDF_NAME} carries {RECORD_NAME} byte for byte")
+        return Check("report attachment", FAIL, f"{PDF_NAME} cannot be read as a PDF ({type(e).__name__}: {str(e) or 'no reason given'})")
+    wanted = [RECORD_NAME] + ([METADATA_NAME] if (folder / METADATA_NAME).is_file() else [])
+    problems = []
+    for name in wanted:
+        got = attachments.get(name)
+        if not got:
+            problems.append(f"{PDF_NAME} carries no {name}")
+            continue
+        on_disk = (folder / name).read_bytes() if (folder / name).is_file() else None
+        if on_disk is None or got[0] != on_disk:
+            shown = sha256_hex(on_disk) if on_disk is not None else "(missing)"
+            problems.append(f"the {name} inside {PDF_NAME} (SHA-256 {sha256_hex(got[0])}) differs from the exhibit's {name} (SHA-256 {shown})")
+        if af_names.count(name) != 1:
+            problems.append(f"{PDF_NAME}'s associated-files list (/AF) names {name} {af_names.count(name)} times, not once")
+    if problems:
+        return Check("report attachment", FAIL, "; ".join(problems))
+    return Check("report attachment", PASS, f"{PDF_NAME} carries {' and '.join(wanted)} byte for byte, each listed once in /AF")
 
 
 # -- the model file --------------------------------------------------------------------------------
@@ -192,13 +229,16 @@ def check_model(path: Path, record: Any) -> list[Check]:
     d = model_digests(path)
     wrong = []
     if d["size"] != m.get("size"):
-        wrong.append(f"size {d['size']:,} ≠ {m.get('size')}")
+        want_size = m.get("size")
+        recorded = f"{want_size:,} bytes" if isinstance(want_size, int) else str(want_size)
+        wrong.append(f"size: the record says {recorded}, the file has {d['size']:,} bytes")
+    names = {"sha256": "SHA-256", "blake3": "BLAKE3", "autov3": "AutoV3"}
     for k in ("sha256", "blake3", "autov3"):
         want = (m.get("hashes") or {}).get(k)
         if want and d[k] != want:
-            wrong.append(f"{k} {d[k]} ≠ {want}")
+            wrong.append(f"{names[k]}: the record says {want}, the file has {d[k]}")
     out = [
-        Check("model hashes", FAIL, "; ".join(wrong))
+        Check("model hashes", FAIL, f"{path.name}: " + "; ".join(wrong))
         if wrong
         else Check("model hashes", PASS, f"{path.name}: size, SHA-256, BLAKE3 and AutoV3 equal the record's")
     ]
@@ -220,19 +260,19 @@ def _check_header(path: Path, record: Mapping[str, Any]) -> Check:
     m, t = record["model"], record.get("tensors") or {}
     wrong = []
     if m.get("header_len") is not None and h.header_len != m["header_len"]:
-        wrong.append(f"header length {h.header_len} ≠ {m['header_len']}")
+        wrong.append(f"header length: the record says {m['header_len']:,} bytes, the file has {h.header_len:,}")
     if t.get("count") is not None and len(h.tensors) != t["count"]:
-        wrong.append(f"{len(h.tensors)} tensors ≠ {t['count']}")
+        wrong.append(f"tensors: the record says {t['count']:,}, the file has {len(h.tensors):,}")
     digest = tensor_index_digest((x.name, x.dtype, x.shape, x.begin, x.end) for x in h.tensors)
     if t.get("index_sha256") and digest != t["index_sha256"]:
-        wrong.append("tensor names, dtypes, shapes or offsets differ (index digest)")
+        wrong.append(f"tensor names, dtypes, shapes or offsets differ: index digest in the record {t['index_sha256']}, of the file {digest}")
     recorded_meta = (record.get("metadata") or {}).get("verbatim")
     from registry.evidence.canonical import jsonable
 
     if jsonable(h.raw_metadata) != recorded_meta:
         wrong.append("embedded metadata differs from the record's verbatim copy")
     if wrong:
-        return Check("model header", FAIL, "; ".join(wrong))
+        return Check("model header", FAIL, f"{path.name}: " + "; ".join(wrong))
     return Check(
         "model header",
         PASS,
@@ -255,6 +295,7 @@ def verify_exhibit(folder: Path, model: Path | None = None, public_key: Path | N
         check_signature(folder, envelope if isinstance(envelope, Mapping) else None, public_key),
         check_envelope(envelope, env_error, record_raw, record),
         *check_record(record_raw, record, rec_error),
+        check_metadata(folder, record),
         check_pdf(folder, record_raw),
     ]
     if model is not None:

@@ -8,11 +8,12 @@ from typing import Any
 
 import duckdb
 
+from registry.evidence.canonical import iso_utc
 from registry.record import Line, Section
 
 
 def _iso(v: Any) -> Any:
-    return v.isoformat() if isinstance(v, datetime) else v
+    return iso_utc(v) if isinstance(v, datetime) else v
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:

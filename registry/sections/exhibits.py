@@ -6,6 +6,7 @@ from typing import Any
 
 import duckdb
 
+from registry.evidence.canonical import iso_utc
 from registry.record import Line, Section
 
 
@@ -19,7 +20,7 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> list[dict[str, Any]] | 
             "signer_fingerprint", "chain_head_seq"]  # fmt: skip
     out = [dict(zip(keys, r, strict=True)) for r in rows]
     for d in out:
-        d["created_at"] = d["created_at"].isoformat()
+        d["created_at"] = iso_utc(d["created_at"])
     return out or None
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import duckdb
 
+from registry.evidence.canonical import iso_utc
 from registry.record import Line, Section
 
 
@@ -19,7 +20,7 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
         return None
     keys = ["sha256", "size", "autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1", "format", "header_len", "n_tensors", "first_seen"]
     d = dict(zip(keys, row, strict=True))
-    d["first_seen"] = d["first_seen"].isoformat() if d["first_seen"] is not None else None
+    d["first_seen"] = iso_utc(d["first_seen"]) if d["first_seen"] is not None else None
     d["crc32_civitai"] = bytes.fromhex(d["crc32"])[::-1].hex().upper() if d["crc32"] else None
     d["digests"] = {
         "sha256": f"sha256:{d['sha256']}",

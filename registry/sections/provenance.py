@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+from registry.evidence.canonical import iso_utc
 from registry.record import Line, Section
 
 
@@ -39,7 +40,7 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
                 "file": p.get("file"),
                 "host": host,
                 "path": path,
-                "seen_at": seen_at.isoformat(),
+                "seen_at": iso_utc(seen_at),
             }
         )
     if downloads:
@@ -51,7 +52,7 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
     ).fetchall()
     if hub:
         out["hub"] = [
-            {"repo_id": r, "revision": c, "file": p, "url": u, "size": s, "observed_at": t.isoformat()}
+            {"repo_id": r, "revision": c, "file": p, "url": u, "size": s, "observed_at": iso_utc(t)}
             for r, c, p, u, s, t in hub
         ]
     side = con.execute(
@@ -77,7 +78,7 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
                 "version_id": vi,
                 "trained_words": list(tw or []),
                 "hashes": json.loads(hs) if hs else {},
-                "read_at": ra.isoformat(),
+                "read_at": iso_utc(ra),
             }
             for h, mp, sp, k, v, n, vn, c, bm, mt, mi, vi, tw, hs, ra in side
         ]
@@ -91,7 +92,7 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
             {
                 "source": s,
                 "url": u,
-                "observed_at": t.isoformat(),
+                "observed_at": iso_utc(t),
                 "status": st,
                 "found": bool(f),
                 "data": json.loads(d) if d else None,

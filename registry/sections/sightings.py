@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 
+from registry.evidence.canonical import iso_utc, ns_to_iso
 from registry.record import Line, Section
 
 
@@ -24,8 +24,8 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> list[dict[str, Any]] | 
                 "host": host,
                 "path": path,
                 "size": size,
-                "mtime": datetime.fromtimestamp(mtime_ns / 1e9, UTC).isoformat(),
-                "seen_at": seen_at.isoformat(),
+                "mtime": ns_to_iso(mtime_ns),
+                "seen_at": iso_utc(seen_at),
                 "source": source,
                 "provenance": json.loads(prov) if prov else None,
             }

@@ -111,8 +111,14 @@ def render(v: dict[str, Any]) -> list[Line]:
             lines.append(("Trained", when))
         words = f.get("trigger_words") or []
         src = f.get("trigger_sources") or {}
-        if words:
-            lines.append(("Trigger words", ", ".join(f"{w} ({src[w]})" if w in src else w for w in words)))
+        named = [w for w in words if not str(src.get(w, "")).startswith("tags:")]
+        inferred = [w for w in words if str(src.get(w, "")).startswith("tags:")]
+        if named:
+            lines.append(("Trigger words", ", ".join(
+                f"{w} (named by the file: {_trigger_source(src[w])})" if w in src else w for w in named)))
+        if inferred:
+            lines.append(("Frequent tags", ", ".join(f"{w} (folder {src[w][5:]})" for w in inferred)
+                          + " — inferred by modelreg from caption counts; the file does not name them trigger words"))
         for i, (folder, tags) in enumerate((f.get("tag_frequency") or {}).items()):
             top = sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_TAGS]
             lines.append(("Top tags" if i == 0 else "", f"{folder}: " + ", ".join(f"{t} {n}" for t, n in top)))
@@ -124,6 +130,18 @@ def render(v: dict[str, Any]) -> list[Line]:
     for ln in lines:
         out.append((ln[0], _clip(str(ln[1]))) if isinstance(ln, tuple) else ln)
     return out
+
+
+def _trigger_source(source: str) -> str:
+    """Where the file names a trigger word, in words."""
+    kind, _, rest = source.partition(":")
+    if kind == "modelspec.trigger_phrase":
+        return "modelspec.trigger_phrase"
+    if kind == "class_tokens":
+        return f"class tokens of folder {rest}"
+    if kind == "folder":
+        return f"name of training folder {rest}"
+    return source
 
 
 def _clip(text: str, n: int = 300) -> str:

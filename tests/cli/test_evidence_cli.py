@@ -38,8 +38,10 @@ def test_exhibit_verify_roundtrip(tmp_path: Path, db: Path, scanned: Path) -> No
     code, stdout, stderr = run("exhibit", "my-lora.safetensors", "-o", str(out), "--key", str(key), "--generate-key", *PDF_ARGS)
     assert code == 0, stderr
     assert re.search(r"created signing key .*k\.pem \(ECDSA secp256r1, fingerprint [0-9a-f]{64}\)", stderr)
-    assert stdout.startswith("exhibit 1 of sha256:")
-    assert ("  report.pdf\n" in stdout) == PDF and "  model.sig\n" in stdout
+    assert stdout.startswith(f"exhibit written to {out}: registry exhibit number 1 (numbered across all models), "
+                             "for the model file with SHA-256 ")
+    assert ("    report.pdf\n" in stdout) == PDF and "    model.sig\n" in stdout
+    assert re.search(r"^  MANIFEST sha256:[0-9a-f]{64}$", stdout, re.M)
     assert (os.stat(key).st_mode & 0o777) == 0o600
 
     code, stdout, _ = run("verify", str(out), "--model", str(scanned))
@@ -47,7 +49,7 @@ def test_exhibit_verify_roundtrip(tmp_path: Path, db: Path, scanned: Path) -> No
     lines = stdout.splitlines()
     assert [ln.split()[0:2] for ln in lines[:-1]] == [
         ["PASS", "manifest"], ["PASS", "signature"], ["PASS", "envelope"], ["PASS", "record"], ["PASS", "record"],
-        ["PASS" if PDF else "SKIP", "report"], ["PASS", "model"], ["PASS", "model"],
+        ["PASS", "metadata"], ["PASS" if PDF else "SKIP", "report"], ["PASS", "model"], ["PASS", "model"],
     ]  # fmt: skip
     assert lines[-1] == "exhibit verified"
 
@@ -69,7 +71,7 @@ def test_exhibit_verify_roundtrip(tmp_path: Path, db: Path, scanned: Path) -> No
     (bad / "record.json").write_bytes(bytes(raw))
     code, stdout, _ = run("verify", str(bad))
     assert code == 1
-    assert "FAIL  manifest" in stdout and "record.json: SHA-256 differs from MANIFEST" in stdout
+    assert "FAIL  manifest" in stdout and re.search(r"record\.json: MANIFEST lists SHA-256 [0-9a-f]{64}, found [0-9a-f]{64}", stdout)
     assert stdout.splitlines()[-1] == "exhibit FAILED verification"
 
     code, stdout, _ = run("verify", str(out), "--format", "json")

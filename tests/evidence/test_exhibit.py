@@ -76,7 +76,7 @@ def outcomes(checks: list[Check]) -> dict[str, str]:
 
 def test_exhibit_files(built: Built) -> None:
     assert built.result.files == files(
-        "MANIFEST", "bom.cdx.json", "envelope.json", "model-record.schema.json", "model.sig",
+        "MANIFEST", "bom.cdx.json", "envelope.json", "metadata.json", "model-record.schema.json", "model.sig",
         "record.json", "report.html", "report.pdf", "signer.pub.pem", "spdx.json",
     )  # fmt: skip
     env = json.loads((built.result.folder / "envelope.json").read_bytes())
@@ -88,8 +88,8 @@ def test_exhibit_files(built: Built) -> None:
     assert env["model_sha256"] == built.fx.sha256
     manifest = (built.result.folder / "MANIFEST").read_text()
     assert [line.split("  ")[1] for line in manifest.splitlines()] == files(
-        "bom.cdx.json", "envelope.json", "model-record.schema.json", "record.json", "report.html",
-        "report.pdf", "signer.pub.pem", "spdx.json",
+        "bom.cdx.json", "envelope.json", "metadata.json", "model-record.schema.json", "record.json",
+        "report.html", "report.pdf", "signer.pub.pem", "spdx.json",
     )  # fmt: skip
 
 
@@ -113,7 +113,8 @@ def test_verify_passes(built: Built) -> None:
     checks = verify_exhibit(built.result.folder, model=built.fx.model, public_key=built.pub)
     assert outcomes(checks) == {
         "manifest": PASS, "signature": PASS, "envelope": PASS, "record schema": PASS,
-        "record canonical": PASS, "report attachment": ATTACHMENT, "model hashes": PASS, "model header": PASS,
+        "record canonical": PASS, "metadata file": PASS, "report attachment": ATTACHMENT, "model hashes": PASS,
+        "model header": PASS,
     }  # fmt: skip
     assert all_passed(checks)
     sig = next(c for c in checks if c.name == "signature")
@@ -148,7 +149,7 @@ def test_model_signing_tool_verifies(built: Built, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name",
     files("record.json", "envelope.json", "report.pdf", "report.html", "bom.cdx.json", "spdx.json",
-          "model-record.schema.json", "signer.pub.pem", "MANIFEST", "model.sig"),
+          "model-record.schema.json", "signer.pub.pem", "MANIFEST", "model.sig", "metadata.json"),
 )  # fmt: skip
 def test_any_changed_byte_fails(built: Built, tmp_path: Path, name: str) -> None:
     copy = built.copy(tmp_path)
@@ -192,7 +193,7 @@ def test_extra_or_missing_file_fails(built: Built, tmp_path: Path) -> None:
     (copy / "note.txt").unlink()
     (copy / "spdx.json").unlink()
     checks = verify_exhibit(copy, public_key=built.pub)
-    assert "spdx.json: listed but missing" in next(c.detail for c in checks if c.name == "manifest")
+    assert "spdx.json: listed in MANIFEST but missing" in next(c.detail for c in checks if c.name == "manifest")
 
 
 def test_wrong_key_fails(built: Built, tmp_path: Path) -> None:
@@ -213,7 +214,8 @@ def test_unsigned_exhibit_fails_signature_only(built: Built, tmp_path: Path) -> 
     got = outcomes(verify_exhibit(res.folder))
     assert got["signature"] == FAIL
     assert {k: v for k, v in got.items() if k != "signature"} == {
-        "manifest": PASS, "envelope": PASS, "record schema": PASS, "record canonical": PASS, "report attachment": ATTACHMENT,
+        "manifest": PASS, "envelope": PASS, "record schema": PASS, "record canonical": PASS, "metadata file": PASS,
+        "report attachment": ATTACHMENT,
     }  # fmt: skip
 
 
@@ -223,14 +225,14 @@ def test_changed_model_fails(built: Built, tmp_path: Path) -> None:
     data[-1] ^= 0xFF  # last byte of tensor data
     model.write_bytes(bytes(data))
     got = {c.name: c for c in verify_exhibit(built.result.folder, model=model, public_key=built.pub)}
-    assert got["model hashes"].outcome == FAIL and "sha256" in got["model hashes"].detail
-    assert "autov3" in got["model hashes"].detail
+    assert got["model hashes"].outcome == FAIL and "SHA-256: the record says " in got["model hashes"].detail
+    assert "AutoV3" in got["model hashes"].detail
     assert got["model header"].outcome == PASS  # the header itself is intact
     # an edited metadata value (same length) keeps AutoV3 but fails the header comparison
     raw = built.fx.model.read_bytes().replace(b'"ss_network_dim":"4"', b'"ss_network_dim":"8"')
     model.write_bytes(raw)
     got = {c.name: c for c in verify_exhibit(built.result.folder, model=model, public_key=built.pub)}
-    assert "autov3" not in got["model hashes"].detail
+    assert "AutoV3" not in got["model hashes"].detail
     assert got["model header"].outcome == FAIL and "embedded metadata differs" in got["model header"].detail
 
 
@@ -253,6 +255,21 @@ def test_pdf_attachment_and_pdfa(built: Built) -> None:
     assert xmp is not None
     raw = xmp.stream.get_data()
     assert b'pdfaid:part="3" pdfaid:conformance="B"' in raw  # PDF/A-3b
+    root: Any = reader.trailer["/Root"]
+    [intent] = [x.get_object() for x in root["/OutputIntents"]]
+    assert intent["/S"] == "/GTS_PDFA1" and "/DestOutputProfile" in intent  # an ICC output intent
+    fonts = {}
+    for page in reader.pages:
+        for f in (page["/Resources"].get("/Font") or {}).values():
+            font = f.get_object()
+            descendants = font.get("/DescendantFonts")
+            desc = (descendants[0].get_object() if descendants else font).get("/FontDescriptor")
+            fonts[str(font["/BaseFont"])] = desc is not None and any(
+                k in desc.get_object() for k in ("/FontFile", "/FontFile2", "/FontFile3")
+            )
+    assert fonts and all(fonts.values()), fonts  # every font is embedded
+    for spec in (x.get_object() for x in root["/AF"]):
+        assert spec["/AFRelationship"] == "/Source"
     text = reader.pages[0].extract_text()
     assert "Model exhibit" in text and built.fx.sha256 in text.replace("\n", "")
 

@@ -48,7 +48,7 @@ def test_sections_render_with_their_figures(tmp_path: Path) -> None:
     assert "Figure 1." in html and "Figure 2." in html
     assert "(section “probe”)</span></h3><p class=\"absent\">Not analysed." in html
     assert "Could not be loaded: RuntimeError: table missing" in html
-    assert "training.hash-claim-mismatch" in html and "1 finding: 1 medium." in html
+    assert "training.<wbr>hash-claim-mismatch" in html and "1 finding: 1 medium." in html
     assert "sha256sum -c MANIFEST" in html and "model_signing verify key" in html
 
 

@@ -27,7 +27,7 @@ def test_manifest_is_sha256sum_format(tmp_path: Path) -> None:
     assert (d / "MANIFEST").read_text() == f"{alpha}  a.txt\n{png}  images/b.png\n"
     assert signing.check_manifest(d) == []
     (d / "MANIFEST").write_text("nonsense\n")
-    assert signing.check_manifest(d) == ["MANIFEST line 1 is not '<sha256>  <path>': 'nonsense'"]
+    assert signing.check_manifest(d) == ['MANIFEST line 1 is not \'<sha256>  <path>\': "nonsense"']
 
 
 def test_p384_key_round_trip_and_tamper(tmp_path: Path) -> None:
