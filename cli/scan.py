@@ -49,7 +49,7 @@ def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool |
                 raise click.exceptions.Exit(1)
             return
     with file_progress(progress) as on_progress:
-        summary = scan([str(p) for p in paths], app.registry_path(), workers=workers, rehash=rehash, progress=on_progress, on_wait=echo_err)
+        summary = scan([str(p) for p in paths], app.registry_path(), workers=workers, rehash=rehash, progress=on_progress, on_wait=echo_err, on_create=echo_err)
     if not quiet:
         for rule_id, sev, path, message in summary.finding_list:
             click.echo(f"{sev.upper():8} {rule_id}  {path}: {message}")

@@ -365,6 +365,7 @@ def audit(
     progress: Callable[[int, int | None, str], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
     on_places: Callable[[Discovery | None, list[tuple[str, Path]]], None] | None = None,
+    on_create: Callable[[str], None] | None = None,
 ) -> AuditReport:
     """Audit ``paths`` (or the conventional places) into the registry at ``db_path`` and report.
 
@@ -375,6 +376,9 @@ def audit(
     if on_places is not None:
         on_places(discovery, targets)
     report = AuditReport(discovery, [(k, str(p)) for k, p in targets])
+    # create or migrate the registry, and fail now if it cannot be written (before any file is read)
+    with connect(db_path, on_wait=on_wait, on_create=on_create):
+        pass
     db_abs = os.path.abspath(db_path)
     exclude = {db_abs, db_abs + ".wal", db_abs + ".tmp"}
     walk = _walk_targets([p for _, p in targets], exclude)

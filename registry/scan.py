@@ -401,6 +401,7 @@ def scan(
     provenance: Callable[[str], dict[str, Any] | None] | None = None,
     progress: ProgressFn | None = None,
     on_wait: Callable[[str], None] | None = None,
+    on_create: Callable[[str], None] | None = None,
     batch_seconds: float = 1.0,
     batch_files: int = 500,
 ) -> ScanSummary:
@@ -411,6 +412,10 @@ def scan(
     """
     t0 = time.monotonic()
     host = socket.gethostname()
+    # before any analysis work: create or migrate the registry, and find out now (not after an hour of
+    # hashing) that it cannot be written: no space, permission denied, a newer schema, a damaged .wal
+    with connect(db_path, on_wait=on_wait, on_create=on_create):
+        pass
     states, known, recorded_path_findings = load_index(db_path, host, on_wait)
     items = list(discover(paths))
     summary = ScanSummary()
