@@ -477,3 +477,17 @@ def test_audit_fail_on_gives_the_same_verdict_every_run(tmp_path: Path, db: Path
     for _ in range(2):
         code, _, err = run("audit", "--fail-on", "high", str(tmp_path / "m"))
         assert code == 1 and "; 3 at or above high" in err, err
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names as arbitrary bytes are a Linux property")
+def test_audit_handles_names_that_are_not_utf8(tmp_path: Path, db: Path) -> None:
+    folder = tmp_path / "m"
+    model = tiny(Path(os.fsdecode(os.fsencode(folder) + b"/x\xff.safetensors")), 1)
+    Path(os.fsdecode(os.fsencode(folder) + b"/x\xff.civitai.info")).write_text("{}")
+    for _ in range(2):
+        code, out, err = run("audit", str(folder))
+        assert code == 0, err
+    assert "1 sidecars/previews" in err
+    code, out, _ = run("show", os.fsdecode(os.fsencode(model)))
+    assert code == 0 and f"{folder}/x\\xff.safetensors" in out
+    assert run("log", "--verify")[0] == 0

@@ -189,7 +189,7 @@ def storage_error(path: Path, e: BaseException, doing: str = "write") -> Registr
 def _is_storage_failure(e: BaseException) -> bool:
     if isinstance(e, OSError):
         return True
-    if isinstance(e, duckdb.IOException | duckdb.FatalException | duckdb.TransactionException | duckdb.PermissionException):
+    if isinstance(e, duckdb.IOException | duckdb.FatalException | duckdb.PermissionException):
         return True
     return isinstance(e, duckdb.Error) and _cause(e)[1] is not None
 

@@ -80,6 +80,10 @@ class FileWrite:
 
 
 def _json_cell(v: Any) -> Any:
+    if isinstance(v, str):
+        return clean_text(v)
+    if isinstance(v, dict | list | tuple):
+        v = clean_obj(v) if not isinstance(v, tuple) else tuple(clean_obj(list(v)))  # type: ignore[arg-type]
     if isinstance(v, dict):
         return json.dumps(v, sort_keys=True, default=str)
     if isinstance(v, list | tuple) and any(isinstance(x, dict | list | tuple) for x in v):
