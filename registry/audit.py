@@ -44,12 +44,12 @@ from registry.hub import (
     inventory_hf_cache,
     verify_blob,
 )
+from registry.paths import clean_obj, display_path
 from registry.scan import ScanItem, ScanSummary, discover, scan
 from registry.sidecars import SIDECAR_SUFFIXES, compare, compare_base_model, parse_sidecar, unreadable
 from registry.store.db import connect
 from registry.store.events import EventLog
 from registry.store.remote import civitai_row
-from registry.paths import clean_obj, display_path
 from registry.store.write import finding_row, insert_rows, settle
 
 R_CIVITAI_POI = rule(
