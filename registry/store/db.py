@@ -9,6 +9,11 @@ Migrations are files ``migrations/NNNN_name.sql``, applied in name order, each i
 transaction with its statements executed one by one, and recorded in ``migrations``. Views are files
 ``views/*.sql`` (``CREATE OR REPLACE VIEW``), re-applied whenever their combined text changes; they are
 the stable query surface documented in the README.
+
+Only a write open creates a registry; a write open first checks that the registry can be written and
+that its event log still matches the head file beside it (``anchor.py``), and moves the head file after
+its work. Storage failures (no space, permission denied, read-only file system, a damaged ``.wal``) and a
+registry of a newer schema (read, never written) become one :class:`RegistryError` naming the cause.
 """
 
 from __future__ import annotations
