@@ -157,7 +157,7 @@ def write_registry(app: App | None = None) -> Any:
     from registry.store.db import connect
 
     app = app or get_app()
-    return connect(app.registry_path(), on_wait=echo_err)
+    return connect(app.registry_path(), on_wait=echo_err, on_create=echo_err)
 
 
 def severity_option(name: str = "--fail-on", default: str | None = None, help: str = "") -> Any:

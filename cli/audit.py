@@ -114,6 +114,7 @@ def command(
             progress=on_progress,
             on_wait=echo_err,
             on_places=on_places,
+            on_create=echo_err,
         )
 
     threshold = Severity.parse(fail_on)

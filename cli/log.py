@@ -13,14 +13,33 @@ COLUMNS = ["seq", "event_at", "actor", "action", "subject", "payload", "hash"]
 
 @click.command("log")
 @click.argument("ref", required=False)
-@click.option("--verify", "verify", is_flag=True, help="Recompute the whole chain and name the first broken entry.")
+@click.option(
+    "--verify",
+    "verify",
+    is_flag=True,
+    help="Check the whole log: the hash chain, the head file beside the registry, and that blobs, "
+    "sightings and findings agree with the events that created them; name every problem found.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the last N entries.")
 @format_option()
 def command(ref: str | None, verify: bool, limit: int | None, fmt: str) -> None:
     """Show the event log (every change to the registry, each entry chained to the previous one by its
-    hash); with REF only the entries about that model. --verify checks the whole chain and exits 1 when an
-    entry was altered, removed or reordered, naming the first broken one."""
-    from registry.store.events import verify_chain
+    hash); with REF only the entries about that model.
+
+    \b
+    --verify exits 1, naming what it found, when:
+    - an entry was altered, removed or reordered in the middle of the chain (the chain alone proves this);
+    - entries are missing at the end, or the log was rewritten from some point on with freshly computed
+      hashes: found only with the head file (REGISTRY.head, replaced atomically after every commit, and
+      carried in every exhibit and export); without it, verification cannot prove that the newest
+      entries are all there nor that the log was not recomputed;
+    - a blob, sighting or finding written by a scan was changed or deleted, or has no event that
+      created it (rows compared with the digests in their events).
+    Whoever can rewrite both the registry and its head file can rewrite history: keep a copy of the head
+    (an exhibit, a CI log) elsewhere against that.
+    """
+    from cli._app import get_app
+    from registry.store.integrity import verify_registry
     from registry.store.read import resolve_ref
 
     with read_registry() as con:
@@ -34,19 +53,29 @@ def command(ref: str | None, verify: bool, limit: int | None, fmt: str) -> None:
         cur = con.execute(sql, params)
         cols = [d[0] for d in cur.description or []]
         rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-        check = verify_chain(con) if verify else None
+        check = verify_registry(con, get_app().registry_path()) if verify else None
     if limit is not None:
         rows = rows[-limit:]
     if not (verify and fmt == "table" and ref is None):
         render_rows(rows, COLUMNS, fmt)
     if check is None:
         return
+    for note in check.notes:
+        click.echo(f"note: {note}", err=True)
+    chain = check.chain
+    if not chain.ok:
+        click.echo(
+            f"chain BROKEN at event {chain.first_broken_seq}: {chain.reason}; "
+            f"entries before it verify (last good hash {chain.head})",
+            err=True,
+        )
+    for problem in check.problems:
+        click.echo(f"FAILED: {problem}", err=True)
     if check.ok:
-        click.echo(f"chain ok: {check.n_events} events, head {check.head}", err=fmt != "table")
+        anchored = f", matches the head file (seq {check.head.seq})" if check.head is not None else ", no head file"
+        click.echo(
+            f"chain ok: {chain.n_events} events, head {chain.head}{anchored}; blobs, sightings and findings agree with their events",
+            err=fmt != "table",
+        )
         return
-    click.echo(
-        f"chain BROKEN at event {check.first_broken_seq}: {check.reason}; "
-        f"entries before it verify (last good hash {check.head})",
-        err=True,
-    )
     raise click.exceptions.Exit(1)

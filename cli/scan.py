@@ -12,7 +12,11 @@ from cli._app import echo_err, file_progress, get_app, severity_option
 @click.option("--workers", "-j", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes for hashing and analysis.")
 @click.option("--rehash", is_flag=True, help="Read and analyse every file again, even unchanged ones.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
-@severity_option(help="Exit 1 when this scan records a finding at or above this severity (off by default).")
+@severity_option(
+    help="Exit 1 when any file this scan covered has a finding at or above this severity, findings recorded "
+    "by earlier scans of the same content included (unchanged files too), so a second run gives the same "
+    "verdict as the first (off by default)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
 def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool | None, fail_on: str | None, quiet: bool) -> None:
     """Catalog model files (recursively for folders) into the registry.
@@ -45,7 +49,7 @@ def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool |
                 raise click.exceptions.Exit(1)
             return
     with file_progress(progress) as on_progress:
-        summary = scan([str(p) for p in paths], app.registry_path(), workers=workers, rehash=rehash, progress=on_progress, on_wait=echo_err)
+        summary = scan([str(p) for p in paths], app.registry_path(), workers=workers, rehash=rehash, progress=on_progress, on_wait=echo_err, on_create=echo_err)
     if not quiet:
         for rule_id, sev, path, message in summary.finding_list:
             click.echo(f"{sev.upper():8} {rule_id}  {path}: {message}")
@@ -64,6 +68,9 @@ def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool |
     nf = sum(summary.findings.values())
     by = ", ".join(f"{summary.findings[s.label]} {s.label}" for s in reversed(Severity) if s.label in summary.findings)
     parts.append(f"{nf} findings" + (f" ({by})" if by else ""))
+    reached = summary.covered_at_or_above(Severity.parse(fail_on)) if fail_on is not None else 0
+    if fail_on is not None:
+        parts.append(f"{reached} findings at or above {fail_on} across the {summary.files} files covered")
     click.echo("scanned: " + ", ".join(parts) + f" in {summary.elapsed:.1f}s")
-    if fail_on is not None and (remote_reached or summary.count_at_or_above(Severity.parse(fail_on))):
+    if fail_on is not None and (remote_reached or reached):
         raise click.exceptions.Exit(1)

@@ -44,6 +44,7 @@ from registry.hub import (
     inventory_hf_cache,
     verify_blob,
 )
+from registry.paths import clean_obj, display_path
 from registry.scan import ScanItem, ScanSummary, discover, scan
 from registry.sidecars import SIDECAR_SUFFIXES, compare, compare_base_model, parse_sidecar, unreadable
 from registry.store.db import connect
@@ -365,6 +366,7 @@ def audit(
     progress: Callable[[int, int | None, str], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
     on_places: Callable[[Discovery | None, list[tuple[str, Path]]], None] | None = None,
+    on_create: Callable[[str], None] | None = None,
 ) -> AuditReport:
     """Audit ``paths`` (or the conventional places) into the registry at ``db_path`` and report.
 
@@ -375,6 +377,9 @@ def audit(
     if on_places is not None:
         on_places(discovery, targets)
     report = AuditReport(discovery, [(k, str(p)) for k, p in targets])
+    # create or migrate the registry, and fail now if it cannot be written (before any file is read)
+    with connect(db_path, on_wait=on_wait, on_create=on_create):
+        pass
     db_abs = os.path.abspath(db_path)
     exclude = {db_abs, db_abs + ".wal", db_abs + ".tmp"}
     walk = _walk_targets([p for _, p in targets], exclude)
@@ -595,7 +600,7 @@ def _check_and_record(
                 "version_id": claims.version_id,
                 "trained_words": list(claims.trained_words),
                 "hashes": json.dumps(claims.hashes, sort_keys=True),
-                "claims": json.dumps(claims.as_dict(), sort_keys=True),
+                "claims": json.dumps(clean_obj(claims.as_dict()), sort_keys=True),
                 "read_at": now,
             }
         )
@@ -652,13 +657,13 @@ def _check_and_record(
     con.execute("BEGIN TRANSACTION")
     try:
         if replaced:
-            _register(con, "_replaced", pa.table({"p": replaced}))
+            _register(con, "_replaced", pa.table({"p": [display_path(x) for x in replaced]}))
             try:
                 con.execute("DELETE FROM sidecar_claims WHERE host = ? AND sidecar_path IN (SELECT p FROM _replaced)", [host])
             finally:
                 con.unregister("_replaced")
             stale_models = sorted({m for m, _, s in sidecars if s in set(replaced)})
-            _register(con, "_stale", pa.table({"p": stale_models}))
+            _register(con, "_stale", pa.table({"p": [display_path(x) for x in stale_models]}))
             try:
                 con.execute(
                     "DELETE FROM findings WHERE host = ? AND rule_id LIKE 'sidecar.%' AND path IN (SELECT p FROM _stale)",
@@ -694,7 +699,7 @@ def _report_rows(
 
     if report.shas:
         paths = sorted(report.shas)
-        _register(con, "_audited", pa.table({"path": paths, "sha256": [report.shas[p] for p in paths]}))
+        _register(con, "_audited", pa.table({"path": [display_path(p) for p in paths], "sha256": [report.shas[p] for p in paths]}))
         try:
             result = con.execute(
                 "SELECT a.path, f.blob_sha256, f.rule_id, f.severity, f.message, CAST(f.evidence AS VARCHAR) "
@@ -718,7 +723,7 @@ def _report_rows(
                 }
             )
     if no_content:
-        _register(con, "_nocontent", pa.table({"path": no_content}))
+        _register(con, "_nocontent", pa.table({"path": [display_path(p) for p in no_content]}))
         try:
             result = con.execute(
                 "SELECT f.path, f.rule_id, f.severity, f.message, CAST(f.evidence AS VARCHAR) FROM findings f "

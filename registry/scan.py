@@ -29,6 +29,7 @@ from registry.files import safetensors as st
 from registry.files.sniff import SNIFF_BYTES, file_reader, sniff_bytes
 from registry.findings import Finding, Severity, finding, from_error, rule
 from registry.hashing import hash_file
+from registry.paths import clean_text, display_path, raw_path
 from registry.store.db import connect
 from registry.store.write import BlobRecord, FileWrite, SightingRecord, TensorRows, write_batch
 
@@ -90,6 +91,13 @@ class ScanSummary:
     #: sha256 per scanned path (unchanged files included)
     shas: dict[str, str] = field(default_factory=dict)
     elapsed: float = 0.0
+    #: findings by severity over every file this scan covered, findings recorded by earlier scans of
+    #: the same content included (what ``--fail-on`` judges): content findings of each covered
+    #: (path, blob), plus the path findings of files that could not be read now
+    covered: dict[str, int] = field(default_factory=dict)
+
+    def covered_at_or_above(self, sev: Severity) -> int:
+        return sum(n for s, n in self.covered.items() if Severity.parse(s) >= sev)
 
     @property
     def max_severity(self) -> Severity | None:
@@ -195,6 +203,39 @@ def _init_worker(known: set[str]) -> None:
     global _KNOWN
     _KNOWN = known
     load_analyzers()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker process end when the scan that started it ends, even by ``kill -9``.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere a
+    watchdog thread also checks every 0.2 s whether the parent is still the parent, and exits if not.
+    """
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):  # no libc (static builds): the watchdog still works
+            import ctypes
+            import signal
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.2)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="modelreg-parent-watchdog", daemon=True).start()
+
+
+def _init_pool_worker(known: set[str], parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
+    _init_worker(known)
 
 
 def analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, rehash: bool = False) -> Analysed:
@@ -336,13 +377,23 @@ class PathState:
     sha256: str
 
 
-def load_index(db_path: Path, host: str, on_wait: Callable[[str], None] | None = None) -> tuple[dict[str, PathState], set[str], set[tuple[str, str]]]:
+PathKey = tuple[str, bytes | None]
+
+
+def path_key(p: str) -> PathKey:
+    """How the registry stores a path: its display form and, when they differ from it, its exact bytes."""
+    return display_path(p), raw_path(p)
+
+
+def load_index(
+    db_path: Path, host: str, on_wait: Callable[[str], None] | None = None
+) -> tuple[dict[PathKey, PathState], set[str], set[tuple[str, str]]]:
     """Latest sighting per path on this host, the registered blobs, and recorded path-only findings."""
     with connect(db_path, read_only=True, on_wait=on_wait) as con:
         states = {
-            r[0]: PathState(r[1], r[2], r[3], r[4])
+            (r[0], bytes(r[5]) if r[5] is not None else None): PathState(r[1], r[2], r[3], r[4])
             for r in con.execute(
-                "SELECT path, size, mtime_ns, inode, blob_sha256 FROM latest_sightings WHERE host = ?", [host]
+                "SELECT path, size, mtime_ns, inode, blob_sha256, path_raw FROM latest_sightings WHERE host = ?", [host]
             ).fetchall()
         }
         known = {r[0] for r in con.execute("SELECT sha256 FROM blobs").fetchall()}
@@ -368,6 +419,7 @@ def scan(
     provenance: Callable[[str], dict[str, Any] | None] | None = None,
     progress: ProgressFn | None = None,
     on_wait: Callable[[str], None] | None = None,
+    on_create: Callable[[str], None] | None = None,
     batch_seconds: float = 1.0,
     batch_files: int = 500,
 ) -> ScanSummary:
@@ -378,6 +430,10 @@ def scan(
     """
     t0 = time.monotonic()
     host = socket.gethostname()
+    # before any analysis work: create or migrate the registry, and find out now (not after an hour of
+    # hashing) that it cannot be written: no space, permission denied, a newer schema, a damaged .wal
+    with connect(db_path, on_wait=on_wait, on_create=on_create):
+        pass
     states, known, recorded_path_findings = load_index(db_path, host, on_wait)
     items = list(discover(paths))
     summary = ScanSummary()
@@ -408,7 +464,9 @@ def scan(
     def record_findings(path: str, fs: list[Finding]) -> None:
         for f in fs:
             summary.findings[f.severity.label] = summary.findings.get(f.severity.label, 0) + 1
-            summary.finding_list.append((f.rule_id, f.severity.label, path, f.message))
+            summary.finding_list.append((f.rule_id, f.severity.label, display_path(path), clean_text(f.message)))
+
+    unreadable_findings: list[Finding] = []
 
     def accept(a: Analysed) -> None:
         summary.files += 1
@@ -417,13 +475,14 @@ def scan(
             summary.slow.append((a.path, a.seconds, step, took))
         if a.sha256 is None:
             summary.unreadable += 1
-            new = [f for f in a.path_findings if (a.path, f.message) not in recorded_path_findings]
+            unreadable_findings.extend(a.path_findings)
+            new = [f for f in a.path_findings if (display_path(a.path), clean_text(f.message)) not in recorded_path_findings]
             record_findings(a.path, a.path_findings)
             if new:
                 pending.append(
                     FileWrite(SightingRecord(None, host, a.path, a.size, a.mtime_ns, a.inode, a.device, source, None, new))
                 )
-                recorded_path_findings.update((a.path, f.message) for f in new)
+                recorded_path_findings.update((display_path(a.path), clean_text(f.message)) for f in new)
         else:
             summary.shas[a.path] = a.sha256
             if a.blob is not None and a.sha256 not in counted:
@@ -453,7 +512,7 @@ def scan(
             assert it.problem is not None
             accept(Analysed(it.path, 0, 0, 0, 0, None, None, [it.problem]))
             continue
-        prev = states.get(it.path)
+        prev = states.get(path_key(it.path))
         if (
             not rehash
             and prev is not None
@@ -475,7 +534,9 @@ def scan(
                 assert it.st is not None
                 accept(analyse_file(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash))
         else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(set(known),)) as ex:
+            with ProcessPoolExecutor(
+                max_workers=workers, initializer=_init_pool_worker, initargs=(set(known), os.getpid())
+            ) as ex:
                 futures: list[Future[Analysed]] = []
                 for it in todo:
                     assert it.st is not None
@@ -490,5 +551,42 @@ def scan(
         if pending:
             with contextlib.suppress(Exception):  # the original error matters more
                 commit()
+    _count_covered(db_path, host, summary, unreadable_findings, on_wait)
     summary.elapsed = time.monotonic() - t0
     return summary
+
+
+def _count_covered(
+    db_path: Path,
+    host: str,
+    summary: ScanSummary,
+    unreadable: list[Finding],
+    on_wait: Callable[[str], None] | None,
+) -> None:
+    """Fill ``summary.covered``: every finding of every file this scan covered, known ones included.
+    Findings tied to one path (sidecars, HF cache entries) count only for that path."""
+    import pyarrow as pa
+
+    counts: dict[str, int] = {}
+    for f in unreadable:
+        counts[f.severity.label] = counts.get(f.severity.label, 0) + 1
+    if summary.shas:
+        paths = sorted(summary.shas)
+        with connect(db_path, read_only=True, on_wait=on_wait) as con:
+            con.execute("SELECT 1").fetchall()  # DuckDB 2: no register() while a result is pending
+            con.register(
+                "_covered",
+                pa.table({"path": [display_path(p) for p in paths], "sha256": [summary.shas[p] for p in paths]}),
+            )
+            try:
+                rows = con.execute(
+                    "SELECT f.severity, count(*) FROM _covered c JOIN findings f ON f.blob_sha256 = c.sha256 "
+                    "WHERE NOT (f.rule_id LIKE 'hf-cache.%' OR f.rule_id LIKE 'sidecar.%') "
+                    "   OR (f.path = c.path AND f.host = ?) GROUP BY f.severity",
+                    [host],
+                ).fetchall()
+            finally:
+                con.unregister("_covered")
+        for sev, n in rows:
+            counts[sev] = counts.get(sev, 0) + int(n)
+    summary.covered = counts

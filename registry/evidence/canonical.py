@@ -253,7 +253,20 @@ def _events(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any]:
         "entries": entries,
         "chain_head": {"seq": head[0], "hash": head[1], "event_at": head[2]} if head else None,
         "chain_length": int(count[0]) if count else 0,
+        "anchor": _anchor(con),
     }
+
+
+def _anchor(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """The head file beside the registry (registry/store/anchor.py) as it was when the record was built:
+    a third party compares it with ``chain_head`` and with ``modelreg log --verify`` of the registry."""
+    from registry.store.anchor import read_head
+
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    if not row or not row[0]:
+        return None
+    head = read_head(Path(str(row[0])))
+    return {k: v for k, v in head.as_dict().items() if k != "format"} if head is not None else None
 
 
 def environment() -> dict[str, Any]:

@@ -674,8 +674,10 @@ def _custody(record: Mapping[str, Any]) -> str:
     head_text = (
         _kv_table(
             [("Chain head (sequence)", head.get("seq")), ("Chain head (hash)", head.get("hash")),
-             ("Chain head (time)", head.get("event_at")), ("Entries in the whole log", ev.get("chain_length"))],
-            mono_keys=["Chain head (hash)"],
+             ("Chain head (time)", head.get("event_at")), ("Entries in the whole log", ev.get("chain_length")),
+             ("Head file (sequence)", (ev.get("anchor") or {}).get("seq", "no head file")),
+             ("Head file (hash)", (ev.get("anchor") or {}).get("hash", "no head file"))],
+            mono_keys=["Chain head (hash)", "Head file (hash)"],
         )
         if head
         else '<p class="absent">The registry\'s event log is empty.</p>'

@@ -9,12 +9,20 @@ Migrations are files ``migrations/NNNN_name.sql``, applied in name order, each i
 transaction with its statements executed one by one, and recorded in ``migrations``. Views are files
 ``views/*.sql`` (``CREATE OR REPLACE VIEW``), re-applied whenever their combined text changes; they are
 the stable query surface documented in the README.
+
+Only a write open creates a registry; a write open first checks that the registry can be written and
+that its event log still matches the head file beside it (``anchor.py``), and moves the head file after
+its work. Storage failures (no space, permission denied, read-only file system, a damaged ``.wal``) and a
+registry of a newer schema (read, never written) become one :class:`RegistryError` naming the cause.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,13 +30,15 @@ from pathlib import Path
 
 import duckdb
 
-from registry.errors import RegistryBusy, RegistryError
+from registry.errors import RegistryBusy, RegistryCorrupt, RegistryError, UsageError
 
 _HERE = Path(__file__).parent
 MIGRATIONS_DIR = _HERE / "migrations"
 VIEWS_DIR = _HERE / "views"
 
 DEFAULT_BUSY_TIMEOUT = 30.0
+#: a write open refuses to start below this much free space in the registry's folder
+MIN_FREE_BYTES = 8 << 20
 
 
 def default_db_path() -> Path:
@@ -57,7 +67,7 @@ def _open(path: Path, read_only: bool, timeout: float, on_wait: Callable[[str], 
             return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as e:
             if not _is_lock_error(e):
-                raise RegistryError(f"cannot open registry {path}: {e}") from None
+                raise storage_error(path, e, "open") from None
             if time.monotonic() >= deadline:
                 raise RegistryBusy(
                     f"registry {path} is busy: another modelreg process (probably a scan) is writing to it; "
@@ -69,7 +79,7 @@ def _open(path: Path, read_only: bool, timeout: float, on_wait: Callable[[str], 
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
         except duckdb.Error as e:
-            raise RegistryError(f"cannot open registry {path}: {e}") from None
+            raise storage_error(path, e, "open") from None
 
 
 def _statements(sql: str) -> list[str]:
@@ -128,14 +138,100 @@ def _refresh_views(con: duckdb.DuckDBPyConnection) -> None:
         raise RegistryError(f"creating views failed: {e}") from e
 
 
-def _needs_migration(con: duckdb.DuckDBPyConnection) -> bool:
+def _schema_state(con: duckdb.DuckDBPyConnection) -> tuple[bool, list[str]]:
+    """(needs migration, migrations recorded in the registry that this software does not know)."""
     try:
         done = {r[0] for r in con.execute("SELECT name FROM migrations").fetchall()}
         row = con.execute("SELECT value FROM meta WHERE key = 'views_sha256'").fetchone()
     except duckdb.CatalogException:
-        return True
+        return True, []
     wanted = {f.stem for f in MIGRATIONS_DIR.glob("*.sql")}
-    return not wanted <= done or not row or row[0] != _views_sql()[0]
+    newer = sorted(done - wanted)
+    if newer:
+        return False, newer
+    return not wanted <= done or not row or row[0] != _views_sql()[0], []
+
+
+def _needs_migration(con: duckdb.DuckDBPyConnection) -> bool:
+    return _schema_state(con)[0]
+
+
+def _cause(e: BaseException) -> tuple[str, int | None]:
+    """The operating-system cause inside a DuckDB or OS error, in words, and its errno when known."""
+    if isinstance(e, OSError) and e.errno is not None:
+        return os.strerror(e.errno).lower(), e.errno
+    text = str(e)
+    for code in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EPERM, errno.EIO):
+        words = os.strerror(code)
+        if words.lower() in text.lower():
+            return words.lower(), code
+    return text.splitlines()[0] if text else type(e).__name__, None
+
+
+def storage_error(path: Path, e: BaseException, doing: str = "write") -> RegistryError:
+    """One line naming the cause of a failure to open or write the registry (exit 3)."""
+    text = str(e)
+    if "replaying WAL" in text or "Corrupt WAL" in text:
+        wal = Path(str(path) + ".wal")
+        detail = text.split(":", 1)[-1].strip() if ":" in text else text
+        return RegistryCorrupt(
+            f"cannot open registry {path}: its write-ahead log {wal} is damaged ({detail[:160]}). "
+            f"Recovery: move it aside (mv '{wal}' '{wal}.damaged') and run the command again; the registry "
+            "then opens at its last checkpoint, without the changes only the log held, and "
+            "`modelreg log --verify` names the events that were lost"
+        )
+    cause, code = _cause(e)
+    hint = {
+        errno.ENOSPC: "free some space, or move the registry with --db",
+        errno.EDQUOT: "free some space, or move the registry with --db",
+        errno.EACCES: "check the permissions of the registry and its folder, or use --db",
+        errno.EPERM: "check the permissions of the registry and its folder, or use --db",
+        errno.EROFS: "the registry is on a read-only file system; use --db to write elsewhere",
+    }.get(code or -1)
+    return RegistryError(f"cannot {doing} registry {path}: {cause}" + (f"; {hint}" if hint else ""))
+
+
+def _is_storage_failure(e: BaseException) -> bool:
+    if isinstance(e, OSError):
+        return True
+    if isinstance(e, duckdb.IOException | duckdb.FatalException | duckdb.PermissionException):
+        return True
+    return isinstance(e, duckdb.Error) and _cause(e)[1] is not None
+
+
+def check_writable(path: Path) -> None:
+    """Before any analysis work: can the registry (its folder, file, ``.wal`` and head file) be written,
+    and is there some free space? Raises a :class:`RegistryError` naming the cause."""
+    folder = path.parent
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    for target in (probe, path, Path(str(path) + ".wal"), folder / (path.name + ".head")):
+        if target.exists() and not os.access(target, os.W_OK):
+            err = errno.EROFS if _read_only_fs(target) else errno.EACCES
+            raise storage_error(path, OSError(err, f"{os.strerror(err)}: {target}"))
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError as e:
+        raise storage_error(path, e) from None
+    if free < MIN_FREE_BYTES:
+        raise storage_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+
+
+def _read_only_fs(p: Path) -> bool:
+    try:
+        return bool(os.statvfs(p).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _newer_error(path: Path, newer: list[str]) -> RegistryError:
+    from registry import __version__
+
+    return RegistryError(
+        f"registry {path} was written by a newer modelreg (its schema has {', '.join(newer)}, unknown to "
+        f"modelreg {__version__}): reading works, writing is refused; upgrade modelreg to write to it"
+    )
 
 
 @contextmanager
@@ -145,29 +241,67 @@ def connect(
     read_only: bool = False,
     timeout: float = DEFAULT_BUSY_TIMEOUT,
     on_wait: Callable[[str], None] | None = None,
+    on_create: Callable[[str], None] | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the registry (creating and migrating it when opened for writing) and close it after use.
+    """Open the registry and close it after use.
 
-    A read-only open of a registry that does not exist yet, or whose schema is behind the code, first
-    creates or migrates it with a short write open.
+    Only a write open creates a registry (telling ``on_create``); a read-only open of a path with no
+    registry raises :class:`UsageError` ("no registry at PATH"). A read-only open of a registry whose
+    schema is behind the code first migrates it with a short write open; a registry written by a newer
+    version is read as it is and never written. A write open first checks that the registry can be
+    written (:func:`check_writable`) and that its event log still matches the head file
+    (:mod:`registry.store.anchor`), and afterwards moves the head file to the last event. Failures of
+    the storage (no space, permission denied, read-only file system, damaged ``.wal``) become one
+    :class:`RegistryError` that names the cause.
     """
+    from registry.store import anchor
+
     path = Path(path) if path is not None else default_db_path()
     if read_only:
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-        con = _open(path, False, timeout, on_wait) if not path.exists() else _open(path, True, timeout, on_wait)
-        if _needs_migration(con):
+            raise UsageError(f"no registry at {path} (scan something first, or check --db)")
+        con = _open(path, True, timeout, on_wait)
+        needs, newer = _schema_state(con)
+        if needs and not newer:
             con.close()
+            check_writable(path)
             con = _open(path, False, timeout, on_wait)
-            migrate(con)
+            try:
+                migrate(con)
+            except (duckdb.Error, OSError) as e:
+                con.close()
+                raise storage_error(path, e) from None
             con.close()
             con = _open(path, True, timeout, on_wait)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        con = _open(path, False, timeout, on_wait)
-        if _needs_migration(con):
-            migrate(con)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
+    created = not path.exists()
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(path, e, "create") from None
+    check_writable(path)
+    con = _open(path, False, timeout, on_wait)
+    try:
+        needs, newer = _schema_state(con)
+        if newer:
+            raise _newer_error(path, newer)
+        if needs:
+            migrate(con)
+        anchor.check_before_write(con, path)
+        if created and on_create is not None:
+            on_create(f"created a new registry at {path}")
         yield con
+        anchor.update_after_write(con, path, created)
+    except RegistryError:
+        raise
+    except BaseException as e:
+        if _is_storage_failure(e):
+            raise storage_error(path, e) from None
+        raise
     finally:
-        con.close()
+        with contextlib.suppress(duckdb.Error):
+            con.close()

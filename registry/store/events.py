@@ -18,6 +18,8 @@ from typing import Any
 
 import duckdb
 
+from registry.paths import clean_obj, clean_text
+
 GENESIS = "0" * 64
 
 
@@ -66,8 +68,10 @@ class EventLog:
     def append(self, action: str, subject: str | None, payload: dict[str, Any], at: datetime | None = None) -> str:
         ts = _timestamp(at or datetime.now(UTC))
         seq = self.seq + 1
-        # payload is stored as canonical JSON text so that re-hashing reads back exactly what was hashed
-        payload_norm = json.loads(canonical(payload))
+        # payload is stored as canonical JSON text so that re-hashing reads back exactly what was hashed;
+        # text from file names that are not UTF-8 is stored in its display form (registry/paths.py)
+        payload_norm = json.loads(canonical(clean_obj(payload)))
+        subject = clean_text(subject) if subject is not None else None
         h = event_hash(seq, ts, self.actor, action, subject, payload_norm, self.head)
         self._pending.append((seq, ts, self.actor, action, subject, canonical(payload_norm), self.head, h))
         self.seq, self.head = seq, h

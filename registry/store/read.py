@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from registry.errors import AmbiguousRef, NotFound, UsageError
+from registry.paths import clean_text, display_path
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _PREFIXES = {"sha256", "autov1", "autov2", "autov3", "blake3", "crc32", "0x"}
@@ -108,19 +109,21 @@ def resolve_ref(con: duckdb.DuckDBPyConnection, ref: str) -> str:
             for (sha,) in rows:
                 matches.setdefault(sha, Candidate(sha, None, col))
     if algo is None:
-        abs_path = os.path.abspath(Path(ref).expanduser())
-        rows = _latest_at(con, "path IN (?, ?)", [abs_path, ref])
+        # paths are stored in their display form (registry/paths.py): a name that is not UTF-8, as the OS
+        # gives it, and the display form typed by hand both find it
+        abs_path = display_path(os.path.abspath(Path(ref).expanduser()))
+        rows = _latest_at(con, "path IN (?, ?)", [abs_path, display_path(ref)])
         if not rows and "/" not in ref:
             # a file name: the last path component (what ends_with(path, '/' + ref) means), indexed
-            rows = _latest_at(con, f"{NAME_EXPR} = ?", [ref])
+            rows = _latest_at(con, f"{NAME_EXPR} = ?", [display_path(ref)])
         for sha, path in rows:
             matches.setdefault(sha, Candidate(sha, path, "path"))
     if not matches:
-        raise NotFound(f"no registered model matches {ref!r} (try `modelreg ls`, or `modelreg scan PATH` first)")
+        raise NotFound(f"no registered model matches {clean_text(ref)!r} (try `modelreg ls`, or `modelreg scan PATH` first)")
     if len(matches) > 1:
         cands = sorted(matches.values(), key=lambda c: c.sha256)
         with_paths = [Candidate(c.sha256, c.path or latest_path(con, c.sha256), c.matched) for c in cands]
-        raise AmbiguousRef(f"{ref!r} matches {len(cands)} models; give more of the hash:", with_paths)
+        raise AmbiguousRef(f"{clean_text(ref)!r} matches {len(cands)} models; give more of the hash:", with_paths)
     return next(iter(matches))
 
 

@@ -7,6 +7,8 @@ row-by-row ``execute`` loops: each table gets one Arrow insert per batch.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +19,8 @@ import duckdb
 import pyarrow as pa
 
 from registry.findings import Finding
-from registry.store.events import EventLog
+from registry.paths import clean_obj, clean_text, display_path, raw_path
+from registry.store.events import EventLog, canonical
 
 
 @dataclass
@@ -77,6 +80,10 @@ class FileWrite:
 
 
 def _json_cell(v: Any) -> Any:
+    if isinstance(v, str):
+        return clean_text(v)
+    if isinstance(v, dict | list | tuple):
+        v = clean_obj(v) if not isinstance(v, tuple) else tuple(clean_obj(list(v)))  # type: ignore[arg-type]
     if isinstance(v, dict):
         return json.dumps(v, sort_keys=True, default=str)
     if isinstance(v, list | tuple) and any(isinstance(x, dict | list | tuple) for x in v):
@@ -149,30 +156,146 @@ def existing_blobs(con: duckdb.DuckDBPyConnection, shas: Iterable[str]) -> set[s
 
 
 def finding_row(f: Finding, blob: str | None, host: str | None, path: str | None, now: datetime) -> dict[str, Any]:
+    """A ``findings`` row; the path is stored in its display form (with ``path_raw`` when that differs
+    from the exact bytes) and text that came from an undecodable file name is made storable."""
     return {
         "blob_sha256": blob,
         "host": host,
-        "path": path,
+        "path": display_path(path) if path is not None else None,
+        "path_raw": raw_path(path) if path is not None else None,
         "rule_id": f.rule_id,
         "severity": f.severity.label,
         "severity_rank": int(f.severity),
-        "message": f.message,
-        "evidence": json.dumps(f.evidence, sort_keys=True, default=str),
+        "message": clean_text(f.message),
+        "evidence": json.dumps(clean_obj(f.evidence), sort_keys=True, default=str),
         "created_at": now,
     }
+
+
+def findings_digest(rows: Iterable[tuple[str, str, str, str | None]]) -> str:
+    """SHA-256 over (rule_id, severity, message, evidence) of a set of findings, order-independent.
+    An event carries it for the findings it created, so ``log --verify`` can check the rows."""
+    items = sorted(
+        canonical([r, s, m, json.loads(e) if e else None]) for r, s, m, e in rows
+    )
+    return hashlib.sha256(("\n".join(items)).encode("utf-8")).hexdigest()
+
+
+BLOB_DIGEST_COLUMNS = (
+    "sha256", "size", "autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1",
+    "format", "header_len", "n_tensors", "metadata", "analyzers",
+)
+
+
+def blob_digest(values: Sequence[Any]) -> str:
+    """SHA-256 over a ``blobs`` row (``BLOB_DIGEST_COLUMNS``; metadata compared as parsed JSON)."""
+    vals = list(values)
+    i = BLOB_DIGEST_COLUMNS.index("metadata")
+    vals[i] = json.loads(vals[i]) if vals[i] is not None else None
+    return hashlib.sha256(canonical(vals).encode("utf-8")).hexdigest()
+
+
+def sighting_payload(s: SightingRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "sha256": s.sha256,
+        "host": s.host,
+        "path": display_path(s.path),
+        "size": s.size,
+        "mtime_ns": s.mtime_ns,
+        "source": s.source,
+    }
+    raw = raw_path(s.path)
+    if raw is not None:
+        out["path_raw_hex"] = raw.hex()
+    return out
+
+
+def _existing_sightings(
+    con: duckdb.DuckDBPyConnection, keys: list[tuple[str, str, bytes | None]]
+) -> dict[tuple[str, str, bytes | None], list[tuple[int, str, int, int, int | None, int | None, bool]]]:
+    """Sightings already recorded at these (host, path, path_raw): per key, (id, blob, size, mtime_ns,
+    inode, device, is_latest). Read inside the writing transaction, so concurrent scans see each other."""
+    if not keys:
+        return {}
+    settle(con)
+    con.register(
+        "_probe_paths",
+        pa.table(
+            {
+                "host": pa.array([k[0] for k in keys], pa.string()),
+                "path": pa.array([k[1] for k in keys], pa.string()),
+                "path_raw": pa.array([k[2] for k in keys], pa.binary()),
+            }
+        ),
+    )
+    try:
+        rows = con.execute(
+            "SELECT s.host, s.path, s.path_raw, s.id, s.blob_sha256, s.size, s.mtime_ns, s.inode, s.device, "
+            "row_number() OVER (PARTITION BY s.host, s.path, s.path_raw ORDER BY s.seen_at DESC, s.id DESC) = 1 "
+            "FROM sightings s JOIN _probe_paths p ON s.host = p.host AND s.path = p.path "
+            "AND s.path_raw IS NOT DISTINCT FROM p.path_raw"
+        ).fetchall()
+    finally:
+        con.unregister("_probe_paths")
+    out: dict[tuple[str, str, bytes | None], list[tuple[int, str, int, int, int | None, int | None, bool]]] = {}
+    for host, path, raw, sid, sha, size, mtime, inode, dev, latest in rows:
+        out.setdefault((host, path, bytes(raw) if raw is not None else None), []).append(
+            (sid, sha, size, mtime, inode, dev, bool(latest))
+        )
+    return out
+
+
+def _existing_path_findings(con: duckdb.DuckDBPyConnection, keys: list[tuple[str, str, bytes | None]]) -> set[tuple[Any, ...]]:
+    if not keys:
+        return set()
+    settle(con)
+    con.register(
+        "_probe_pf",
+        pa.table(
+            {
+                "host": pa.array([k[0] for k in keys], pa.string()),
+                "path": pa.array([k[1] for k in keys], pa.string()),
+                "path_raw": pa.array([k[2] for k in keys], pa.binary()),
+            }
+        ),
+    )
+    try:
+        rows = con.execute(
+            "SELECT f.host, f.path, f.path_raw, f.rule_id, f.message FROM findings f JOIN _probe_pf p "
+            "ON f.host = p.host AND f.path = p.path AND f.path_raw IS NOT DISTINCT FROM p.path_raw "
+            "WHERE f.blob_sha256 IS NULL"
+        ).fetchall()
+    finally:
+        con.unregister("_probe_pf")
+    return {(h, p, bytes(r) if r is not None else None, rid, m) for h, p, r, rid, m in rows}
 
 
 def write_batch(
     con: duckdb.DuckDBPyConnection, items: Sequence[FileWrite], derived_tables: Iterable[str] = ()
 ) -> None:
-    """Write a batch of files in one transaction (rolled back entirely on any error)."""
+    """Write a batch of files in one transaction (rolled back entirely on any error).
+
+    A path gains a sighting only for content it has not been seen with: the existing sightings are read
+    inside this transaction (DuckDB admits one writing process at a time), so any number of concurrent
+    scans of the same or overlapping folders leave exactly one sighting per (host, path, content). A
+    file seen again with the same content but a new size/mtime/inode (touched, or back to an earlier
+    content) updates that sighting, with a ``sighting.update`` event.
+    """
     if not items:
         return
     now = datetime.now(UTC)
     con.execute("BEGIN TRANSACTION")
-    log = EventLog(con)
     try:
+        log = EventLog(con)
         known = existing_blobs(con, [i.blob.sha256 for i in items if i.blob is not None])
+        keys = sorted(
+            {(i.sighting.host, display_path(i.sighting.path), raw_path(i.sighting.path)) for i in items},
+            key=lambda k: (k[0], k[1], k[2] or b""),
+        )
+        seen_paths = _existing_sightings(con, keys)
+        seen_path_findings = _existing_path_findings(
+            con, [(i.sighting.host, display_path(i.sighting.path), raw_path(i.sighting.path)) for i in items if i.sighting.sha256 is None]
+        )
         blob_rows: dict[str, list[Any]] = {
             k: []
             for k in (
@@ -186,22 +309,27 @@ def write_batch(
         finding_rows: list[dict[str, Any]] = []
         extra_rows: dict[str, list[dict[str, Any]]] = {}
         sighting_cols: dict[str, list[Any]] = {
-            k: [] for k in ("blob_sha256", "host", "path", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance")
+            k: []
+            for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance")
         }
+        updates: list[tuple[int, SightingRecord]] = []
         written: set[str] = set()
         replace: set[str] = set()
         for item in items:
             b = item.blob
             s = item.sighting
+            spath, sraw = display_path(s.path), raw_path(s.path)
             if b is not None and b.sha256 not in written and (b.sha256 not in known or item.reanalyze):
                 if b.sha256 in known:
                     replace.add(b.sha256)
                 written.add(b.sha256)
-                for k in ("sha256", "size", "format", "header_len", "n_tensors", "analyzers"):
-                    blob_rows[k].append(getattr(b, k))
+                row = [getattr(b, k) if k not in ("autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1", "metadata") else None
+                       for k in BLOB_DIGEST_COLUMNS]
                 for k in ("autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1"):
-                    blob_rows[k].append(b.hashes.get(k))
-                blob_rows["metadata"].append(b.metadata_json)
+                    row[BLOB_DIGEST_COLUMNS.index(k)] = b.hashes.get(k)
+                row[BLOB_DIGEST_COLUMNS.index("metadata")] = b.metadata_json
+                for k, v in zip(BLOB_DIGEST_COLUMNS, row, strict=True):
+                    blob_rows[k].append(v)
                 blob_rows["first_seen"].append(now)
                 t = b.tensors
                 n = len(t)
@@ -209,8 +337,7 @@ def write_batch(
                 tensor_cols["idx"].extend(range(n))
                 for k in ("name", "dtype", "shape", "data_begin", "data_end", "file_offset", "nbytes"):
                     tensor_cols[k].extend(getattr(t, k))
-                for f in b.findings:
-                    finding_rows.append(finding_row(f, b.sha256, s.host, s.path, now))
+                fr = [finding_row(f, b.sha256, s.host, s.path, now) for f in b.findings]
                 for table, rows in b.rows.items():
                     extra_rows.setdefault(table, []).extend({**r, "blob_sha256": b.sha256} for r in rows)
                 action = "blob.reanalyze" if b.sha256 in known else "blob.add"
@@ -224,35 +351,61 @@ def write_batch(
                         "autov3": b.hashes.get("autov3"),
                         "blake3": b.hashes.get("blake3"),
                         "findings": len(b.findings),
+                        "findings_sha256": findings_digest((r["rule_id"], r["severity"], r["message"], r["evidence"]) for r in fr),
+                        "blob_row_sha256": blob_digest(row),
                         "analyzers": b.analyzers,
                     },
                     at=now,
                 )
+                finding_rows.extend({**r, "event_seq": log.seq} for r in fr)
+            if s.sha256 is None:
+                fr = [
+                    finding_row(f, None, s.host, s.path, now)
+                    for f in s.path_findings
+                    if (s.host, spath, sraw, f.rule_id, clean_text(f.message)) not in seen_path_findings
+                ]
+                if not fr:
+                    continue  # another scan recorded the same problem meanwhile
+                seen_path_findings.update((s.host, spath, sraw, r["rule_id"], r["message"]) for r in fr)
+                payload: dict[str, Any] = {"host": s.host, "path": spath, "findings": [r["rule_id"] for r in fr]}
+                if sraw is not None:
+                    payload["path_raw_hex"] = sraw.hex()
+                payload["findings_sha256"] = findings_digest((r["rule_id"], r["severity"], r["message"], r["evidence"]) for r in fr)
+                log.append("path.unreadable", None, payload, at=now)
+                finding_rows.extend({**r, "event_seq": log.seq} for r in fr)
+                continue
             for f in s.path_findings:
                 finding_rows.append(finding_row(f, s.sha256, s.host, s.path, now))
-            if s.sha256 is None:
-                log.append(
-                    "path.unreadable",
-                    None,
-                    {"host": s.host, "path": s.path, "findings": [f.rule_id for f in s.path_findings]},
-                    at=now,
-                )
+            key = (s.host, spath, sraw)
+            prior = [r for r in seen_paths.get(key, []) if r[1] == s.sha256]
+            if prior:
+                sid, _, size, mtime, inode, dev, latest = prior[0]
+                if latest and (size, mtime, inode, dev) == (s.size, s.mtime_ns, s.inode, s.device):
+                    continue  # this very observation is recorded already (e.g. by a concurrent scan)
+                updates.append((sid, s))
+                seen_paths[key] = [
+                    (r[0], r[1], s.size, s.mtime_ns, s.inode, s.device, True) if r[0] == sid else (*r[:6], False)
+                    for r in seen_paths[key]
+                ]
+                log.append("sighting.update", s.sha256, {**sighting_payload(s), "sighting_id": sid}, at=now)
                 continue
-            for k in ("blob_sha256", "host", "path", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance"):
+            seen_paths[key] = [(*r[:6], False) for r in seen_paths.get(key, [])] + [
+                (-1, s.sha256, s.size, s.mtime_ns, s.inode, s.device, True)
+            ]
+            for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance"):
                 if k == "blob_sha256":
                     sighting_cols[k].append(s.sha256)
+                elif k == "path":
+                    sighting_cols[k].append(spath)
+                elif k == "path_raw":
+                    sighting_cols[k].append(sraw)
                 elif k == "seen_at":
                     sighting_cols[k].append(now)
                 elif k == "provenance":
-                    sighting_cols[k].append(json.dumps(s.provenance, sort_keys=True) if s.provenance else None)
+                    sighting_cols[k].append(json.dumps(clean_obj(s.provenance), sort_keys=True) if s.provenance else None)
                 else:
                     sighting_cols[k].append(getattr(s, k))
-            log.append(
-                "sighting.add",
-                s.sha256,
-                {"sha256": s.sha256, "host": s.host, "path": s.path, "size": s.size, "mtime_ns": s.mtime_ns, "source": s.source},
-                at=now,
-            )
+            log.append("sighting.add", s.sha256, sighting_payload(s), at=now)
 
         if replace:
             settle(con)
@@ -264,6 +417,11 @@ def write_batch(
                 con.execute("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM _replace)")
             finally:
                 con.unregister("_replace")
+        for sid, s in updates:
+            con.execute(
+                "UPDATE sightings SET size = ?, mtime_ns = ?, inode = ?, device = ?, seen_at = ?, source = ? WHERE id = ?",
+                [s.size, s.mtime_ns, s.inode, s.device, now, s.source, sid],
+            )
         if blob_rows["sha256"]:
             insert_columns(
                 con,
@@ -297,7 +455,8 @@ def write_batch(
                 "sightings",
                 pa.table(
                     {
-                        **{k: v for k, v in sighting_cols.items() if k not in ("provenance", "inode", "device")},
+                        **{k: v for k, v in sighting_cols.items() if k not in ("provenance", "inode", "device", "path_raw")},
+                        "path_raw": pa.array(sighting_cols["path_raw"], pa.binary()),
                         "inode": pa.array(sighting_cols["inode"], pa.int64()),
                         "device": pa.array(sighting_cols["device"], pa.int64()),
                         "provenance": pa.array(sighting_cols["provenance"], pa.string()),
@@ -310,5 +469,7 @@ def write_batch(
         log.flush()
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # a failed COMMIT (disk full …) may have ended the transaction already: the original error matters
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
         raise

@@ -1,7 +1,7 @@
 -- Stable query surface (documented in the README). Views never change meaning; they only gain columns.
 CREATE OR REPLACE VIEW latest_sightings AS
 SELECT * EXCLUDE (rn) FROM (
-    SELECT s.*, row_number() OVER (PARTITION BY host, path ORDER BY seen_at DESC, id DESC) AS rn
+    SELECT s.*, row_number() OVER (PARTITION BY host, path, path_raw ORDER BY seen_at DESC, id DESC) AS rn
     FROM sightings s
 ) WHERE rn = 1;
 
