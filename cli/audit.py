@@ -52,6 +52,12 @@ AUDIT_FORMATS = ("table", "json", "jsonl", "sarif")
     help="modelreg config file with 'roots:' and 'installs:' (default: <user config dir>/modelreg/config.yaml).",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option(
+    "--sarif-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="SARIF: paths under this folder get URIs relative to it (uriBaseId ROOT; default: the working directory).",
+)
 def command(
     paths: tuple[Path, ...],
     fmt: str,
@@ -63,6 +69,7 @@ def command(
     civitai_url: str | None,
     config_path: Path | None,
     progress: bool | None,
+    sarif_root: Path | None = None,
 ) -> None:
     """Audit model files: find them, scan them into the registry, check them, report every finding.
 
@@ -126,6 +133,7 @@ def command(
             tool_version=__version__,
             rules=all_rules(),
             invocation={"exit_code": code, "arguments": ["audit", *[str(p) for p in paths]]},
+            base=sarif_root,
         )
         click.echo(dumps(log, indent=2))
     elif fmt in ("json", "jsonl"):

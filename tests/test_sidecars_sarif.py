@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from registry.findings import RULES, Severity
-from registry.sarif import artifact_uri, sarif_log
+from registry.sarif import artifact_uri, fingerprint, relative_uri, sarif_log
 from registry.sidecars import compare, find_sidecars, hash_agreement, parse_sidecar, sidecar_for
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
@@ -178,7 +178,7 @@ def test_sarif_validates_against_official_schema() -> None:
         {"rule_id": "hf-cache.incomplete-download", "severity": "low", "message": "partial", "path": None},
         {"rule_id": "someone.elses-rule", "severity": "critical", "message": "from another module", "path": "/m/y.ckpt"},
     ]
-    log = sarif_log(rows, tool_version="0.1.0", invocation={"exit_code": 1, "arguments": ["audit", "/m"]})
+    log = sarif_log(rows, tool_version="0.1.0", invocation={"exit_code": 1, "arguments": ["audit", "/m"]}, base="/m")
     jsonschema.Draft4Validator.check_schema(SCHEMA)
     jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(log)
     run = log["runs"][0]
@@ -191,7 +191,10 @@ def test_sarif_validates_against_official_schema() -> None:
     assert r0["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
         "file:///cache/models--o--r/snapshots/abc/model.safetensors"
     )
-    assert r0["partialFingerprints"] == {"contentSha256/v1": SHA}
+    assert "uriBaseId" not in r0["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert r1["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "x.safetensors", "uriBaseId": "ROOT"}
+    assert run["originalUriBaseIds"] == {"ROOT": {"uri": "file:///m/"}}
+    assert r0["partialFingerprints"] == {"contentAndPath/v1": fingerprint("hf-cache.blob-mismatch", SHA, r0["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])}
     assert r0["properties"]["evidence"] == {"expected": "1" * 64, "actual": SHA}
     assert (r1["level"], r2["level"], r3["level"]) == ("note", "note", "error")
     assert "locations" not in r2
@@ -233,3 +236,31 @@ def test_base_model_claim_against_the_shapes(tmp_path: Path) -> None:
     assert compare_base_model(claims, {"arch": "sd1", "confidence": "low", "source": "shapes"}) == []
     assert compare_base_model(claims, {"arch": "sd1", "confidence": "high", "source": "metadata"}) == []
     assert compare_base_model(claims, None) == []
+
+
+def test_sarif_relative_uris_and_one_fingerprint_per_content_and_path(tmp_path: Path) -> None:
+    """Issue 20: one file at two paths gives two results with different fingerprints, and paths under the
+    base are relative to ``ROOT`` (SARIF 2.1.0 §3.4.4 uriBaseId, §3.14.14 originalUriBaseIds)."""
+    rows = [
+        {"rule_id": "sidecar.file-edited", "severity": "low", "message": "m", "path": str(tmp_path / "a" / "x y.safetensors"), "blob_sha256": SHA},
+        {"rule_id": "sidecar.file-edited", "severity": "low", "message": "m", "path": str(tmp_path / "b" / "x y.safetensors"), "blob_sha256": SHA},
+    ]
+    log = sarif_log(rows, tool_version="0.1.0", base=tmp_path)
+    jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(log)
+    run = log["runs"][0]
+    locs = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in run["results"]]
+    assert locs == [{"uri": "a/x%20y.safetensors", "uriBaseId": "ROOT"}, {"uri": "b/x%20y.safetensors", "uriBaseId": "ROOT"}]
+    assert run["originalUriBaseIds"]["ROOT"]["uri"] == tmp_path.as_uri() + "/"
+    fps = [r["partialFingerprints"]["contentAndPath/v1"] for r in run["results"]]
+    assert len(set(fps)) == 2
+    import hashlib
+
+    assert fps[0] == hashlib.sha256(f"sidecar.file-edited\0{SHA}\0a/x%20y.safetensors".encode()).hexdigest()
+    # the same content and path always give the same fingerprint (stable across runs)
+    assert sarif_log(rows, tool_version="0.1.0", base=tmp_path)["runs"][0]["results"][0]["partialFingerprints"]["contentAndPath/v1"] == fps[0]
+
+
+def test_relative_uri_outside_the_base_stays_absolute(tmp_path: Path) -> None:
+    assert relative_uri("/elsewhere/m.ckpt", tmp_path) == ("file:///elsewhere/m.ckpt", None)
+    assert relative_uri("hf://o/r@abc/m.safetensors", tmp_path) == ("hf://o/r@abc/m.safetensors", None)
+    assert relative_uri(str(tmp_path / "m.ckpt"), tmp_path) == ("m.ckpt", "ROOT")
