@@ -268,7 +268,9 @@ def compare(claims: SidecarClaims, computed: dict[str, str | None], model_path: 
         "agree": sorted(k for k, ok in agree.items() if ok),
     }
     label = Path(claims.path).name
-    if agree.get("autov3") is True:
+    # a whole-file CRC32 that matches says the bytes did not change, so "edited" would contradict it; a
+    # 32-bit checksum is also easy to match by accident or on purpose, so it never vouches for the file
+    if agree.get("autov3") is True and agree.get("crc32") is not True:
         return "edited", [
             finding(
                 R_SIDECAR_EDITED.id,
@@ -278,10 +280,17 @@ def compare(claims: SidecarClaims, computed: dict[str, str | None], model_path: 
             )
         ]
     what = f"{claims.name!r}" + (f" {claims.version_name!r}" if claims.version_name else "") if claims.name else "a model"
+    crc_note = ""
+    if agree.get("crc32") is True:
+        crc_note = (
+            "; only its 32-bit CRC32 matches, which any edit can preserve and which does not identify a file, "
+            "so the sidecar's hashes contradict each other"
+        )
     return "mismatch", [
         finding(
             R_SIDECAR_MISMATCH.id,
-            f"{label} says this is {what}, but its {', '.join(disagree)} do not match {Path(model_path).name}",
+            f"{label} says this is {what}, but its {', '.join(disagree)} do not match {Path(model_path).name}"
+            + crc_note,
             **evidence,
         )
     ]

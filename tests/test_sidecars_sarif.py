@@ -129,6 +129,23 @@ def test_parse_cm_info_and_mismatch(tmp_path: Path) -> None:
     assert f.evidence["computed"] == {"blake3": "e" * 64, "crc32": "00000000", "sha256": "d" * 64}
 
 
+def test_whole_file_crc32_match_is_not_called_edited(tmp_path: Path) -> None:
+    """Issue 20: SHA-256, AutoV2 and BLAKE3 wrong but the whole-file CRC32 right: the bytes did not change
+    by the CRC's account, so "file edited" would contradict the sidecar; it is a mismatch that says so."""
+    p = tmp_path / "some.civitai.info"
+    p.write_text(json.dumps(CIVITAI_INFO))
+    c = parse_sidecar("civitai-info", p, "some.safetensors")
+    computed = dict(COMPUTED, sha256="d" * 64, autov2="d" * 10, blake3="e" * 64)  # crc32 and autov3 agree
+    verdict, (f,) = compare(c, computed, "/m/some.safetensors")
+    assert verdict == "mismatch" and f.rule_id == "sidecar.hash-mismatch"
+    assert f.message == (
+        "some.civitai.info says this is 'Some LoRA' 'v1.0', but its autov2, blake3, sha256 do not match "
+        "some.safetensors; only its 32-bit CRC32 matches, which any edit can preserve and which does not "
+        "identify a file, so the sidecar's hashes contradict each other"
+    )
+    assert f.evidence["agree"] == ["autov1", "autov3", "crc32"]
+
+
 def test_edited_file_keeps_autov3(tmp_path: Path) -> None:
     p = tmp_path / "some.civitai.info"
     p.write_text(json.dumps(CIVITAI_INFO))
