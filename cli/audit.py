@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from cli._app import dumps, echo_err, file_progress, get_app, render_rows
+from cli._app import dumps, echo_err, file_progress, get_app, no_truncate_option, render_rows
 
 AUDIT_FORMATS = ("table", "json", "jsonl", "sarif")
 
 
 @click.command("audit")
+@no_truncate_option()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--format",
