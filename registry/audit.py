@@ -45,7 +45,14 @@ from registry.hub import (
     verify_blob,
 )
 from registry.scan import ScanItem, ScanSummary, discover, scan
-from registry.sidecars import SIDECAR_SUFFIXES, compare, compare_base_model, parse_sidecar, unreadable
+from registry.sidecars import (
+    SIDECAR_SUFFIXES,
+    NotASidecar,
+    compare,
+    compare_base_model,
+    parse_sidecar,
+    unreadable,
+)
 from registry.store.db import connect
 from registry.store.events import EventLog
 from registry.store.remote import civitai_row
@@ -555,6 +562,8 @@ def _check_and_record(
         computed["sha256"] = sha
         try:
             claims = parse_sidecar(kind, Path(side), os.path.basename(model_path))
+        except NotASidecar:
+            continue  # some other JSON beside the model: nothing to check, nothing wrong
         except (OSError, ValueError) as e:
             add(unreadable(Path(side), str(e)), sha, model_path)
             claim_rows.append(

@@ -69,7 +69,8 @@ def test_sidecar_names(tmp_path: Path) -> None:
     assert sidecar_for("x.civitai.info") == ("x", "civitai-info")
     assert sidecar_for("my.model.cm-info.json") == ("my.model", "cm-info")
     assert sidecar_for(".civitai.info") is None
-    assert sidecar_for("x.json") is None
+    assert sidecar_for("x.json") == ("x", "a1111-json")
+    assert sidecar_for("x.yaml") is None
     m = tmp_path / "some.safetensors"
     (tmp_path / "some.civitai.info").write_text("{}")
     (tmp_path / "some.cm-info.json").write_text("{}")
@@ -281,3 +282,29 @@ def test_relative_uri_outside_the_base_stays_absolute(tmp_path: Path) -> None:
     assert relative_uri("/elsewhere/m.ckpt", tmp_path) == ("file:///elsewhere/m.ckpt", None)
     assert relative_uri("hf://o/r@abc/m.safetensors", tmp_path) == ("hf://o/r@abc/m.safetensors", None)
     assert relative_uri(str(tmp_path / "m.ckpt"), tmp_path) == ("m.ckpt", "ROOT")
+
+
+def test_a1111_user_metadata_sidecar(tmp_path: Path) -> None:
+    """Issue 20: A1111's ``<stem>.json`` (the keys its edit-metadata dialog writes in
+    extensions-builtin/Lora/ui_edit_user_metadata.py save_lora_user_metadata) is read as claims."""
+    from registry.sidecars import NotASidecar, compare_base_model
+
+    p = tmp_path / "ohwx.json"
+    p.write_text(json.dumps({"description": "my person", "sd version": "SDXL", "activation text": "ohwx man, photo",
+                             "preferred weight": 0.8, "negative text": "blurry", "notes": ""}))  # fmt: skip
+    c = parse_sidecar("a1111-json", p)
+    assert (c.kind, c.base_model, c.activation_text, c.trained_words, c.preferred_weight, c.negative_text) == (
+        "a1111-json", "SDXL", "ohwx man, photo", ("ohwx man, photo",), 0.8, "blurry"
+    )
+    assert c.hashes == {} and compare(c, COMPUTED, "/m/ohwx.safetensors") == ("no-hashes", [])
+    [f] = compare_base_model(c, {"arch": "sd1", "confidence": "high", "source": "shapes"})
+    assert f.message == "ohwx.json says the base model is 'SDXL' (sdxl); the tensor shapes say sd1"
+    assert compare_base_model(c, {"arch": "sdxl-base", "confidence": "high", "source": "shapes"}) == []
+    # "Unknown" and a weight of 0 (the slider's unset value) claim nothing
+    p.write_text(json.dumps({"sd version": "Unknown", "preferred weight": 0}))
+    c = parse_sidecar("a1111-json", p)
+    assert (c.base_model, c.preferred_weight, c.trained_words) == (None, None, ())
+    # other JSON beside a model is not A1111's metadata
+    p.write_text(json.dumps({"architectures": ["X"]}))
+    with pytest.raises(NotASidecar):
+        parse_sidecar("a1111-json", p)
