@@ -381,3 +381,33 @@ def test_audit_reads_a1111_user_metadata(tmp_path: Path, db: Path) -> None:
     with duckdb.connect(str(db), read_only=True) as con:
         claims = con.execute("SELECT kind, verdict, base_model, trained_words, json_extract(claims, '$.preferred_weight') FROM sidecar_claims").fetchall()
     assert claims == [("a1111-json", "no-hashes", "SDXL", ["prt style"], "0.7")]
+
+
+def test_failed_civitai_lookups_are_reported_and_asked_again(world: dict[str, Path], db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: lookups that got no answer are not stored as "not found" (status 0) silently: stderr says
+    so, the observation has no status and no found value, and the next run asks again."""
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    loras = str(world["loras"])
+    with no_proxy():
+        code, _, err = run("audit", loras, "--civitai", "--civitai-url", "http://127.0.0.1:9")
+    assert "1 Civitai lookups" in err  # the first got no connection; the second was not tried
+    assert "modelreg: Civitai: 1 lookups got no answer (cannot reach Civitai: " in err
+    assert "after 4 tries), 1 not tried after that; they are asked again on the next --civitai run" in err
+    assert [s for s in slept if s >= 1] == [1.0, 2.0, 4.0]  # backoff (the rest: the rate limit's spacing)
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT status, found, json_extract_string(data, '$.error') FROM remote_observations").fetchall()
+    assert len(rows) == 1 and rows[0][:2] == (None, None) and rows[0][2].startswith("cannot reach Civitai")
+    sha = hashlib.sha256(world["good"].read_bytes()).hexdigest()
+    with no_proxy(), FakeCivitai({sha: {"id": 7, "modelId": 3, "name": "v2", "model": {"name": "Good LoRA"}}}) as civ:
+        code, _, err = run("audit", loras, "--civitai", "--civitai-url", civ.url)
+        assert "2 Civitai lookups" in err and "got no answer" not in err
+        code, _, err = run("audit", loras, "--civitai", "--civitai-url", civ.url)
+        assert "Civitai lookups" not in err and len(civ.requests) == 2  # answered (found or 404): not asked again
+
+
+def test_offline_and_civitai_is_a_usage_error(world: dict[str, Path], db: Path) -> None:
+    code, _, err = run("audit", str(world["loras"]), "--civitai", "--offline")
+    assert code == 2 and "--offline forbids the network" in err
+    code, _, err = run("audit", str(world["loras"]), "--offline", "--exit-zero")
+    assert code == 0 and "Civitai" not in err
