@@ -255,21 +255,28 @@ def severity_option(name: str = "--fail-on", default: str | None = None, help: s
 
 @contextmanager
 def file_progress(enabled: bool | None) -> Iterator[Any]:
-    """A ``progress(done, total, path)`` callback drawing a bar on stderr (by default only when stderr
-    is a terminal); the bar is closed when the block ends."""
+    """A ``progress(bytes_done, bytes_total, path)`` callback drawing a bar on stderr, in bytes (by default
+    only when stderr is a terminal). The bar appears with the first file that has a size to show, so a run
+    with nothing to read draws none; it is closed when the block ends."""
     show = sys.stderr.isatty() if enabled is None else enabled
-    bar = None
-    if show:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
+    bar: Any = None
 
     def on_progress(done: int, total: int | None, path: str) -> None:
-        if bar is not None:
-            if total is not None and bar.total != total:
-                bar.total = total
-            bar.set_postfix_str(Path(path).name[-40:], refresh=False)
-            bar.update(done - bar.n)
+        nonlocal bar
+        if not show:
+            return
+        if bar is None:
+            if not total:
+                return
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                       dynamic_ncols=True, leave=False)  # fmt: skip
+        if total is not None and bar.total != total:
+            bar.total = total
+            bar.n = 0  # a new scan pass (audit scans its plain files, then the HF cache)
+        bar.set_postfix_str(Path(path).name[-40:], refresh=False)
+        bar.update(done - bar.n)
 
     try:
         yield on_progress

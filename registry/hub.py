@@ -222,14 +222,42 @@ def _walk_repo_tolerantly(repo_path: Path, repo_type: str, repo_id: str, inv: Ca
             )
 
 
+def _inventory_without_hub(cache_dir: Path) -> CacheInventory:
+    if not cache_dir.is_dir():
+        raise NotFound(f"Hugging Face cache {cache_dir} does not exist")
+    inv = CacheInventory(cache_dir.resolve())
+    for child in sorted(inv.cache_dir.iterdir()):
+        folder = _repo_folder(child)
+        if folder is None or not child.is_dir():
+            continue
+        repo_type, repo_id = folder
+        _walk_repo_tolerantly(child, repo_type, repo_id, inv)
+        blobs = child / "blobs"
+        for inc in sorted(blobs.glob("*.incomplete")) if blobs.is_dir() else []:
+            size = inc.stat().st_size
+            inv.findings.append(
+                Located(
+                    str(inc),
+                    finding(R_INCOMPLETE.id, f"{repo_id}: interrupted download {inc.name} ({size:,} bytes so far)",
+                            repo_id=repo_id, size=size),  # fmt: skip
+                )
+            )
+    return inv
+
+
 def inventory_hf_cache(cache_dir: Path) -> CacheInventory:
     """List every file of a Hugging Face cache with its provenance, and the cache's own problems.
 
     Reads directory entries and link targets only (no file content). Raises :class:`NotFound` when the
-    folder does not exist.
+    folder does not exist. Without huggingface_hub (the ``hub`` extra), the cache is read by modelreg's own
+    walker: the same files, provenance, interrupted downloads and dangling links, but no
+    ``hf-cache.corrupt-repo`` verdict (that is huggingface_hub's judgement of a repository).
     """
-    from huggingface_hub import scan_cache_dir
-    from huggingface_hub.errors import CacheNotFound
+    try:
+        from huggingface_hub import scan_cache_dir
+        from huggingface_hub.errors import CacheNotFound
+    except ImportError:
+        return _inventory_without_hub(Path(cache_dir).expanduser())
 
     cache_dir = Path(cache_dir).expanduser()
     try:

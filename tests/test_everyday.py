@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -85,3 +86,86 @@ def test_ls_unknown_kind_is_a_usage_error(db: Path) -> None:
     assert "'bogus' is not one of" in err and "'checkpoint'" in err and "'adapter'" in err
     code, out, _ = run("ls", "--kind", "LoRA", "--format", "json")
     assert code == 0 and json.loads(out) == []
+
+
+def test_a_command_needing_an_extra_says_which_in_one_line(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: without the extra, exit 3 and one line naming the extra and how to install it."""
+    import registry.extras
+
+    real = registry.extras.find_spec
+    monkeypatch.setattr(registry.extras, "find_spec", lambda m: None if m in ("weasyprint", "huggingface_hub") else real(m))
+    code, out, err = run("verify", str(tmp_path))
+    assert (code, out) == (3, "")
+    assert err == "modelreg: verify needs the 'exhibit' extra (not installed: weasyprint): pip install 'modelreg[exhibit]'\n"
+    code, _, err = run("scan", "hf://org/repo")
+    assert code == 3 and err == (
+        "modelreg: scan hf:// needs the 'hub' extra (not installed: huggingface_hub): pip install 'modelreg[hub]'\n"
+    )
+    f = write_safetensors(tmp_path / "m.safetensors", {"w": np.zeros((2, 2), np.float32)})
+    run("scan", str(f))
+    code, _, err = run("export", str(f), "--format", "spdx")
+    assert code == 3 and "needs the 'exhibit' extra" in err
+    code, out, _ = run("export", str(f))  # the canonical record needs only the core
+    assert code == 0 and json.loads(out)["model"]["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def test_core_commands_import_no_extra(tmp_path: Path) -> None:
+    """Issue 20: scan, show, ls, query, audit, declare and dupes run without importing any extra's packages
+    (in a fresh interpreter; the HF cache is absent here, so huggingface_hub is not needed either)."""
+    import subprocess
+    import sys
+
+    f = write_safetensors(tmp_path / "m" / "m.safetensors", {"w": np.zeros((2, 2), np.float32)})
+    decl = Path(__file__).resolve().parent.parent / "examples" / "declarations"
+    example = sorted(decl.glob("*.yaml"))[0]
+    script = (
+        "import sys\n"
+        "from cli.main import main\n"
+        f"db = {str(tmp_path / 'r.duckdb')!r}\n"
+        f"for args in (['scan', {str(f)!r}], ['show', 'm.safetensors'], ['ls'], ['query', 'SELECT 1'],\n"
+        f"             ['audit', {str(tmp_path / 'm')!r}], ['declare', '--check', {str(example)!r}],\n"
+        f"             ['dupes'], ['export', 'm.safetensors']):\n"
+        "    try:\n        main(['--db', db, *args])\n    except SystemExit as e:\n"
+        "        assert e.code in (0, None), (args, e.code)\n"
+        "heavy = ('weasyprint', 'model_signing', 'OpenSSL', 'cryptography', 'pypdf', 'cyclonedx', 'spdx_python_model',\n"
+        "         'huggingface_hub', 'torch', 'diffusers', 'open_clip', 'transformers')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("MODELREG_DB",)}
+    env.update(HOME=str(tmp_path / "home"), MODELREG_CONFIG=str(tmp_path / "none.yaml"), HF_HOME=str(tmp_path / "hf"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_scan_progress_counts_bytes(tmp_path: Path, db: Path) -> None:
+    """Issue 20: progress is in bytes (a big file weighs what it weighs), unchanged files count as done."""
+    from registry.scan import scan
+
+    small = write_safetensors(tmp_path / "m" / "s.safetensors", {"w": np.zeros((2, 2), np.float32)})
+    big = write_safetensors(tmp_path / "m" / "b.safetensors", {"w": np.zeros((256, 256), np.float32)})
+    calls: list[tuple[int, int | None, str]] = []
+    scan([str(tmp_path / "m")], db, progress=lambda d, t, p: calls.append((d, t, p)))
+    total = small.stat().st_size + big.stat().st_size
+    assert [c[1] for c in calls] == [total, total]
+    size = {str(small): small.stat().st_size, str(big): big.stat().st_size}
+    assert calls[0][0] == size[calls[0][2]] and calls[1][0] == total  # each step is that file's bytes
+    calls.clear()
+    scan([str(tmp_path / "m")], db, progress=lambda d, t, p: calls.append((d, t, p)))  # unchanged: done at once
+    assert calls[-1][:2] == (total, total)
+
+
+def test_progress_bar_is_in_bytes_and_absent_when_there_is_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli._app import file_progress
+
+    with file_progress(True) as on_progress:
+        pass
+    assert capsys.readouterr().err == ""  # no stray "0file" bar
+    with file_progress(True) as on_progress:
+        on_progress(0, 0, "x")
+    assert capsys.readouterr().err == ""
+    with file_progress(True) as on_progress:
+        on_progress(3 << 20, 4 << 20, "/m/big.safetensors")
+    err = capsys.readouterr().err
+    assert "/4.00M" in err and "B/s" in err and "file" not in err  # a byte bar (tqdm throttles redraws)
