@@ -169,3 +169,23 @@ def test_progress_bar_is_in_bytes_and_absent_when_there_is_nothing(capsys: pytes
         on_progress(3 << 20, 4 << 20, "/m/big.safetensors")
     err = capsys.readouterr().err
     assert "/4.00M" in err and "B/s" in err and "file" not in err  # a byte bar (tqdm throttles redraws)
+
+
+def test_every_view_keyed_by_content_has_a_sha256_column(tmp_path: Path, db: Path) -> None:
+    """Issue 20: the model's SHA-256 is `sha256` in every view; views that named it `blob_sha256` keep that
+    name as an alias (views only gain columns), with the same values."""
+    import duckdb
+
+    f = write_safetensors(tmp_path / "m" / "x.safetensors", {"w": np.zeros((2, 2), np.float32)})
+    run("scan", str(f))
+    with duckdb.connect(str(db), read_only=True) as con:
+        views = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]
+        assert len(views) > 20
+        keyed = []
+        for v in views:
+            cols = [r[0] for r in con.execute(f'DESCRIBE "{v}"').fetchall()]
+            if "blob_sha256" in cols:
+                keyed.append(v)
+                assert "sha256" in cols, v
+                assert con.execute(f'SELECT count(*) FROM "{v}" WHERE sha256 IS DISTINCT FROM blob_sha256').fetchone() == (0,), v
+    assert {"model_tensors", "model_findings", "model_lora_modules", "declaration_history", "probe_latest", "sidecars"} <= set(keyed)
