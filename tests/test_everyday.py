@@ -189,3 +189,41 @@ def test_every_view_keyed_by_content_has_a_sha256_column(tmp_path: Path, db: Pat
                 assert "sha256" in cols, v
                 assert con.execute(f'SELECT count(*) FROM "{v}" WHERE sha256 IS DISTINCT FROM blob_sha256').fetchone() == (0,), v
     assert {"model_tensors", "model_findings", "model_lora_modules", "declaration_history", "probe_latest", "sidecars"} <= set(keyed)
+
+
+def test_documented_shell_completion_works() -> None:
+    """The README's completion line: click emits a bash completion script for `modelreg`, and completing
+    `modelreg du` offers `dupes`."""
+    import os
+    import subprocess
+    import sys
+
+    root_dir = Path(__file__).resolve().parent.parent
+    code = "from cli.main import main; main()"
+    env = dict(os.environ, _MODELREG_COMPLETE="bash_source")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root_dir, env=env)
+    assert done.returncode == 0 and "_modelreg_completion()" in done.stdout
+    env = dict(os.environ, _MODELREG_COMPLETE="bash_complete", COMP_WORDS="modelreg du", COMP_CWORD="1")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root_dir, env=env)
+    assert done.stdout.splitlines() == ["plain,dupes"]
+    readme = (root_dir / "README.md").read_text()
+    assert 'eval "$(_MODELREG_COMPLETE=bash_source modelreg)"' in readme
+
+
+def test_readme_has_no_paths_of_the_build_machine_and_its_pickle_scan_example_runs(tmp_path: Path) -> None:
+    """Issue 20: README examples work in a fresh clone: no /work/… paths, and the pickle-scan example's
+    inputs are made by the example itself or shipped in examples/."""
+    import re
+
+    root_dir = Path(__file__).resolve().parent.parent
+    readme = (root_dir / "README.md").read_text()
+    assert "/work/" not in readme and "../shared/corpus/" not in readme.replace("(`../shared/corpus`", "")
+    m = re.search(r"^\$ printf '(.+?)' > evil\.pt", readme, re.M)
+    assert m is not None
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(m.group(1).encode().decode("unicode_escape").encode())
+    example = root_dir / "examples" / "models" / "loras" / "portrait_style_v1.safetensors"
+    assert example.is_file()
+    code, out, _ = run("pickle-scan", str(evil), str(example))
+    assert code == 1
+    assert out.splitlines()[1].startswith("dangerous  pickle") and "os.system" in out
