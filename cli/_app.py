@@ -24,6 +24,8 @@ FORMATS = ("table", "json", "jsonl", "csv")
 @dataclass
 class App:
     db_path: Path | None = None
+    #: tables print every cell whole (``--no-truncate``): no wrapping, no cutting
+    no_truncate: bool = False
 
     def registry_path(self) -> Path:
         from registry.store.db import default_db_path
@@ -75,9 +77,21 @@ def _cell(v: Any) -> str:
 
 
 def render_rows(
-    rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, out: Any = None, max_width: int = 60
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[str],
+    fmt: str,
+    out: Any = None,
+    max_width: int = 60,
+    width: int | None = None,
 ) -> None:
-    """Write rows to stdout as a table, JSON array (streamed), JSON lines or CSV."""
+    """Write rows to stdout as a table, JSON array (streamed), JSON lines or CSV.
+
+    A table is never cut silently: written to a pipe or file (or with ``--no-truncate``) every cell is
+    whole; on a terminal of ``width`` columns (default: the terminal's) the widest columns are narrowed
+    and their cells wrapped over several lines. Only when the terminal is too narrow to wrap (each
+    column would keep fewer than :data:`MIN_WRAP` characters) are long cells cut to ``max_width`` with
+    "…", as the hint on stderr says.
+    """
     out = out or sys.stdout
     if fmt == "json":
         out.write("[")
@@ -95,15 +109,82 @@ def render_rows(
         for r in rows:
             w.writerow([_cell(r.get(c)) for c in columns])
     else:
-        materialised = [[_truncate(_cell(r.get(c)), max_width) for c in columns] for r in rows]
-        widths = [max([len(c)] + [len(row[i]) for row in materialised]) for i, c in enumerate(columns)]
-        out.write("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
-        for row in materialised:
-            out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
+        cells = [[_cell(r.get(c)).replace("\n", " ") for c in columns] for r in rows]
+        if width is None and not _no_truncate() and _isatty(out):
+            import shutil
+
+            width = shutil.get_terminal_size().columns
+        for line in table_lines(list(columns), cells, width, max_width):
+            out.write(line + "\n")
+
+
+#: the narrowest a wrapped column gets; below this a table is cut instead of wrapped
+MIN_WRAP = 16
+
+
+def _isatty(out: Any) -> bool:
+    try:
+        return bool(out.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _no_truncate() -> bool:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return isinstance(obj, App) and obj.no_truncate
+
+
+def table_lines(columns: list[str], cells: list[list[str]], width: int | None, max_width: int = 60) -> list[str]:
+    """The lines of an aligned table. ``width`` None: every cell whole. Otherwise the widest columns are
+    narrowed until the table fits ``width`` and their cells wrapped; if it cannot fit with every column
+    at least :data:`MIN_WRAP` wide (or its natural width, if smaller), cells are cut to ``max_width``."""
+    import textwrap
+
+    heads = [c.upper() for c in columns]
+    natural = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
+    widths = list(natural)
+    if width is not None:
+        room = width - 2 * (len(columns) - 1)
+        floor = [min(n, max(MIN_WRAP, len(h))) for n, h in zip(natural, heads, strict=True)]
+        if sum(floor) > room:  # too narrow to wrap: cut long cells, as before
+            cells = [[_truncate(v, max_width) for v in row] for row in cells]
+            widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
+        else:
+            while sum(widths) > room:
+                i = max(range(len(widths)), key=lambda j: (widths[j] - floor[j] > 0, widths[j]))
+                widths[i] = max(floor[i], widths[i] - (sum(widths) - room))
+    lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip()]
+    for row in cells:
+        parts = [
+            textwrap.wrap(v, w, break_long_words=True, break_on_hyphens=False) or [""] if len(v) > w else [v]
+            for v, w in zip(row, widths, strict=True)
+        ]
+        for k in range(max(len(p) for p in parts)):
+            lines.append(
+                "  ".join((p[k] if k < len(p) else "").ljust(w) for p, w in zip(parts, widths, strict=True)).rstrip()
+            )
+    return lines
 
 
 def _truncate(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def no_truncate_option() -> Any:
+    """``--no-truncate``: every table cell whole, never wrapped or cut (also ``modelreg --no-truncate``)."""
+
+    def set_flag(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            get_app(ctx).no_truncate = True
+
+    return click.option(
+        "--no-truncate",
+        is_flag=True,
+        expose_value=False,
+        callback=set_flag,
+        help="Tables: print every cell whole (no wrapping or cutting to the terminal's width).",
+    )
 
 
 def format_option(choices: Sequence[str] = FORMATS, default: str = "table") -> Any:
@@ -174,21 +255,28 @@ def severity_option(name: str = "--fail-on", default: str | None = None, help: s
 
 @contextmanager
 def file_progress(enabled: bool | None) -> Iterator[Any]:
-    """A ``progress(done, total, path)`` callback drawing a bar on stderr (by default only when stderr
-    is a terminal); the bar is closed when the block ends."""
+    """A ``progress(bytes_done, bytes_total, path)`` callback drawing a bar on stderr, in bytes (by default
+    only when stderr is a terminal). The bar appears with the first file that has a size to show, so a run
+    with nothing to read draws none; it is closed when the block ends."""
     show = sys.stderr.isatty() if enabled is None else enabled
-    bar = None
-    if show:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
+    bar: Any = None
 
     def on_progress(done: int, total: int | None, path: str) -> None:
-        if bar is not None:
-            if total is not None and bar.total != total:
-                bar.total = total
-            bar.set_postfix_str(Path(path).name[-40:], refresh=False)
-            bar.update(done - bar.n)
+        nonlocal bar
+        if not show:
+            return
+        if bar is None:
+            if not total:
+                return
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                       dynamic_ncols=True, leave=False)  # fmt: skip
+        if total is not None and bar.total != total:
+            bar.total = total
+            bar.n = 0  # a new scan pass (audit scans its plain files, then the HF cache)
+        bar.set_postfix_str(Path(path).name[-40:], refresh=False)
+        bar.update(done - bar.n)
 
     try:
         yield on_progress

@@ -26,6 +26,9 @@ def scan_hub(uris: list[str], quiet: bool, fail_on: str | None) -> bool:
     Returns True when a finding at or above ``fail_on`` was recorded. Hub errors raise the registry's
     errors (one line and an exit code through the CLI).
     """
+    from registry.extras import require
+
+    require("hub", "scan hf://")
     from registry.findings import Severity
     from registry.hub import catalog_hf, parse_hf_uri
     from registry.store.remote import record_hub_catalog

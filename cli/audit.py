@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from cli._app import dumps, echo_err, file_progress, get_app, render_rows
+from cli._app import dumps, echo_err, file_progress, get_app, no_truncate_option, render_rows
 
 AUDIT_FORMATS = ("table", "json", "jsonl", "sarif")
 
 
 @click.command("audit")
+@no_truncate_option()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--format",
@@ -35,7 +36,14 @@ AUDIT_FORMATS = ("table", "json", "jsonl", "sarif")
 @click.option(
     "--civitai",
     is_flag=True,
-    help="Also ask Civitai's by-hash API about each new file (online; recorded with time and URL).",
+    help="Also ask Civitai's by-hash API about each file it has not answered about yet (online; recorded with "
+    "time and URL; API key from CIVITAI_API_KEY or CIVITAI_TOKEN; retried with backoff, at most 2 requests/s).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    envvar="MODELREG_OFFLINE",
+    help="Make no network request at all (env MODELREG_OFFLINE=1); --civitai is then a usage error.",
 )
 @click.option(
     "--civitai-url",
@@ -52,6 +60,12 @@ AUDIT_FORMATS = ("table", "json", "jsonl", "sarif")
     help="modelreg config file with 'roots:' and 'installs:' (default: <user config dir>/modelreg/config.yaml).",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option(
+    "--sarif-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="SARIF: paths under this folder get URIs relative to it (uriBaseId ROOT; default: the working directory).",
+)
 def command(
     paths: tuple[Path, ...],
     fmt: str,
@@ -63,6 +77,8 @@ def command(
     civitai_url: str | None,
     config_path: Path | None,
     progress: bool | None,
+    sarif_root: Path | None = None,
+    offline: bool = False,
 ) -> None:
     """Audit model files: find them, scan them into the registry, check them, report every finding.
 
@@ -86,6 +102,8 @@ def command(
     from registry.findings import Severity, all_rules
     from registry.sarif import sarif_log
 
+    if civitai and offline:
+        raise UsageError("--civitai asks Civitai online, --offline forbids the network: choose one")
     missing = [str(p) for p in paths if not os.path.lexists(p)]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}; nothing was audited")
@@ -127,6 +145,7 @@ def command(
             tool_version=__version__,
             rules=all_rules(),
             invocation={"exit_code": code, "arguments": ["audit", *[str(p) for p in paths]]},
+            base=sarif_root,
         )
         click.echo(dumps(log, indent=2))
     elif fmt in ("json", "jsonl"):
@@ -155,6 +174,12 @@ def command(
         parts.append(f"{report.unreadable} unreadable")
     if report.civitai_lookups:
         parts.append(f"{report.civitai_lookups} Civitai lookups")
+    if report.civitai_failed or report.civitai_skipped:
+        echo_err(
+            f"modelreg: Civitai: {report.civitai_failed} lookups got no answer ({report.civitai_error})"
+            + (f", {report.civitai_skipped} not tried after that" if report.civitai_skipped else "")
+            + "; they are asked again on the next --civitai run (--offline to audit without the network)"
+        )
     echo_err(
         "audited: " + ", ".join(parts) + f"; {len(report.findings)} findings"
         + (f" ({sev_text})" if sev_text else "")

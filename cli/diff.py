@@ -6,12 +6,13 @@ from typing import Any
 
 import click
 
-from cli._app import dumps, format_option, read_registry, render_rows
+from cli._app import dumps, format_option, no_truncate_option, read_registry, render_rows
 
 COLUMNS = ["tensor", "status", "rel_change", "cosine", "l2_a", "l2_b", "component", "block", "how"]
 
 
 @click.command("diff")
+@no_truncate_option()
 @click.argument("a")
 @click.argument("b")
 @format_option()

@@ -74,6 +74,9 @@ def command(
     envelope.json. Issuing is recorded in the registry (table exhibits, event exhibit.issue). Check an
     exhibit with `modelreg verify DIR`, `sha256sum -c MANIFEST` and `model_signing verify key`.
     """
+    from registry.extras import require
+
+    require("exhibit", "exhibit")
     from registry.errors import UsageError
     from registry.evidence import signing
     from registry.evidence.exhibit import PDF_NAME, record_issue, write_exhibit

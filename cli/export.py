@@ -19,6 +19,10 @@ def command(ref: str, fmt: str, out: Path | None) -> None:
     """Export one model's record: the canonical record.json (RFC 8785, as in an exhibit), a CycloneDX 1.6
     ML-BOM (machine-learning-model component with a model card, data components from the declared and
     embedded training datasets) or an SPDX 3.0.1 document (AIPackage, DatasetPackage, trainedOn)."""
+    from registry.extras import require
+
+    if fmt != "json":  # the canonical record needs only the core (RFC 8785)
+        require("exhibit", f"export --format {fmt}")
     from registry.evidence import bom
     from registry.evidence.canonical import build_record, record_bytes
     from registry.store.read import resolve_ref

@@ -6,18 +6,20 @@ from typing import Any
 
 import click
 
-from cli._app import format_option, read_registry, render_rows
+from cli._app import format_option, no_truncate_option, read_registry, render_rows
+from registry.identify import KINDS
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]
 COLUMNS = ["sha256", "autov2", "name", "format", "kind", "arch", "size", "n_tensors", "n_findings", "max_severity", "path"]
 
 
 @click.command("ls")
+@no_truncate_option()
 @format_option()
 @click.option("--file-format", "file_format", help="Only this container format (safetensors, pickle, zip …).")
 @click.option("--name", "name_glob", help="Only paths whose file name matches this glob (e.g. '*.safetensors').")
 @click.option("--min-severity", type=click.Choice(SEVERITIES), help="Only models with a finding at or above this severity.")
-@click.option("--kind", help="Only this kind: checkpoint, lora, lycoris, embedding, vae, text_encoder, controlnet, ip_adapter, t2i_adapter, image_encoder, motion_module, unknown; 'adapter' = lora or lycoris.")
+@click.option("--kind", type=click.Choice([*KINDS, "adapter"], case_sensitive=False), help="Only this kind; 'adapter' = lora or lycoris.")
 @click.option("--arch", help="Only this base architecture: sd1, sd2, sdxl (base or refiner), sdxl-base, sd3, flux1, wan, qwen-image … or unknown.")
 @click.option("--trigger", "trigger", metavar="WORD", help="Only models whose trigger words contain WORD (case-insensitive).")
 @click.option("--base", "base_ref", metavar="REF", help="Only adapters whose metadata names the registered model REF as their base.")

@@ -58,14 +58,15 @@ class LazyGroup(click.Group):
     envvar="MODELREG_DB",
     help="Registry file (default: the platform's user data directory; env MODELREG_DB).",
 )
+@click.option("--no-truncate", is_flag=True, help="Tables: print every cell whole (no wrapping or cutting).")
 @click.version_option(__version__, prog_name="modelreg")
 @click.pass_context
-def root(ctx: click.Context, db: Path | None) -> None:
+def root(ctx: click.Context, db: Path | None, no_truncate: bool) -> None:
     """modelreg: a registry and auditor for image-generation model weights.
 
     Exit codes: 0 done, 1 findings at or above --fail-on, 2 usage error, 3 runtime failure.
     """
-    ctx.obj = App(db_path=db)
+    ctx.obj = App(db_path=db, no_truncate=no_truncate)
 
 
 def main(argv: list[str] | None = None) -> Any:

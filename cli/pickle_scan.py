@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cli._app import format_option, render_rows
+from cli._app import format_option, no_truncate_option, render_rows
 
 COLUMNS = ["verdict", "format", "path", "decided_by", "reason"]
 _RANK = {"safe": 0, "suspicious": 1, "unscannable": 2, "dangerous": 3}
@@ -28,6 +28,7 @@ def _files(paths: tuple[str, ...]) -> Iterator[str]:
 
 
 @click.command("pickle-scan")
+@no_truncate_option()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @format_option()
 @click.option(

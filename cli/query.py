@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from cli._app import format_option, read_registry, render_rows
+from cli._app import format_option, no_truncate_option, read_registry, render_rows
 
 ALLOWED = {"SELECT", "EXPLAIN"}
 
 
 @click.command("query")
+@no_truncate_option()
 @click.argument("sql")
 @format_option()
 def command(sql: str, fmt: str) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from cli._app import dumps, read_registry
+from cli._app import dumps, no_truncate_option, read_registry
 
 
 @click.command("show")
+@no_truncate_option()
 @click.argument("ref")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 @click.option("--section", "sections", multiple=True, help="Only these sections (repeatable), e.g. --section file.")

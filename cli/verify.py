@@ -23,6 +23,9 @@ def command(folder: Path, model: Path | None, key: Path | None, fmt: str) -> Non
     Exit codes: 0 every check passed (or was skipped), 1 a check failed, 2 usage error.
     Needs no registry: DIR is all it reads.
     """
+    from registry.extras import require
+
+    require("exhibit", "verify")
     from registry.evidence.verify import all_passed, verify_exhibit
 
     checks = verify_exhibit(folder, model=model, public_key=key)

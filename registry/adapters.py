@@ -211,6 +211,8 @@ def group_modules(names: Iterable[str], shapes: Mapping[str, tuple[int, ...]] | 
 # -- placing a module in the model ---------------------------------------------------------------
 
 _PREFIXES = ("base_model_model_", "model_")
+#: lora_diffusion module keys and tensor names: ``text_encoder:3``, ``unet:12:up``
+_LORA_DIFFUSION_KEY = re.compile(r"^(unet|text_encoder|text_encoder_2):\d+(?::(?:up|down))?$")
 
 _TE = [
     (re.compile(r"^(?:lora_te3_|text_encoder_3_|te3_|t5xxl_|lora_t5_)"), "te3"),
@@ -244,7 +246,14 @@ def place(key: str, single_blocks: bool = False) -> tuple[str, str | None]:
 
     ``single_blocks`` says the file also has single-stream blocks, so numbered ``transformer_blocks`` are
     FLUX's double-stream blocks rather than SD3's joint blocks.
+
+    Early ``lora_diffusion`` files (cloneofsimo) number their modules ``text_encoder:<n>`` and ``unet:<n>``:
+    the number is the module's index, not a text encoder's, so ``text_encoder:3`` is te1 (as identification
+    says), never te3.
     """
+    m_ld = _LORA_DIFFUSION_KEY.match(key)
+    if m_ld:
+        return {"unet": "unet", "text_encoder": "te1", "text_encoder_2": "te2"}[m_ld.group(1)], None
     k = re.sub(r"[.:]", "_", key).lower()
     for p in _PREFIXES:
         if k.startswith(p):

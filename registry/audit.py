@@ -38,15 +38,22 @@ from registry.files.layouts import Discovery, Place, detect_install, discover_pl
 from registry.findings import Finding, Severity, finding, rule
 from registry.hub import (
     CacheFile,
+    CivitaiClient,
     Located,
-    civitai_lookup,
     git_blob_sha1,
     inventory_hf_cache,
     verify_blob,
 )
 from registry.paths import clean_obj, display_path
 from registry.scan import ScanItem, ScanSummary, discover, scan
-from registry.sidecars import SIDECAR_SUFFIXES, compare, compare_base_model, parse_sidecar, unreadable
+from registry.sidecars import (
+    SIDECAR_SUFFIXES,
+    NotASidecar,
+    compare,
+    compare_base_model,
+    parse_sidecar,
+    unreadable,
+)
 from registry.store.db import connect
 from registry.store.events import EventLog
 from registry.store.remote import civitai_row
@@ -94,6 +101,12 @@ class AuditReport:
     sidecars_read: int = 0
     sidecars_unchanged: int = 0
     civitai_lookups: int = 0
+    #: lookups without an answer about the hash (unreachable, rate limited, server error): asked again next run
+    civitai_failed: int = 0
+    #: lookups not made because Civitai was unreachable earlier in this run (asked next run)
+    civitai_skipped: int = 0
+    #: the first failure's message, for the summary
+    civitai_error: str | None = None
     #: sha256 per audited path
     shas: dict[str, str] = field(default_factory=dict)
     elapsed: float = 0.0
@@ -363,6 +376,7 @@ def audit(
     rehash: bool = False,
     civitai: bool = False,
     civitai_url: str | None = None,
+    civitai_client: CivitaiClient | None = None,
     progress: Callable[[int, int | None, str], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
     on_places: Callable[[Discovery | None, list[tuple[str, Path]]], None] | None = None,
@@ -447,7 +461,8 @@ def audit(
     no_content = [it.path for it in walk.plain if it.path not in report.shas]
     no_content += [p for p in hf_files if p not in report.shas]
     with connect(db_path, on_wait=on_wait) as con:
-        _check_and_record(con, report, hf_files, cache_findings, walk.sidecars, civitai, civitai_url)
+        client = (civitai_client or CivitaiClient(civitai_url)) if civitai else None
+        _check_and_record(con, report, hf_files, cache_findings, walk.sidecars, client)
         report.findings = _report_rows(con, report, cache_findings, no_content)
     report.elapsed = time.monotonic() - t0
     return report
@@ -488,8 +503,7 @@ def _check_and_record(
     hf_files: dict[str, CacheFile],
     cache_findings: list[Located],
     sidecars: list[tuple[str, str, str]],
-    civitai: bool,
-    civitai_url: str | None,
+    civitai: CivitaiClient | None,
 ) -> None:
     host = socket.gethostname()
     now = datetime.now(UTC)
@@ -560,6 +574,8 @@ def _check_and_record(
         computed["sha256"] = sha
         try:
             claims = parse_sidecar(kind, Path(side), os.path.basename(model_path))
+        except NotASidecar:
+            continue  # some other JSON beside the model: nothing to check, nothing wrong
         except (OSError, ValueError) as e:
             add(unreadable(Path(side), str(e)), sha, model_path)
             claim_rows.append(
@@ -606,21 +622,31 @@ def _check_and_record(
         )
         log.append("sidecar.read", sha, {"path": model_path, "sidecar": side, "kind": kind, "verdict": verdict}, at=now)
 
-    # Civitai (optional): one lookup per blob never looked up before
+    # Civitai (optional): one lookup per blob that Civitai has not answered about yet (found, or 404); a
+    # lookup that got no answer is recorded with its error and asked again on the next run
     observations: list[dict[str, Any]] = []
-    if civitai:
+    if civitai is not None:
         asked = {
             r[0]
             for r in con.execute(
-                "SELECT DISTINCT blob_sha256 FROM remote_observations WHERE source = 'civitai' AND blob_sha256 IS NOT NULL"
+                "SELECT DISTINCT blob_sha256 FROM remote_observations WHERE source = 'civitai' "
+                "AND blob_sha256 IS NOT NULL AND (found OR status = 404)"
             ).fetchall()
         }
         paths_by_sha: dict[str, str] = {}
         for p, s in sorted(report.shas.items()):
             paths_by_sha.setdefault(s, p)
+        unreachable = False
         for sha in sorted(set(report.shas.values()) - asked):
-            obs = civitai_lookup(sha, base_url=civitai_url)
+            if unreachable:  # no connection at all: do not wait out every remaining lookup
+                report.civitai_skipped += 1
+                continue
+            obs = civitai.lookup(sha)
             report.civitai_lookups += 1
+            if not obs.answered:
+                report.civitai_failed += 1
+                report.civitai_error = report.civitai_error or obs.error
+                unreachable = obs.status is None
             observations.append(civitai_row(obs, sha))
             log.append("remote.observe", sha, {"source": "civitai", "url": obs.url, "status": obs.status, "found": obs.found}, at=now)
             if obs.found and obs.poi:
@@ -650,6 +676,9 @@ def _check_and_record(
             "unchanged": report.unchanged,
             "hf_files": report.hf_files,
             "sidecars_read": report.sidecars_read,
+            "civitai_lookups": report.civitai_lookups,
+            "civitai_failed": report.civitai_failed,
+            "civitai_skipped": report.civitai_skipped,
             "new_findings": len(new_findings),
         },
         at=now,

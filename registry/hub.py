@@ -222,14 +222,42 @@ def _walk_repo_tolerantly(repo_path: Path, repo_type: str, repo_id: str, inv: Ca
             )
 
 
+def _inventory_without_hub(cache_dir: Path) -> CacheInventory:
+    if not cache_dir.is_dir():
+        raise NotFound(f"Hugging Face cache {cache_dir} does not exist")
+    inv = CacheInventory(cache_dir.resolve())
+    for child in sorted(inv.cache_dir.iterdir()):
+        folder = _repo_folder(child)
+        if folder is None or not child.is_dir():
+            continue
+        repo_type, repo_id = folder
+        _walk_repo_tolerantly(child, repo_type, repo_id, inv)
+        blobs = child / "blobs"
+        for inc in sorted(blobs.glob("*.incomplete")) if blobs.is_dir() else []:
+            size = inc.stat().st_size
+            inv.findings.append(
+                Located(
+                    str(inc),
+                    finding(R_INCOMPLETE.id, f"{repo_id}: interrupted download {inc.name} ({size:,} bytes so far)",
+                            repo_id=repo_id, size=size),  # fmt: skip
+                )
+            )
+    return inv
+
+
 def inventory_hf_cache(cache_dir: Path) -> CacheInventory:
     """List every file of a Hugging Face cache with its provenance, and the cache's own problems.
 
     Reads directory entries and link targets only (no file content). Raises :class:`NotFound` when the
-    folder does not exist.
+    folder does not exist. Without huggingface_hub (the ``hub`` extra), the cache is read by modelreg's own
+    walker: the same files, provenance, interrupted downloads and dangling links, but no
+    ``hf-cache.corrupt-repo`` verdict (that is huggingface_hub's judgement of a repository).
     """
-    from huggingface_hub import scan_cache_dir
-    from huggingface_hub.errors import CacheNotFound
+    try:
+        from huggingface_hub import scan_cache_dir
+        from huggingface_hub.errors import CacheNotFound
+    except ImportError:
+        return _inventory_without_hub(Path(cache_dir).expanduser())
 
     cache_dir = Path(cache_dir).expanduser()
     try:
@@ -640,13 +668,15 @@ DEFAULT_CIVITAI_URL = "https://civitai.com"
 
 @dataclass(frozen=True)
 class CivitaiObservation:
-    """What Civitai said about one hash, when, and at which URL. ``found`` is False for a 404."""
+    """What Civitai said about one hash, when, and at which URL. ``found`` is False for a 404 and None when
+    there was no answer about the hash (unreachable, rate limited, server error: ``error`` says which);
+    ``status`` is the HTTP status, None when no HTTP answer came at all."""
 
     hash: str
     url: str
     observed_at: datetime
-    status: int
-    found: bool
+    status: int | None
+    found: bool | None
     model_id: int | None = None
     version_id: int | None = None
     version_name: str | None = None
@@ -680,38 +710,139 @@ class CivitaiObservation:
             "error": self.error,
         }
 
+    @property
+    def answered(self) -> bool:
+        """Civitai answered about this hash (found, or a 404): no need to ask again."""
+        return self.found is not None
+
 
 def civitai_base_url(base_url: str | None = None) -> str:
     return (base_url or os.environ.get("MODELREG_CIVITAI_URL") or DEFAULT_CIVITAI_URL).rstrip("/")
 
 
-def civitai_lookup(digest: str, *, base_url: str | None = None, timeout: float = 15.0) -> CivitaiObservation:
-    """Ask Civitai's by-hash endpoint about one digest (any of SHA256, AutoV1/2/3, BLAKE3, CRC32).
+#: environment variables holding a Civitai API key, first set wins (Civitai's docs use CIVITAI_TOKEN;
+#: many download tools use CIVITAI_API_KEY)
+CIVITAI_KEY_VARS = ("CIVITAI_API_KEY", "CIVITAI_TOKEN")
+#: statuses worth asking again after a pause: rate limited, server trouble
+_RETRY_STATUSES = {429, 500, 502, 503, 504}
 
-    Network failures and error statuses become an observation with ``error`` set, never an exception.
-    """
-    h = digest.split(":", 1)[-1].strip().upper()
-    if not re.fullmatch(r"[0-9A-F]{8,64}", h):
-        raise UsageError(f"{digest!r} is not a hex digest Civitai can look up")
-    url = f"{civitai_base_url(base_url)}/api/v1/model-versions/by-hash/{h}"
-    when = _now()
-    req = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "modelreg"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) URL built above
-            status = resp.status
-            body = resp.read(8 << 20)
-    except urllib.error.HTTPError as e:
-        found_nothing = e.code == 404
-        return CivitaiObservation(h, url, when, e.code, False, error=None if found_nothing else f"HTTP {e.code}")
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        return CivitaiObservation(h, url, when, 0, False, error=f"cannot reach Civitai: {reason}")
+
+def civitai_api_key(env: Any = None) -> str | None:
+    """The API key from ``CIVITAI_API_KEY`` or ``CIVITAI_TOKEN`` (sent as ``Authorization: Bearer``)."""
+    env = os.environ if env is None else env
+    for var in CIVITAI_KEY_VARS:
+        v = (env.get(var) or "").strip()
+        if v:
+            return v
+    return None
+
+
+class CivitaiClient:
+    """Civitai's by-hash endpoint, politely: an API key from the environment (``Authorization: Bearer``,
+    as Civitai documents), at most one request per ``min_interval`` seconds, and ``retries`` more tries
+    with exponential backoff (``backoff`` · 2^k seconds, or the server's ``Retry-After`` when it sends
+    one, capped at ``max_wait``) for network errors, 429 and 5xx answers. A 404 is an answer ("not on
+    Civitai"); 401/403 and other statuses are not retried. ``sleep`` and ``clock`` are injectable."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 15.0,
+        min_interval: float = 0.5,
+        retries: int = 3,
+        backoff: float = 1.0,
+        max_wait: float = 60.0,
+        sleep: Any = None,
+        clock: Any = None,
+    ) -> None:
+        import time
+
+        self.base_url = civitai_base_url(base_url)
+        self.api_key = api_key if api_key is not None else civitai_api_key()
+        self.timeout = timeout
+        self.min_interval = min_interval
+        self.retries = retries
+        self.backoff = backoff
+        self.max_wait = max_wait
+        self.sleep = sleep or time.sleep
+        self.clock = clock or time.monotonic
+        self._last: float | None = None
+        #: requests sent (tries, retries included)
+        self.requests = 0
+
+    def _wait_turn(self) -> None:
+        if self._last is not None:
+            wait = self.min_interval - (self.clock() - self._last)
+            if wait > 0:
+                self.sleep(wait)
+        self._last = self.clock()
+
+    def _get(self, url: str) -> tuple[int, bytes, dict[str, str]]:
+        headers = {"Accept": "application/json", "User-Agent": "modelreg"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        req = urllib.request.Request(url, headers=headers)
+        self._wait_turn()
+        self.requests += 1
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - http(s) URL built by lookup
+                return resp.status, resp.read(8 << 20), dict(resp.headers.items())
+        except urllib.error.HTTPError as e:
+            return e.code, b"", dict(e.headers.items()) if e.headers else {}
+
+    def lookup(self, digest: str) -> CivitaiObservation:
+        """Ask about one digest (any of SHA256, AutoV1/2/3, BLAKE3, CRC32). Failures are an observation
+        with ``error`` set and ``found`` None (no answer about the file), never an exception."""
+        h = digest.split(":", 1)[-1].strip().upper()
+        if not re.fullmatch(r"[0-9A-F]{8,64}", h):
+            raise UsageError(f"{digest!r} is not a hex digest Civitai can look up")
+        url = f"{self.base_url}/api/v1/model-versions/by-hash/{h}"
+        tries = 0
+        while True:
+            when = _now()
+            tries += 1
+            retry_after: float | None = None
+            error: str | None = None
+            try:
+                status, body, headers = self._get(url)
+            except (urllib.error.URLError, OSError) as e:
+                status, body, headers = 0, b"", {}
+                error = f"cannot reach Civitai: {getattr(e, 'reason', e)}"
+            else:
+                ra = {k.lower(): v for k, v in headers.items()}.get("retry-after")
+                if ra is not None and ra.strip().isdigit():
+                    retry_after = float(ra.strip())
+            if status in (0, *_RETRY_STATUSES) and tries <= self.retries:
+                wait = retry_after if retry_after is not None else self.backoff * 2 ** (tries - 1)
+                self.sleep(min(wait, self.max_wait))
+                continue
+            suffix = f" after {tries} tries" if tries > 1 else ""
+            if status == 0:
+                return CivitaiObservation(h, url, when, None, None, error=f"{error}{suffix}")
+            if status == 404:
+                return CivitaiObservation(h, url, when, 404, False)
+            if status != 200:
+                hint = " (an API key in CIVITAI_API_KEY or CIVITAI_TOKEN may be needed)" if status in (401, 403) else ""
+                return CivitaiObservation(h, url, when, status, None, error=f"HTTP {status}{suffix}{hint}")
+            return _civitai_answer(h, url, when, status, body)
+
+
+def civitai_lookup(
+    digest: str, *, base_url: str | None = None, timeout: float = 15.0, client: CivitaiClient | None = None
+) -> CivitaiObservation:
+    """One by-hash lookup (see :class:`CivitaiClient`; a client made for this call when none is given)."""
+    return (client or CivitaiClient(base_url, timeout=timeout)).lookup(digest)
+
+
+def _civitai_answer(h: str, url: str, when: datetime, status: int, body: bytes) -> CivitaiObservation:
     try:
         doc = json.loads(body)
     except ValueError:
-        return CivitaiObservation(h, url, when, status, False, error="answer is not JSON")
+        return CivitaiObservation(h, url, when, status, None, error="answer is not JSON")
     if not isinstance(doc, dict):
-        return CivitaiObservation(h, url, when, status, False, error="answer is not a JSON object")
+        return CivitaiObservation(h, url, when, status, None, error="answer is not a JSON object")
     model_value = doc.get("model")
     model: dict[str, Any] = model_value if isinstance(model_value, dict) else {}
     files = tuple(

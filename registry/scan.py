@@ -406,6 +406,7 @@ def load_index(
     return states, known, path_findings
 
 
+#: ``progress(bytes_done, bytes_total, path)``, called after each file (unchanged files count as done)
 ProgressFn = Callable[[int, int | None, str], None]
 
 
@@ -425,7 +426,7 @@ def scan(
 ) -> ScanSummary:
     """Scan paths into the registry at ``db_path`` and return a summary.
 
-    ``progress(done, total, path)`` is called after each file; ``provenance(path)`` may attach a
+    ``progress(bytes_done, bytes_total, path)`` is called after each file; ``provenance(path)`` may attach a
     provenance record (e.g. Hugging Face repo and revision) to a sighting.
     """
     t0 = time.monotonic()
@@ -437,7 +438,8 @@ def scan(
     states, known, recorded_path_findings = load_index(db_path, host, on_wait)
     items = list(discover(paths))
     summary = ScanSummary()
-    total = len(items)
+    total = sum(it.st.st_size for it in items if it.st is not None)
+    sizes = {it.path: it.st.st_size for it in items if it.st is not None}
     pending: list[FileWrite] = []
     last_commit = time.monotonic()
     derived = derived_tables()
@@ -457,7 +459,7 @@ def scan(
 
     def tick(path: str) -> None:
         nonlocal done
-        done += 1
+        done += sizes.get(path, 0)
         if progress is not None:
             progress(done, total, path)
 

@@ -4,6 +4,11 @@
   (``name``, ``baseModel``, ``trainedWords``, ``model{name,type,nsfw,poi}``, ``files[].hashes``).
 * ``<stem>.cm-info.json``: Stability Matrix's "connected model info" (``ModelName``, ``VersionName``,
   ``BaseModel``, ``TrainedWords``, ``ModelId``, ``VersionId``, ``Hashes{SHA256,CRC32,BLAKE3}``).
+* ``<stem>.json``: A1111's own user metadata for an extra network, written by its "edit metadata" dialog
+  (``modules/ui_extra_networks_user_metadata.py`` ``write_user_metadata``; the LoRA page's keys in
+  ``extensions-builtin/Lora/ui_edit_user_metadata.py``): ``description``, ``sd version`` (``SD1``, ``SD2``,
+  ``SDXL`` or ``Unknown``), ``activation text``, ``preferred weight``, ``negative text``, ``notes``. It
+  carries no hashes; its ``sd version`` is compared with the shapes like any base-model claim.
 
 What a sidecar says is a claim, never a fact: its hashes are compared with the hashes the scan computed.
 A mismatch means the file is not the one the sidecar describes (a different download, or a file edited
@@ -47,7 +52,10 @@ R_SIDECAR_BASE = rule(
 )
 
 #: sidecar name suffix -> kind
-SIDECAR_SUFFIXES = {".civitai.info": "civitai-info", ".cm-info.json": "cm-info"}
+#: (``.json`` last: ``x.cm-info.json`` is Stability Matrix's, never A1111's ``x.cm-info`` metadata)
+SIDECAR_SUFFIXES = {".civitai.info": "civitai-info", ".cm-info.json": "cm-info", ".json": "a1111-json"}
+#: the keys of A1111's user metadata; a ``<stem>.json`` with none of them is not A1111's
+A1111_JSON_KEYS = ("description", "sd version", "activation text", "preferred weight", "negative text", "notes")
 #: the hash names sidecars use, mapped to the registry's columns
 _HASH_KEYS = {
     "sha256": "sha256",
@@ -59,6 +67,10 @@ _HASH_KEYS = {
 }
 #: largest sidecar read (they are a few kB; Civitai descriptions can be long)
 MAX_SIDECAR_BYTES = 8 << 20
+
+
+class NotASidecar(ValueError):
+    """A ``<stem>.json`` that is JSON but not A1111's user metadata: not a sidecar, and not a problem."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +91,19 @@ class SidecarClaims:
     hashes: dict[str, str] = field(default_factory=dict)
     #: the file name the sidecar says its hashes belong to, when it names one
     file_name: str | None = None
+    #: A1111 user metadata: the prompt text that activates the network, its preferred weight, negative text
+    activation_text: str | None = None
+    preferred_weight: float | None = None
+    negative_text: str | None = None
+    description: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        a1111 = {
+            "activation_text": self.activation_text,
+            "preferred_weight": self.preferred_weight,
+            "negative_text": self.negative_text,
+            "description": self.description,
+        }
         return {
             "kind": self.kind,
             "path": self.path,
@@ -96,11 +119,11 @@ class SidecarClaims:
             "trained_words": list(self.trained_words),
             "hashes": dict(self.hashes),
             "file_name": self.file_name,
-        }
+        } | (a1111 if self.kind == "a1111-json" else {})
 
 
 def sidecar_for(name: str) -> tuple[str, str] | None:
-    """``(stem, kind)`` when ``name`` is a sidecar's file name, else None."""
+    """``(stem, kind)`` when ``name`` is a sidecar's file name, else None (the longest suffix wins)."""
     low = name.lower()
     for suffix, kind in SIDECAR_SUFFIXES.items():
         if low.endswith(suffix) and len(name) > len(suffix):
@@ -114,7 +137,7 @@ def find_sidecars(model_path: Path, names_in_dir: set[str] | None = None) -> lis
     ``names_in_dir`` (the folder's entries, listed once by the caller) avoids a stat per candidate.
     """
     stem = model_path.stem
-    out = []
+    out: list[tuple[str, Path]] = []
     for suffix, kind in SIDECAR_SUFFIXES.items():
         name = stem + suffix
         present = name in names_in_dir if names_in_dir is not None else (model_path.parent / name).is_file()
@@ -218,6 +241,22 @@ def parse_sidecar(kind: str, path: Path, model_name: str | None = None) -> Sidec
             trained_words=_words(doc.get("TrainedWords")),
             hashes=_hashes(doc.get("Hashes")),
         )
+    if kind == "a1111-json":
+        if not any(k in doc for k in A1111_JSON_KEYS):
+            raise NotASidecar(f"{path.name} has none of A1111's user-metadata keys ({', '.join(A1111_JSON_KEYS)})")
+        sd = _s(doc.get("sd version"))
+        weight = doc.get("preferred weight")
+        activation = _s(doc.get("activation text"))
+        return SidecarClaims(
+            kind=kind,
+            path=str(path),
+            base_model=sd if sd and sd.lower() != "unknown" else None,
+            trained_words=(activation,) if activation else (),
+            activation_text=activation,
+            preferred_weight=float(weight) if isinstance(weight, int | float) and not isinstance(weight, bool) and weight else None,
+            negative_text=_s(doc.get("negative text")),
+            description=_s(doc.get("description")),
+        )
     raise ValueError(f"unknown sidecar kind {kind!r}")
 
 
@@ -268,7 +307,9 @@ def compare(claims: SidecarClaims, computed: dict[str, str | None], model_path: 
         "agree": sorted(k for k, ok in agree.items() if ok),
     }
     label = Path(claims.path).name
-    if agree.get("autov3") is True:
+    # a whole-file CRC32 that matches says the bytes did not change, so "edited" would contradict it; a
+    # 32-bit checksum is also easy to match by accident or on purpose, so it never vouches for the file
+    if agree.get("autov3") is True and agree.get("crc32") is not True:
         return "edited", [
             finding(
                 R_SIDECAR_EDITED.id,
@@ -278,10 +319,17 @@ def compare(claims: SidecarClaims, computed: dict[str, str | None], model_path: 
             )
         ]
     what = f"{claims.name!r}" + (f" {claims.version_name!r}" if claims.version_name else "") if claims.name else "a model"
+    crc_note = ""
+    if agree.get("crc32") is True:
+        crc_note = (
+            "; only its 32-bit CRC32 matches, which any edit can preserve and which does not identify a file, "
+            "so the sidecar's hashes contradict each other"
+        )
     return "mismatch", [
         finding(
             R_SIDECAR_MISMATCH.id,
-            f"{label} says this is {what}, but its {', '.join(disagree)} do not match {Path(model_path).name}",
+            f"{label} says this is {what}, but its {', '.join(disagree)} do not match {Path(model_path).name}"
+            + crc_note,
             **evidence,
         )
     ]
@@ -294,6 +342,8 @@ _BASE_FAMILIES: tuple[tuple[str, str], ...] = (
     ("pony v7", ""),  # AuraFlow-based, unlike earlier Pony releases
     ("sd 1.", "sd1"),
     ("sd 2.", "sd2"),
+    ("sd1", "sd1"),  # A1111's user metadata: SD1, SD2, SDXL
+    ("sd2", "sd2"),
     ("sdxl", "sdxl"),
     ("pony", "sdxl"),
     ("illustrious", "sdxl"),

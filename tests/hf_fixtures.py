@@ -275,10 +275,14 @@ class FakeHub:
 class FakeCivitai:
     """A test double of Civitai's ``GET /api/v1/model-versions/by-hash/{hash}`` on 127.0.0.1."""
 
-    def __init__(self, versions: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, versions: dict[str, dict[str, Any]], fail: list[tuple[int, dict[str, str]]] | None = None) -> None:
         #: upper-case hash -> model-version JSON
         self.versions = {k.upper(): v for k, v in versions.items()}
         self.requests: list[str] = []
+        #: the Authorization header of each request (None when absent)
+        self.auth: list[str | None] = []
+        #: answers given before any real one: (status, headers), e.g. [(429, {"Retry-After": "2"}), (503, {})]
+        self.fail = list(fail or [])
         civ = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -287,6 +291,17 @@ class FakeCivitai:
 
             def do_GET(self) -> None:
                 civ.requests.append(self.path)
+                civ.auth.append(self.headers.get("Authorization"))
+                if civ.fail:
+                    status, extra = civ.fail.pop(0)
+                    data = json.dumps({"error": "try later"}).encode()
+                    self.send_response(status)
+                    for k, v in extra.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 m = re.fullmatch(r"/api/v1/model-versions/by-hash/([0-9A-Fa-f]+)", self.path)
                 if m and m.group(1) in civ.versions:
                     data = json.dumps(civ.versions[m.group(1)]).encode()

@@ -134,3 +134,20 @@ def test_real_headers(name: str, n: int, forms: dict[str, int], components: dict
         assert blocks == {"double": 19 * 14, "single": 38 * 6}
     if name == "sd15-kohya":
         assert blocks == {"down": 72, "mid": 12, "up": 108, "layer": 72}
+
+
+def test_lora_diffusion_module_numbers_are_not_text_encoder_numbers() -> None:
+    """Issue 20: `text_encoder:2` / `text_encoder:3` are the third and fourth modules of the one text encoder
+    (te1, as identification and `show` say), not te2/te3; `diff` places tensors by name with place()."""
+    from registry.adapters import place
+
+    for n in (0, 2, 3, 23):
+        assert place(f"text_encoder:{n}") == ("te1", None)
+        assert place(f"text_encoder:{n}:up") == ("te1", None)
+        assert place(f"unet:{n}:down") == ("unet", None)
+    assert place("text_encoder_2:3:up") == ("te2", None)
+    g = group_modules([f"text_encoder:{n}:{r}" for n in range(4) for r in ("down", "up")])
+    assert {m.component for m in g.modules} == {"te1"}
+    # kohya and diffusers names keep their own numbering
+    assert place("lora_te2_text_model_encoder_layers_0_mlp_fc1")[0] == "te2"
+    assert place("text_encoder_2.text_model.encoder.layers.0.mlp.fc1")[0] == "te2"

@@ -109,7 +109,8 @@ def test_helpers() -> None:
     stems = {"x"}
     assert companion_kind("x.civitai.info", stems) == "sidecar"
     assert companion_kind("x.preview.png", stems) == "image"
-    assert companion_kind("x.json", stems) == "text"
+    assert companion_kind("x.json", stems) == "sidecar"  # A1111's user metadata (issue 20)
+    assert companion_kind("x.txt", stems) == "text"
     assert companion_kind("y.json", stems) is None
 
 
@@ -359,3 +360,54 @@ def test_audit_flags_a_sidecar_base_model_the_shapes_contradict(tmp_path: Path, 
     rows = [json.loads(x) for x in out.splitlines()]
     [r] = [r for r in rows if r["rule_id"] == "sidecar.base-model-mismatch"]
     assert r["message"] == "portrait.civitai.info says the base model is 'Pony' (sdxl); the tensor shapes say sd1"
+
+
+def test_audit_reads_a1111_user_metadata(tmp_path: Path, db: Path) -> None:
+    """Issue 20: ``<stem>.json`` beside a LoRA is A1111's user metadata; its "sd version" is checked against
+    the shapes, and JSON that is not A1111's is neither a finding nor a claim."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "models" / "loras" / "portrait_style_v1.safetensors"
+    loras = tmp_path / "Lora"
+    loras.mkdir()
+    (loras / "portrait.safetensors").write_bytes(example.read_bytes())  # SD 1.x by its shapes
+    (loras / "portrait.json").write_text(json.dumps({"sd version": "SDXL", "activation text": "prt style", "preferred weight": 0.7}))
+    (loras / "other.safetensors").write_bytes(example.read_bytes()[:-8] + b"\0" * 8)
+    (loras / "other.json").write_text(json.dumps({"some": "config"}))
+    code, out, err = run("audit", str(loras), "--format", "jsonl", "--exit-zero")
+    assert code == 0, err
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert [(r["rule_id"], r["message"]) for r in rows if r["rule_id"].startswith("sidecar.")] == [
+        ("sidecar.base-model-mismatch", "portrait.json says the base model is 'SDXL' (sdxl); the tensor shapes say sd1")
+    ]
+    with duckdb.connect(str(db), read_only=True) as con:
+        claims = con.execute("SELECT kind, verdict, base_model, trained_words, json_extract(claims, '$.preferred_weight') FROM sidecar_claims").fetchall()
+    assert claims == [("a1111-json", "no-hashes", "SDXL", ["prt style"], "0.7")]
+
+
+def test_failed_civitai_lookups_are_reported_and_asked_again(world: dict[str, Path], db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: lookups that got no answer are not stored as "not found" (status 0) silently: stderr says
+    so, the observation has no status and no found value, and the next run asks again."""
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    loras = str(world["loras"])
+    with no_proxy():
+        code, _, err = run("audit", loras, "--civitai", "--civitai-url", "http://127.0.0.1:9")
+    assert "1 Civitai lookups" in err  # the first got no connection; the second was not tried
+    assert "modelreg: Civitai: 1 lookups got no answer (cannot reach Civitai: " in err
+    assert "after 4 tries), 1 not tried after that; they are asked again on the next --civitai run" in err
+    assert [s for s in slept if s >= 1] == [1.0, 2.0, 4.0]  # backoff (the rest: the rate limit's spacing)
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT status, found, json_extract_string(data, '$.error') FROM remote_observations").fetchall()
+    assert len(rows) == 1 and rows[0][:2] == (None, None) and rows[0][2].startswith("cannot reach Civitai")
+    sha = hashlib.sha256(world["good"].read_bytes()).hexdigest()
+    with no_proxy(), FakeCivitai({sha: {"id": 7, "modelId": 3, "name": "v2", "model": {"name": "Good LoRA"}}}) as civ:
+        code, _, err = run("audit", loras, "--civitai", "--civitai-url", civ.url)
+        assert "2 Civitai lookups" in err and "got no answer" not in err
+        code, _, err = run("audit", loras, "--civitai", "--civitai-url", civ.url)
+        assert "Civitai lookups" not in err and len(civ.requests) == 2  # answered (found or 404): not asked again
+
+
+def test_offline_and_civitai_is_a_usage_error(world: dict[str, Path], db: Path) -> None:
+    code, _, err = run("audit", str(world["loras"]), "--civitai", "--offline")
+    assert code == 2 and "--offline forbids the network" in err
+    code, _, err = run("audit", str(world["loras"]), "--offline", "--exit-zero")
+    assert code == 0 and "Civitai" not in err

@@ -144,3 +144,27 @@ def test_cachefile_algorithm_for_copied_files(tmp_path: Path) -> None:
     p = tmp_path / "a"
     f = CacheFile("o/r", "model", C1, (), "a", p, p, 0)
     assert f.algorithm is None
+
+
+def test_inventory_without_huggingface_hub_matches_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: huggingface_hub is the ``hub`` extra; without it, audit still reads the cache, and its own
+    walker finds what scan_cache_dir finds (checked against scan_cache_dir on the same cache)."""
+    import sys
+
+    cache = tmp_path / "hub"
+    add_cache_file(cache, "org/ok", C1, "a.safetensors", _weights(2))
+    add_cache_file(cache, "org/ok", C2, "sub/b.safetensors", _weights(5))
+    add_cache_file(cache, "org/ok", C2, "config.json", b"{}", lfs=False)
+    add_cache_file(cache, "org/other", C1, "x.safetensors", _weights(6))
+    (cache / "models--org--ok" / "blobs" / ("e" * 64 + ".incomplete")).write_bytes(b"\0" * 10)
+    with_hub = inventory_hf_cache(cache)
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import now fails, as when not installed
+    monkeypatch.setitem(sys.modules, "huggingface_hub.errors", None)
+    without = inventory_hf_cache(cache)
+    assert without.cache_dir == with_hub.cache_dir
+    assert without.files == with_hub.files and len(without.files) == 4
+    assert [(f.path, f.finding.rule_id, f.finding.message, f.finding.evidence) for f in without.findings] == [
+        (f.path, f.finding.rule_id, f.finding.message, f.finding.evidence) for f in with_hub.findings
+    ]
+    with pytest.raises(NotFound, match="does not exist"):
+        inventory_hf_cache(tmp_path / "nope")

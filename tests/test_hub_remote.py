@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from registry.errors import NotFound, UsageError
-from registry.hub import HfRef, catalog_hf, civitai_lookup, parse_hf_uri
+from registry.hub import CivitaiClient, HfRef, catalog_hf, civitai_api_key, civitai_lookup, parse_hf_uri
 from tests.builders import raw_safetensors, safetensors_bytes
 from tests.hf_fixtures import FakeCivitai, FakeHub, FakeRepo, no_proxy
 
@@ -190,8 +190,49 @@ def test_civitai_lookup_found_and_not_found() -> None:
 
 
 def test_civitai_unreachable_is_an_observation_not_an_exception() -> None:
+    slept: list[float] = []
     with no_proxy():
-        obs = civitai_lookup("ab" * 32, base_url="http://127.0.0.1:9")
-    assert not obs.found and obs.status == 0 and obs.error is not None and "cannot reach Civitai" in obs.error
+        client = CivitaiClient("http://127.0.0.1:9", api_key="", sleep=slept.append, retries=2, min_interval=0)
+        obs = civitai_lookup("ab" * 32, client=client)
+    # no answer is neither "found" nor "not found", and has no HTTP status
+    assert obs.found is None and obs.status is None and not obs.answered
+    assert obs.error is not None and obs.error.startswith("cannot reach Civitai: ") and obs.error.endswith("after 3 tries")
+    assert slept == [1.0, 2.0] and client.requests == 3  # exponential backoff between the tries
     with pytest.raises(UsageError):
         civitai_lookup("not hex")
+
+
+def test_civitai_key_retry_after_and_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: the API key comes from the environment as a Bearer header; 429 and 5xx are retried with
+    the server's Retry-After or exponential backoff; requests are spaced by the rate limit."""
+    monkeypatch.delenv("CIVITAI_API_KEY", raising=False)
+    monkeypatch.setenv("CIVITAI_TOKEN", "tok-123")
+    assert civitai_api_key() == "tok-123"
+    monkeypatch.setenv("CIVITAI_API_KEY", "key-456")
+    assert civitai_api_key() == "key-456"  # CIVITAI_API_KEY first
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    with no_proxy(), FakeCivitai({"AB" * 32: VERSION}, fail=[(429, {"Retry-After": "7"}), (503, {})]) as civ:
+        client = CivitaiClient(civ.url, sleep=sleep, clock=lambda: now[0], min_interval=0.5)
+        obs = client.lookup("ab" * 32)
+        assert obs.found and obs.status == 200 and obs.model_name == "Some LoRA"
+        assert slept == [7.0, 2.0]  # Retry-After, then backoff 1·2^1; the waits already space the requests
+        assert civ.auth == ["Bearer key-456"] * 3
+        slept.clear()
+        miss = client.lookup("cd" * 32)  # right after: the rate limit waits out the interval
+        assert (miss.found, miss.status, miss.answered) == (False, 404, True)
+        assert slept == [0.5]
+        # 401 is not retried, and says how to give a key
+        civ.fail = [(401, {})]
+        denied = client.lookup("ef" * 32)
+        assert (denied.found, denied.status) == (None, 401)
+        assert denied.error == "HTTP 401 (an API key in CIVITAI_API_KEY or CIVITAI_TOKEN may be needed)"
+        # retries exhausted: the last status and how many tries
+        civ.fail = [(503, {})] * 4
+        busy = CivitaiClient(civ.url, sleep=sleep, clock=lambda: now[0], retries=3).lookup("ab" * 32)
+        assert (busy.found, busy.status, busy.error) == (None, 503, "HTTP 503 after 4 tries")

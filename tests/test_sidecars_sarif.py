@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from registry.findings import RULES, Severity
-from registry.sarif import artifact_uri, sarif_log
+from registry.sarif import artifact_uri, fingerprint, relative_uri, sarif_log
 from registry.sidecars import compare, find_sidecars, hash_agreement, parse_sidecar, sidecar_for
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
@@ -69,7 +69,8 @@ def test_sidecar_names(tmp_path: Path) -> None:
     assert sidecar_for("x.civitai.info") == ("x", "civitai-info")
     assert sidecar_for("my.model.cm-info.json") == ("my.model", "cm-info")
     assert sidecar_for(".civitai.info") is None
-    assert sidecar_for("x.json") is None
+    assert sidecar_for("x.json") == ("x", "a1111-json")
+    assert sidecar_for("x.yaml") is None
     m = tmp_path / "some.safetensors"
     (tmp_path / "some.civitai.info").write_text("{}")
     (tmp_path / "some.cm-info.json").write_text("{}")
@@ -129,6 +130,23 @@ def test_parse_cm_info_and_mismatch(tmp_path: Path) -> None:
     assert f.evidence["computed"] == {"blake3": "e" * 64, "crc32": "00000000", "sha256": "d" * 64}
 
 
+def test_whole_file_crc32_match_is_not_called_edited(tmp_path: Path) -> None:
+    """Issue 20: SHA-256, AutoV2 and BLAKE3 wrong but the whole-file CRC32 right: the bytes did not change
+    by the CRC's account, so "file edited" would contradict the sidecar; it is a mismatch that says so."""
+    p = tmp_path / "some.civitai.info"
+    p.write_text(json.dumps(CIVITAI_INFO))
+    c = parse_sidecar("civitai-info", p, "some.safetensors")
+    computed = dict(COMPUTED, sha256="d" * 64, autov2="d" * 10, blake3="e" * 64)  # crc32 and autov3 agree
+    verdict, (f,) = compare(c, computed, "/m/some.safetensors")
+    assert verdict == "mismatch" and f.rule_id == "sidecar.hash-mismatch"
+    assert f.message == (
+        "some.civitai.info says this is 'Some LoRA' 'v1.0', but its autov2, blake3, sha256 do not match "
+        "some.safetensors; only its 32-bit CRC32 matches, which any edit can preserve and which does not "
+        "identify a file, so the sidecar's hashes contradict each other"
+    )
+    assert f.evidence["agree"] == ["autov1", "autov3", "crc32"]
+
+
 def test_edited_file_keeps_autov3(tmp_path: Path) -> None:
     p = tmp_path / "some.civitai.info"
     p.write_text(json.dumps(CIVITAI_INFO))
@@ -178,7 +196,7 @@ def test_sarif_validates_against_official_schema() -> None:
         {"rule_id": "hf-cache.incomplete-download", "severity": "low", "message": "partial", "path": None},
         {"rule_id": "someone.elses-rule", "severity": "critical", "message": "from another module", "path": "/m/y.ckpt"},
     ]
-    log = sarif_log(rows, tool_version="0.1.0", invocation={"exit_code": 1, "arguments": ["audit", "/m"]})
+    log = sarif_log(rows, tool_version="0.1.0", invocation={"exit_code": 1, "arguments": ["audit", "/m"]}, base="/m")
     jsonschema.Draft4Validator.check_schema(SCHEMA)
     jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(log)
     run = log["runs"][0]
@@ -191,7 +209,10 @@ def test_sarif_validates_against_official_schema() -> None:
     assert r0["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
         "file:///cache/models--o--r/snapshots/abc/model.safetensors"
     )
-    assert r0["partialFingerprints"] == {"contentSha256/v1": SHA}
+    assert "uriBaseId" not in r0["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert r1["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "x.safetensors", "uriBaseId": "ROOT"}
+    assert run["originalUriBaseIds"] == {"ROOT": {"uri": "file:///m/"}}
+    assert r0["partialFingerprints"] == {"contentAndPath/v1": fingerprint("hf-cache.blob-mismatch", SHA, r0["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])}
     assert r0["properties"]["evidence"] == {"expected": "1" * 64, "actual": SHA}
     assert (r1["level"], r2["level"], r3["level"]) == ("note", "note", "error")
     assert "locations" not in r2
@@ -233,3 +254,57 @@ def test_base_model_claim_against_the_shapes(tmp_path: Path) -> None:
     assert compare_base_model(claims, {"arch": "sd1", "confidence": "low", "source": "shapes"}) == []
     assert compare_base_model(claims, {"arch": "sd1", "confidence": "high", "source": "metadata"}) == []
     assert compare_base_model(claims, None) == []
+
+
+def test_sarif_relative_uris_and_one_fingerprint_per_content_and_path(tmp_path: Path) -> None:
+    """Issue 20: one file at two paths gives two results with different fingerprints, and paths under the
+    base are relative to ``ROOT`` (SARIF 2.1.0 §3.4.4 uriBaseId, §3.14.14 originalUriBaseIds)."""
+    rows = [
+        {"rule_id": "sidecar.file-edited", "severity": "low", "message": "m", "path": str(tmp_path / "a" / "x y.safetensors"), "blob_sha256": SHA},
+        {"rule_id": "sidecar.file-edited", "severity": "low", "message": "m", "path": str(tmp_path / "b" / "x y.safetensors"), "blob_sha256": SHA},
+    ]
+    log = sarif_log(rows, tool_version="0.1.0", base=tmp_path)
+    jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(log)
+    run = log["runs"][0]
+    locs = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in run["results"]]
+    assert locs == [{"uri": "a/x%20y.safetensors", "uriBaseId": "ROOT"}, {"uri": "b/x%20y.safetensors", "uriBaseId": "ROOT"}]
+    assert run["originalUriBaseIds"]["ROOT"]["uri"] == tmp_path.as_uri() + "/"
+    fps = [r["partialFingerprints"]["contentAndPath/v1"] for r in run["results"]]
+    assert len(set(fps)) == 2
+    import hashlib
+
+    assert fps[0] == hashlib.sha256(f"sidecar.file-edited\0{SHA}\0a/x%20y.safetensors".encode()).hexdigest()
+    # the same content and path always give the same fingerprint (stable across runs)
+    assert sarif_log(rows, tool_version="0.1.0", base=tmp_path)["runs"][0]["results"][0]["partialFingerprints"]["contentAndPath/v1"] == fps[0]
+
+
+def test_relative_uri_outside_the_base_stays_absolute(tmp_path: Path) -> None:
+    assert relative_uri("/elsewhere/m.ckpt", tmp_path) == ("file:///elsewhere/m.ckpt", None)
+    assert relative_uri("hf://o/r@abc/m.safetensors", tmp_path) == ("hf://o/r@abc/m.safetensors", None)
+    assert relative_uri(str(tmp_path / "m.ckpt"), tmp_path) == ("m.ckpt", "ROOT")
+
+
+def test_a1111_user_metadata_sidecar(tmp_path: Path) -> None:
+    """Issue 20: A1111's ``<stem>.json`` (the keys its edit-metadata dialog writes in
+    extensions-builtin/Lora/ui_edit_user_metadata.py save_lora_user_metadata) is read as claims."""
+    from registry.sidecars import NotASidecar, compare_base_model
+
+    p = tmp_path / "ohwx.json"
+    p.write_text(json.dumps({"description": "my person", "sd version": "SDXL", "activation text": "ohwx man, photo",
+                             "preferred weight": 0.8, "negative text": "blurry", "notes": ""}))  # fmt: skip
+    c = parse_sidecar("a1111-json", p)
+    assert (c.kind, c.base_model, c.activation_text, c.trained_words, c.preferred_weight, c.negative_text) == (
+        "a1111-json", "SDXL", "ohwx man, photo", ("ohwx man, photo",), 0.8, "blurry"
+    )
+    assert c.hashes == {} and compare(c, COMPUTED, "/m/ohwx.safetensors") == ("no-hashes", [])
+    [f] = compare_base_model(c, {"arch": "sd1", "confidence": "high", "source": "shapes"})
+    assert f.message == "ohwx.json says the base model is 'SDXL' (sdxl); the tensor shapes say sd1"
+    assert compare_base_model(c, {"arch": "sdxl-base", "confidence": "high", "source": "shapes"}) == []
+    # "Unknown" and a weight of 0 (the slider's unset value) claim nothing
+    p.write_text(json.dumps({"sd version": "Unknown", "preferred weight": 0}))
+    c = parse_sidecar("a1111-json", p)
+    assert (c.base_model, c.preferred_weight, c.trained_words) == (None, None, ())
+    # other JSON beside a model is not A1111's metadata
+    p.write_text(json.dumps({"architectures": ["X"]}))
+    with pytest.raises(NotASidecar):
+        parse_sidecar("a1111-json", p)

@@ -16,6 +16,7 @@ Sections:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -35,7 +36,9 @@ from registry.identify import CONTEXT_WIDTH_ARCH, Evidence, Identity, identify, 
 # =====================================================================================================
 
 #: kinds of place, in the order they are reported
-PLACE_KINDS = ("hf-cache", "a1111", "forge", "comfyui", "invokeai", "fooocus", "swarmui", "config")
+PLACE_KINDS = (
+    "hf-cache", "a1111", "forge", "comfyui", "invokeai", "fooocus", "swarmui", "stability-matrix", "config"
+)  # fmt: skip
 
 #: A1111 / Forge model folders, relative to the install root (REFERENCE section 9)
 A1111_MODEL_DIRS = (
@@ -43,6 +46,9 @@ A1111_MODEL_DIRS = (
     "models/Lora",
     "models/LyCORIS",
     "models/VAE",
+    # the small latent-preview decoder (modules/sd_vae_approx.py: models_path/"VAE-approx"/"model.pt",
+    # a torch pickle that A1111 loads without weights_only)
+    "models/VAE-approx",
     "models/hypernetworks",
     "embeddings",
 )
@@ -61,10 +67,15 @@ _FOOOCUS_NON_MODEL_KEYS = {"path_outputs", "path_wildcards"}
 _HOME_INSTALLS: dict[str, tuple[str, ...]] = {
     "a1111": ("stable-diffusion-webui", "sd-webui", "automatic1111"),
     "forge": ("stable-diffusion-webui-forge", "sd-webui-forge", "webui_forge"),
-    "comfyui": ("ComfyUI", "comfyui"),
+    # ~/ComfyUI; ComfyUI Desktop's default base path ~/Documents/ComfyUI (Comfy-Org/desktop: the default
+    # install path is <documents>/ComfyUI); comfy-cli's default workspace ~/comfy/ComfyUI on Linux and
+    # ~/Documents/comfy/ComfyUI on Windows and macOS (comfy_cli/constants.py DEFAULT_COMFY_WORKSPACE)
+    "comfyui": ("ComfyUI", "comfyui", "Documents/ComfyUI", "comfy/ComfyUI", "Documents/comfy/ComfyUI"),
     "invokeai": ("invokeai",),
     "fooocus": ("Fooocus", "fooocus"),
     "swarmui": ("SwarmUI", "swarmui", "StableSwarmUI"),
+    # a portable Stability Matrix keeps its library in <app folder>/Data (marker Data/.sm-portable)
+    "stability-matrix": ("StabilityMatrix",),
 }
 
 
@@ -314,6 +325,8 @@ def detect_install(root: Path) -> str | None:
         return "invokeai"
     if (root / "config.txt").is_file() and (root / "entry_with_update.py").is_file():
         return "fooocus"
+    if (root / "Data" / ".sm-portable").is_file():
+        return "stability-matrix"
     if (root / "Data" / "Settings.fds").is_file() or (
         (root / "launch-linux.sh").is_file() and _isdir(root / "Models")
     ):
@@ -370,6 +383,9 @@ def install_places(kind: str, root: Path, why: str, discovery: Discovery, env: M
             roots = [(root / "Models", "default")]
         for mroot, reason in roots:
             add(mroot, f"{why}; {reason}")
+    elif kind == "stability-matrix":
+        # the install folder of a portable Stability Matrix: its library is Data/, models in Data/Models
+        add(root / "Data" / "Models", f"{why}; portable library (Data/.sm-portable)")
 
 
 def _install_candidates(env: Mapping[str, str], home: Path) -> Iterable[tuple[str, Path, str]]:
@@ -378,6 +394,68 @@ def _install_candidates(env: Mapping[str, str], home: Path) -> Iterable[tuple[st
     for kind, names in _HOME_INSTALLS.items():
         for name in names:
             yield kind, home / name, "default"
+
+
+# -- ComfyUI Desktop -----------------------------------------------------------------------------------
+def comfyui_desktop_configs(env: Mapping[str, str], home: Path) -> list[tuple[Path, str]]:
+    """Model-path files written by the ComfyUI Desktop apps: ``(yaml path, why)``, present or not.
+
+    * ComfyUI Desktop (Comfy-Org/desktop, ``src/config/comfyServerConfig.ts``): ``extra_models_config.yaml``
+      in Electron's userData folder for the app name ``ComfyUI`` (``~/.config/ComfyUI`` on Linux, honouring
+      ``XDG_CONFIG_HOME``; ``~/Library/Application Support/ComfyUI`` on macOS; ``%APPDATA%\\ComfyUI`` on
+      Windows). Its ``comfyui_desktop`` section names the ``base_path`` and model folders.
+    * Comfy Desktop 2 (Comfy-Org/ComfyUI-Desktop-2.0-Beta, ``src/main/lib/paths.ts`` and the model-paths
+      module): ``shared_model_paths.yaml`` and ``instance-model-paths/<id>.yaml`` in its data folder,
+      ``$XDG_DATA_HOME/comfyui-desktop-2`` (default ``~/.local/share/comfyui-desktop-2``) on Linux, earlier
+      ``~/.config/comfyui-desktop-2``; Electron's userData folder elsewhere.
+    """
+    xdg_config = Path(_expand(env["XDG_CONFIG_HOME"], env, home)) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    xdg_data = Path(_expand(env["XDG_DATA_HOME"], env, home)) if env.get("XDG_DATA_HOME") else home / ".local" / "share"
+    v1_dirs = [xdg_config / "ComfyUI", home / "Library" / "Application Support" / "ComfyUI"]
+    v2_dirs = [xdg_data / "comfyui-desktop-2", xdg_config / "comfyui-desktop-2",
+               home / "Library" / "Application Support" / "comfyui-desktop-2"]  # fmt: skip
+    if env.get("APPDATA"):
+        appdata = Path(_expand(env["APPDATA"], env, home))
+        v1_dirs.append(appdata / "ComfyUI")
+        v2_dirs += [appdata / "Comfy Desktop", appdata / "comfyui-desktop-2"]
+    out: list[tuple[Path, str]] = [(d / "extra_models_config.yaml", "ComfyUI Desktop") for d in v1_dirs]
+    for d in v2_dirs:
+        out.append((d / "shared_model_paths.yaml", "Comfy Desktop 2"))
+        inst = d / "instance-model-paths"
+        if _isdir(inst):
+            with contextlib.suppress(OSError):
+                out += [(p, "Comfy Desktop 2 instance") for p in sorted(inst.glob("*.yaml"))]
+    return out
+
+
+# -- Stability Matrix ----------------------------------------------------------------------------------
+def stability_matrix_library(env: Mapping[str, str], home: Path) -> tuple[Path, Path | None]:
+    """``(library.json path, library folder or None)`` of an installed Stability Matrix.
+
+    Stability Matrix (LykosAI/StabilityMatrix, ``StabilityMatrix.Core/Services/SettingsManager.cs``
+    ``TryFindLibrary``) reads ``library.json`` (``{"LibraryPath": …}``) from its app-data home,
+    ``$STABILITY_MATRIX_APPDATAHOME``, else ``<ApplicationData>/StabilityMatrix`` (``Helper/Compat.cs``; on
+    Linux .NET's ApplicationData is ``$XDG_CONFIG_HOME`` or ``~/.config``); its shared models live in
+    ``<library>/Models`` (``ModelsDirectory``). Raises ``ValueError`` when library.json does not parse."""
+    if env.get("STABILITY_MATRIX_APPDATAHOME"):
+        appdata_home = Path(_expand(env["STABILITY_MATRIX_APPDATAHOME"], env, home))
+    elif env.get("APPDATA"):
+        appdata_home = Path(_expand(env["APPDATA"], env, home)) / "StabilityMatrix"
+    else:
+        base = Path(_expand(env["XDG_CONFIG_HOME"], env, home)) if env.get("XDG_CONFIG_HOME") else home / ".config"
+        appdata_home = base / "StabilityMatrix"
+    lib_json = appdata_home / "library.json"
+    if not lib_json.is_file():
+        return lib_json, None
+    try:
+        doc = json.loads(lib_json.read_text(encoding="utf-8-sig"))
+    except ValueError as e:
+        raise ValueError(f"{lib_json}: not valid JSON: {e}") from None
+    value = doc.get("LibraryPath") if isinstance(doc, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{lib_json}: no 'LibraryPath' string")
+    p = Path(_expand(value.strip(), env, home))
+    return lib_json, (p if p.is_absolute() else appdata_home / p)
 
 
 def discover_places(
@@ -410,6 +488,28 @@ def discover_places(
             continue
         seen_installs.add(root)
         install_places(detect_install(root) or kind, root, why, d, env, home)
+
+    # ComfyUI Desktop apps keep their model paths in YAML files of their own (same format as
+    # extra_model_paths.yaml); Comfy Desktop 2's default shared library is ~/ComfyUI-Shared/models
+    for yaml_path, app in comfyui_desktop_configs(env, home):
+        if not yaml_path.is_file():
+            continue
+        try:
+            for section, key, p in comfyui_extra_paths(yaml_path, env, home):
+                d.places.append(Place("comfyui", p, f"{app} {yaml_path.name} [{section}] {key}", _isdir(p), yaml_path.parent))
+        except (OSError, ValueError) as e:
+            d.problems.append((str(yaml_path), str(e)))
+    shared = home / "ComfyUI-Shared" / "models"
+    d.places.append(Place("comfyui", shared, "Comfy Desktop 2 default shared models", _isdir(shared)))
+
+    try:
+        lib_json, library = stability_matrix_library(env, home)
+    except (OSError, ValueError) as e:
+        d.problems.append((str(e).split(": ", 1)[0], str(e)))
+        lib_json, library = Path(), None
+    if library is not None:
+        models = library / "Models"
+        d.places.append(Place("stability-matrix", models, f"{lib_json} LibraryPath", _isdir(models), library))
 
     cfg = config_path if config_path is not None else default_config_path(env)
     if cfg.is_file():

@@ -1,7 +1,7 @@
 -- Weight statistics (issue 4). One row per adapter module / per checkpoint tensor, and per-file summaries.
-CREATE OR REPLACE VIEW model_lora_modules AS SELECT * FROM lora_modules;
-CREATE OR REPLACE VIEW model_lora_profile AS SELECT * FROM lora_profile;
-CREATE OR REPLACE VIEW model_tensor_stats AS SELECT * FROM tensor_stats;
+CREATE OR REPLACE VIEW model_lora_modules AS SELECT *, blob_sha256 AS sha256 FROM lora_modules;
+CREATE OR REPLACE VIEW model_lora_profile AS SELECT *, blob_sha256 AS sha256 FROM lora_profile;
+CREATE OR REPLACE VIEW model_tensor_stats AS SELECT *, blob_sha256 AS sha256 FROM tensor_stats;
 
 -- One row per analysed file: 'adapter' rows carry the LoRA figures, 'checkpoint' rows the tensor totals.
 CREATE OR REPLACE VIEW model_weight_stats AS

@@ -11,7 +11,7 @@ WHERE s.source = 'hf-cache' AND s.provenance IS NOT NULL;
 
 -- the latest reading of every sidecar
 CREATE OR REPLACE VIEW sidecars AS
-SELECT * EXCLUDE (rn) FROM (
+SELECT * EXCLUDE (rn), blob_sha256 AS sha256 FROM (
     SELECT c.*, row_number() OVER (PARTITION BY host, sidecar_path ORDER BY read_at DESC) AS rn
     FROM sidecar_claims c
 ) WHERE rn = 1;

@@ -2,7 +2,7 @@
 -- Every figure of every run, with its interval.
 CREATE OR REPLACE VIEW probe_figures AS
 SELECT r.blob_sha256, r.id AS run_id, r.finished_at, r.mode, r.base_ref, r.battery, r.embedder,
-       m.name, m.grp, m.arm, m.value, m.lo, m.hi, m.level, m.n_prompts
+       m.name, m.grp, m.arm, m.value, m.lo, m.hi, m.level, m.n_prompts, r.blob_sha256 AS sha256
 FROM probe_runs r JOIN probe_metrics m ON m.run_id = r.id;
 
 -- The latest run of each probed model, with its headline figures side by side.
@@ -25,6 +25,6 @@ SELECT l.blob_sha256, l.id AS run_id, l.finished_at, l.mode, l.base_ref, l.batte
        max(m.value) FILTER (WHERE m.name = 'reference_mean' AND m.grp = 'all' AND m.arm = 'delta') AS reference_delta,
        max(m.value) FILTER (WHERE m.name = 'concentration' AND m.grp = 'trigger-dependence' AND m.arm = 'delta') AS trigger_delta,
        l.summary->>'$[0]' AS headline,
-       l.sheet_sha256
+       l.sheet_sha256, l.blob_sha256 AS sha256
 FROM latest l LEFT JOIN probe_metrics m ON m.run_id = l.id
 GROUP BY ALL;
