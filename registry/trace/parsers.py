@@ -139,6 +139,17 @@ def parse_infotext(text: str, findings: list[Finding]) -> GenerationFacts | None
     """A1111/Forge generation parameters; None when the text has no parameter line."""
     text = text[:1_000_000]
     *lines, last = text.strip().split("\n")
+    # Civitai's extension often writes Hashes as bare JSON (commas unquoted): take it out whole first
+    hashes_json = None
+    i = last.find("Hashes: {")
+    if i >= 0 and (i == 0 or last[i - 1] in " ,"):
+        try:
+            obj, end = json.JSONDecoder().raw_decode(last[i + 8 : i + 8 + 65536])
+            if isinstance(obj, dict):
+                hashes_json = json.dumps(obj)
+                last = last[:i] + last[i + 8 + end :].lstrip(", ")
+        except (ValueError, RecursionError):
+            pass
     pairs = _PARAM.findall(last)
     if len(pairs) < 3:
         return None
@@ -153,6 +164,8 @@ def parse_infotext(text: str, findings: list[Finding]) -> GenerationFacts | None
     params: dict[str, str] = {}
     for k, v in pairs[:500]:
         params[k.strip()] = _unquote(v.strip())
+    if hashes_json is not None:
+        params["Hashes"] = hashes_json
     version = params.get("Version")
     gen = "Forge" if version and re.match(r"^f\d", version) else "A1111"
     f = GenerationFacts(generator=gen, generator_version=version)
@@ -197,9 +210,9 @@ def parse_infotext(text: str, findings: list[Finding]) -> GenerationFacts | None
                     refs.claim(refs.get("vae", params.get("VAE"), "infotext VAE"), v, "Hashes.vae")
                 elif ":" in k:
                     kind, _, name = k.partition(":")
-                    role = {"lora": "lora", "lyco": "lycoris", "embed": "embedding", "hypernet": "hypernetwork"}.get(kind)
-                    if role:
-                        refs.claim(refs.get(role, name, "infotext Hashes"), v, f"Hashes.{k}")
+                    hrole = {"lora": "lora", "lyco": "lycoris", "embed": "embedding", "hypernet": "hypernetwork"}.get(kind)
+                    if hrole:
+                        refs.claim(refs.get(hrole, name, "infotext Hashes"), v, f"Hashes.{k}")
     for tag, name, rest in _NETWORK_TAG.findall(f.prompt or "")[:MAX_REFS]:
         role = "lycoris" if tag.lower() == "lyco" else "lora"
         ref = refs.get(role, name.strip(), "prompt <" + tag.lower() + ">", also=("lora", "lycoris"))
@@ -274,6 +287,7 @@ _COMFY_WIDGETS: dict[str, tuple[str, int, int | None]] = {
     "VAELoader": ("vae", 0, None),
     "ControlNetLoader": ("controlnet", 0, None),
 }
+_LOADERISH = re.compile(r"load|lora|lyco|checkpoint|ckpt|unet|model", re.I)
 _SAMPLERS = ("KSampler", "KSamplerAdvanced", "SamplerCustom")
 _STACK_NAME = re.compile(r"^lora_name_(\d+)$|^lora_(\d+)_name$")
 
@@ -303,7 +317,9 @@ def parse_comfy_prompt(graph: Mapping[str, Any], findings: list[Finding]) -> Gen
             src = nodes.get(str(v[0]))
             if src is None:
                 return None
-            ins = src.get("inputs") if isinstance(src.get("inputs"), Mapping) else {}
+            ins = src.get("inputs")
+            if not isinstance(ins, Mapping):
+                return None
             for k in ("value", "string", "text", "ckpt_name", "lora_name", "seed", "noise_seed", "int", "float"):
                 if k in ins:
                     return literal(ins[k], depth + 1)
@@ -352,8 +368,9 @@ def parse_comfy_prompt(graph: Mapping[str, Any], findings: list[Finding]) -> Gen
                     continue
                 refs.append(ModelRef(role="lora", name=v["lora"], weight=_num(v.get("strength")),
                                      source=f"{src}.{key}", active=v.get("on", True) is not False))  # fmt: skip
-            elif _is_model_file(v) and ctype not in _COMFY_LOADERS:
-                refs.append(ModelRef(role=_role_from_key(key), name=v, source=f"{src}.{key}"))
+            elif _is_model_file(raw) and ctype not in _COMFY_LOADERS and _LOADERISH.search(ctype):
+                # a custom loader's literal file input (links are followed only for known name inputs)
+                refs.append(ModelRef(role=_role_from_key(key), name=raw, source=f"{src}.{key}"))
             elif key.endswith("_hash") or key in ("hash", "model_hash", "ckpt_hash"):
                 h = parse_hash(v, f"{src}.{key}")
                 if h is not None and refs and refs[-1].source.startswith(src):

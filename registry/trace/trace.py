@@ -28,7 +28,7 @@ def trace_file(path: str | Path, matcher: Matcher | None = None) -> ImageTrace:
                 return ImageTrace(p, hashlib.sha256(b"").hexdigest(), 0, meta, findings=list(meta.findings))
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
                 sha = hashlib.sha256(mm).hexdigest()
-                meta = read_metadata(mm)
+                meta = read_metadata(memoryview(mm))
     except OSError as e:
         meta = ImageMeta(format="unknown")
         f = finding(R_UNREADABLE.id, f"cannot read: {e.strerror or e}", path=p)
@@ -41,8 +41,8 @@ def trace_file(path: str | Path, matcher: Matcher | None = None) -> ImageTrace:
             t.findings.append(finding(R_NO_METADATA.id, "no generation metadata found (keys: "
                                       + (", ".join(sorted({x.key for x in meta.texts})[:20]) or "none") + ")"))  # fmt: skip
     if matcher is not None:
-        for f in t.facts:
-            t.matches.extend(matcher.match(r) for r in f.refs)
+        for gf in t.facts:
+            t.matches.extend(matcher.match(r) for r in gf.refs)
     return t
 
 
