@@ -457,6 +457,9 @@ def test_match_kinds_by_every_hash_form(tmp_path: Path, db: Path, registry: dict
     assert got[("lora", "ohwxStyle")] == ("matched", "AutoV3 prefix of 12", hashlib.sha256(plain.read_bytes()).hexdigest())
     # the image carries the LoRA's embedded sshs_model_hash, not its computed AutoV3: matched through the claim
     assert got[("lora", "oldLoha")] == ("matched", "the file's embedded sshs hash claim (prefix of 12)", claimed_sha)
+    (note,) = [m.note for m in t.matches if m.ref.name == "oldLoha"]
+    assert note is not None and "checked against its bytes: mismatch" in note
+    assert [m.note for m in t.matches if m.ref.name == "ohwxStyle"] == [None]
     assert got[("embedding", "bad_hands")][0] == "not-found"
     assert got[("vae", "sdxl_vae.safetensors")][0] == "not-found"
 
@@ -557,3 +560,30 @@ def test_trace_no_record_and_table(tmp_path: Path, db: Path) -> None:
 
     with connect(db, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM images").fetchone() == (0,)
+
+
+def test_exhibit_record_carries_the_images_section(tmp_path: Path, db: Path, registry: dict[str, Path]) -> None:
+    """The canonical record an exhibit writes (record.json) includes the images attributed to the model,
+    and stays valid against the record schema."""
+    from registry.evidence.canonical import build_record, schema_errors
+    from registry.store.db import connect
+    from registry.trace.store import record_traces
+
+    plain_sha = hashlib.sha256(registry["plain"].read_bytes()).hexdigest()
+    img = _png(tmp_path, "e.png", {"parameters": f"x <lora:ohwxStyle:0.5>\nSteps: 1, Seed: 2, Lora hashes: \"ohwxStyle: {_autov3(registry['plain'])[:12]}\""})
+    t = trace_file(img, _matcher(db))
+    with connect(db) as con:
+        assert record_traces(con, [t]) == 1
+    with connect(db, read_only=True) as con:
+        rec = build_record(con, plain_sha)
+    sec = rec["sections"]["images"]
+    assert sec["n_images"] == 1 and sec["by_status"] == {"matched": 1, "conflict": 0, "weak": 0}
+    assert [(d["image_sha256"], d["weight"], d["match_kind"]) for d in sec["images"]] == [
+        (t.sha256, 0.5, "AutoV3 prefix of 12")
+    ]
+    assert schema_errors(rec) == []
+    from registry.evidence.canonical import discover_sections
+    from registry.evidence.report import render_html
+
+    html = render_html(rec, None, discover_sections())
+    assert "Images attributed to this model" in html and t.sha256[:12] in html and "AutoV3 prefix of 12" in html

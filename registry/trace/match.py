@@ -67,6 +67,8 @@ class Matcher:
     #: normalised name → {sha256: name source}
     names: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     display: dict[str, str] = field(default_factory=dict)
+    #: (sha256, claim key) → how the scan judged the claim against the bytes (match, mismatch, …)
+    claim_outcomes: dict[tuple[str, str], str] = field(default_factory=dict)
     n_models: int = 0
 
     @classmethod
@@ -78,13 +80,14 @@ class Matcher:
             for col, v in (("autov3", v3), ("blake3", b3), ("autov1", v1)):
                 if v:
                     m.add_hash(sha, col, v)
-        for sha, key, claimed in con.execute(
-            "SELECT blob_sha256, claim_key, claimed FROM hash_checks "
+        for sha, key, claimed, outcome in con.execute(
+            "SELECT blob_sha256, claim_key, claimed, outcome FROM hash_checks "
             "WHERE claim_key IN ('sshs_model_hash', 'modelspec.hash_sha256') AND claimed IS NOT NULL"
         ).fetchall():
             v = claimed.strip().lower().removeprefix("0x")
             if re.fullmatch(r"[0-9a-f]{8,64}", v):
                 m.add_hash(sha, f"claim:{key}", v)
+                m.claim_outcomes[(sha, key)] = outcome
         for sha, path in con.execute(
             "SELECT blob_sha256, arg_max(path, seen_at) FROM sightings GROUP BY blob_sha256"
         ).fetchall():
@@ -148,7 +151,7 @@ class Matcher:
                 return RefMatch(ref, "conflict", sha, self.name_of(sha), kind, others,
                                 f"the hash names {sha[:12]} ({self.name_of(sha)}); the name {ref.name!r} names "
                                 + ", ".join(f"{o[:12]} ({self.name_of(o)})" for o in others[:5]))  # fmt: skip
-            return RefMatch(ref, "matched", sha, self.name_of(sha), kind)
+            return RefMatch(ref, "matched", sha, self.name_of(sha), kind, note=self._claim_note(sha, kind))
         if len(hashed) > 1:
             both = [s for s in hashed if s in named]
             if len(both) == 1:
@@ -171,6 +174,17 @@ class Matcher:
         if len(named) > 1:
             return RefMatch(ref, "ambiguous", candidates=sorted(named), note=f"{len(named)} registered models have this name")
         return RefMatch(ref, "not-found", note="no registered model has this name" + (" or hash" if ref.hashes else ""))
+
+
+    def _claim_note(self, sha: str, kind: str) -> str | None:
+        if "claim" not in kind:
+            return None
+        key = _col_of(kind).split(":", 1)[1]
+        outcome = self.claim_outcomes.get((sha, key), "unchecked")
+        if outcome == "match":
+            return None
+        return (f"only the file's own {key} carries this hash; checked against its bytes: {outcome} "
+                "(A1111 writes a LoRA's embedded claim rather than computing one)")
 
 
 def _col_of(kind: str) -> str:
