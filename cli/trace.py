@@ -36,7 +36,7 @@ def _rows(t: Any, fmt: str) -> list[dict[str, Any]]:
                 "match_kind": m.match_kind,
                 "model_sha256": (m.model_sha256 or "")[:12] if fmt == "table" else m.model_sha256,
                 "model_name": m.model_name,
-                "note": m.note if fmt != "table" else (m.note or "")[:60] or None,
+                "note": m.note,
             }
         )
     return out
