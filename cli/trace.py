@@ -20,7 +20,8 @@ def _rows(t: Any, fmt: str) -> list[dict[str, Any]]:
         "generator": t.generator,
     }
     if not t.matches:
-        why = "unreadable" if t.sha256 is None else "no-references" if t.facts else "no-metadata"
+        why = ("unreadable" if t.sha256 is None else "not-an-image" if t.meta.format == "unknown"
+               else "no-references" if t.facts else "no-metadata")  # fmt: skip
         return [{**base, "status": why}]
     out = []
     for m in t.matches:

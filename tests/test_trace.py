@@ -165,6 +165,33 @@ def test_c2pa_presence_and_claim_generator_in_png() -> None:
     assert meta.c2pa is not None and meta.c2pa.where == "png:caBX" and meta.c2pa.claim_generator == "maker/1.0.0"
 
 
+def test_c2pa_presence_in_jpeg_app11_and_webp() -> None:
+    box = b"\0\0\0\x40jumb\0\0\0\x18jumdc2pa\0\x11\0\x10\x80\0\0\xaa\0\x38\x9b\x71c2pa\0" + b"\x74claim_generator_info\x81\xa1\x64name\x66tool/2"
+    app11 = b"JP" + b"\0\x01" + b"\0\0\0\x01" + box
+    jpg = b"\xff\xd8\xff\xeb" + struct.pack(">H", len(app11) + 2) + app11 + b"\xff\xda\0\x02\xff\xd9"
+    meta = read_metadata(jpg)
+    assert meta.c2pa is not None and (meta.c2pa.where, meta.c2pa.claim_generator) == ("jpeg:APP11", "tool/2")
+    body = b"WEBP" + b"C2PA" + struct.pack("<I", len(box)) + box + (b"\0" if len(box) % 2 else b"")
+    meta = read_metadata(b"RIFF" + struct.pack("<I", len(body)) + body)
+    assert meta.c2pa is not None and meta.c2pa.where == "webp:C2PA" and meta.c2pa.size == len(box)
+    assert read_metadata(png_texts({"a": "b"})).c2pa is None
+
+
+def test_folders_keep_only_images_and_explicit_non_images_say_so(tmp_path: Path) -> None:
+    from registry.trace.trace import iter_images
+
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "x.dat").write_bytes(png_texts({"parameters": "x"}))  # an image by its bytes
+    (tmp_path / "d" / "y.png").write_bytes(b"not a png at all")
+    (tmp_path / "d" / "empty.png").write_bytes(b"")
+    assert [Path(p).name for p, _ in iter_images([tmp_path / "d"])] == ["x.dat"]
+    t = trace_file(tmp_path / "d" / "y.png")
+    assert t.meta.format == "unknown" and [f.rule_id for f in t.findings] == ["trace.not-an-image"]
+    assert [f.rule_id for f in trace_file(tmp_path / "d" / "empty.png").findings] == ["trace.not-an-image"]
+    gone = trace_file(tmp_path / "missing.png")
+    assert gone.sha256 is None and [f.rule_id for f in gone.findings] == ["trace.unreadable"]
+
+
 # -- hostile images -----------------------------------------------------------------------------------
 
 
@@ -495,6 +522,17 @@ def test_conflict_weak_ambiguous_and_full_hashes(tmp_path: Path, db: Path, regis
         (inv,) = parse_generation([TextEntry("png:tEXt", "invokeai_metadata", json.dumps(md))], [])
         got = m.match(inv.refs[0])
         assert (got.status, got.match_kind, got.model_sha256) == ("matched", kind, plain_sha)
+    # two files with equal tensor data and different headers share an AutoV3: ambiguous, and the note says why
+    from registry.scan import scan
+
+    same = tmp_path / "more"
+    _lora(same / "copyA.safetensors", 77, {"ss_output_name": "a", "ss_comment": "x" * 40})
+    _lora(same / "copyB.safetensors", 77, {"ss_output_name": "b", "ss_comment": "y" * 40})
+    scan([same], db)
+    m2 = _matcher(db)
+    (inv,) = parse_generation([TextEntry("png:tEXt", "parameters", f"x\nSteps: 1, Seed: 2, Lora hashes: \"c: {_autov3(same / 'copyA.safetensors')[:12]}\"")], [])
+    amb = m2.match(inv.refs[0])
+    assert amb.status == "ambiguous" and len(amb.candidates) == 2 and "equal AutoV3" in (amb.note or "")
     other = parse_infotext(f"x\nSteps: 1, Seed: 2, Model hash: {'e' * 10}, Model: ohwxStyle", [])
     assert other is not None
     r = m.match(other.refs[0])
@@ -587,3 +625,27 @@ def test_exhibit_record_carries_the_images_section(tmp_path: Path, db: Path, reg
 
     html = render_html(rec, None, discover_sections())
     assert "Images attributed to this model" in html and t.sha256[:12] in html and "AutoV3 prefix of 12" in html
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32)), min_size=1, max_size=20,
+                unique_by=lambda t: t[0]),  # fmt: skip
+       st.integers(min_value=8, max_value=64), st.data())
+def test_matcher_finds_every_prefix_of_every_column(pairs: list, n: int, data: st.DataObject) -> None:
+    """Every prefix (8..64 hex) of a model's SHA-256 or AutoV3 finds that model, with the kind naming the
+    column and the prefix length; a prefix never finds a model whose value does not start with it."""
+    from registry.trace.facts import HashClaim
+
+    m = Matcher()
+    models = [(hashlib.sha256(a).hexdigest(), hashlib.sha256(b).hexdigest()) for a, b in pairs]
+    for sha, v3 in models:
+        m.add_hash(sha, "sha256", sha)
+        m.add_hash(sha, "autov3", v3)
+    sha, v3 = data.draw(st.sampled_from(models))
+    got = m.by_hash(HashClaim(v3[:n], "test"))
+    assert got[sha] == ("AutoV3 (SHA-256 of the tensor data)" if n == 64 else f"AutoV3 prefix of {n}")
+    for other, kind in got.items():
+        o_sha, o_v3 = next(x for x in models if x[0] == other)
+        assert (kind.startswith("AutoV3") and o_v3.startswith(v3[:n])) or (not kind.startswith("AutoV3") and o_sha.startswith(v3[:n]))
+    want = "SHA-256" if n == 64 else "AutoV2 (SHA-256 prefix of 10)" if n == 10 else f"SHA-256 prefix of {n}"
+    assert m.by_hash(HashClaim(sha[:n], "test", "sha256")) == {sha: want}

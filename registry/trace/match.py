@@ -69,6 +69,7 @@ class Matcher:
     display: dict[str, str] = field(default_factory=dict)
     #: (sha256, claim key) → how the scan judged the claim against the bytes (match, mismatch, …)
     claim_outcomes: dict[tuple[str, str], str] = field(default_factory=dict)
+    autov3_of: dict[str, str] = field(default_factory=dict)
     n_models: int = 0
 
     @classmethod
@@ -80,6 +81,8 @@ class Matcher:
             for col, v in (("autov3", v3), ("blake3", b3), ("autov1", v1)):
                 if v:
                     m.add_hash(sha, col, v)
+            if v3:
+                m.autov3_of[sha] = v3
         for sha, key, claimed, outcome in con.execute(
             "SELECT blob_sha256, claim_key, claimed, outcome FROM hash_checks "
             "WHERE claim_key IN ('sshs_model_hash', 'modelspec.hash_sha256') AND claimed IS NOT NULL"
@@ -158,8 +161,10 @@ class Matcher:
                 sha = both[0]
                 return RefMatch(ref, "matched", sha, self.name_of(sha), hashed[sha], sorted(hashed),
                                 f"the hash prefix fits {len(hashed)} registered models; the name decided")  # fmt: skip
-            return RefMatch(ref, "ambiguous", candidates=sorted(hashed),
-                            note=f"the hash fits {len(hashed)} registered models; give the full hash or register fewer")  # fmt: skip
+            note = f"the hash fits {len(hashed)} registered models"
+            if len({self.autov3_of.get(s) for s in hashed}) == 1 and None not in {self.autov3_of.get(s) for s in hashed}:
+                note += ": they hold the same tensor data (equal AutoV3) in different files (other headers)"
+            return RefMatch(ref, "ambiguous", candidates=sorted(hashed), note=note)
         if usable:
             note = "no registered model has this hash"
             if named:
