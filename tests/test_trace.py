@@ -649,3 +649,37 @@ def test_matcher_finds_every_prefix_of_every_column(pairs: list, n: int, data: s
         assert (kind.startswith("AutoV3") and o_v3.startswith(v3[:n])) or (not kind.startswith("AutoV3") and o_sha.startswith(v3[:n]))
     want = "SHA-256" if n == 64 else "AutoV2 (SHA-256 prefix of 10)" if n == 10 else f"SHA-256 prefix of {n}"
     assert m.by_hash(HashClaim(sha[:n], "test", "sha256")) == {sha: want}
+
+
+def test_c2pa_manifest_read_and_validated_with_c2pa_python(tmp_path: Path) -> None:
+    """A real C2PA manifest (signed by c2pa-python's Builder) read back: claim generator, signer, actions,
+    validation; then the image's metadata edited after signing makes it Invalid, with a finding."""
+    pytest.importorskip("c2pa")
+    pytest.importorskip("cryptography")
+    from tests.image_builders import c2pa_signed_png
+
+    data = c2pa_signed_png({"parameters": "a fox\nSteps: 20, Seed: 1234, Size: 4x3"})
+    p = tmp_path / "signed.png"
+    p.write_bytes(data)
+    t = trace_file(p)
+    c = t.meta.c2pa
+    assert c is not None and c.where == "png:caBX" and c.reader is not None and c.reader.startswith("c2pa-python")
+    assert (c.claim_generator, c.title, c.validation_state) == ("modelreg-test 1.0", "generated.png", "Valid")
+    assert c.signer is not None and (c.signer["issuer"], c.signer["common_name"]) == ("modelreg test", "test signer")
+    assert c.actions == [{"action": "c2pa.created", "softwareAgent": None,
+                          "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"}]  # fmt: skip
+    assert "signingCredential.untrusted" in c.validation_codes  # our throwaway CA is on no trust list
+    assert [f.seed for f in t.facts] == ["1234"] and t.findings == []
+    # without the library: presence and the claim generator from the claim's CBOR
+    assert read_metadata(data).c2pa.claim_generator == "modelreg-test"  # type: ignore[union-attr]
+    # edit the generation parameters after signing (same length, CRC fixed): the hash binding fails
+    i = data.index(b"Seed: 1234")
+    start = data.rindex(b"tEXt", 0, i) - 4
+    n = struct.unpack(">I", data[start : start + 4])[0]
+    body = data[start + 8 : start + 8 + n].replace(b"Seed: 1234", b"Seed: 9999")
+    edited = data[:start] + chunk(b"tEXt", body) + data[start + 12 + n :]
+    q = tmp_path / "edited.png"
+    q.write_bytes(edited)
+    t2 = trace_file(q)
+    assert t2.meta.c2pa is not None and t2.meta.c2pa.validation_state == "Invalid"
+    assert [f.rule_id for f in t2.findings] == ["trace.c2pa-invalid"] and [f.seed for f in t2.facts] == ["9999"]

@@ -34,6 +34,14 @@ R_JSON_TOO_DEEP = rule(
 R_NOT_IMAGE = rule("trace.not-an-image", Severity.INFO, "The file is not a PNG, JPEG or WebP image")
 R_UNREADABLE = rule("trace.unreadable", Severity.LOW, "The image file could not be read")
 R_NO_METADATA = rule("trace.no-metadata", Severity.INFO, "The image carries no generation metadata modelreg reads")
+R_C2PA = rule(
+    "trace.c2pa-invalid",
+    Severity.MEDIUM,
+    "The image's C2PA manifest does not validate (its signature or its hash of the image fails)",
+    "c2pa-python read the manifest and reported it Invalid: the image was changed after signing, or the "
+    "manifest was forged or damaged. What it says about the image's origin cannot be relied on.",
+)
+R_C2PA_UNREADABLE = rule("trace.c2pa-unreadable", Severity.LOW, "A C2PA manifest is present but c2pa-python could not read it")
 R_LIMIT = rule("trace.limit", Severity.LOW, "A limit on the number of chunks, entries or references was reached")
 
 
@@ -103,8 +111,16 @@ class C2paInfo:
     present: bool
     where: str  # "png:caBX", "jpeg:APP11", "webp:C2PA"
     size: int
-    claim_generator: str | None = None  # read from the claim's CBOR when found; signature NOT verified
+    claim_generator: str | None = None  # from the claim's CBOR, or from c2pa-python when installed
     note: str = "presence only: the manifest's signature and ingredients are not validated"
+    # -- filled by c2pa-python (optional extra ``c2pa``) when installed ----------------------------------
+    reader: str | None = None  # "c2pa-python 0.38.1": the library that read and validated the manifest
+    title: str | None = None
+    signer: dict[str, Any] | None = None  # signature_info: issuer, common_name, alg, time
+    actions: list[dict[str, Any]] = field(default_factory=list)  # c2pa.actions: action, digitalSourceType, softwareAgent
+    ingredients: list[dict[str, Any]] = field(default_factory=list)  # title, format, relationship, instance_id
+    validation_state: str | None = None  # Invalid, Valid (signature and hashes check), Trusted (and the signer is trusted)
+    validation_codes: list[str] = field(default_factory=list)  # failure/informational codes, e.g. signingCredential.untrusted
 
 
 @dataclass

@@ -35,6 +35,10 @@ def trace_file(path: str | Path, matcher: Matcher | None = None) -> ImageTrace:
         return ImageTrace(p, None, 0, meta, findings=[f])
     t = ImageTrace(p, sha, size, meta)
     t.findings.extend(meta.findings)
+    if meta.c2pa is not None:
+        from registry.trace.c2pa_manifest import enrich
+
+        enrich(meta.c2pa, p, meta.format, t.findings)
     if meta.format != "unknown":
         t.facts = parse_generation(meta.texts, t.findings)
         if not t.facts:
