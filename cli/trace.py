@@ -9,7 +9,7 @@ import click
 from cli._app import echo_err, file_progress, format_option, read_registry, render_rows, write_registry
 
 COLUMNS = ["image", "image_sha256", "generator", "role", "name", "weight", "hash", "status", "match_kind",
-           "model_sha256", "model_name", "note"]  # fmt: skip
+           "model_sha256", "model_name", "note", "c2pa"]  # fmt: skip
 RECORD_BATCH = 2000
 
 
@@ -18,6 +18,7 @@ def _rows(t: Any, fmt: str) -> list[dict[str, Any]]:
         "image": t.path.rsplit("/", 1)[-1] if fmt == "table" else t.path,
         "image_sha256": (t.sha256 or "")[:12] if fmt == "table" else t.sha256,
         "generator": t.generator,
+        "c2pa": _c2pa(t),
     }
     if not t.matches:
         why = ("unreadable" if t.sha256 is None else "not-an-image" if t.meta.format == "unknown"
@@ -43,13 +44,24 @@ def _rows(t: Any, fmt: str) -> list[dict[str, Any]]:
     return out
 
 
+def _c2pa(t: Any) -> str | None:
+    c = t.meta.c2pa
+    if c is None:
+        return None
+    state = c.validation_state or "present, unvalidated"
+    return f"{state}: {c.claim_generator}" if c.claim_generator else state
+
+
 @click.command("trace")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @format_option()
 @click.option("--record/--no-record", default=True, show_default=True,
               help="Record the images and their links to models in the registry.")  # fmt: skip
+@click.option("--detail", is_flag=True,
+              help="One JSON object per image (facts, every match, C2PA, findings) instead of one row per reference; "
+              "with --format json or jsonl.")  # fmt: skip
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
-def command(paths: tuple[str, ...], fmt: str, record: bool, progress: bool | None) -> None:
+def command(paths: tuple[str, ...], fmt: str, record: bool, detail: bool, progress: bool | None) -> None:
     """Trace images to the models that made them.
 
     Reads each image's metadata (PNG tEXt/iTXt/zTXt, JPEG and WebP EXIF UserComment and XMP, C2PA
@@ -59,10 +71,13 @@ def command(paths: tuple[str, ...], fmt: str, record: bool, progress: bool | Non
     name different models), ambiguous, not-found or inactive (muted/bypassed node). FOLDERs are walked;
     files in them that are not PNG, JPEG or WebP (by their bytes) are skipped.
     """
+    from registry.errors import UsageError
     from registry.findings import Severity
     from registry.trace.match import Matcher
     from registry.trace.trace import iter_images, trace_file
 
+    if detail and fmt not in ("json", "jsonl"):
+        raise UsageError("--detail needs --format json or jsonl")
     with read_registry() as con:
         matcher = Matcher.from_registry(con)
     files = list(iter_images(paths))
@@ -83,5 +98,17 @@ def command(paths: tuple[str, ...], fmt: str, record: bool, progress: bool | Non
             for i in range(0, len(traces), RECORD_BATCH):
                 n += record_traces(con, traces[i : i + RECORD_BATCH])
         echo_err(f"modelreg: recorded {n} image(s)")
+    if detail:
+        import sys
+
+        from cli._app import dumps
+
+        docs = [t.to_dict() for t in traces]
+        if fmt == "jsonl":
+            for d in docs:
+                sys.stdout.write(dumps(d) + "\n")
+        else:
+            sys.stdout.write(dumps(docs, indent=2) + "\n")
+        return
     rows = [r for t in traces for r in _rows(t, fmt)]
     render_rows(rows, COLUMNS, fmt)

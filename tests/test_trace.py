@@ -683,3 +683,14 @@ def test_c2pa_manifest_read_and_validated_with_c2pa_python(tmp_path: Path) -> No
     t2 = trace_file(q)
     assert t2.meta.c2pa is not None and t2.meta.c2pa.validation_state == "Invalid"
     assert [f.rule_id for f in t2.findings] == ["trace.c2pa-invalid"] and [f.seed for f in t2.facts] == ["9999"]
+    # the CLI: a c2pa column per row, and --detail for the whole reading
+    from cli.main import root
+
+    res = CliRunner().invoke(root, ["trace", "--no-record", "--format", "csv", str(p), str(q)])
+    assert res.exit_code == 0, res.output
+    assert [r.split(",")[-1] for r in res.stdout.splitlines()[1:]] == ["Valid: modelreg-test 1.0", "Invalid: modelreg-test 1.0"]
+    assert "trace.c2pa-invalid" in res.stderr
+    res = CliRunner().invoke(root, ["trace", "--no-record", "--detail", "--format", "jsonl", str(p)])
+    (doc,) = [json.loads(x) for x in res.stdout.splitlines()]
+    assert doc["c2pa"]["signer"]["issuer"] == "modelreg test" and doc["facts"][0]["generator"] == "A1111"
+    assert CliRunner().invoke(root, ["trace", "--no-record", "--detail", str(p)]).exit_code == 2
