@@ -252,10 +252,35 @@ def test_deeply_nested_json_is_not_parsed() -> None:
     findings: list = []
     assert load_json("[" * 200_000 + "]" * 200_000, "x", findings) is None
     assert [f.rule_id for f in findings] == ["trace.json-too-deep"]
-    # brackets inside strings do not count
+    # brackets inside strings do not count; nesting past 64 that the decoder accepts is refused after it
     assert load_json(json.dumps({"a": "[" * 1000}), "x", findings) == {"a": "[" * 1000}
+    findings.clear()
+    assert load_json("[" * 100 + "]" * 100, "x", findings) is None
+    assert [f.rule_id for f in findings] == ["trace.json-too-deep"]
     facts = parse_generation([TextEntry("png:tEXt", "prompt", '{"1":' * 5000 + "1" + "}" * 5000)], findings)
     assert facts == []
+
+
+def test_pathological_texts_take_linear_time() -> None:
+    """Inputs that make naive regular expressions quadratic: a 1 MB parameter line without a colon,
+    an XMP packet naming a field 100,000 times with no closing tag, JSON of escaped quotes and of many
+    shallow brackets. Each must finish quickly (the bound is generous for a shared machine)."""
+    from registry.trace.parsers import json_depth
+    from registry.trace.readers import _xmp_value
+
+    cases = [
+        lambda: parse_infotext("p\nSteps: 1, Seed: 2, " + "a" * 1_000_000, []),
+        lambda: parse_infotext("p\n" + "a b " * 250_000 + ": x, Steps: 1, Seed: 2", []),
+        lambda: _xmp_value("<exif:UserComment " * 100_000, "exif:UserComment"),
+        lambda: _xmp_value('exif:UserComment="' * 100_000, "exif:UserComment"),
+        lambda: load_json('"' + '\\"' * 2_000_000, "x", []),
+        lambda: load_json("[" + "[1]," * 1_000_000 + "[1]]", "x", []),
+    ]
+    for i, case in enumerate(cases):
+        t0 = time.perf_counter()
+        case()
+        assert time.perf_counter() - t0 < 5, i
+    assert json_depth({"a": [1, {"b": [[]]}]}) == 5 and json_depth(3) == 0
 
 
 def test_metadata_is_never_executed_or_evaluated() -> None:

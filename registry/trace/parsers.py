@@ -45,30 +45,43 @@ MAX_JSON_BYTES = 8 << 20
 MAX_JSON_DEPTH = 64
 MAX_REFS = 500
 MAX_NODES = 20_000
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-_BRACKETS = re.compile(r"[\[\]{}]")
 MODEL_EXTS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".pkl")
 
 
 def load_json(text: str, where: str, findings: list[Finding]) -> Any:
-    """JSON with a size and nesting-depth guard; None (and a finding) when it does not parse."""
+    """JSON with a size and nesting-depth guard; None (and a finding) when it does not parse or nests too deep.
+
+    The decoder itself refuses nesting past the interpreter's recursion limit (RecursionError, caught);
+    what it returns is then measured iteratively and refused past ``MAX_JSON_DEPTH``, so no later walk of
+    the value can recurse deeply. Both steps are linear in the text."""
     if len(text) > MAX_JSON_BYTES:
         findings.append(finding(R_JSON_TOO_DEEP.id, f"{where}: {len(text)} bytes of JSON, over {MAX_JSON_BYTES}; not parsed"))
         return None
-    depth = 0
-    deepest = 0
-    for b in _BRACKETS.findall(_STRINGS.sub("", text)):
-        depth += 1 if b in "[{" else -1
-        if depth > deepest:
-            deepest = depth
-            if deepest > MAX_JSON_DEPTH:
-                findings.append(finding(R_JSON_TOO_DEEP.id, f"{where}: JSON nested deeper than {MAX_JSON_DEPTH}; not parsed"))
-                return None
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as e:
+        value = json.loads(text)
+    except RecursionError:
+        findings.append(finding(R_JSON_TOO_DEEP.id, f"{where}: JSON nested too deep to parse; not parsed"))
+        return None
+    except ValueError as e:
         findings.append(finding(R_BAD_JSON.id, f"{where}: not JSON ({str(e)[:120]})", where=where))
         return None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        findings.append(finding(R_JSON_TOO_DEEP.id, f"{where}: JSON nested deeper than {MAX_JSON_DEPTH}; not used"))
+        return None
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a decoded JSON value (a scalar is 0), level by level, without recursion."""
+    depth = 0
+    level = [value] if isinstance(value, dict | list) else []
+    while level:
+        depth += 1
+        items: list[Any] = []
+        for v in level:
+            items.extend(v.values() if isinstance(v, dict) else v)
+        level = [x for x in items if isinstance(x, dict | list)]
+    return depth
 
 
 def parse_hash(value: Any, source: str) -> HashClaim | None:
@@ -119,8 +132,38 @@ def _seed(v: Any) -> str | None:
 
 # -- A1111 / Forge infotext ---------------------------------------------------------------------------
 
-#: ``Key: value`` where value is a JSON-quoted string or runs to the next comma (as A1111's infotext writes)
-_PARAM = re.compile(r'\s*(\w[\w \-/]*):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+#: ``Key: value``: a key, then a JSON-quoted string or text up to the next comma (as A1111's infotext writes)
+_KEY = re.compile(r"\s*(\w[\w \-/]*+):\s*")
+_QUOTED = re.compile(r'"(?:\\.|[^\\"])*+"')
+
+
+def param_pairs(line: str) -> list[tuple[str, str]]:
+    """The ``Key: value`` pairs of an infotext parameter line, in linear time: a key is only tried where a
+    pair can start (line start or after a comma), so a long run without a colon cannot make it quadratic."""
+    out: list[tuple[str, str]] = []
+    pos, n = 0, len(line)
+    while pos < n and len(out) < 1000:
+        m = _KEY.match(line, pos)
+        if m is None:
+            nxt = line.find(",", pos)
+            if nxt < 0:
+                break
+            pos = nxt + 1
+            continue
+        key, vpos = m.group(1), m.end()
+        q = _QUOTED.match(line, vpos) if line.startswith('"', vpos) else None
+        if q is not None:
+            value, end = q.group(0), q.end()
+        else:
+            end = line.find(",", vpos)
+            end = n if end < 0 else end
+            value = line[vpos:end]
+        out.append((key, value))
+        nxt = line.find(",", end)
+        if nxt < 0:
+            break
+        pos = nxt + 1
+    return out
 _NETWORK_TAG = re.compile(r"<(lora|lyco):([^:>]+)((?::[^:>]*)*)>", re.I)
 _NAME_HASH = re.compile(r"^(.*?)\s*\[([0-9a-fA-F]{8,64})\]$")
 
@@ -150,7 +193,7 @@ def parse_infotext(text: str, findings: list[Finding]) -> GenerationFacts | None
                 last = last[:i] + last[i + 8 + end :].lstrip(", ")
         except (ValueError, RecursionError):
             pass
-    pairs = _PARAM.findall(last)
+    pairs = param_pairs(last)
     if len(pairs) < 3:
         return None
     prompt_lines: list[str] = []

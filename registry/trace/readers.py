@@ -400,18 +400,35 @@ _XMP_FIELDS = ("exif:UserComment", "dc:description", "tiff:ImageDescription")
 def _read_xmp(data: bytes, meta: ImageMeta, budget: _Budget) -> None:
     text = _decode(data, "utf-8", "xmp", meta)
     for name in _XMP_FIELDS:
-        q = re.escape(name)
-        # element form: <exif:UserComment><rdf:Alt><rdf:li xml:lang="x-default">TEXT</rdf:li>…
-        m = re.search(q + r"\s*>(.*?)</" + q + r"\s*>", text, re.S)
-        if m:
-            inner = m.group(1)
-            li = re.search(r"<rdf:li[^>]*>(.*?)</rdf:li>", inner, re.S)
-            value = li.group(1) if li else inner
+        value = _xmp_value(text, name)
+        if value is not None:
             budget.add("xmp", name, html.unescape(value))
-            continue
-        m = re.search(q + r'\s*=\s*"([^"]*)"', text)  # attribute form
-        if m:
-            budget.add("xmp", name, html.unescape(m.group(1)))
+
+
+def _xmp_value(text: str, name: str) -> str | None:
+    """The first ``<name>…</name>`` element's text (its first ``rdf:li`` when it holds one) or ``name="…"``
+    attribute, found with ``str.find`` (linear time however many times the name occurs)."""
+    i = text.find(name)
+    while i >= 0:
+        if i > 0 and text[i - 1] == "<":  # element form
+            gt = text.find(">", i)
+            close = text.find("</" + name, gt)
+            if gt < 0 or close < 0:
+                return None
+            inner = text[gt + 1 : close]
+            li = inner.find("<rdf:li")
+            if li >= 0:
+                li_gt = inner.find(">", li)
+                li_end = inner.find("</rdf:li>", li_gt)
+                if li_gt >= 0 and li_end >= 0:
+                    return inner[li_gt + 1 : li_end]
+            return inner
+        m = re.compile(r"\s*=\s*\"").match(text, i + len(name))  # attribute form
+        if m is not None:
+            end = text.find('"', m.end())
+            return text[m.end() : end] if end >= 0 else None
+        i = text.find(name, i + len(name))
+    return None
 
 
 # -- C2PA ---------------------------------------------------------------------------------------------
