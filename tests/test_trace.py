@@ -269,17 +269,18 @@ def test_pathological_texts_take_linear_time() -> None:
     from registry.trace.readers import _xmp_value
 
     cases = [
-        lambda: parse_infotext("p\nSteps: 1, Seed: 2, " + "a" * 1_000_000, []),
-        lambda: parse_infotext("p\n" + "a b " * 250_000 + ": x, Steps: 1, Seed: 2", []),
-        lambda: _xmp_value("<exif:UserComment " * 100_000, "exif:UserComment"),
-        lambda: _xmp_value('exif:UserComment="' * 100_000, "exif:UserComment"),
-        lambda: load_json('"' + '\\"' * 2_000_000, "x", []),
-        lambda: load_json("[" + "[1]," * 1_000_000 + "[1]]", "x", []),
+        lambda: parse_infotext("p\nSteps: 1, Seed: 2, " + "a" * 300_000, []),
+        lambda: parse_infotext("p\n" + "a b " * 75_000 + ": x, Steps: 1, Seed: 2", []),
+        lambda: _xmp_value("<exif:UserComment " * 30_000, "exif:UserComment"),
+        lambda: _xmp_value('exif:UserComment="' * 30_000, "exif:UserComment"),
+        lambda: load_json('"' + '\\"' * 500_000, "x", []),
+        lambda: load_json("[" + "[1]," * 100_000 + "[1]]", "x", []),
     ]
+    # quadratic behaviour at these sizes would take minutes to hours; linear takes milliseconds
     for i, case in enumerate(cases):
         t0 = time.perf_counter()
         case()
-        assert time.perf_counter() - t0 < 5, i
+        assert time.perf_counter() - t0 < 20, i
     assert json_depth({"a": [1, {"b": [[]]}]}) == 5 and json_depth(3) == 0
 
 
