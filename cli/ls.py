@@ -22,6 +22,7 @@ COLUMNS = ["sha256", "autov2", "name", "format", "kind", "arch", "size", "n_tens
 @click.option("--kind", type=click.Choice([*KINDS, "adapter"], case_sensitive=False), help="Only this kind; 'adapter' = lora or lycoris.")
 @click.option("--arch", help="Only this base architecture: sd1, sd2, sdxl (base or refiner), sdxl-base, sd3, flux1, wan, qwen-image … or unknown.")
 @click.option("--trigger", "trigger", metavar="WORD", help="Only models whose trigger words contain WORD (case-insensitive).")
+@click.option("--used-in", "used_in", metavar="IMAGE", help="Only models a traced image is attributed to (image path or SHA-256 prefix; see `modelreg trace`).")
 @click.option("--base", "base_ref", metavar="REF", help="Only adapters whose metadata names the registered model REF as their base.")
 @click.option("--min-eff-rank", type=float, help="Adapters whose mean module effective rank (energy) is at least this.")
 @click.option("--max-eff-rank", type=float, help="Adapters whose mean module effective rank (energy) is at most this.")
@@ -50,6 +51,7 @@ def command(
     max_norm: float | None = None,
     forms: tuple[str, ...] = (),
     nonfinite: bool = False,
+    used_in: str | None = None,
 ) -> None:
     """List registered models (one row per content; PATH is where it was last seen)."""
     conds: list[str] = []
@@ -95,6 +97,11 @@ def command(
     from registry.errors import UsageError
 
     with read_registry() as con:
+        if used_in:
+            from registry.trace.store import resolve_image
+
+            conds.append("sha256 IN (SELECT model_sha256 FROM image_models WHERE image_sha256 = ?)")
+            params.append(resolve_image(con, used_in))
         if base_ref:
             from registry.store.read import resolve_ref
 

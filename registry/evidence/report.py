@@ -44,7 +44,7 @@ CHAPTERS = (
     Chapter(
         "provenance",
         "Provenance and outside claims",
-        ("provenance", "sidecars", "remote"),
+        ("provenance", "sidecars", "remote", "images"),  # images: traced to this model (modelreg trace)
         "No download provenance (Hugging Face cache or Hub), sidecar claim or online lookup is recorded.",
     ),
     Chapter(
