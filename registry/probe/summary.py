@@ -92,11 +92,15 @@ def _fmt(m: Metric | None, digits: int = 2, above: float | None = None, below: f
 
 
 def _above(m: Metric | None, x: float) -> bool:
-    return m is not None and m.lo is not None and m.lo > x
+    """The lower bound is above ``x`` by a margin that can be printed (at most 6 digits)."""
+    return (m is not None and m.lo is not None and math.isfinite(m.lo)
+            and Decimal(_dec(m.lo, MAX_DIGITS, ROUND_FLOOR)) > Decimal(repr(x)))
 
 
 def _below(m: Metric | None, x: float) -> bool:
-    return m is not None and m.hi is not None and m.hi < x
+    """The upper bound is below ``x`` by a margin that can be printed (at most 6 digits)."""
+    return (m is not None and m.hi is not None and math.isfinite(m.hi)
+            and Decimal(_dec(m.hi, MAX_DIGITS, ROUND_CEILING)) < Decimal(repr(x)))
 
 
 def level(ms: Sequence[Metric], group: str = "all") -> tuple[str, list[str]]:
