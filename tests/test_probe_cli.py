@@ -163,7 +163,9 @@ def test_bad_adapter_is_one_clear_line(tiny_folder_and_lora: tuple[Path, Path], 
                          "--steps", "1", "--seeds", "0-1", "--battery", "objects", "--bootstrap", "0")
     assert code == 2
     last = err.strip().splitlines()[-1]
-    assert last.startswith("modelreg: loha.safetensors is a LyCORIS LOHA adapter, which diffusers ")
+    assert last.startswith("modelreg: loha.safetensors is a LyCORIS LOHA adapter (keys like "
+                           "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q.hada_w1_a")
+    assert ", which diffusers " in last
     assert last.endswith("probe the merged checkpoint with --checkpoint.")
 
 

@@ -355,7 +355,7 @@ def analytic_lora(pipe: Any, kind: str, out_file: Any, strength: float = 1.0, se
                      adapter_name="analytic")
     gen = torch.Generator("cpu").manual_seed(seed)
     with torch.no_grad():
-        for name, mod in unet.named_modules():
+        for mod in unet.modules():
             if not hasattr(mod, "lora_A") or "analytic" not in getattr(mod, "lora_A", {}):
                 continue
             a, b = mod.lora_A["analytic"].weight, mod.lora_B["analytic"].weight
