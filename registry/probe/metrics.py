@@ -165,17 +165,22 @@ def seed_dependence(d_prompt: np.ndarray, wp: np.ndarray, ws: np.ndarray) -> flo
     return float(ws @ m @ ws / den)
 
 
-def attraction(emb: np.ndarray, wp: np.ndarray, ws: np.ndarray) -> float:
-    """Weighted mean cosine over pairs of samples that differ in prompt *and* seed (inclusion–exclusion
-    over the weighted sums, so a resample costs O(P·S·D)); ``emb`` is unit-normalised (P, S, D)."""
+def attraction(emb: np.ndarray, wp: np.ndarray, ws: np.ndarray, sq_norms: np.ndarray | None = None) -> float:
+    """Weighted mean cosine over pairs of samples that differ in prompt *and* seed; ``emb`` is
+    unit-normalised (P, S, D). Inclusion–exclusion over weighted sums (all pairs − same prompt − same
+    seed + same cell), each a matrix–vector product, so a resample costs O(P·S·D). ``sq_norms``: the
+    (P, S) squared norms of ``emb``, when the caller has them (they do not change between resamples)."""
     den = _pairs_weight(wp) * _pairs_weight(ws)
     if den <= 0:
         return float("nan")
-    x = emb * wp[:, None, None] * ws[None, :, None]
-    total = float(np.square(x.sum(axis=(0, 1))).sum())
-    same_p = float(np.square(x.sum(axis=1)).sum())
-    same_s = float(np.square(x.sum(axis=0)).sum())
-    same_ps = float(np.square(x).sum())
+    n_p, n_s, d = emb.shape
+    by_seed = (wp @ emb.reshape(n_p, n_s * d)).reshape(n_s, d)  # Σ_p w_p e_ps, per seed
+    by_prompt = np.einsum("psd,s->pd", emb, ws)  # Σ_s w_s e_ps, per prompt
+    total = float(np.square(ws @ by_seed).sum())
+    same_s = float((ws * ws) @ np.square(by_seed).sum(axis=1))
+    same_p = float((wp * wp) @ np.square(by_prompt).sum(axis=1))
+    norms = np.square(emb).sum(axis=2) if sq_norms is None else sq_norms
+    same_ps = float((wp * wp) @ norms @ (ws * ws))
     return (total - same_p - same_s + same_ps) / den
 
 
@@ -404,8 +409,10 @@ def _seed_dep(d_on: np.ndarray, d_off: np.ndarray) -> Callable[[np.ndarray, np.n
 
 
 def _attraction(e_on: np.ndarray, e_off: np.ndarray) -> Callable[[np.ndarray, np.ndarray], list[float]]:
+    n_on, n_off = np.square(e_on).sum(axis=2), np.square(e_off).sum(axis=2)
+
     def stat(wp: np.ndarray, ws: np.ndarray) -> list[float]:
-        a, b = attraction(e_on, wp, ws), attraction(e_off, wp, ws)
+        a, b = attraction(e_on, wp, ws, n_on), attraction(e_off, wp, ws, n_off)
         return [a, b, a - b, _collapse(a, b)]
 
     return stat
