@@ -118,11 +118,14 @@ def command(ref: str, base: str, base_config: str | None, checkpoint: bool, batt
 
     For each prompt and seed the base generates with the LoRA off and on from identical per-image
     generators; samples are PNGs in a content-addressed store beside the registry, and the LoRA-off grid
-    is reused by every later probe on the same base and settings. Figures (cross-prompt concentration,
-    Vendi diversity, seed collapse, prompt fidelity, conditional-noise magnitude, trigger dependence,
-    reference similarity) come with 95 % bootstrap intervals over prompts and a summary in words; the
+    is reused by every later probe on the same base and settings. Figures (prompt dependence at a fixed
+    seed, seed dependence, attraction toward a common look, Vendi diversity, seed collapse, prompt
+    fidelity, conditional-noise magnitude, trigger dependence, reference similarity) come with 95 %
+    bootstrap intervals over prompts (and seeds) and a summary in words; the
     run, its samples, embeddings and figures are recorded in the registry (see `modelreg show REF`).
-    An interrupted probe resumes where it stopped. Nothing is downloaded.
+    An interrupted probe resumes where it stopped. Nothing is downloaded. Before anything loads, what the
+    registry knows of REF and the base refuses embeddings, LyCORIS forms diffusers cannot load and adapters
+    for another architecture, in one line.
 
     Needs the probe extra: pip install 'modelreg[probe]'.
     """

@@ -1,9 +1,10 @@
 """The probe's figures, from embeddings and pixel distances (numpy only; no torch).
 
-Every figure is a mean over prompts (a prompt's samples across seeds are not independent, prompts are
-the unit), and every confidence interval is a percentile bootstrap over prompts: a resample draws
-prompts with replacement, and on/off figures are always computed on the same resample (paired), so
-the interval of a difference is the interval of the difference, not of two separate figures.
+Confidence intervals are percentile bootstraps. The seed-paired figures resample prompts and seeds
+(two-way, :func:`bootstrap2`); Vendi and the per-prompt figures (near-duplicates, fidelity, conditional
+noise, reference similarity: means over a prompt's seeds) resample prompts (:func:`bootstrap`). On/off
+figures are always computed on the same resample (paired), so the interval of a difference or ratio is
+the interval of that difference or ratio, not of two separate figures.
 
 Definitions (``../shared/REFERENCE.md`` section 7). Samples are paired by seed: with per-image
 generators, samples of different prompts at the same seed start from the same noise, and a sample with
