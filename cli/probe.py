@@ -118,43 +118,25 @@ def command(ref: str, base: str, base_config: str | None, checkpoint: bool, batt
 
     For each prompt and seed the base generates with the LoRA off and on from identical per-image
     generators; samples are PNGs in a content-addressed store beside the registry, and the LoRA-off grid
-    is reused by every later probe on the same base and settings. Figures (cross-prompt concentration,
-    Vendi diversity, seed collapse, prompt fidelity, conditional-noise magnitude, trigger dependence,
-    reference similarity) come with 95 % bootstrap intervals over prompts and a summary in words; the
+    is reused by every later probe on the same base and settings. Figures (prompt dependence at a fixed
+    seed, seed dependence, attraction toward a common look, Vendi diversity, seed collapse, prompt
+    fidelity, conditional-noise magnitude, trigger dependence, reference similarity) come with 95 %
+    bootstrap intervals over prompts (and seeds) and a summary in words; the
     run, its samples, embeddings and figures are recorded in the registry (see `modelreg show REF`).
-    An interrupted probe resumes where it stopped. Nothing is downloaded.
+    An interrupted probe resumes where it stopped. Nothing is downloaded. Before anything loads, what the
+    registry knows of REF and the base refuses embeddings, LyCORIS forms diffusers cannot load and adapters
+    for another architecture, in one line.
 
     Needs the probe extra: pip install 'modelreg[probe]'.
     """
+    from registry.errors import UsageError
     from registry.probe import require_extra
 
     require_extra()
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ.setdefault(var, "1")
-
-    import diffusers.utils.logging as dlog
-    import transformers.utils.logging as tlog
-
-    dlog.set_verbosity_error()  # the probe checks adapter matches itself; diffusers' "no keys" logs are noise
-    dlog.disable_progress_bar()  # loading bars; the probe shows its own
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()
-
-    from registry.errors import UsageError
-    from registry.probe.battery import combine, hints_from_training, load_battery, top_tags
-    from registry.probe.embed import make_embedder
-    from registry.probe.generate import GenSettings, resolve_device
-    from registry.probe.metrics import MetricSettings
-    from registry.probe.record import record_run, sample_path
-    from registry.probe.run import ProbeRequest, run_probe, source_for
-    from registry.probe.samples import SampleStore
-
     app = get_app()
     seeds = parse_seeds(seeds_text)
-    settings = GenSettings(steps=steps, guidance=guidance, width=width, height=height, batch_size=batch_size,
-                           dtype=dtype, device=device, scheduler=scheduler, lora_scale=lora_scale)
-    store_root = store or app.registry_path().parent / "probe"
-    sample_store = SampleStore(store_root)
 
     # the probed model: registered (or registered now), and a path to it
     sha, path = _resolve_model(ref)
@@ -171,9 +153,39 @@ def command(ref: str, base: str, base_config: str | None, checkpoint: bool, batt
             raise UsageError(f"{ref}: could not register it")
     if path is None or not Path(path).exists():
         raise UsageError(f"model {sha[:16]} is registered but no longer found at {path}; scan its new place first")
-
     base_sha, base_path = _resolve_model(base)
     base_ref = base_path if base_sha and base_path and Path(base_path).exists() else base
+
+    # pre-flight, before anything heavy is imported or loaded: what the registry knows of both
+    from registry.probe import preflight
+
+    with read_registry(app) as con:
+        known = preflight.from_registry(con, sha)
+        base_known = preflight.describe_base(con, base_sha, base_ref)
+    preflight.check(known, Path(path), base_known, base_ref, checkpoint)
+
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    dlog.set_verbosity_error()  # the probe checks adapter matches itself; diffusers' "no keys" logs are noise
+    dlog.disable_progress_bar()  # loading bars; the probe shows its own
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+
+    from registry.probe.battery import combine, hints_from_training, load_battery, top_tags
+    from registry.probe.embed import make_embedder
+    from registry.probe.generate import GenSettings, resolve_device
+    from registry.probe.metrics import MetricSettings
+    from registry.probe.record import record_run, sample_path
+    from registry.probe.run import ProbeRequest, run_probe, source_for
+    from registry.probe.samples import SampleStore
+
+    settings = GenSettings(steps=steps, guidance=guidance, width=width, height=height, batch_size=batch_size,
+                           dtype=dtype, device=device, scheduler=scheduler, lora_scale=lora_scale)
+    store_root = store or app.registry_path().parent / "probe"
+    sample_store = SampleStore(store_root)
+    # the embedder before the base: missing weights are one line, before minutes of loading
+    emb = make_embedder(embedder, device=resolve_device(device))
     base_source = source_for(base_ref, sample_store, config=base_config, settings=settings)
 
     words: list[str] = list(triggers)
@@ -190,7 +202,6 @@ def command(ref: str, base: str, base_config: str | None, checkpoint: bool, batt
         if words:
             echo_err(f"modelreg: trigger words: {', '.join(words)}" + ("" if triggers else " (from the file's training metadata)"))
     battery = combine([load_battery(b) for b in batteries])
-    emb = make_embedder(embedder, device=resolve_device(device))
     request = ProbeRequest(
         base=base_source,
         battery=battery,

@@ -108,7 +108,9 @@ def test_probe_end_to_end(tiny_folder_and_lora: tuple[Path, Path], tmp_path: Pat
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("probe run #1 of ") and "samples (" in lines[0]
-    assert any(x.startswith("  Cross-prompt concentration: off ") for x in lines)
+    assert any(x.startswith("  Prompt dependence (same seed): off ") for x in lines)
+    assert any(x.startswith("  Attraction (other prompt and seed): off ") for x in lines)
+    assert any(x.startswith("  Seed dependence (same prompt): off ") for x in lines)
     assert any(x.startswith("  Trigger dependence: without ") for x in lines)
     assert any(x.startswith("- Not measured: fidelity (the embedder pixel-8 has no text tower).") for x in lines)
     assert "registering" in err
@@ -128,9 +130,11 @@ def test_probe_end_to_end(tiny_folder_and_lora: tuple[Path, Path], tmp_path: Pat
     names = {(m["name"], m["group"], m["arm"]) for m in probe["metrics"]}
     assert ("concentration", "all", "collapse") in names and ("concentration", "trigger-dependence", "delta") in names
     code, text, _ = run("show", str(lora))
-    assert "Probe (what generation shows)" in text and "Cross-prompt concentration" in text
-    code, out, _ = run("query", "SELECT run_id, n_prompts, n_seeds, collapse IS NOT NULL AS c FROM probe_latest", "--format", "json")
-    assert json.loads(out) == [{"run_id": 1, "n_prompts": 8, "n_seeds": 2, "c": True}]
+    assert "Probe (what generation shows)" in text and "Prompt dependence (same seed)" in text
+    assert "run #1 (its only run of this model)" in text
+    code, out, _ = run("query", "SELECT run_id, n_prompts, n_seeds, collapse IS NOT NULL AS c, prompt_ratio IS NOT NULL AS r, "
+                       "attraction_gain IS NOT NULL AS g FROM probe_latest", "--format", "json")
+    assert json.loads(out) == [{"run_id": 1, "n_prompts": 8, "n_seeds": 2, "c": True, "r": True, "g": True}]
     code, out, _ = run("query", "SELECT arm, count(*) AS n, min(len(embedding)) AS d FROM probe_samples GROUP BY arm ORDER BY arm", "--format", "json")
     assert json.loads(out) == [{"arm": "off", "n": 16, "d": 192}, {"arm": "on", "n": 16, "d": 192}]
     code, out, _ = run("query", "SELECT action FROM events WHERE action LIKE 'probe%'", "--format", "json")
@@ -143,6 +147,9 @@ def test_probe_end_to_end(tiny_folder_and_lora: tuple[Path, Path], tmp_path: Pat
     assert res["metrics"] == probe["metrics"] or [
         {k: m[k] for k in ("name", "group", "arm", "value", "lo", "hi")} for m in res["metrics"]
     ] == [{k: m[k] for k in ("name", "group", "arm", "value", "lo", "hi")} for m in probe["metrics"]]
+    # run ids are registry-wide; the count is this model's ("Latest run #6 of 2" read as nonsense)
+    code, text, _ = run("show", str(lora))
+    assert "run #2 (the latest of 2 runs of this model)" in text
 
 
 @needs_extra
@@ -156,7 +163,9 @@ def test_bad_adapter_is_one_clear_line(tiny_folder_and_lora: tuple[Path, Path], 
                          "--steps", "1", "--seeds", "0-1", "--battery", "objects", "--bootstrap", "0")
     assert code == 2
     last = err.strip().splitlines()[-1]
-    assert last.startswith("modelreg: loha.safetensors is a LyCORIS LOHA adapter, which diffusers ")
+    assert last.startswith("modelreg: loha.safetensors is a LyCORIS LOHA adapter (keys like "
+                           "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q.hada_w1_a")
+    assert ", which diffusers " in last
     assert last.endswith("probe the merged checkpoint with --checkpoint.")
 
 

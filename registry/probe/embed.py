@@ -106,6 +106,45 @@ def _load_weights(path: Path) -> dict[str, Any]:
     return sd
 
 
+class _DropRandomInitWarning:
+    """open_clip logs "No pretrained weights loaded … initialized randomly" when a model is made without a
+    tag, which is how a user-supplied weights file is loaded (the file is loaded next): not true here."""
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.getMessage()).startswith("No pretrained weights loaded")
+
+
+def _missing_weights_message(arch: str, tag: str) -> str | None:
+    """One line saying what to put where, when an open_clip tag's weights are not in the local cache;
+    None when they are (or when open_clip fetches them from a URL cache we cannot check)."""
+    import os
+
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        known = f"its tags: {', '.join(tags)}" if tags else "open_clip does not know this architecture"
+        return f"open_clip has no pretrained tag {tag!r} for {arch} ({known})"
+    hub = str(cfg.get("hf_hub") or "")
+    if not hub:
+        return None
+    repo, fname = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (hub.rstrip("/"), "")
+    fname = fname or "open_clip_pytorch_model.bin"
+    safe = "open_clip_model.safetensors" if fname == "open_clip_pytorch_model.bin" else fname.replace(".bin", ".safetensors")
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    for f in (safe, fname):
+        if isinstance(try_to_load_from_cache(repo, f), str):
+            return None
+    return (
+        f"the embedder open_clip:{arch}:{tag} needs its weights, which are not in the local Hugging Face cache "
+        f"({constants.HF_HUB_CACHE}): put {safe} (or {fname}) of the Hub repo {repo} there (e.g. run "
+        f"'hf download {repo} {safe}' where there is network, then copy the cache), or pass the file itself: "
+        f"--embedder open_clip:{arch}:/path/to/{safe}; '--embedder pixel' needs no weights"
+    )
+
+
 class OpenClipEmbedder:
     """An open_clip model: ``encode_image(normalize=True)`` and ``encode_text(normalize=True)``."""
 
@@ -125,10 +164,25 @@ class OpenClipEmbedder:
         self.batch_size = batch_size
         weights_digest: str | None = None
         tag: str | None = None
+        if pretrained and not Path(pretrained).is_file():
+            if "/" in pretrained or pretrained.endswith((".safetensors", ".pt", ".bin", ".pth")):
+                raise UsageError(f"open_clip weights file {pretrained} does not exist")
+            if arch not in open_clip.list_models():
+                raise UsageError(f"open_clip has no architecture {arch!r} (e.g. ViT-B-32, ViT-L-14)")
+            msg = _missing_weights_message(arch, pretrained)
+            if msg:
+                raise UsageError(msg)
         try:
             if pretrained and Path(pretrained).is_file():
+                import logging
+
                 path = Path(pretrained)
-                model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None, device="cpu")
+                quiet = _DropRandomInitWarning()
+                logging.getLogger().addFilter(quiet)
+                try:
+                    model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None, device="cpu")
+                finally:
+                    logging.getLogger().removeFilter(quiet)
                 missing, unexpected = model.load_state_dict(_load_weights(path), strict=False)
                 if missing:
                     raise UsageError(
@@ -144,8 +198,9 @@ class OpenClipEmbedder:
         except UsageError:
             raise
         except RuntimeError as e:
-            if "Unknown model" in str(e) or "not found" in str(e).lower():
-                raise UsageError(f"open_clip cannot make {arch!r} with {pretrained!r}: {e}") from None
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if "Unknown model" in first or "not found" in first.lower() or "download" in first.lower():
+                raise UsageError(f"open_clip cannot make {arch!r} with {pretrained!r}: {first}") from None
             raise
         except FileNotFoundError as e:
             raise UsageError(f"open_clip weights for {arch!r}/{pretrained!r} are not available offline: {e}") from None

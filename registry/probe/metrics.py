@@ -1,15 +1,28 @@
 """The probe's figures, from embeddings and pixel distances (numpy only; no torch).
 
-Every figure is a mean over prompts (a prompt's samples across seeds are not independent, prompts are
-the unit), and every confidence interval is a percentile bootstrap over prompts: a resample draws
-prompts with replacement, and on/off figures are always computed on the same resample (paired), so
-the interval of a difference is the interval of the difference, not of two separate figures.
+Confidence intervals are percentile bootstraps. The seed-paired figures resample prompts and seeds
+(two-way, :func:`bootstrap2`); Vendi and the per-prompt figures (near-duplicates, fidelity, conditional
+noise, reference similarity: means over a prompt's seeds) resample prompts (:func:`bootstrap`). On/off
+figures are always computed on the same resample (paired), so the interval of a difference or ratio is
+the interval of that difference or ratio, not of two separate figures.
 
-Definitions (``../shared/REFERENCE.md`` section 7):
+Definitions (``../shared/REFERENCE.md`` section 7). Samples are paired by seed: with per-image
+generators, samples of different prompts at the same seed start from the same noise, and a sample with
+the LoRA on starts from the same noise as the same prompt and seed with it off. The seed-paired figures
+use that design; their intervals come from a two-way bootstrap that resamples prompts *and* seeds as
+units (:func:`bootstrap2`). Distances are cosine distances ``1 − cos`` of unit embeddings.
 
-* **cross-prompt concentration**: mean cosine similarity of two samples of *different* prompts
-  (all seed pairs). ``collapse = (on − off) / (1 − off)``: 0 = as varied as the base, 1 = every prompt
-  gives the same image.
+* **prompt dependence** (seed-paired): mean distance between samples of *different prompts at the same
+  seed*: how much the image changes when only the prompt changes. ``ratio = on / off``: 1 = the prompt
+  matters as much as in the base, 0 = the output no longer depends on the prompt (maximal
+  concentration). ``concentration`` is the same measurement as a similarity (``1 − distance``) with
+  ``collapse = (on − off) / (1 − off) = 1 − ratio``.
+* **seed dependence**: mean distance between samples of *one prompt at different seeds*;
+  ``ratio = on / off`` (0 = every seed gives the same image: the memorisation signature).
+* **attraction**: mean cosine between samples of different prompts *and* different seeds (cells that
+  share neither prompt nor noise). When the LoRA pulls everything toward one common point (one face, one
+  character) that the base does not share, it rises: ``gain = (on − off) / (1 − off)``, 0 = no common
+  pull, 1 = all samples the same image.
 * **Vendi score** (Friedman & Dieng 2023): ``exp(H(λ))``, λ the eigenvalues of ``K/n`` with ``K`` the
   cosine kernel; 1 = all samples identical, n = all orthogonal. A resample's duplicated prompts weight
   their samples (weighted Vendi: the eigenvalues of ``diag(√w) K diag(√w) / Σw``).
@@ -104,18 +117,72 @@ def _entropy_exp(lam: np.ndarray) -> float:
     return float(math.exp(-(lam * np.log(lam)).sum()))
 
 
-def prompt_gram(emb: np.ndarray) -> np.ndarray:
-    """``G[p, q]`` = mean cosine between the samples of prompt p and of prompt q; ``emb`` is (P, S, D)."""
+def _distance(cos: np.ndarray) -> np.ndarray:
+    """Cosine distance from cosines; round-off below 1e-12 is exactly 0 (identical samples)."""
+    d = 1.0 - cos
+    d[d < 1e-12] = 0.0
+    return d
+
+
+def same_seed_distances(emb: np.ndarray) -> np.ndarray:
+    """``D[s, p, q]`` = cosine distance between prompt p's and prompt q's samples at seed s; ``emb`` is
+    (P, S, D). The diagonal (p = q) is 0."""
+    e = normalize(emb).transpose(1, 0, 2)  # (S, P, D)
+    d = _distance(e @ e.transpose(0, 2, 1))
+    idx = np.arange(d.shape[1])
+    d[:, idx, idx] = 0.0
+    return d
+
+
+def same_prompt_distances(emb: np.ndarray) -> np.ndarray:
+    """``D[p, s, t]`` = cosine distance between prompt p's samples at seeds s and t (diagonal 0)."""
     e = normalize(emb)
-    means = e.mean(axis=1)
-    return np.asarray(means @ means.T)
+    d = _distance(e @ e.transpose(0, 2, 1))
+    idx = np.arange(d.shape[1])
+    d[:, idx, idx] = 0.0
+    return d
 
 
-def cross_prompt_mean(gram: np.ndarray, w: np.ndarray) -> float:
-    """Mean of ``gram`` over ordered pairs of resampled prompts that are different prompts."""
-    tot = w @ gram @ w - (w * w * np.diag(gram)).sum()
-    cnt = w.sum() ** 2 - (w * w).sum()
-    return float(tot / cnt) if cnt > 0 else float("nan")
+def _pairs_weight(w: np.ndarray) -> float:
+    """Weight of the ordered pairs of *different* units in a resample with unit counts ``w``."""
+    return float(w.sum() ** 2 - (w * w).sum())
+
+
+def prompt_dependence(d_seed: np.ndarray, wp: np.ndarray, ws: np.ndarray) -> float:
+    """Weighted mean of ``D[s, p, q]`` over seeds and ordered pairs of different prompts."""
+    den = ws.sum() * _pairs_weight(wp)
+    if den <= 0:
+        return float("nan")
+    m = np.tensordot(ws, d_seed, axes=1)  # (P, P)
+    return float(wp @ m @ wp / den)
+
+
+def seed_dependence(d_prompt: np.ndarray, wp: np.ndarray, ws: np.ndarray) -> float:
+    """Weighted mean of ``D[p, s, t]`` over prompts and ordered pairs of different seeds."""
+    den = wp.sum() * _pairs_weight(ws)
+    if den <= 0:
+        return float("nan")
+    m = np.tensordot(wp, d_prompt, axes=1)  # (S, S)
+    return float(ws @ m @ ws / den)
+
+
+def attraction(emb: np.ndarray, wp: np.ndarray, ws: np.ndarray, sq_norms: np.ndarray | None = None) -> float:
+    """Weighted mean cosine over pairs of samples that differ in prompt *and* seed; ``emb`` is
+    unit-normalised (P, S, D). Inclusion–exclusion over weighted sums (all pairs − same prompt − same
+    seed + same cell), each a matrix–vector product, so a resample costs O(P·S·D). ``sq_norms``: the
+    (P, S) squared norms of ``emb``, when the caller has them (they do not change between resamples)."""
+    den = _pairs_weight(wp) * _pairs_weight(ws)
+    if den <= 0:
+        return float("nan")
+    n_p, n_s, d = emb.shape
+    by_seed = (wp @ emb.reshape(n_p, n_s * d)).reshape(n_s, d)  # Σ_p w_p e_ps, per seed
+    by_prompt = np.einsum("psd,s->pd", emb, ws)  # Σ_s w_s e_ps, per prompt
+    total = float(np.square(ws @ by_seed).sum())
+    same_s = float((ws * ws) @ np.square(by_seed).sum(axis=1))
+    same_p = float((wp * wp) @ np.square(by_prompt).sum(axis=1))
+    norms = np.square(emb).sum(axis=2) if sq_norms is None else sq_norms
+    same_ps = float((wp * wp) @ norms @ (ws * ws))
+    return (total - same_p - same_s + same_ps) / den
 
 
 def tiled_distance(a: np.ndarray, b: np.ndarray, tiles: int = TILES) -> float:
@@ -205,6 +272,34 @@ def bootstrap(
     for b in range(n_boot):
         w = np.bincount(rng.integers(0, n_units, n_units), minlength=n_units).astype(np.float64)
         reps[b] = stat(w)
+    return _percentiles(full, reps, level)
+
+
+def bootstrap2(
+    stat: Callable[[np.ndarray, np.ndarray], Sequence[float]],
+    n_prompts: int,
+    n_seeds: int,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[tuple[float, float, float]]:
+    """Two-way percentile bootstrap for a crossed design: each resample draws prompts and seeds with
+    replacement, independently (``stat(prompt_weights, seed_weights)``). Both are random units here: a
+    figure should hold for other prompts *and* other seeds. Resamples in which a figure is undefined
+    (e.g. one distinct seed, for a figure over pairs of different seeds) are left out of its interval."""
+    full = np.asarray(stat(np.ones(n_prompts), np.ones(n_seeds)), dtype=np.float64)
+    if (n_prompts < 2 and n_seeds < 2) or n_boot <= 0:
+        return [(float(v), float("nan"), float("nan")) for v in full]
+    rng = np.random.default_rng(seed)
+    reps = np.empty((n_boot, full.size))
+    for b in range(n_boot):
+        wp = np.bincount(rng.integers(0, n_prompts, n_prompts), minlength=n_prompts).astype(np.float64)
+        ws = np.bincount(rng.integers(0, n_seeds, n_seeds), minlength=n_seeds).astype(np.float64)
+        reps[b] = stat(wp, ws)
+    return _percentiles(full, reps, level)
+
+
+def _percentiles(full: np.ndarray, reps: np.ndarray, level: float) -> list[tuple[float, float, float]]:
     alpha = (1.0 - level) / 2.0
     out = []
     for k, v in enumerate(full):
@@ -291,10 +386,35 @@ def _paired(a: np.ndarray, b: np.ndarray, ratio: bool = False) -> Callable[[np.n
     return stat
 
 
-def _concentration(g_a: np.ndarray, g_b: np.ndarray, collapse: bool) -> Callable[[np.ndarray], list[float]]:
-    def stat(w: np.ndarray) -> list[float]:
-        a, b = cross_prompt_mean(g_a, w), cross_prompt_mean(g_b, w)
-        return [a, b, a - b, _collapse(a, b)] if collapse else [a, b, a - b]
+def _boot2(stat: Callable[[np.ndarray, np.ndarray], Sequence[float]], n_p: int, n_s: int, s: MetricSettings) -> list[tuple[float, float, float]]:
+    return bootstrap2(stat, n_p, n_s, n_boot=s.n_boot, seed=s.seed, level=s.level)
+
+
+def _seed_paired(d_on: np.ndarray, d_off: np.ndarray) -> Callable[[np.ndarray, np.ndarray], list[float]]:
+    """Prompt dependence on, off, on/off; the same as concentration (1 − distance) on, off, delta, collapse."""
+
+    def stat(wp: np.ndarray, ws: np.ndarray) -> list[float]:
+        a, b = prompt_dependence(d_on, wp, ws), prompt_dependence(d_off, wp, ws)
+        r = _ratio(a, b)
+        return [a, b, r, 1.0 - a, 1.0 - b, b - a, 1.0 - r]
+
+    return stat
+
+
+def _seed_dep(d_on: np.ndarray, d_off: np.ndarray) -> Callable[[np.ndarray, np.ndarray], list[float]]:
+    def stat(wp: np.ndarray, ws: np.ndarray) -> list[float]:
+        a, b = seed_dependence(d_on, wp, ws), seed_dependence(d_off, wp, ws)
+        return [a, b, _ratio(a, b)]
+
+    return stat
+
+
+def _attraction(e_on: np.ndarray, e_off: np.ndarray) -> Callable[[np.ndarray, np.ndarray], list[float]]:
+    n_on, n_off = np.square(e_on).sum(axis=2), np.square(e_off).sum(axis=2)
+
+    def stat(wp: np.ndarray, ws: np.ndarray) -> list[float]:
+        a, b = attraction(e_on, wp, ws, n_on), attraction(e_off, wp, ws, n_off)
+        return [a, b, a - b, _collapse(a, b)]
 
     return stat
 
@@ -323,8 +443,13 @@ def compute_metrics(data: ProbeData, settings: MetricSettings = MetricSettings()
         ix = np.asarray(idx)
         n = len(ix)
         if n >= 2:
-            stat = _concentration(prompt_gram(e_on[ix]), prompt_gram(e_off[ix]), collapse=True)
-            _emit(out, "concentration", group, ["on", "off", "delta", "collapse"], _boot(stat, n, settings), n)
+            est = _boot2(_seed_paired(same_seed_distances(e_on[ix]), same_seed_distances(e_off[ix])), n, n_seeds, settings)
+            _emit(out, "prompt_dependence", group, ["on", "off", "ratio"], est[:3], n)
+            _emit(out, "concentration", group, ["on", "off", "delta", "collapse"], est[3:], n)
+            est = _boot2(_attraction(e_on[ix], e_off[ix]), n, n_seeds, settings)
+            _emit(out, "attraction", group, ["on", "off", "delta", "gain"], est, n)
+        est = _boot2(_seed_dep(same_prompt_distances(e_on[ix]), same_prompt_distances(e_off[ix])), n, n_seeds, settings)
+        _emit(out, "seed_dependence", group, ["on", "off", "ratio"], est, n)
         flat_on, flat_off = e_on[ix].reshape(n * n_seeds, -1), e_off[ix].reshape(n * n_seeds, -1)
         stat = _vendi(flat_on @ flat_on.T, flat_off @ flat_off.T, n_seeds)
         _emit(out, "vendi", group, ["on", "off", "ratio"], _boot(stat, n, settings), n)
@@ -385,8 +510,9 @@ def _trigger_metrics(
     without = np.asarray([data.pairs[i] for i in with_t])
     n = len(with_t)
     if n >= 2:
-        stat = _concentration(prompt_gram(e_on[with_t]), prompt_gram(e_on[without]), collapse=False)
-        _emit(out, "concentration", TRIGGER_GROUP, ["with", "without", "delta"], _boot(stat, n, settings), n)
+        d_with, d_without = same_seed_distances(e_on[with_t]), same_seed_distances(e_on[without])
+        est = _boot2(_seed_paired(d_with, d_without), n, e_on.shape[1], settings)
+        _emit(out, "concentration", TRIGGER_GROUP, ["with", "without", "delta"], est[3:6], n)
     for name in ("fidelity", "reference_mean"):
         if name in series:
             stat = _paired(series[name]["on"][with_t], series[name]["on"][without])

@@ -15,7 +15,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-SIZES = ("tiny", "sd15", "sdxl")
+SIZES = ("tiny", "small", "sd15", "sdxl")
+#: the CPU sizes (tests): SD-style, random weights
+TEST_SIZES = ("tiny", "small")
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -57,11 +59,11 @@ def clip_tokenizer(pad_token: str = "<|endoftext|>", max_length: int = 77) -> An
 
 def _scheduler(size: str) -> Any:
     """DDIM with SD's noise schedule. The tiny pipeline predicts v (as SD 2.x does): a tiny LoRA
-    trained for a few seconds learns v-prediction far better than ε-prediction."""
+    trained for a few seconds learns v-prediction far better than ε-prediction (so does ``small``)."""
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(
-        prediction_type="v_prediction" if size == "tiny" else "epsilon",
+        prediction_type="v_prediction" if size in TEST_SIZES else "epsilon",
         num_train_timesteps=1000,
         beta_start=0.00085,
         beta_end=0.012,
@@ -83,6 +85,9 @@ def _text_config(size: str, big: bool = False) -> dict[str, Any]:
     if size == "tiny":
         base.update(hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2,
                     projection_dim=32, hidden_act="quick_gelu")
+    elif size == "small":
+        base.update(hidden_size=48, intermediate_size=96, num_attention_heads=4, num_hidden_layers=3,
+                    projection_dim=48, hidden_act="quick_gelu")
     elif big:  # OpenCLIP ViT-bigG text tower (SDXL's second encoder)
         base.update(hidden_size=1280, intermediate_size=5120, num_attention_heads=20, num_hidden_layers=32,
                     projection_dim=1280, hidden_act="gelu")
@@ -103,6 +108,13 @@ def _vae(size: str) -> Any:
             block_out_channels=(16, 32), layers_per_block=1, norm_num_groups=8, sample_size=32,
             scaling_factor=3.7,  # random encoder latents have std ≈ 0.27: scale them to about 1, as SD's do
         )
+    if size == "small":  # 64×64 images, 16×16 latents (three encoder levels)
+        return AutoencoderKL(
+            in_channels=3, out_channels=3, latent_channels=4,
+            down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+            block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8, sample_size=64,
+            scaling_factor=3.7,
+        )
     return AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4,
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
@@ -115,7 +127,8 @@ def _vae(size: str) -> Any:
 def build_pipeline(size: str = "tiny", seed: int = 0, device: str | None = None, dtype: Any = None) -> Any:
     """A complete diffusers pipeline of the given architecture with seeded random weights, in eval mode.
 
-    ``tiny``: SD-style, 32×32 images, about 1.8 M parameters (mostly the token embedding). ``sd15`` and
+    ``tiny``: SD-style, 32×32 images, about 1.8 M parameters (mostly the token embedding). ``small``: 64×64
+    images, wider text path (48), two cross-attention levels, three text layers. ``sd15`` and
     ``sdxl``: the published SD 1.5 and SDXL architectures (random weights).
     """
     import torch
@@ -133,6 +146,14 @@ def build_pipeline(size: str = "tiny", seed: int = 0, device: str | None = None,
                 block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
                 attention_head_dim=8, norm_num_groups=8,
+            )
+        elif size == "small":
+            unet = UNet2DConditionModel(
+                sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+                block_out_channels=(32, 48, 64),
+                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                cross_attention_dim=48, attention_head_dim=8, norm_num_groups=8,
             )
         elif size == "sd15":
             unet = UNet2DConditionModel(
@@ -290,4 +311,67 @@ def random_lora(pipe: Any, out_file: Any, rank: int = 16, std: float = 0.02, see
     cls = StableDiffusionXLPipeline if type(pipe).__name__.startswith("StableDiffusionXL") else StableDiffusionPipeline
     cls.save_lora_weights(str(out_file.parent), unet_lora_layers=state, weight_name=out_file.name)
     unet.delete_adapters(["random"])
+    return out_file
+
+
+#: analytic LoRAs whose effect follows from their weights (see :func:`analytic_lora`)
+ANALYTIC = ("null", "text-override", "unet-output")
+
+
+def analytic_lora(pipe: Any, kind: str, out_file: Any, strength: float = 1.0, seed: int = 0) -> Any:
+    """A LoRA constructed from the base's own weights, whose effect is known in closed form; saved as a
+    diffusers ``.safetensors`` file (returns the path). The pipeline is left without the adapter.
+
+    * ``null``: random down-projections, zero up-projections on every cross-attention key and value
+      projection: ΔW = 0, so every sample is pixel-identical to the base's.
+    * ``text-override``: on every cross-attention key and value projection (the only place where the
+      prompt enters an SD UNet), ``A = I`` and ``B = −strength · W``, so ΔW = −strength · W. At strength 1
+      keys and values are exactly 0 (``W x + (−W)(I x)`` is exactly 0 in floating point: the identity
+      product is exact and negation commutes with the same matrix product), the cross-attention output is
+      its output bias whatever the prompt, and the output no longer depends on the prompt: at a given seed
+      every prompt gives the pixel-identical image. At 0.5 keys and values are halved.
+    * ``unet-output``: on the UNet's last convolution, ``A = W`` (its kernel) and ``B = −strength · I``, so
+      ΔW = −strength · W: the prediction becomes ``(1 − strength) · f(x) + bias``. At strength 1 the denoiser
+      predicts a constant (up to float round-off): the output depends on the seed only.
+    """
+    from pathlib import Path
+
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    if kind not in ANALYTIC:
+        raise ValueError(f"unknown analytic LoRA {kind!r}; one of {', '.join(ANALYTIC)}")
+    out_file = Path(out_file)
+    unet = pipe.unet
+    if kind == "unet-output":
+        rank = unet.conv_out.out_channels
+        targets: Any = ["conv_out"]
+    else:
+        rank = unet.config.cross_attention_dim
+        targets = r".*attn2\.(to_k|to_v)"
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=True, target_modules=targets),
+                     adapter_name="analytic")
+    gen = torch.Generator("cpu").manual_seed(seed)
+    with torch.no_grad():
+        for mod in unet.modules():
+            if not hasattr(mod, "lora_A") or "analytic" not in getattr(mod, "lora_A", {}):
+                continue
+            a, b = mod.lora_A["analytic"].weight, mod.lora_B["analytic"].weight
+            w = mod.base_layer.weight
+            if kind == "null":
+                a.copy_(torch.randn(a.shape, generator=gen))
+                b.zero_()
+            elif kind == "text-override":
+                a.copy_(torch.eye(a.shape[0], a.shape[1]))
+                b.copy_(-strength * w)
+            else:
+                a.copy_(w)
+                b.copy_(-strength * torch.eye(b.shape[0], b.shape[1]).reshape(b.shape))
+    state = get_peft_model_state_dict(unet, adapter_name="analytic")
+    state = {k: v.detach().float().cpu().contiguous() for k, v in state.items()}
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(str(out_file.parent), unet_lora_layers=state, weight_name=out_file.name)
+    unet.delete_adapters(["analytic"])
     return out_file

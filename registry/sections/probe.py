@@ -12,7 +12,10 @@ from registry.evidence.canonical import iso_utc
 from registry.record import Line, Section
 
 HEADLINE = [
-    ("concentration", "all", ("off", "on", "collapse"), "Cross-prompt concentration"),
+    ("prompt_dependence", "all", ("off", "on", "ratio"), "Prompt dependence (same seed)"),
+    ("concentration", "all", ("off", "on", "collapse"), "Same-seed concentration"),
+    ("attraction", "all", ("off", "on", "gain"), "Attraction (other prompt and seed)"),
+    ("seed_dependence", "all", ("off", "on", "ratio"), "Seed dependence (same prompt)"),
     ("vendi", "all", ("off", "on", "ratio"), "Vendi diversity"),
     ("seed_dup_rate", "all", ("off", "on"), "Near-duplicate seed pairs"),
     ("fidelity", "all", ("off", "on", "delta"), "Prompt fidelity"),
@@ -61,11 +64,16 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
 
 
 def _fmt(m: dict[str, Any] | None) -> str:
-    if m is None or m["value"] is None:
+    """Value and interval, bounds rounded outward (lower down, upper up) to 3 decimals."""
+    from registry.probe.summary import fmt_interval
+
+    if m is None:
         return "n/a"
-    if m["lo"] is None or m["hi"] is None:
-        return f"{m['value']:.3g}"
-    return f"{m['value']:.3g} [{m['lo']:.3g}, {m['hi']:.3g}]"
+    return fmt_interval(m["value"], m["lo"], m["hi"], digits=3)
+
+
+def _runs(n: int) -> str:
+    return "its only run" if n == 1 else f"the latest of {n} runs"
 
 
 def render(v: dict[str, Any]) -> list[Line]:
@@ -73,7 +81,8 @@ def render(v: dict[str, Any]) -> list[Line]:
     dev = v.get("device") or {}
     size = f"{s.get('width')}×{s.get('height')}" if s.get("width") else "native size"
     lines: list[Line] = [
-        ("Latest run", f"#{v['run_id']} of {v['n_runs']}, {v['finished_at']}, {v['mode']} against {v['base']['ref']}"),
+        ("Latest run", f"run #{v['run_id']} ({_runs(v['n_runs'])} of this model), {v['finished_at']}, "
+                       f"{v['mode']} against {v['base']['ref']}"),
         ("Settings", f"{v['battery']}: {v['n_prompts']} prompts × {len(v.get('seeds') or [])} seeds, "
                      f"{s.get('steps')} steps, guidance {s.get('guidance')}, {v.get('scheduler')}, {size}"),
         ("Device", f"{dev.get('name')} ({dev.get('device')}), torch {(v.get('versions') or {}).get('torch')}, "

@@ -24,6 +24,9 @@ SELECT l.blob_sha256, l.id AS run_id, l.finished_at, l.mode, l.base_ref, l.batte
        max(m.value) FILTER (WHERE m.name = 'cond_noise' AND m.grp = 'all' AND m.arm = 'ratio') AS cond_noise_ratio,
        max(m.value) FILTER (WHERE m.name = 'reference_mean' AND m.grp = 'all' AND m.arm = 'delta') AS reference_delta,
        max(m.value) FILTER (WHERE m.name = 'concentration' AND m.grp = 'trigger-dependence' AND m.arm = 'delta') AS trigger_delta,
+       max(m.value) FILTER (WHERE m.name = 'prompt_dependence' AND m.grp = 'all' AND m.arm = 'ratio') AS prompt_ratio,
+       max(m.value) FILTER (WHERE m.name = 'attraction' AND m.grp = 'all' AND m.arm = 'gain') AS attraction_gain,
+       max(m.value) FILTER (WHERE m.name = 'seed_dependence' AND m.grp = 'all' AND m.arm = 'ratio') AS seed_ratio,
        l.summary->>'$[0]' AS headline,
        l.sheet_sha256, l.blob_sha256 AS sha256
 FROM latest l LEFT JOIN probe_metrics m ON m.run_id = l.id
