@@ -263,12 +263,26 @@ def _read_inline(fh: Any, p: Path, size: int, sinks: list[_Sink], chunk_size: in
     return total
 
 
+_rings = threading.local()
+
+
+def _ring(chunk_size: int) -> list[memoryview]:
+    """The calling thread's ring of read buffers, allocated once per thread and buffer size: a scan
+    hashes thousands of files, and four fresh 8 MiB buffers per file cost more than reading a small one."""
+    cached: dict[int, list[memoryview]] = getattr(_rings, "by_size", None) or {}
+    views = cached.get(chunk_size)
+    if views is None:
+        views = [memoryview(bytearray(chunk_size)) for _ in range(RING_BUFFERS)]
+        cached = {chunk_size: views}  # keep one size only: memory stays at RING_BUFFERS * chunk_size
+        _rings.by_size = cached
+    return views
+
+
 def _read_lanes(fh: Any, p: Path, size: int, sinks: list[_Sink], chunk_size: int) -> int:
     """Large files: this thread reads into a ring of buffers; lanes hash them concurrently."""
     done: queue.SimpleQueue[int] = queue.SimpleQueue()
     lanes = [_Lane(group, done) for group in _spread(sinks, [0.0] * N_LANES) if group]
-    ring = [bytearray(chunk_size) for _ in range(RING_BUFFERS)]
-    views = [memoryview(b) for b in ring]
+    views = _ring(chunk_size)
     # pending[i]: how many lanes still hold buffer i
     pending = [0] * RING_BUFFERS
     free = list(range(RING_BUFFERS))

@@ -1,0 +1,143 @@
+"""Benchmark: scan throughput with default options against a floor loop, in the same run.
+
+Three folders are built in a temporary directory:
+
+* ``real``: real-layout kohya LoRAs at full size (SD 1.5 rank 8: every UNet attention/projection and
+  CLIP-L module of the architecture, ~9.4 MB; SDXL rank 8, ~23 MB), random F16 data;
+* ``mib``: 1 MiB LoRA-like files (F16 down/up pairs, kohya metadata);
+* ``tiny``: tiny files (one 4×8 LoRA pair, a few hundred bytes).
+
+Each folder is scanned into a fresh registry with ``registry.scan.scan`` and the CLI's default
+options (``workers`` as ``modelreg scan`` would choose it), then the *floor* runs over the same
+files: open, parse the safetensors header strictly, and compute every digest in one pass
+(``registry.hashing.hash_file``), nothing else. Printed per folder: per-file ms, files/s, MB/s for
+both, and the ratio scan / floor (targets from issue 21: real layouts ≤ 2.5×, 1 MiB files ≤ 12 ms per
+file, tiny files ≤ 0.5 ms per file).
+
+    python bench/scan_throughput.py [--real 6] [--mib 200] [--tiny 1000] [--workers N]
+
+Times on a shared machine are noisy: the floor runs in the same process right after the scan, over
+files that are in the page cache for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from registry.files.safetensors import parse_header, read_header_bytes  # noqa: E402
+from registry.hashing import hash_file  # noqa: E402
+from registry.scan import scan  # noqa: E402
+from tests.archspecs import clip_modules, lora_tensors, unet_modules  # noqa: E402
+from tests.builders import safetensors_bytes  # noqa: E402
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _random_lora(shapes: dict[str, list[int]], rng: np.random.Generator, meta: dict[str, str]) -> bytes:
+    tensors: dict[str, np.ndarray] = {}
+    for name, shape in shapes.items():
+        if not shape:
+            tensors[name] = np.asarray(4.0, dtype=np.float16)
+        else:
+            tensors[name] = (rng.standard_normal(shape) * 0.01).astype(np.float16)
+    return safetensors_bytes(tensors, meta)
+
+
+def build_real(root: Path, n: int) -> None:
+    rng = np.random.default_rng(0)
+    layouts = {
+        "sd15": {**lora_tensors(unet_modules("sd1", "ldm"), rank=8, prefix="lora_unet_"),
+                 **lora_tensors(clip_modules(768, 12), rank=8, prefix="lora_te_text_model_encoder_layers_")},
+        "sdxl": {**lora_tensors(unet_modules("sdxl-base", "ldm"), rank=8, prefix="lora_unet_"),
+                 **lora_tensors(clip_modules(768, 12), rank=8, prefix="lora_te1_text_model_encoder_layers_"),
+                 **lora_tensors(clip_modules(1280, 32), rank=8, prefix="lora_te2_text_model_encoder_layers_")},
+    }  # fmt: skip
+    for i in range(n):
+        arch = "sd15" if i % 2 == 0 else "sdxl"
+        meta = {"ss_network_dim": "8", "ss_network_alpha": "4", "ss_base_model_version": "sd_v1" if arch == "sd15" else "sdxl_base_v1-0", "ss_seed": str(i)}
+        (root / f"{arch}_{i}.safetensors").write_bytes(_random_lora(layouts[arch], rng, meta))
+
+
+def build_mib(root: Path, n: int) -> None:
+    rng = np.random.default_rng(1)
+    rank, width = 8, 320
+    pairs = max(1, (1 << 20) // (2 * rank * width * 2))
+    for i in range(n):
+        tensors: dict[str, np.ndarray] = {}
+        for j in range(pairs):
+            tensors[f"lora_unet_block_{j}.lora_down.weight"] = rng.standard_normal((rank, width)).astype(np.float16)
+            tensors[f"lora_unet_block_{j}.lora_up.weight"] = rng.standard_normal((width, rank)).astype(np.float16)
+        (root / f"mib_{i}.safetensors").write_bytes(safetensors_bytes(tensors, {"ss_network_dim": "8", "ss_seed": str(i)}))
+
+
+def build_tiny(root: Path, n: int) -> None:
+    rng = np.random.default_rng(2)
+    for i in range(n):
+        tensors = {
+            "lora_unet_x.lora_down.weight": rng.standard_normal((4, 8)).astype(np.float16),
+            "lora_unet_x.lora_up.weight": rng.standard_normal((8, 4)).astype(np.float16),
+        }
+        (root / f"tiny_{i}.safetensors").write_bytes(safetensors_bytes(tensors, {"ss_seed": str(i)}))
+
+
+def floor(files: list[Path]) -> float:
+    t = time.perf_counter()
+    for p in files:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            n, raw = read_header_bytes(fh, size)
+            parse_header(raw, n, size)
+        hash_file(p, 8 + n)
+    return time.perf_counter() - t
+
+
+def run(name: str, folder: Path, workers: int, db: Path) -> tuple[float, float]:
+    files = sorted(folder.iterdir())
+    total = sum(p.stat().st_size for p in files)
+    floor(files)  # warm the page cache and the imports for both
+    t = time.perf_counter()
+    summary = scan([folder], db, workers=workers)
+    t_scan = time.perf_counter() - t
+    assert summary.files == len(files), (summary.files, len(files))
+    t_floor = floor(files)
+    n = len(files)
+    for label, secs in (("scan ", t_scan), ("floor", t_floor)):
+        print(f"  {name:5s} {label}: {secs * 1e3 / n:8.2f} ms/file  {n / secs:9.1f} files/s  {total / secs / 1e6:8.1f} MB/s")
+    print(f"  {name:5s} ratio scan/floor: {t_scan / t_floor:.2f}x   ({n} files, {total / 1e6:.1f} MB, -j {workers})")
+    return t_scan, t_floor
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--real", type=int, default=6)
+    ap.add_argument("--mib", type=int, default=200)
+    ap.add_argument("--tiny", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=default_workers())
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        for name, n, build in (("real", args.real, build_real), ("mib", args.mib, build_mib), ("tiny", args.tiny, build_tiny)):
+            if n <= 0:
+                continue
+            folder = root / name
+            folder.mkdir()
+            build(folder, n)
+            run(name, folder, args.workers, root / f"{name}.duckdb")
+
+
+if __name__ == "__main__":
+    main()
