@@ -8,7 +8,7 @@ Three folders are built in a temporary directory:
 * ``tiny``: tiny files (one 4×8 LoRA pair, a few hundred bytes).
 
 Each folder is scanned into a fresh registry with ``registry.scan.scan`` and the CLI's default
-options (``workers`` as ``modelreg scan`` would choose it), then the *floor* runs over the same
+options (``workers=0``: as ``modelreg scan`` chooses it, one process per usable core), then the *floor* runs over the same
 files: open, parse the safetensors header strictly, and compute every digest in one pass
 (``registry.hashing.hash_file``), nothing else. Printed per folder: per-file ms, files/s, MB/s for
 both, and the ratio scan / floor (targets from issue 21: real layouts ≤ 2.5×, 1 MiB files ≤ 12 ms per
@@ -23,7 +23,6 @@ files that are in the page cache for both.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -35,16 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from registry.files.safetensors import parse_header, read_header_bytes  # noqa: E402
 from registry.hashing import hash_file  # noqa: E402
-from registry.scan import scan  # noqa: E402
+from registry.scan import effective_workers, scan  # noqa: E402
 from tests.archspecs import clip_modules, lora_tensors, unet_modules  # noqa: E402
 from tests.builders import safetensors_bytes  # noqa: E402
-
-
-def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def _random_lora(shapes: dict[str, list[int]], rng: np.random.Generator, meta: dict[str, str]) -> bytes:
@@ -117,7 +109,7 @@ def run(name: str, folder: Path, workers: int, db: Path) -> tuple[float, float]:
     n = len(files)
     for label, secs in (("scan ", t_scan), ("floor", t_floor)):
         print(f"  {name:5s} {label}: {secs * 1e3 / n:8.2f} ms/file  {n / secs:9.1f} files/s  {total / secs / 1e6:8.1f} MB/s")
-    print(f"  {name:5s} ratio scan/floor: {t_scan / t_floor:.2f}x   ({n} files, {total / 1e6:.1f} MB, -j {workers})")
+    print(f"  {name:5s} ratio scan/floor: {t_scan / t_floor:.2f}x   ({n} files, {total / 1e6:.1f} MB, -j {effective_workers(workers, n)})")
     return t_scan, t_floor
 
 
@@ -126,7 +118,7 @@ def main() -> None:
     ap.add_argument("--real", type=int, default=6)
     ap.add_argument("--mib", type=int, default=200)
     ap.add_argument("--tiny", type=int, default=1000)
-    ap.add_argument("--workers", type=int, default=default_workers())
+    ap.add_argument("--workers", type=int, default=0, help="0 (the CLI default): automatic")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)

@@ -31,7 +31,7 @@ AUDIT_FORMATS = ("table", "json", "jsonl", "sarif")
     help="Exit 1 when a finding at or above this severity is reported.",
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings reach --fail-on (errors still exit 2 or 3).")
-@click.option("--workers", "-j", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes for hashing and analysis.")
+@click.option("--workers", "-j", type=click.IntRange(0, 64), default=0, show_default=True, help="Processes for hashing and analysis; 0 (the default): one per usable CPU core, when there are at least 4 files for each; 1: all in this process.")
 @click.option("--rehash", is_flag=True, help="Read and analyse every file again, even unchanged ones.")
 @click.option(
     "--civitai",

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from cli._app import format_option, no_truncate_option, read_registry, render_rows
-from registry.identify import KINDS
+from registry.archs import KINDS
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]
 COLUMNS = ["sha256", "autov2", "name", "format", "kind", "arch", "size", "n_tensors", "n_findings", "max_severity", "path"]

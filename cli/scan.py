@@ -9,7 +9,7 @@ from cli._app import echo_err, file_progress, get_app, severity_option
 
 @click.command("scan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--workers", "-j", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes for hashing and analysis.")
+@click.option("--workers", "-j", type=click.IntRange(0, 64), default=0, show_default=True, help="Processes for hashing and analysis; 0 (the default): one per usable CPU core, when there are at least 4 files for each; 1: all in this process.")
 @click.option("--rehash", is_flag=True, help="Read and analyse every file again, even unchanged ones.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
 @severity_option(

@@ -407,6 +407,27 @@ def load_index(
 
 
 #: ``progress(bytes_done, bytes_total, path)``, called after each file (unchanged files count as done)
+#: with ``workers=0`` (automatic), each worker process gets at least this many files to analyse: below
+#: that, starting processes costs more than the work they share
+AUTO_FILES_PER_WORKER = 4
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def effective_workers(requested: int, n_files: int) -> int:
+    """Worker processes for ``n_files`` files to analyse: ``requested`` when it is positive, else one per
+    usable CPU core, fewer when there are too few files for each to get ``AUTO_FILES_PER_WORKER``."""
+    if requested > 0:
+        return requested
+    return max(1, min(usable_cpus(), n_files // AUTO_FILES_PER_WORKER))
+
+
 ProgressFn = Callable[[int, int | None, str], None]
 
 
@@ -529,6 +550,7 @@ def scan(
             continue
         todo.append(it)
 
+    workers = effective_workers(workers, len(todo))
     try:
         if workers <= 1 or len(todo) <= 1:
             _init_worker(known)

@@ -135,3 +135,24 @@ def test_show_names_the_sections_when_one_is_unknown(tmp_path: Path, db: Path) -
     code, out, err = run("show", "--section", "nope", "alpha.safetensors")
     assert code == 2 and out == ""
     assert err.startswith("modelreg: unknown section 'nope'; sections are: file, sightings, ")
+
+
+def test_show_and_ls_import_only_what_they_need(tmp_path: Path, db: Path) -> None:
+    """`show` and `ls` stay light (issue 21): no probe code, no declaration validator (jsonschema), no
+    PDF stack, no identifier rules, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    two_models(tmp_path)
+    assert run("scan", str(tmp_path / "m"))[0] == 0
+    heavy = ("registry.probe", "registry.probe.record", "jsonschema", "weasyprint", "registry.declarations", "registry.identify", "torch")
+    for argv in (["show", "alpha.safetensors"], ["show", "--format", "json", "alpha.safetensors"], ["ls"]):
+        probe = (
+            "import sys\n"
+            "from cli.main import main\n"
+            f"try:\n    main({['--db', str(db), *argv]!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+        )
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == "[]", (argv, done.stdout[-300:])

@@ -278,3 +278,14 @@ def test_summary_names_slow_files_and_the_step_that_took_the_time(tmp_path: Path
     assert r.exit_code == 0
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("slow: "))
     assert line.startswith(f"slow: {p} took ") and ", stats 0.3s of it" in line
+
+
+def test_automatic_workers_follow_usable_cores_and_file_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    import registry.scan as scan_mod
+
+    monkeypatch.setattr(scan_mod, "usable_cpus", lambda: 8)
+    assert scan_mod.effective_workers(3, 1) == 3  # an explicit -j is kept
+    assert scan_mod.effective_workers(0, 0) == 1
+    assert scan_mod.effective_workers(0, 7) == 1  # too few files to share
+    assert scan_mod.effective_workers(0, 8) == 2
+    assert scan_mod.effective_workers(0, 1000) == 8

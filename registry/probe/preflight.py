@@ -75,7 +75,7 @@ class Known:
             return "unknown"
         if fam in FAMILY_LABEL:
             return FAMILY_LABEL[fam]
-        from registry.identify import ARCH_LABELS
+        from registry.archs import ARCH_LABELS
 
         return ARCH_LABELS.get(self.arch, self.arch.split(":", 1)[-1])
 

@@ -17,6 +17,9 @@ def _iso(v: Any) -> Any:
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
+    # most models have no declaration: answer that without importing the validator (jsonschema)
+    if con.execute("SELECT 1 FROM declarations WHERE blob_sha256 = ? LIMIT 1", [sha256]).fetchone() is None:
+        return None
     from registry.store.declarations import current_declaration, history, latest_check
 
     cur = current_declaration(con, sha256)

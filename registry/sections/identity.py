@@ -7,7 +7,7 @@ from typing import Any
 
 import duckdb
 
-from registry.identify import ARCH_LABELS
+from registry.archs import ARCH_LABELS
 from registry.record import Line, Section
 
 KIND_LABELS = {

@@ -30,6 +30,9 @@ def _iso(v: Any) -> Any:
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
+    # most models have no probe run: answer that without importing the probe's record code (numpy)
+    if con.execute("SELECT 1 FROM probe_runs WHERE blob_sha256 = ? LIMIT 1", [sha256]).fetchone() is None:
+        return None
     from registry.probe.record import metrics, runs, sample_path
 
     rs = runs(con, sha256)
