@@ -78,7 +78,8 @@ def command(paths: tuple[str, ...], fmt: str, record: bool, detail: bool, progre
 
     if detail and fmt not in ("json", "jsonl"):
         raise UsageError("--detail needs --format json or jsonl")
-    with read_registry() as con:
+    # recording writes, so it may create the registry (and says so); --no-record only reads one
+    with (write_registry() if record else read_registry()) as con:
         matcher = Matcher.from_registry(con)
     files = list(iter_images(paths))
     traces = []

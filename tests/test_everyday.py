@@ -81,6 +81,9 @@ def test_no_truncate_on_a_narrow_terminal(tmp_path: Path, db: Path, monkeypatch:
 
 
 def test_ls_unknown_kind_is_a_usage_error(db: Path) -> None:
+    empty = db.parent / "empty"
+    empty.mkdir()
+    assert run("scan", str(empty))[0] == 0  # an empty registry: `ls` on none exits 2 for another reason
     code, out, err = run("ls", "--kind", "bogus")
     assert code == 2 and out == ""
     assert "'bogus' is not one of" in err and "'checkpoint'" in err and "'adapter'" in err

@@ -616,6 +616,12 @@ def test_trace_no_record_and_table(tmp_path: Path, db: Path) -> None:
 
     img = _png(tmp_path, "c.png", {"prompt": json.dumps(COMFY_PROMPT)})
     res = CliRunner().invoke(root, ["trace", "--no-record", str(img)])
+    assert res.exit_code == 2 and "no registry at" in res.output  # --no-record only reads: it creates none
+    from registry.store.db import connect
+
+    with connect(db):  # an empty registry
+        pass
+    res = CliRunner().invoke(root, ["trace", "--no-record", str(img)])
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     assert lines[0].split()[:4] == ["IMAGE", "IMAGE_SHA256", "GENERATOR", "ROLE"]
