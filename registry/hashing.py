@@ -164,13 +164,15 @@ def hash_file(
     *,
     chunk_size: int = 8 << 20,
     git_sha1_limit: int = 10 << 20,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> Hashes:
     """All digests of ``path`` from one read pass. See the module docstring for the definitions.
 
     ``data_start`` is where the tensor data of a safetensors file begins (``8 + N``); a value past the
     end of the file gives the empty-string digest, as A1111's reader does. Raises :class:`OSError`
     when the file cannot be opened or read, and :class:`RegistryError` when it is not a regular file or
-    changes size or modification time while being read.
+    changes size or modification time while being read. ``on_bytes(n)``, when given, is called with the
+    bytes read so far after each buffer of a file larger than one buffer (progress inside a large file).
     """
     if data_start is not None and data_start < 0:
         raise ValueError(f"data_start must be >= 0, not {data_start}")
@@ -212,7 +214,7 @@ def hash_file(
         if size < INLINE_LIMIT or size <= chunk_size:
             total = _read_inline(fh, p, size, sinks, chunk_size)
         else:
-            total = _read_lanes(fh, p, size, sinks, chunk_size)
+            total = _read_lanes(fh, p, size, sinks, chunk_size, on_bytes)
 
         end = os.fstat(fh.fileno())
         if end.st_size != size or end.st_mtime_ns != st.st_mtime_ns:
@@ -278,7 +280,9 @@ def _ring(chunk_size: int) -> list[memoryview]:
     return views
 
 
-def _read_lanes(fh: Any, p: Path, size: int, sinks: list[_Sink], chunk_size: int) -> int:
+def _read_lanes(
+    fh: Any, p: Path, size: int, sinks: list[_Sink], chunk_size: int, on_bytes: Callable[[int], None] | None = None
+) -> int:
     """Large files: this thread reads into a ring of buffers; lanes hash them concurrently."""
     done: queue.SimpleQueue[int] = queue.SimpleQueue()
     lanes = [_Lane(group, done) for group in _spread(sinks, [0.0] * N_LANES) if group]
@@ -310,6 +314,8 @@ def _read_lanes(fh: Any, p: Path, size: int, sinks: list[_Sink], chunk_size: int
             for lane in lanes:
                 lane.todo.put((idx, total, chunk))
             total += n
+            if on_bytes is not None:
+                on_bytes(total)
     finally:
         for lane in lanes:
             lane.todo.put(None)

@@ -12,6 +12,7 @@ finding, and a file whose format modelreg cannot read yet is recorded with its h
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -233,9 +234,18 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="modelreg-parent-watchdog", daemon=True).start()
 
 
+def _partial_progress(progress: ProgressFn, n: int, *, done_before: Callable[[], int], total: int | None, path: str) -> None:
+    progress(done_before() + n, total, path)
+
+
 def _init_pool_worker(known: set[str], parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     _init_worker(known)
+
+
+#: in-process scans only: called with the bytes hashed so far of the file being analysed (a bar that moves
+#: inside a large file); worker processes have none and report per file
+_IN_FILE_PROGRESS: Callable[[int], None] | None = None
 
 
 def analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, rehash: bool = False) -> Analysed:
@@ -277,7 +287,7 @@ def _analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, 
         return out
     t_hash = time.perf_counter()
     try:
-        h = hash_file(path, data_start)
+        h = hash_file(path, data_start, on_bytes=_IN_FILE_PROGRESS)
         out.steps["hashing"] = time.perf_counter() - t_hash
     except (OSError, RegistryError) as e:
         out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e}"))
@@ -554,9 +564,16 @@ def scan(
     try:
         if workers <= 1 or len(todo) <= 1:
             _init_worker(known)
+            global _IN_FILE_PROGRESS
             for it in todo:
                 assert it.st is not None
-                accept(analyse_file(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash))
+                if progress is not None:
+                    _IN_FILE_PROGRESS = functools.partial(_partial_progress, progress, done_before=lambda: done, total=total, path=it.path)
+                try:
+                    a = analyse_file(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash)
+                finally:
+                    _IN_FILE_PROGRESS = None
+                accept(a)
         else:
             with ProcessPoolExecutor(
                 max_workers=workers, initializer=_init_pool_worker, initargs=(set(known), os.getpid())

@@ -289,3 +289,17 @@ def test_automatic_workers_follow_usable_cores_and_file_count(monkeypatch: pytes
     assert scan_mod.effective_workers(0, 7) == 1  # too few files to share
     assert scan_mod.effective_workers(0, 8) == 2
     assert scan_mod.effective_workers(0, 1000) == 8
+
+
+def test_progress_moves_inside_a_large_file(tmp_path: Path) -> None:
+    """A single large file does not sit at 0 until it is done (issue 20): in-process scans report the
+    bytes hashed so far, buffer by buffer; the last call says the whole file."""
+    d = tmp_path / "big"
+    d.mkdir()
+    size = 20 << 20
+    (d / "model.bin").write_bytes(os.urandom(size))
+    calls: list[tuple[int, int | None]] = []
+    scan([d], tmp_path / "r.duckdb", workers=0, progress=lambda done, total, path: calls.append((done, total)))
+    assert calls[-1] == (size, size)
+    inside = [done for done, _ in calls if 0 < done < size]
+    assert len(inside) >= 2 and inside == sorted(inside)
