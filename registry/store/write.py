@@ -217,26 +217,14 @@ def _existing_sightings(
     inode, device, is_latest). Read inside the writing transaction, so concurrent scans see each other."""
     if not keys:
         return {}
-    settle(con)
-    con.register(
-        "_probe_paths",
-        pa.table(
-            {
-                "host": pa.array([k[0] for k in keys], pa.string()),
-                "path": pa.array([k[1] for k in keys], pa.string()),
-                "path_raw": pa.array([k[2] for k in keys], pa.binary()),
-            }
-        ),
+    rows = _rows_at_keys(
+        con,
+        keys,
+        "SELECT s.host, s.path, s.path_raw, s.id, s.blob_sha256, s.size, s.mtime_ns, s.inode, s.device, "
+        "row_number() OVER (PARTITION BY s.host, s.path, s.path_raw ORDER BY s.seen_at DESC, s.id DESC) = 1 "
+        "FROM sightings s JOIN _keys p ON s.host = p.host AND s.path = p.path "
+        "AND s.path_raw IS NOT DISTINCT FROM p.path_raw",
     )
-    try:
-        rows = con.execute(
-            "SELECT s.host, s.path, s.path_raw, s.id, s.blob_sha256, s.size, s.mtime_ns, s.inode, s.device, "
-            "row_number() OVER (PARTITION BY s.host, s.path, s.path_raw ORDER BY s.seen_at DESC, s.id DESC) = 1 "
-            "FROM sightings s JOIN _probe_paths p ON s.host = p.host AND s.path = p.path "
-            "AND s.path_raw IS NOT DISTINCT FROM p.path_raw"
-        ).fetchall()
-    finally:
-        con.unregister("_probe_paths")
     out: dict[tuple[str, str, bytes | None], list[tuple[int, str, int, int, int | None, int | None, bool]]] = {}
     for host, path, raw, sid, sha, size, mtime, inode, dev, latest in rows:
         out.setdefault((host, path, bytes(raw) if raw is not None else None), []).append(
@@ -245,12 +233,11 @@ def _existing_sightings(
     return out
 
 
-def _existing_path_findings(con: duckdb.DuckDBPyConnection, keys: list[tuple[str, str, bytes | None]]) -> set[tuple[Any, ...]]:
-    if not keys:
-        return set()
+def _rows_at_keys(con: duckdb.DuckDBPyConnection, keys: list[tuple[str, str, bytes | None]], sql: str) -> list[Any]:
+    """Run ``sql`` with the (host, path, path_raw) ``keys`` registered as the table ``_keys``."""
     settle(con)
     con.register(
-        "_probe_pf",
+        "_keys",
         pa.table(
             {
                 "host": pa.array([k[0] for k in keys], pa.string()),
@@ -260,13 +247,21 @@ def _existing_path_findings(con: duckdb.DuckDBPyConnection, keys: list[tuple[str
         ),
     )
     try:
-        rows = con.execute(
-            "SELECT f.host, f.path, f.path_raw, f.rule_id, f.message FROM findings f JOIN _probe_pf p "
-            "ON f.host = p.host AND f.path = p.path AND f.path_raw IS NOT DISTINCT FROM p.path_raw "
-            "WHERE f.blob_sha256 IS NULL"
-        ).fetchall()
+        return con.execute(sql).fetchall()
     finally:
-        con.unregister("_probe_pf")
+        con.unregister("_keys")
+
+
+def _existing_path_findings(con: duckdb.DuckDBPyConnection, keys: list[tuple[str, str, bytes | None]]) -> set[tuple[Any, ...]]:
+    if not keys:
+        return set()
+    rows = _rows_at_keys(
+        con,
+        keys,
+        "SELECT f.host, f.path, f.path_raw, f.rule_id, f.message FROM findings f JOIN _keys p "
+        "ON f.host = p.host AND f.path = p.path AND f.path_raw IS NOT DISTINCT FROM p.path_raw "
+        "WHERE f.blob_sha256 IS NULL",
+    )
     return {(h, p, bytes(r) if r is not None else None, rid, m) for h, p, r, rid, m in rows}
 
 
