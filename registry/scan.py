@@ -12,7 +12,6 @@ finding, and a file whose format modelreg cannot read yet is recorded with its h
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import socket
@@ -234,29 +233,31 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="modelreg-parent-watchdog", daemon=True).start()
 
 
-def _partial_progress(progress: ProgressFn, n: int, *, done_before: Callable[[], int], total: int | None, path: str) -> None:
-    progress(done_before() + n, total, path)
-
-
 def _init_pool_worker(known: set[str], parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     _init_worker(known)
 
 
-#: in-process scans only: called with the bytes hashed so far of the file being analysed (a bar that moves
-#: inside a large file); worker processes have none and report per file
-_IN_FILE_PROGRESS: Callable[[int], None] | None = None
-
-
-def analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, rehash: bool = False) -> Analysed:
-    """Everything a worker does for one regular file, timed. Never raises for bad content."""
+def analyse_file(
+    path: str,
+    size: int,
+    mtime_ns: int,
+    inode: int,
+    device: int,
+    rehash: bool = False,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Analysed:
+    """Everything a worker does for one regular file, timed. Never raises for bad content. ``on_bytes(n)``
+    hears the bytes hashed so far (in-process scans: a bar that moves inside a large file)."""
     t0 = time.perf_counter()
-    out = _analyse_file(path, size, mtime_ns, inode, device, rehash)
+    out = _analyse_file(path, size, mtime_ns, inode, device, rehash, on_bytes)
     out.seconds = time.perf_counter() - t0
     return out
 
 
-def _analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, rehash: bool) -> Analysed:
+def _analyse_file(
+    path: str, size: int, mtime_ns: int, inode: int, device: int, rehash: bool, on_bytes: Callable[[int], None] | None
+) -> Analysed:
     out = Analysed(path, size, mtime_ns, _i64(inode), _i64(device), None, None, [])
     try:
         with open(path, "rb") as fh:
@@ -287,7 +288,7 @@ def _analyse_file(path: str, size: int, mtime_ns: int, inode: int, device: int, 
         return out
     t_hash = time.perf_counter()
     try:
-        h = hash_file(path, data_start, on_bytes=_IN_FILE_PROGRESS)
+        h = hash_file(path, data_start, on_bytes=on_bytes)
         out.steps["hashing"] = time.perf_counter() - t_hash
     except (OSError, RegistryError) as e:
         out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e}"))
@@ -416,7 +417,6 @@ def load_index(
     return states, known, path_findings
 
 
-#: ``progress(bytes_done, bytes_total, path)``, called after each file (unchanged files count as done)
 #: with ``workers=0`` (automatic), each worker process gets at least this many files to analyse: below
 #: that, starting processes costs more than the work they share
 AUTO_FILES_PER_WORKER = 4
@@ -438,6 +438,7 @@ def effective_workers(requested: int, n_files: int) -> int:
     return max(1, min(usable_cpus(), n_files // AUTO_FILES_PER_WORKER))
 
 
+#: ``progress(bytes_done, bytes_total, path)``, called after each file (unchanged files count as done)
 ProgressFn = Callable[[int, int | None, str], None]
 
 
@@ -493,6 +494,13 @@ def scan(
         done += sizes.get(path, 0)
         if progress is not None:
             progress(done, total, path)
+
+    def in_file(path: str) -> Callable[[int], None] | None:
+        """Progress inside one file: the bytes of the files before it plus those hashed of it so far."""
+        if progress is None:
+            return None
+        report = progress
+        return lambda n: report(done + n, total, path)
 
     def record_findings(path: str, fs: list[Finding]) -> None:
         for f in fs:
@@ -564,16 +572,13 @@ def scan(
     try:
         if workers <= 1 or len(todo) <= 1:
             _init_worker(known)
-            global _IN_FILE_PROGRESS
             for it in todo:
                 assert it.st is not None
-                if progress is not None:
-                    _IN_FILE_PROGRESS = functools.partial(_partial_progress, progress, done_before=lambda: done, total=total, path=it.path)
-                try:
-                    a = analyse_file(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash)
-                finally:
-                    _IN_FILE_PROGRESS = None
-                accept(a)
+                accept(
+                    analyse_file(
+                        it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash, in_file(it.path)
+                    )
+                )
         else:
             with ProcessPoolExecutor(
                 max_workers=workers, initializer=_init_pool_worker, initargs=(set(known), os.getpid())

@@ -464,8 +464,8 @@ def safetensors_with_length(n: int, meta: bool, pad: bool, data: bytes = b"\0\0\
 
 
 def safetensors_pickle_polyglot(payload: bytes) -> bytes:
-    """A valid safetensors file that ``pickle.load`` (and ``torch.load(weights_only=False)``, which reads a
-    non-zip file as a legacy pickle) runs: the header length is ``0x58 + 256·L``, so byte 0 is BINUNICODE
+    """A valid safetensors file that Python's pickle loader (and torch's loader with weights_only off, which
+    reads a non-zip file as a legacy pickle) would run; it is only ever scanned here, never loaded: the header length is ``0x58 + 256·L``, so byte 0 is BINUNICODE
     with the 4-byte length ``L``; the string ends inside a metadata value made of SHORT_BINBYTES hops
     (``C`` + a printable length byte), and the last hop lands on the first tensor's data: the payload."""
     pre = b'{"__metadata__":{"p":"'

@@ -622,7 +622,7 @@ class _Scanner:
         self.evasions.append(
             f"{self._place(where)}: a pickle read from byte 0 runs through the {header.header_len:,}-byte "
             f"safetensors header and imports {', '.join(sorted({g.qualname for g in kept})[:5])} "
-            "(a safetensors/pickle polyglot: pickle.load and torch.load(weights_only=False) read it)"
+            "(a safetensors/pickle polyglot: Python's pickle loader, and torch's with weights_only off, would run it)"
         )
 
     def polyglot(self, reg: zipread.Region, where: str | None, fmt: str) -> None:
