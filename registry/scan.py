@@ -30,6 +30,7 @@ from registry.files.sniff import SNIFF_BYTES, file_reader, sniff_bytes
 from registry.findings import Finding, Severity, finding, from_error, rule
 from registry.hashing import hash_file
 from registry.paths import clean_text, display_path, raw_path
+from registry.store.anchor import head_path
 from registry.store.db import connect
 from registry.store.write import BlobRecord, FileWrite, SightingRecord, TensorRows, write_batch
 
@@ -468,7 +469,10 @@ def scan(
     with connect(db_path, on_wait=on_wait, on_create=on_create):
         pass
     states, known, recorded_path_findings = load_index(db_path, host, on_wait)
-    items = list(discover(paths))
+    # the registry's own files (database, write-ahead log, head file) are not models, even when --db
+    # puts them inside a scanned folder
+    own = {os.path.realpath(p) for p in (db_path, str(db_path) + ".wal", head_path(Path(db_path)))}
+    items = [it for it in discover(paths) if os.path.realpath(it.path) not in own]
     summary = ScanSummary()
     total = sum(it.st.st_size for it in items if it.st is not None)
     sizes = {it.path: it.st.st_size for it in items if it.st is not None}

@@ -303,3 +303,13 @@ def test_progress_moves_inside_a_large_file(tmp_path: Path) -> None:
     assert calls[-1] == (size, size)
     inside = [done for done, _ in calls if 0 < done < size]
     assert len(inside) >= 2 and inside == sorted(inside)
+
+
+def test_the_registry_inside_a_scanned_folder_is_not_scanned(tmp_path: Path) -> None:
+    """--db inside the scanned folder: the database, its .wal and its head file are not models."""
+    write_safetensors(tmp_path / "m.safetensors", {"w": np.zeros((2, 2), dtype=np.float32)})
+    db = tmp_path / "r.duckdb"
+    scan([tmp_path], db)
+    summary = scan([tmp_path], db, rehash=True)
+    assert sorted(Path(p).name for p in summary.shas) == ["m.safetensors"]
+    assert summary.files == 1 and not summary.finding_list
