@@ -218,7 +218,7 @@ def test_killed_scan_leaves_consistent_registry(tmp_path: Path, db: Path) -> Non
         write.write_batch = kill_in_second_batch
         import registry.scan as s
         s.write_batch = kill_in_second_batch
-        scan([{str(root)!r}], __import__('pathlib').Path({str(db)!r}), batch_files=10)
+        scan([{str(root)!r}], __import__('pathlib').Path({str(db)!r}), batch_files=10, batch_seconds=3600)  # batches by count only, also on a loaded machine
         """
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, capture_output=True, timeout=120)

@@ -626,10 +626,20 @@ class _Scanner:
         )
 
     def polyglot(self, reg: zipread.Region, where: str | None, fmt: str) -> None:
-        """A file of another format whose first bytes are also a pickle that imports something."""
+        """A file of another format whose first bytes are also a pickle that imports something.
+
+        Content that is not a pickle by its format often starts with bytes that spell opcodes by accident (a
+        safetensors length prefix whose low byte is 0x82-0x84 spells EXT1/2/4, also when the header is cut
+        short). So here, as in :meth:`_prefix_pickle`, only an import a stock unpickler could perform counts:
+        a dotted Python name; an ``EXT`` code names nothing unless the loading program registered extensions
+        with ``copyreg``, and a pickle that cannot import cannot call. Content sniffed as a pickle, or named
+        like one inside an archive, is read by :meth:`pickle_sequence`, where unresolved imports stay dangerous."""
         if len(reg) == 0 or reg.buf[reg.start] not in VALID_OPCODES:
             return
         w = walk(reg.buf, reg.start, reg.end, Limits(max_ops=100_000, max_objects=100_000))
+        kept = [g for g in w.globals if g.resolved and _importable(g.module, g.name)]
+        if len(kept) != len(w.globals):
+            w = dataclasses.replace(w, globals=kept)
         if w.globals:
             self._record(w, where, "polyglot prefix", reg.absolute)
             self.evasions.append(

@@ -283,10 +283,33 @@ def test_a_header_that_does_not_parse_leaves_the_first_bytes_to_the_pickle_check
     r = scan_bytes(broken[:68] + bytes(10))
     assert broken[0] == 60  # '<' is no opcode: nothing to read
     assert r.verdict == "safe" and r.format == "safetensors"
-    ext1 = b"\x82\x07" + broken[2:]
-    r = scan_bytes(ext1)
-    assert r.verdict == "dangerous", r.reason  # an EXT code nothing accounts for: unresolved import
     assert "does not parse" in json.dumps(r.container)
+    # a real import at byte 0 of a file whose header does not parse is still caught
+    r = scan_bytes(EVIL + broken[len(EVIL):])
+    assert r.verdict == "dangerous" and [g.qualname for g in r.deciding] == ["posix.system"], r.reason
+    # so is the crafted polyglot once its header is damaged (the last brace replaced: same bytes elsewhere)
+    poly = bytearray(safetensors_pickle_polyglot(EVIL))
+    end = 8 + struct.unpack("<Q", poly[:8])[0]
+    assert poly[end - 1 : end] == b"}"
+    poly[end - 1] = ord("x")
+    r = scan_bytes(bytes(poly))
+    assert "does not parse" in json.dumps(r.container)
+    assert r.verdict == "dangerous" and [g.qualname for g in r.deciding] == ["posix.system"], r.reason
+
+
+@pytest.mark.parametrize("pad", [True, False], ids=["padded", "unpadded"])
+def test_truncated_files_are_never_called_dangerous(pad: bool) -> None:
+    """A download cut short inside the header (or anywhere) is damaged, not hostile, whatever its length
+    prefix spells: EXT1/2/4 (0x82-0x84) name no importable object, so they are no evidence of code."""
+    for b0 in range(256):
+        for b1 in _B1_FOR_SWEEP:
+            good = safetensors_with_length(_n_for(b0, b1), True, pad)
+            n = len(good)
+            for cut in sorted({1, 7, 8, 9, 10, 40, n // 2, n - 9, n - 1}):
+                r = scan_bytes(good[:cut], recover_tensors=False)
+                assert r.verdict != "dangerous", (f"bytes {b0:#04x} {b1:#04x} cut at {cut}", r.reason)
+                assert r.globals == [] or all(not g.resolved or not g.module.isidentifier() for g in r.globals), (
+                    f"bytes {b0:#04x} {b1:#04x} cut at {cut}", r.globals)
 
 
 def test_every_surface_shows_safe(tmp_path: Path) -> None:
