@@ -251,7 +251,8 @@ def time_scans(factory: Any, files: list[Path], work: Path, modelreg_python: str
         run = subprocess.run([*cli, "--db", db, "scan", str(work), "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
         t_modelreg = time.perf_counter() - t0
         print(f"modelreg scan (default options, fresh registry, process start included): {t_modelreg:.1f} s, "
-              f"exit {run.returncode}: {(run.stdout + run.stderr).strip()[-300:]}")  # fmt: skip
+              f"exit {run.returncode}; its output:")  # fmt: skip
+        print("    " + (run.stdout + run.stderr).strip().replace("\n", "\n    "))
         q = subprocess.run([*cli, "--db", db, "query", "--format", "json", "SELECT path, blake3 FROM model_files"],
                            cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
         mr_b3 = {Path(r["path"]).name: r["blake3"] for r in json.loads(q.stdout or "[]")} if q.returncode == 0 else {}
@@ -327,7 +328,8 @@ def main() -> None:
                 cells.append(f"{said[:30]:<31}{'ok' if s == 'right' else s:<9}")
                 md_cells.append(f"{said} — {'**' + s + '**' if s != 'right' else s}")
             print(f"{row['file'][:35]:<36} {truth[:27]:<28} " + " ".join(cells))
-            md.append(f"| `{row['file']}` | {truth} | " + " | ".join(md_cells) + " |")
+            truth_md = truth.replace("|", "\\|")  # a Markdown cell cannot hold a bare |
+            md.append(f"| `{row['file']}` | {truth_md} | " + " | ".join(md_cells) + " |")
         print()
         n = len(files)
         for t in tools:
