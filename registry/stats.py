@@ -559,7 +559,7 @@ def _stacked_lora(
         downs = np.empty((k, r, n))  # each down factor as stored (r × n): its transpose is the n × r factor
         keep = np.ones(k, dtype=bool)
         outs: list[ModuleStats] = []
-        for j, (i, mod) in enumerate(items):
+        for j, (_i, mod) in enumerate(items):
             out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
             outs.append(out)
             try:
