@@ -1194,8 +1194,8 @@ def lora_report(
     given with ``shapes``, decodes a tensor straight into a float64 slot of its stack
     (:func:`registry.files.dtypes.decode_into`)."""
     cfg = peft_config_from_metadata(metadata)
-    if shapes is None:  # (callers with arrays in hand) the shapes from the arrays themselves
-        arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, np.ndarray] = {}  # (callers without shapes: the arrays read to learn them)
+    if shapes is None:
 
         def shape_of(name: str) -> tuple[int, ...] | None:
             try:
@@ -1203,9 +1203,6 @@ def lora_report(
             except Exception:  # noqa: BLE001 - the module-by-module path reports it
                 return None
             return tuple(arrays[name].shape)
-
-        def cached(name: str) -> np.ndarray:
-            return arrays[name] if name in arrays else load(name)
     else:
         known = shapes
 
@@ -1213,7 +1210,9 @@ def lora_report(
             s = known.get(name)
             return tuple(s) if s is not None else None
 
-        cached = load
+    def cached(name: str) -> np.ndarray:
+        return arrays[name] if name in arrays else load(name)
+
     with single_threaded_blas():
         plain = [(i, mod, sh) for i, mod in enumerate(grouping.modules) if (sh := _plain_shape(mod, shape_of)) is not None]
         stacked, redo = _stacked_lora(plain, cached, cfg, dtypes, load_into if shapes is not None else None)
