@@ -16,9 +16,11 @@ import json
 import os
 import socket
 import stat as statmod
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,8 @@ from registry.files.sniff import SNIFF_BYTES, file_reader, sniff_bytes
 from registry.findings import Finding, Severity, finding, from_error, rule
 from registry.hashing import hash_file
 from registry.paths import clean_text, display_path, raw_path
-from registry.store.anchor import head_path
-from registry.store.db import connect
+from registry.store.anchor import head_path, update_after_write
+from registry.store.db import connect, someone_waiting, waiting_path
 from registry.store.write import BlobRecord, FileWrite, SightingRecord, TensorRows, write_batch
 
 #: a file that takes longer than this (seconds) is named in the scan summary with its slowest step
@@ -439,6 +441,57 @@ def effective_workers(requested: int, n_files: int) -> int:
     return max(1, min(usable_cpus(), n_files // AUTO_FILES_PER_WORKER))
 
 
+#: a scan holds its write connection across batches at most this long before letting go for a moment
+HOLD_SECONDS = 5.0
+#: in-process scans let go of the registry before analysing a file at least this big (it takes a while)
+RELEASE_BEFORE_BYTES = 64 << 20
+
+
+class HeldWriter:
+    """The scan's write connection, opened at the first commit and kept across batches (opening one costs
+    about 0.1 s: the writability check, the schema check, the head-file check), let go when another
+    process waits for the registry (:func:`registry.store.db.someone_waiting`), after ``HOLD_SECONDS``,
+    and at the end. Every commit moves the head file (``anchor.update_after_write``) as a connection
+    closed after each batch did, so a scan killed between batches leaves the head file at its last
+    event."""
+
+    def __init__(self, path: Path, on_wait: Callable[[str], None] | None) -> None:
+        self.path = Path(path)
+        self.on_wait = on_wait
+        self._cm: contextlib.AbstractContextManager[Any] | None = None
+        self.con: Any = None
+        self.opened = 0.0
+        self.opens = 0
+
+    def commit(self, items: list[FileWrite], derived: Iterable[str]) -> None:
+        if self.con is None:
+            self._cm = connect(self.path, on_wait=self.on_wait)
+            self.con = self._cm.__enter__()
+            self.opened = time.monotonic()
+            self.opens += 1
+        try:
+            write_batch(self.con, items, derived)
+            update_after_write(self.con, self.path, False)
+        except BaseException as e:
+            cm, self._cm, self.con = self._cm, None, None
+            assert cm is not None
+            # the connection's own handler names storage failures (no space …) and closes it
+            if not cm.__exit__(type(e), e, e.__traceback__):
+                raise
+            raise
+        self.maybe_release()
+
+    def maybe_release(self) -> None:
+        """Let go when someone waits for the registry or the connection is held too long."""
+        if self.con is not None and (time.monotonic() - self.opened >= HOLD_SECONDS or someone_waiting(self.path)):
+            self.release()
+
+    def release(self) -> None:
+        if self._cm is not None:
+            cm, self._cm, self.con = self._cm, None, None
+            cm.__exit__(None, None, None)
+
+
 #: ``progress(bytes_done, bytes_total, path)``, called after each file (unchanged files count as done)
 ProgressFn = Callable[[int, int | None, str], None]
 
@@ -471,7 +524,10 @@ def scan(
     states, known, recorded_path_findings = load_index(db_path, host, on_wait)
     # the registry's own files (database, write-ahead log, head file) are not models, even when --db
     # puts them inside a scanned folder
-    own = {os.path.realpath(p) for p in (db_path, str(db_path) + ".wal", head_path(Path(db_path)))}
+    own = {
+        os.path.realpath(p)
+        for p in (db_path, str(db_path) + ".wal", head_path(Path(db_path)), waiting_path(Path(db_path)))
+    }
     items = [it for it in discover(paths) if os.path.realpath(it.path) not in own]
     summary = ScanSummary()
     total = sum(it.st.st_size for it in items if it.st is not None)
@@ -482,11 +538,12 @@ def scan(
     done = 0
     counted: set[str] = set()
 
+    writer = HeldWriter(Path(db_path), on_wait)
+
     def commit() -> None:
         nonlocal pending, last_commit
         if pending:
-            with connect(db_path, on_wait=on_wait) as con:
-                write_batch(con, pending, derived)
+            writer.commit(pending, derived)
             for w in pending:
                 if w.blob is not None:
                     known.add(w.blob.sha256)
@@ -578,6 +635,10 @@ def scan(
             _init_worker(known)
             for it in todo:
                 assert it.st is not None
+                if it.st.st_size >= RELEASE_BEFORE_BYTES:
+                    writer.release()  # a long analysis: others may read or write meanwhile
+                else:
+                    writer.maybe_release()
                 accept(
                     analyse_file(
                         it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash, in_file(it.path)
@@ -594,13 +655,21 @@ def scan(
                         ex.submit(analyse_file, it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash)
                     )
                 for fut in futures:
-                    accept(fut.result())
+                    while True:
+                        try:
+                            a = fut.result(timeout=0.25)
+                            break
+                        except FutureTimeout:
+                            writer.maybe_release()  # nothing to commit for now: let a waiting reader in
+                    accept(a)
         commit()
     finally:
         # a crash (or Ctrl-C) still commits whatever complete files were analysed so far
         if pending:
             with contextlib.suppress(Exception):  # the original error matters more
                 commit()
+        with contextlib.suppress(Exception) if sys.exc_info()[0] is not None else contextlib.nullcontext():
+            writer.release()
     _count_covered(db_path, host, summary, unreadable_findings, on_wait)
     summary.elapsed = time.monotonic() - t0
     return summary
