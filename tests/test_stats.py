@@ -607,3 +607,13 @@ def test_stacked_lora_path_matches_a_dense_svd() -> None:
         assert m.fro == pytest.approx(float(np.linalg.norm(dw)), rel=1e-10)
         assert m.eff_rank_energy == pytest.approx(math.exp(-sum(p * math.log(p) for p in sv[:6] ** 2 / np.sum(sv[:6] ** 2))), rel=1e-10)
         assert m.method == "factored" and m.scale == 0.5
+
+
+def test_median_is_numpys_median() -> None:
+    rng = np.random.default_rng(3)
+    for n in range(1, 40):
+        for _ in range(20):
+            xs = list(rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 6, n))
+            assert stats._median(xs) == float(np.median(xs))
+    assert stats._median([]) is None
+    assert math.isnan(stats._median([1.0, float("nan"), 2.0]) or 0.0)

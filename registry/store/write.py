@@ -79,7 +79,12 @@ class FileWrite:
     reanalyze: bool = False
 
 
+_PLAIN = (int, float, bool, type(None))
+
+
 def _json_cell(v: Any) -> Any:
+    if type(v) in _PLAIN:
+        return v
     if isinstance(v, str):
         return clean_text(v)
     if isinstance(v, dict | list | tuple):
