@@ -1111,7 +1111,7 @@ def _spread(values: list[Any]) -> dict[str, float | int] | None:
     xs = [float(v) for v in values if v is not None]
     if not xs:
         return None
-    return {"n": len(xs), "median": _median(xs), "min": min(xs), "max": max(xs)}
+    return {"n": len(xs), "median": cast(float, _median(xs)), "min": min(xs), "max": max(xs)}
 
 
 def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
