@@ -364,6 +364,7 @@ def _analyse_file(
         tensors=tensors,
         findings=ctx.findings,
         rows=ctx.rows,
+        columns=ctx.columns,
     )
     return out
 

@@ -76,6 +76,7 @@ import numpy as np
 
 from registry.adapters import AdapterModule, ModuleGrouping
 from registry.findings import Finding, Severity, finding, rule
+from registry.paths import clean_text
 
 #: how many leading singular values a module keeps (enough to redraw its spectrum)
 SV_KEEP = 64
@@ -309,6 +310,23 @@ class ModuleStats:
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(ModuleStats))
+_TEXT_FIELDS = ("key", "form", "convention", "component", "block", "method", "dtype", "error")
+
+
+def module_columns(mods: list[ModuleStats]) -> dict[str, list[Any]]:
+    """The ``lora_modules`` rows of ``mods`` as columns of storable values: what :meth:`ModuleStats.as_row`
+    gives, after the writer's cleaning of each cell, without a dict per module."""
+    cols: dict[str, list[Any]] = {}
+    for f in _ROW_FIELDS:
+        vals = [getattr(m, f) for m in mods]
+        if f in _TEXT_FIELDS:
+            vals = [clean_text(v) if v is not None else None for v in vals]
+        cols["module" if f == "key" else f] = vals
+    cols["sv"] = [list(m.sv) for m in mods]
+    cols["extra"] = [
+        clean_text(json.dumps(_finite(m.extra), sort_keys=True, allow_nan=False)) if m.extra else None for m in mods
+    ]
+    return cols
 
 
 def _finite(v: Any) -> Any:

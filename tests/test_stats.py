@@ -617,3 +617,22 @@ def test_median_is_numpys_median() -> None:
             assert stats._median(xs) == float(np.median(xs))
     assert stats._median([]) is None
     assert math.isnan(stats._median([1.0, float("nan"), 2.0]) or 0.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_module_columns_are_the_rows_the_writer_would_store(seed: int) -> None:
+    """``lora_modules`` goes to the writer as columns; each cell is what the dict row gave after the
+    writer's per-cell cleaning (text, JSON, lists)."""
+    from registry.store.write import _json_cell
+
+    t = _random_lora_file(seed)
+    t["lora_unet_caf\udce9_proj.lora_up.weight"] = np.ones((4, 2), np.float16)  # an undecodable name byte
+    t["lora_unet_caf\udce9_proj.lora_down.weight"] = np.ones((2, 4), np.float16)
+    mods = run(t)
+    cols = stats.module_columns(mods)
+    for i, m in enumerate(mods):
+        row = {k: _json_cell(v) for k, v in m.as_row().items()}
+        assert row.keys() == cols.keys()
+        for k, v in row.items():
+            assert cols[k][i] == v or (isinstance(v, float) and math.isnan(v) and math.isnan(cols[k][i])), (k, v)
+    assert "lora_unet_caf\\xe9_proj" in cols["module"]

@@ -22,7 +22,7 @@ import numpy as np
 from registry.adapters import group_modules
 from registry.analysis import Analyzer, FileContext
 from registry.files.dtypes import decode, decode_into
-from registry.stats import lora_report
+from registry.stats import lora_report, module_columns
 from registry.tensorstats import tensor_stats, tensor_summary
 
 TABLES = ("lora_modules", "lora_summary", "lora_profile", "tensor_stats", "checkpoint_summary")
@@ -73,7 +73,7 @@ def run(ctx: FileContext) -> None:
             load_into,
         )
         seconds = time.perf_counter() - t0
-        ctx.add_rows("lora_modules", [m.as_row() for m in rep.modules])
+        ctx.add_columns("lora_modules", module_columns(rep.modules))
         ctx.add_rows("lora_summary", [{**rep.summary, "seconds": seconds}])
         ctx.add_rows("lora_profile", rep.profile)
         ctx.findings.extend(rep.findings)

@@ -52,6 +52,8 @@ class BlobRecord:
     tensors: TensorRows
     findings: list[Finding]
     rows: dict[str, list[dict[str, Any]]]
+    #: rows as columns of storable values (``FileContext.add_columns``)
+    columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -308,6 +310,7 @@ def write_batch(
         }
         finding_rows: list[dict[str, Any]] = []
         extra_rows: dict[str, list[dict[str, Any]]] = {}
+        extra_cols: dict[str, dict[str, list[Any]]] = {}
         sighting_cols: dict[str, list[Any]] = {
             k: []
             for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance")
@@ -340,6 +343,17 @@ def write_batch(
                 fr = [finding_row(f, b.sha256, s.host, s.path, now) for f in b.findings]
                 for table, rows in b.rows.items():
                     extra_rows.setdefault(table, []).extend({**r, "blob_sha256": b.sha256} for r in rows)
+                for table, cols in b.columns.items():
+                    n_rows = len(next(iter(cols.values()), []))
+                    have = extra_cols.setdefault(table, {k: [] for k in ("blob_sha256", *cols)})
+                    have["blob_sha256"].extend([b.sha256] * n_rows)
+                    for k, v in cols.items():
+                        if k not in have:  # a column this batch's earlier files did not have
+                            have[k] = [None] * (len(have["blob_sha256"]) - n_rows)
+                        have[k].extend(v)
+                    for v in have.values():
+                        if len(v) < len(have["blob_sha256"]):
+                            v.extend([None] * (len(have["blob_sha256"]) - len(v)))
                 action = "blob.reanalyze" if b.sha256 in known else "blob.add"
                 log.append(
                     action,
@@ -411,7 +425,7 @@ def write_batch(
             settle(con)
             con.register("_replace", pa.table({"sha256": sorted(replace)}))
             try:
-                for table in {"tensors", "tensor_summary", *derived_tables, *extra_rows}:
+                for table in {"tensors", "tensor_summary", *derived_tables, *extra_rows, *extra_cols}:
                     con.execute(f'DELETE FROM "{table}" WHERE blob_sha256 IN (SELECT sha256 FROM _replace)')
                 con.execute("DELETE FROM findings WHERE blob_sha256 IN (SELECT sha256 FROM _replace)")
                 con.execute("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM _replace)")
@@ -466,6 +480,9 @@ def write_batch(
         insert_rows(con, "findings", finding_rows)
         for table, rows in extra_rows.items():
             insert_rows(con, table, rows)
+        for table, cols in extra_cols.items():
+            if cols["blob_sha256"]:
+                insert_columns(con, table, cols)
         log.flush()
         con.execute("COMMIT")
     except BaseException:
