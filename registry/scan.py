@@ -369,6 +369,34 @@ def _analyse_file(
     return out
 
 
+#: a worker task takes consecutive small files up to this many bytes and files (one task per file would
+#: cost more in scheduling and pickling than a tiny file's analysis)
+CHUNK_BYTES = 4 << 20
+CHUNK_FILES = 64
+
+
+def analyse_files(items: list[tuple[str, int, int, int, int]], rehash: bool = False) -> list[Analysed]:
+    """:func:`analyse_file` for each (path, size, mtime_ns, inode, device) of a worker task, in order."""
+    return [analyse_file(p, size, mtime, ino, dev, rehash) for p, size, mtime, ino, dev in items]
+
+
+def _chunks(todo: list[ScanItem], workers: int) -> Iterator[list[ScanItem]]:
+    """Consecutive files in tasks of at most ``CHUNK_BYTES`` / ``CHUNK_FILES`` (a big file alone), and at
+    least four tasks per worker when there are enough files, so that the workers stay evenly busy."""
+    most = max(1, min(CHUNK_FILES, len(todo) // (4 * max(workers, 1))))
+    chunk: list[ScanItem] = []
+    size = 0
+    for it in todo:
+        n = it.st.st_size if it.st is not None else 0
+        if chunk and (len(chunk) >= most or size + n > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(it)
+        size += n
+    if chunk:
+        yield chunk
+
+
 def _raw_keys(header: st.SafetensorsHeader) -> set[str]:
     return {"__metadata__"} if header.raw_metadata is not None or header.metadata is not None else set()
 
@@ -649,20 +677,24 @@ def scan(
             with ProcessPoolExecutor(
                 max_workers=workers, initializer=_init_pool_worker, initargs=(set(known), os.getpid())
             ) as ex:
-                futures: list[Future[Analysed]] = []
-                for it in todo:
-                    assert it.st is not None
+                futures: list[Future[list[Analysed]]] = []
+                for chunk in _chunks(todo, workers):
                     futures.append(
-                        ex.submit(analyse_file, it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash)
+                        ex.submit(
+                            analyse_files,
+                            [(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev) for it in chunk if it.st],
+                            rehash,
+                        )
                     )
                 for fut in futures:
                     while True:
                         try:
-                            a = fut.result(timeout=0.25)
+                            done_chunk = fut.result(timeout=0.25)
                             break
                         except FutureTimeout:
                             writer.maybe_release()  # nothing to commit for now: let a waiting reader in
-                    accept(a)
+                    for a in done_chunk:
+                        accept(a)
         commit()
     finally:
         # a crash (or Ctrl-C) still commits whatever complete files were analysed so far
