@@ -552,6 +552,43 @@ def _plain_shape(mod: AdapterModule, shape_of: Callable[[str], tuple[int, ...] |
     return m, r, n
 
 
+#: float64 elements of the per-process scratch buffer the stacks live in (reused across groups and files:
+#: fresh memory costs a page fault per 4 KiB on first touch); a larger group gets its own arrays
+SCRATCH_MAX = 32 << 20
+_SCRATCH: np.ndarray | None = None
+
+
+def _scratch(n: int) -> np.ndarray:
+    """``n`` float64 elements of scratch space (contents undefined), reused while no larger than
+    :data:`SCRATCH_MAX`."""
+    global _SCRATCH
+    if n > SCRATCH_MAX:
+        return np.empty(n)
+    if _SCRATCH is None or _SCRATCH.size < n:
+        _SCRATCH = np.empty(max(n, 1 << 16))
+    return _SCRATCH[:n]
+
+
+try:  # numpy's own QR kernel (what np.linalg.qr calls after copying its input)
+    from numpy.linalg import _umath_linalg
+
+    _QR_R_RAW: Any = getattr(_umath_linalg, "qr_r_raw", None)
+    _QR_ERR: Any = getattr(np.linalg._linalg, "_raise_linalgerror_qr", None)
+except ImportError:  # pragma: no cover - another numpy layout: the public function
+    _QR_R_RAW = _QR_ERR = None
+
+
+def _qr_r_overwrite(a: np.ndarray) -> np.ndarray:
+    """``np.linalg.qr(a, mode="r")`` of a float64 stack that may be overwritten: numpy's QR kernel runs on
+    ``a`` itself instead of on a copy (the same kernel, so the same values), then the upper triangle."""
+    if _QR_R_RAW is None or _QR_ERR is None or a.dtype != np.float64:
+        return cast(np.ndarray, np.linalg.qr(a, mode="r"))
+    with np.errstate(call=_QR_ERR, invalid="call", over="ignore", divide="ignore", under="ignore"):
+        _QR_R_RAW(a, signature="d->d")
+    mn = min(a.shape[-2:])
+    return np.triu(a[..., :mn, :])
+
+
 def _stacked_lora(
     plain: list[tuple[int, AdapterModule, tuple[int, int, int]]],
     load: Loader,
@@ -573,8 +610,9 @@ def _stacked_lora(
         groups.setdefault(shape, []).append((i, mod))
     for (m, r, n), items in groups.items():
         k = len(items)
-        ups = np.empty((k, m, r))
-        downs = np.empty((k, r, n))  # each down factor as stored (r × n): its transpose is the n × r factor
+        space = _scratch(k * r * (m + n))
+        ups = space[: k * m * r].reshape(k, m, r)
+        downs = space[k * m * r :].reshape(k, r, n)  # each down factor as stored (r × n): its transpose is n × r
         keep = np.ones(k, dtype=bool)
         outs: list[ModuleStats] = []
         for j, (_i, mod) in enumerate(items):
@@ -629,8 +667,8 @@ def _stacked_lora(
             if len(outs) == 1:
                 svs = lowrank_sv(ups[0], downs[0].T)[None, :]
             else:
-                r1 = np.linalg.qr(ups, mode="r")
-                r2 = np.linalg.qr(np.swapaxes(downs, 1, 2), mode="r")
+                r1 = _qr_r_overwrite(ups)  # (the stacks are not needed afterwards)
+                r2 = _qr_r_overwrite(np.swapaxes(downs, 1, 2))
                 svs = np.linalg.svd(r1 @ np.swapaxes(r2, -1, -2), compute_uv=False)
         except (ValueError, np.linalg.LinAlgError):
             redo.extend(i for i, _ in items)  # one bad matrix: each on its own, failures on the module
