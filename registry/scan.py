@@ -462,12 +462,18 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def effective_workers(requested: int, n_files: int) -> int:
-    """Worker processes for ``n_files`` files to analyse: ``requested`` when it is positive, else one per
-    usable CPU core, fewer when there are too few files for each to get ``AUTO_FILES_PER_WORKER``."""
+#: … or at least this many bytes (big files are worth a process each)
+AUTO_BYTES_PER_WORKER = 16 << 20
+
+
+def effective_workers(requested: int, n_files: int, n_bytes: int = 0) -> int:
+    """Worker processes for ``n_files`` files (``n_bytes`` in all) to analyse: ``requested`` when it is
+    positive, else one per usable CPU core, fewer when there are too few files for each to get
+    ``AUTO_FILES_PER_WORKER`` files or ``AUTO_BYTES_PER_WORKER`` bytes (never more than the files)."""
     if requested > 0:
         return requested
-    return max(1, min(usable_cpus(), n_files // AUTO_FILES_PER_WORKER))
+    share = max(n_files // AUTO_FILES_PER_WORKER, min(n_bytes // AUTO_BYTES_PER_WORKER, n_files))
+    return max(1, min(usable_cpus(), share))
 
 
 #: a scan holds its write connection across batches at most this long before letting go for a moment
@@ -658,7 +664,7 @@ def scan(
             continue
         todo.append(it)
 
-    workers = effective_workers(workers, len(todo))
+    workers = effective_workers(workers, len(todo), sum(it.st.st_size for it in todo if it.st is not None))
     try:
         if workers <= 1 or len(todo) <= 1:
             _init_worker(known)

@@ -289,6 +289,8 @@ def test_automatic_workers_follow_usable_cores_and_file_count(monkeypatch: pytes
     assert scan_mod.effective_workers(0, 7) == 1  # too few files to share
     assert scan_mod.effective_workers(0, 8) == 2
     assert scan_mod.effective_workers(0, 1000) == 8
+    assert scan_mod.effective_workers(0, 2, 40 << 20) == 2  # two big files: a process each
+    assert scan_mod.effective_workers(0, 3, 4 << 20) == 1
 
 
 def test_progress_moves_inside_a_large_file(tmp_path: Path) -> None:
