@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -120,8 +122,45 @@ def settle(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SELECT 1").fetchall()
 
 
+def _remember_missing(name: str) -> None:
+    """Make ``import name`` fail at once when the module is not installed. DuckDB's Python client looks
+    for ``dateutil`` for every column of every Arrow table it scans once numpy is loaded, and a module
+    that is absent is searched for on the whole ``sys.path`` each time: ~0.5 ms a column, a large
+    part of a commit. (``None`` in ``sys.modules`` is Python's own "known to be missing" mark.)"""
+    if name not in sys.modules and importlib.util.find_spec(name) is None:
+        sys.modules[name] = None  # type: ignore[assignment]
+
+
+_remember_missing("dateutil")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def timestamps(values: Sequence[datetime | None]) -> pa.Array:
+    """Timezone-aware datetimes as an Arrow ``timestamp[us, tz=UTC]`` column, built from integers: what
+    ``pa.array`` infers for them, without its per-value time-zone lookup (which tries to import
+    ``dateutil`` for every value when it is not installed: a file-system search each time)."""
+    return pa.array([(v - _EPOCH) // _US if v is not None else None for v in values], pa.int64()).cast(
+        pa.timestamp("us", tz="UTC")
+    )
+
+
+def _arrow_columns(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, list):
+            first = next((x for x in v if x is not None), None)
+            if isinstance(first, datetime) and first.tzinfo is not None and all(
+                x is None or (isinstance(x, datetime) and x.tzinfo is not None) for x in v
+            ):
+                v = timestamps(v)
+        out[k] = v
+    return out
+
+
 def insert_columns(con: duckdb.DuckDBPyConnection, table: str, data: dict[str, Any] | pa.Table) -> None:
-    tbl = data if isinstance(data, pa.Table) else pa.table(data)
+    tbl = data if isinstance(data, pa.Table) else pa.table(_arrow_columns(data))
     settle(con)
     cols = ", ".join(f'"{c}"' for c in tbl.column_names)
     view = f"_in_{table}"
@@ -442,8 +481,9 @@ def write_batch(
                 "blobs",
                 pa.table(
                     {
-                        **{k: v for k, v in blob_rows.items() if k != "metadata"},
+                        **{k: v for k, v in blob_rows.items() if k not in ("metadata", "first_seen")},
                         "metadata": pa.array(blob_rows["metadata"], pa.string()),
+                        "first_seen": timestamps(blob_rows["first_seen"]),
                     }
                 ),
             )
@@ -469,7 +509,8 @@ def write_batch(
                 "sightings",
                 pa.table(
                     {
-                        **{k: v for k, v in sighting_cols.items() if k not in ("provenance", "inode", "device", "path_raw")},
+                        **{k: v for k, v in sighting_cols.items() if k not in ("provenance", "inode", "device", "path_raw", "seen_at")},
+                        "seen_at": timestamps(sighting_cols["seen_at"]),
                         "path_raw": pa.array(sighting_cols["path_raw"], pa.binary()),
                         "inode": pa.array(sighting_cols["inode"], pa.int64()),
                         "device": pa.array(sighting_cols["device"], pa.int64()),
