@@ -429,10 +429,11 @@ def path_key(p: str) -> PathKey:
 
 
 def load_index(
-    db_path: Path, host: str, on_wait: Callable[[str], None] | None = None
+    db_path: Path, host: str, on_wait: Callable[[str], None] | None = None, con: Any = None
 ) -> tuple[dict[PathKey, PathState], set[str], set[tuple[str, str]]]:
-    """Latest sighting per path on this host, the registered blobs, and recorded path-only findings."""
-    with connect(db_path, read_only=True, on_wait=on_wait) as con:
+    """Latest sighting per path on this host, the registered blobs, and recorded path-only findings
+    (through ``con`` when given, e.g. the scan's write connection)."""
+    with connect(db_path, read_only=True, on_wait=on_wait) if con is None else contextlib.nullcontext(con) as con:
         states = {
             (r[0], bytes(r[5]) if r[5] is not None else None): PathState(r[1], r[2], r[3], r[4])
             for r in con.execute(
@@ -497,16 +498,24 @@ class HeldWriter:
         self.con: Any = None
         self.opened = 0.0
         self.opens = 0
+        self.created = False
 
-    def commit(self, items: list[FileWrite], derived: Iterable[str]) -> None:
+    def get(self, on_create: Callable[[str], None] | None = None) -> Any:
+        """The held connection, opened (created, migrated, checked) when there is none."""
         if self.con is None:
-            self._cm = connect(self.path, on_wait=self.on_wait)
+            self.created = self.created or not self.path.exists()  # the head file is anchored from seq 0
+            self._cm = connect(self.path, on_wait=self.on_wait, on_create=on_create)
             self.con = self._cm.__enter__()
             self.opened = time.monotonic()
             self.opens += 1
+        return self.con
+
+    def commit(self, items: list[FileWrite], derived: Iterable[str]) -> None:
+        self.get()
         try:
             write_batch(self.con, items, derived)
-            update_after_write(self.con, self.path, False)
+            update_after_write(self.con, self.path, self.created)
+            self.created = False
         except BaseException as e:
             cm, self._cm, self.con = self._cm, None, None
             assert cm is not None
@@ -553,10 +562,14 @@ def scan(
     t0 = time.monotonic()
     host = socket.gethostname()
     # before any analysis work: create or migrate the registry, and find out now (not after an hour of
-    # hashing) that it cannot be written: no space, permission denied, a newer schema, a damaged .wal
-    with connect(db_path, on_wait=on_wait, on_create=on_create):
-        pass
-    states, known, recorded_path_findings = load_index(db_path, host, on_wait)
+    # hashing) that it cannot be written: no space, permission denied, a newer schema, a damaged .wal.
+    # That write connection reads the index too and stays for the first commit (see HeldWriter).
+    writer = HeldWriter(Path(db_path), on_wait)
+    try:
+        states, known, recorded_path_findings = load_index(db_path, host, on_wait, writer.get(on_create))
+    except BaseException:
+        writer.release()
+        raise
     # the registry's own files (database, write-ahead log, head file) are not models, even when --db
     # puts them inside a scanned folder
     own = {
@@ -572,8 +585,6 @@ def scan(
     derived = derived_tables()
     done = 0
     counted: set[str] = set()
-
-    writer = HeldWriter(Path(db_path), on_wait)
 
     def commit() -> None:
         nonlocal pending, last_commit
@@ -707,9 +718,13 @@ def scan(
         if pending:
             with contextlib.suppress(Exception):  # the original error matters more
                 commit()
-        with contextlib.suppress(Exception) if sys.exc_info()[0] is not None else contextlib.nullcontext():
-            writer.release()
-    _count_covered(db_path, host, summary, unreadable_findings, on_wait)
+        if sys.exc_info()[0] is not None:
+            with contextlib.suppress(Exception):
+                writer.release()
+    try:
+        _count_covered(db_path, host, summary, unreadable_findings, on_wait, writer.get())
+    finally:
+        writer.release()
     summary.elapsed = time.monotonic() - t0
     return summary
 
@@ -720,6 +735,7 @@ def _count_covered(
     summary: ScanSummary,
     unreadable: list[Finding],
     on_wait: Callable[[str], None] | None,
+    con: Any = None,
 ) -> None:
     """Fill ``summary.covered``: every finding of every file this scan covered, known ones included.
     Findings tied to one path (sidecars, HF cache entries) count only for that path."""
@@ -730,7 +746,7 @@ def _count_covered(
         counts[f.severity.label] = counts.get(f.severity.label, 0) + 1
     if summary.shas:
         paths = sorted(summary.shas)
-        with connect(db_path, read_only=True, on_wait=on_wait) as con:
+        with connect(db_path, read_only=True, on_wait=on_wait) if con is None else contextlib.nullcontext(con) as con:
             con.execute("SELECT 1").fetchall()  # DuckDB 2: no register() while a result is pending
             con.register(
                 "_covered",

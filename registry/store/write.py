@@ -141,9 +141,7 @@ def timestamps(values: Sequence[datetime | None]) -> pa.Array:
     """Timezone-aware datetimes as an Arrow ``timestamp[us, tz=UTC]`` column, built from integers: what
     ``pa.array`` infers for them, without its per-value time-zone lookup (which tries to import
     ``dateutil`` for every value when it is not installed: a file-system search each time)."""
-    return pa.array([(v - _EPOCH) // _US if v is not None else None for v in values], pa.int64()).cast(
-        pa.timestamp("us", tz="UTC")
-    )
+    return pa.array([(v - _EPOCH) // _US if v is not None else None for v in values], pa.timestamp("us", tz="UTC"))
 
 
 def _arrow_columns(data: dict[str, Any]) -> dict[str, Any]:
