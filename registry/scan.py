@@ -1,8 +1,8 @@
 """The scan pipeline: discover → sniff → hash (one pass) → header → analyzers → write.
 
 Workers (processes when ``workers > 1``) do everything up to "write" without the registry open; the main
-process collects results and commits them in batches of whole files (about one per second), opening the
-registry only for each commit so that other commands can get in between.
+process collects results and commits them in batches of whole files (about one per second) through one
+write connection (:class:`HeldWriter`) that it lets go whenever another command waits for the registry.
 
 Nothing is dropped silently: an unreadable path, a special file or a broken link becomes a recorded
 finding, and a file whose format modelreg cannot read yet is recorded with its hashes and a
