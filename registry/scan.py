@@ -477,6 +477,8 @@ def effective_workers(requested: int, n_files: int, n_bytes: int = 0) -> int:
     return max(1, min(usable_cpus(), share))
 
 
+#: the next batch waits at least this many times as long as the last commit took
+COMMIT_SHARE = 10.0
 #: a scan holds its write connection across batches at most this long before letting go for a moment
 HOLD_SECONDS = 5.0
 #: in-process scans let go of the registry before analysing a file at least this big (it takes a while)
@@ -586,10 +588,14 @@ def scan(
     done = 0
     counted: set[str] = set()
 
+    commit_took = 0.0
+
     def commit() -> None:
-        nonlocal pending, last_commit
+        nonlocal pending, last_commit, commit_took
         if pending:
+            t = time.monotonic()
             writer.commit(pending, derived)
+            commit_took = time.monotonic() - t
             for w in pending:
                 if w.blob is not None:
                     known.add(w.blob.sha256)
@@ -651,7 +657,10 @@ def scan(
                 )
             )
         tick(a.path)
-        if time.monotonic() - last_commit >= batch_seconds or len(pending) >= batch_files:
+        # about one batch a second, but the parent spends at most about a tenth of its time committing
+        # (a commit has a fixed cost; the workers need the cores)
+        wait = max(batch_seconds, COMMIT_SHARE * commit_took) if batch_seconds > 0 else 0.0
+        if time.monotonic() - last_commit >= wait or len(pending) >= batch_files:
             commit()
 
     todo: list[ScanItem] = []
