@@ -17,12 +17,16 @@ file, tiny files ≤ 0.5 ms per file).
     python bench/scan_throughput.py [--real 6] [--mib 200] [--tiny 1000] [--workers N]
 
 Times on a shared machine are noisy: the floor runs in the same process right after the scan, over
-files that are in the page cache for both.
+files that are in the page cache for both. The CPU seconds of both (this process and the scan's worker
+processes) are printed too, with their ratio: on a machine that others load, that ratio moves much less
+than the wall-clock one (it counts the work, not the waiting; with several workers the wall-clock
+figure is the lower one).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -86,30 +90,44 @@ def build_tiny(root: Path, n: int) -> None:
         (root / f"tiny_{i}.safetensors").write_bytes(safetensors_bytes(tensors, {"ss_seed": str(i)}))
 
 
-def floor(files: list[Path]) -> float:
-    t = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the scan's worker processes)."""
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + ch.ru_utime + ch.ru_stime
+
+
+def floor(files: list[Path]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of the floor loop."""
+    t, c = time.perf_counter(), _cpu()
     for p in files:
         size = p.stat().st_size
         with open(p, "rb") as fh:
             n, raw = read_header_bytes(fh, size)
             parse_header(raw, n, size)
         hash_file(p, 8 + n)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, _cpu() - c
 
 
 def run(name: str, folder: Path, workers: int, db: Path) -> tuple[float, float]:
     files = sorted(folder.iterdir())
     total = sum(p.stat().st_size for p in files)
     floor(files)  # warm the page cache and the imports for both
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu()
     summary = scan([folder], db, workers=workers)
-    t_scan = time.perf_counter() - t
+    t_scan, c_scan = time.perf_counter() - t, _cpu() - c
     assert summary.files == len(files), (summary.files, len(files))
-    t_floor = floor(files)
+    t_floor, c_floor = floor(files)
     n = len(files)
-    for label, secs in (("scan ", t_scan), ("floor", t_floor)):
-        print(f"  {name:5s} {label}: {secs * 1e3 / n:8.2f} ms/file  {n / secs:9.1f} files/s  {total / secs / 1e6:8.1f} MB/s")
-    print(f"  {name:5s} ratio scan/floor: {t_scan / t_floor:.2f}x   ({n} files, {total / 1e6:.1f} MB, -j {effective_workers(workers, n)})")
+    for label, secs, cpu in (("scan ", t_scan, c_scan), ("floor", t_floor, c_floor)):
+        print(
+            f"  {name:5s} {label}: {secs * 1e3 / n:8.2f} ms/file  {n / secs:9.1f} files/s  {total / secs / 1e6:8.1f} MB/s"
+            f"   (CPU {cpu * 1e3 / n:8.2f} ms/file)"
+        )
+    j = effective_workers(workers, n, total)
+    print(
+        f"  {name:5s} ratio scan/floor: {t_scan / t_floor:.2f}x   CPU ratio {c_scan / max(c_floor, 1e-9):.2f}x   "
+        f"({n} files, {total / 1e6:.1f} MB, -j {j})"
+    )
     return t_scan, t_floor
 
 

@@ -10,7 +10,9 @@ by earlier analyzers), and writes back:
 
 * ``ctx.findings``: :class:`~registry.findings.Finding` objects about the file's content;
 * ``ctx.rows[table]``: rows (dicts) for a blob-keyed table created by the analyzer's migration; the
-  writer adds the ``blob_sha256`` column and inserts all rows of a table in one Arrow insert;
+  writer adds the ``blob_sha256`` column and inserts all rows of a table in one Arrow insert
+  (``ctx.columns[table]``, through :meth:`FileContext.add_columns`: the same as columns of storable
+  values, inserted without per-cell work);
 * ``ctx.facts[key]``: values for later analyzers (e.g. ``identity`` for statistics);
 * ``ctx.tensors`` / ``ctx.metadata``: a container analyzer (pickles) fills these for non-safetensors files;
 * ``ctx.facts["handled"] = True``: a container analyzer understood a non-safetensors format (otherwise the
@@ -42,6 +44,10 @@ R_ANALYZER_CRASHED = rule(
 )
 
 
+#: files up to this size are mapped with ``MAP_POPULATE`` (Linux): analyzers read all of such a file
+POPULATE_MAX = 512 << 20
+
+
 @dataclass
 class FileContext:
     path: Path
@@ -55,6 +61,8 @@ class FileContext:
     metadata: dict[str, str] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: rows given as columns (:meth:`add_columns`), for tables with many rows per file
+    columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     _map: mmap.mmap | None = field(default=None, repr=False)
     _fh: Any = field(default=None, repr=False)
@@ -66,7 +74,11 @@ class FileContext:
             if self.size == 0:
                 return memoryview(b"")
             self._fh = open(self.path, "rb")  # noqa: SIM115 - closed in close()
-            self._map = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+            populate = getattr(mmap, "MAP_POPULATE", 0) if self.size <= POPULATE_MAX else 0
+            if populate:  # map every page now, in one go: faulting them in one by one costs ~2 ms per MB
+                self._map = mmap.mmap(self._fh.fileno(), 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
+            else:
+                self._map = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
         return memoryview(self._map)
 
     def raw(self, t: TensorInfo) -> memoryview:
@@ -78,6 +90,19 @@ class FileContext:
 
     def add_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
         self.rows.setdefault(table, []).extend(rows)
+
+    def add_columns(self, table: str, columns: dict[str, list[Any]]) -> None:
+        """Rows given as columns (name -> one value per row, every list as long): the writer inserts them
+        without looking at each cell, so the values must be storable as they are (text through
+        :func:`registry.paths.clean_text`, JSON columns as JSON text, lists of numbers as lists)."""
+        have = self.columns.get(table)
+        if have is None:
+            self.columns[table] = {k: list(v) for k, v in columns.items()}
+        else:
+            if set(have) != set(columns):
+                raise ValueError(f"columns of {table} differ: {sorted(have)} and {sorted(columns)}")
+            for k, v in columns.items():
+                have[k].extend(v)
 
     def close(self) -> None:
         if self._map is not None:

@@ -1,8 +1,8 @@
 """The scan pipeline: discover → sniff → hash (one pass) → header → analyzers → write.
 
 Workers (processes when ``workers > 1``) do everything up to "write" without the registry open; the main
-process collects results and commits them in batches of whole files (about one per second), opening the
-registry only for each commit so that other commands can get in between.
+process collects results and commits them in batches of whole files (about one per second) through one
+write connection (:class:`HeldWriter`) that it lets go whenever another command waits for the registry.
 
 Nothing is dropped silently: an unreadable path, a special file or a broken link becomes a recorded
 finding, and a file whose format modelreg cannot read yet is recorded with its hashes and a
@@ -16,9 +16,11 @@ import json
 import os
 import socket
 import stat as statmod
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,8 @@ from registry.files.sniff import SNIFF_BYTES, file_reader, sniff_bytes
 from registry.findings import Finding, Severity, finding, from_error, rule
 from registry.hashing import hash_file
 from registry.paths import clean_text, display_path, raw_path
-from registry.store.anchor import head_path
-from registry.store.db import connect
+from registry.store.anchor import head_path, update_after_write
+from registry.store.db import connect, someone_waiting, waiting_path
 from registry.store.write import BlobRecord, FileWrite, SightingRecord, TensorRows, write_batch
 
 #: a file that takes longer than this (seconds) is named in the scan summary with its slowest step
@@ -362,8 +364,37 @@ def _analyse_file(
         tensors=tensors,
         findings=ctx.findings,
         rows=ctx.rows,
+        columns=ctx.columns,
     )
     return out
+
+
+#: a worker task takes consecutive small files up to this many bytes and files (one task per file would
+#: cost more in scheduling and pickling than a tiny file's analysis)
+CHUNK_BYTES = 4 << 20
+CHUNK_FILES = 64
+
+
+def analyse_files(items: list[tuple[str, int, int, int, int]], rehash: bool = False) -> list[Analysed]:
+    """:func:`analyse_file` for each (path, size, mtime_ns, inode, device) of a worker task, in order."""
+    return [analyse_file(p, size, mtime, ino, dev, rehash) for p, size, mtime, ino, dev in items]
+
+
+def _chunks(todo: list[ScanItem], workers: int) -> Iterator[list[ScanItem]]:
+    """Consecutive files in tasks of at most ``CHUNK_BYTES`` / ``CHUNK_FILES`` (a big file alone), and at
+    least four tasks per worker when there are enough files, so that the workers stay evenly busy."""
+    most = max(1, min(CHUNK_FILES, len(todo) // (4 * max(workers, 1))))
+    chunk: list[ScanItem] = []
+    size = 0
+    for it in todo:
+        n = it.st.st_size if it.st is not None else 0
+        if chunk and (len(chunk) >= most or size + n > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(it)
+        size += n
+    if chunk:
+        yield chunk
 
 
 def _raw_keys(header: st.SafetensorsHeader) -> set[str]:
@@ -398,10 +429,11 @@ def path_key(p: str) -> PathKey:
 
 
 def load_index(
-    db_path: Path, host: str, on_wait: Callable[[str], None] | None = None
+    db_path: Path, host: str, on_wait: Callable[[str], None] | None = None, con: Any = None
 ) -> tuple[dict[PathKey, PathState], set[str], set[tuple[str, str]]]:
-    """Latest sighting per path on this host, the registered blobs, and recorded path-only findings."""
-    with connect(db_path, read_only=True, on_wait=on_wait) as con:
+    """Latest sighting per path on this host, the registered blobs, and recorded path-only findings
+    (through ``con`` when given, e.g. the scan's write connection)."""
+    with connect(db_path, read_only=True, on_wait=on_wait) if con is None else contextlib.nullcontext(con) as con:
         states = {
             (r[0], bytes(r[5]) if r[5] is not None else None): PathState(r[1], r[2], r[3], r[4])
             for r in con.execute(
@@ -431,12 +463,79 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def effective_workers(requested: int, n_files: int) -> int:
-    """Worker processes for ``n_files`` files to analyse: ``requested`` when it is positive, else one per
-    usable CPU core, fewer when there are too few files for each to get ``AUTO_FILES_PER_WORKER``."""
+#: … or at least this many bytes (big files are worth a process each)
+AUTO_BYTES_PER_WORKER = 16 << 20
+
+
+def effective_workers(requested: int, n_files: int, n_bytes: int = 0) -> int:
+    """Worker processes for ``n_files`` files (``n_bytes`` in all) to analyse: ``requested`` when it is
+    positive, else one per usable CPU core, fewer when there are too few files for each to get
+    ``AUTO_FILES_PER_WORKER`` files or ``AUTO_BYTES_PER_WORKER`` bytes (never more than the files)."""
     if requested > 0:
         return requested
-    return max(1, min(usable_cpus(), n_files // AUTO_FILES_PER_WORKER))
+    share = max(n_files // AUTO_FILES_PER_WORKER, min(n_bytes // AUTO_BYTES_PER_WORKER, n_files))
+    return max(1, min(usable_cpus(), share))
+
+
+#: the next batch waits at least this many times as long as the last commit took
+COMMIT_SHARE = 10.0
+#: a scan holds its write connection across batches at most this long before letting go for a moment
+HOLD_SECONDS = 5.0
+#: in-process scans let go of the registry before analysing a file at least this big (it takes a while)
+RELEASE_BEFORE_BYTES = 64 << 20
+
+
+class HeldWriter:
+    """The scan's write connection, opened at the first commit and kept across batches (opening one costs
+    about 0.1 s: the writability check, the schema check, the head-file check), let go when another
+    process waits for the registry (:func:`registry.store.db.someone_waiting`), after ``HOLD_SECONDS``,
+    and at the end. Every commit moves the head file (``anchor.update_after_write``) as a connection
+    closed after each batch did, so a scan killed between batches leaves the head file at its last
+    event."""
+
+    def __init__(self, path: Path, on_wait: Callable[[str], None] | None) -> None:
+        self.path = Path(path)
+        self.on_wait = on_wait
+        self._cm: contextlib.AbstractContextManager[Any] | None = None
+        self.con: Any = None
+        self.opened = 0.0
+        self.opens = 0
+        self.created = False
+
+    def get(self, on_create: Callable[[str], None] | None = None) -> Any:
+        """The held connection, opened (created, migrated, checked) when there is none."""
+        if self.con is None:
+            self.created = self.created or not self.path.exists()  # the head file is anchored from seq 0
+            self._cm = connect(self.path, on_wait=self.on_wait, on_create=on_create)
+            self.con = self._cm.__enter__()
+            self.opened = time.monotonic()
+            self.opens += 1
+        return self.con
+
+    def commit(self, items: list[FileWrite], derived: Iterable[str]) -> None:
+        self.get()
+        try:
+            write_batch(self.con, items, derived)
+            update_after_write(self.con, self.path, self.created)
+            self.created = False
+        except BaseException as e:
+            cm, self._cm, self.con = self._cm, None, None
+            assert cm is not None
+            # the connection's own handler names storage failures (no space …) and closes it
+            if not cm.__exit__(type(e), e, e.__traceback__):
+                raise
+            raise
+        self.maybe_release()
+
+    def maybe_release(self) -> None:
+        """Let go when someone waits for the registry or the connection is held too long."""
+        if self.con is not None and (time.monotonic() - self.opened >= HOLD_SECONDS or someone_waiting(self.path)):
+            self.release()
+
+    def release(self) -> None:
+        if self._cm is not None:
+            cm, self._cm, self.con = self._cm, None, None
+            cm.__exit__(None, None, None)
 
 
 #: ``progress(bytes_done, bytes_total, path)``, called after each file (unchanged files count as done)
@@ -465,13 +564,20 @@ def scan(
     t0 = time.monotonic()
     host = socket.gethostname()
     # before any analysis work: create or migrate the registry, and find out now (not after an hour of
-    # hashing) that it cannot be written: no space, permission denied, a newer schema, a damaged .wal
-    with connect(db_path, on_wait=on_wait, on_create=on_create):
-        pass
-    states, known, recorded_path_findings = load_index(db_path, host, on_wait)
+    # hashing) that it cannot be written: no space, permission denied, a newer schema, a damaged .wal.
+    # That write connection reads the index too and stays for the first commit (see HeldWriter).
+    writer = HeldWriter(Path(db_path), on_wait)
+    try:
+        states, known, recorded_path_findings = load_index(db_path, host, on_wait, writer.get(on_create))
+    except BaseException:
+        writer.release()
+        raise
     # the registry's own files (database, write-ahead log, head file) are not models, even when --db
     # puts them inside a scanned folder
-    own = {os.path.realpath(p) for p in (db_path, str(db_path) + ".wal", head_path(Path(db_path)))}
+    own = {
+        os.path.realpath(p)
+        for p in (db_path, str(db_path) + ".wal", head_path(Path(db_path)), waiting_path(Path(db_path)))
+    }
     items = [it for it in discover(paths) if os.path.realpath(it.path) not in own]
     summary = ScanSummary()
     total = sum(it.st.st_size for it in items if it.st is not None)
@@ -482,11 +588,14 @@ def scan(
     done = 0
     counted: set[str] = set()
 
+    commit_took = 0.0
+
     def commit() -> None:
-        nonlocal pending, last_commit
+        nonlocal pending, last_commit, commit_took
         if pending:
-            with connect(db_path, on_wait=on_wait) as con:
-                write_batch(con, pending, derived)
+            t = time.monotonic()
+            writer.commit(pending, derived)
+            commit_took = time.monotonic() - t
             for w in pending:
                 if w.blob is not None:
                     known.add(w.blob.sha256)
@@ -548,7 +657,10 @@ def scan(
                 )
             )
         tick(a.path)
-        if time.monotonic() - last_commit >= batch_seconds or len(pending) >= batch_files:
+        # about one batch a second, but the parent spends at most about a tenth of its time committing
+        # (a commit has a fixed cost; the workers need the cores)
+        wait = max(batch_seconds, COMMIT_SHARE * commit_took) if batch_seconds > 0 else 0.0
+        if time.monotonic() - last_commit >= wait or len(pending) >= batch_files:
             commit()
 
     todo: list[ScanItem] = []
@@ -572,12 +684,16 @@ def scan(
             continue
         todo.append(it)
 
-    workers = effective_workers(workers, len(todo))
+    workers = effective_workers(workers, len(todo), sum(it.st.st_size for it in todo if it.st is not None))
     try:
         if workers <= 1 or len(todo) <= 1:
             _init_worker(known)
             for it in todo:
                 assert it.st is not None
+                if it.st.st_size >= RELEASE_BEFORE_BYTES:
+                    writer.release()  # a long analysis: others may read or write meanwhile
+                else:
+                    writer.maybe_release()
                 accept(
                     analyse_file(
                         it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash, in_file(it.path)
@@ -587,21 +703,37 @@ def scan(
             with ProcessPoolExecutor(
                 max_workers=workers, initializer=_init_pool_worker, initargs=(set(known), os.getpid())
             ) as ex:
-                futures: list[Future[Analysed]] = []
-                for it in todo:
-                    assert it.st is not None
+                futures: list[Future[list[Analysed]]] = []
+                for chunk in _chunks(todo, workers):
                     futures.append(
-                        ex.submit(analyse_file, it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev, rehash)
+                        ex.submit(
+                            analyse_files,
+                            [(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev) for it in chunk if it.st],
+                            rehash,
+                        )
                     )
                 for fut in futures:
-                    accept(fut.result())
+                    while True:
+                        try:
+                            done_chunk = fut.result(timeout=0.25)
+                            break
+                        except FutureTimeout:
+                            writer.maybe_release()  # nothing to commit for now: let a waiting reader in
+                    for a in done_chunk:
+                        accept(a)
         commit()
     finally:
         # a crash (or Ctrl-C) still commits whatever complete files were analysed so far
         if pending:
             with contextlib.suppress(Exception):  # the original error matters more
                 commit()
-    _count_covered(db_path, host, summary, unreadable_findings, on_wait)
+        if sys.exc_info()[0] is not None:
+            with contextlib.suppress(Exception):
+                writer.release()
+    try:
+        _count_covered(db_path, host, summary, unreadable_findings, on_wait, writer.get())
+    finally:
+        writer.release()
     summary.elapsed = time.monotonic() - t0
     return summary
 
@@ -612,6 +744,7 @@ def _count_covered(
     summary: ScanSummary,
     unreadable: list[Finding],
     on_wait: Callable[[str], None] | None,
+    con: Any = None,
 ) -> None:
     """Fill ``summary.covered``: every finding of every file this scan covered, known ones included.
     Findings tied to one path (sidecars, HF cache entries) count only for that path."""
@@ -622,7 +755,7 @@ def _count_covered(
         counts[f.severity.label] = counts.get(f.severity.label, 0) + 1
     if summary.shas:
         paths = sorted(summary.shas)
-        with connect(db_path, read_only=True, on_wait=on_wait) as con:
+        with connect(db_path, read_only=True, on_wait=on_wait) if con is None else contextlib.nullcontext(con) as con:
             con.execute("SELECT 1").fetchall()  # DuckDB 2: no register() while a result is pending
             con.register(
                 "_covered",

@@ -76,6 +76,7 @@ import numpy as np
 
 from registry.adapters import AdapterModule, ModuleGrouping
 from registry.findings import Finding, Severity, finding, rule
+from registry.paths import clean_text
 
 #: how many leading singular values a module keeps (enough to redraw its spectrum)
 SV_KEEP = 64
@@ -309,6 +310,23 @@ class ModuleStats:
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(ModuleStats))
+_TEXT_FIELDS = ("key", "form", "convention", "component", "block", "method", "dtype", "error")
+
+
+def module_columns(mods: list[ModuleStats]) -> dict[str, list[Any]]:
+    """The ``lora_modules`` rows of ``mods`` as columns of storable values: what :meth:`ModuleStats.as_row`
+    gives, after the writer's cleaning of each cell, without a dict per module."""
+    cols: dict[str, list[Any]] = {}
+    for f in _ROW_FIELDS:
+        vals = [getattr(m, f) for m in mods]
+        if f in _TEXT_FIELDS:
+            vals = [clean_text(v) if v is not None else None for v in vals]
+        cols["module" if f == "key" else f] = vals
+    cols["sv"] = [list(m.sv) for m in mods]
+    cols["extra"] = [
+        clean_text(json.dumps(_finite(m.extra), sort_keys=True, allow_nan=False)) if m.extra else None for m in mods
+    ]
+    return cols
 
 
 def _finite(v: Any) -> Any:
@@ -510,6 +528,207 @@ def run_batch(batch: list[_Deferred]) -> None:
         for it, sv in zip(items, svs, strict=True):
             if it.out.error is None:
                 it.out.apply(figures(it.scale * sv, max_rank=it.out.max_rank))
+
+
+#: the roles of a plain LoRA module (no Tucker core, DoRA magnitude or scalar), read straight into stacks
+_PLAIN_ROLES = frozenset({"up", "down", "alpha"})
+
+
+def _plain_shape(mod: AdapterModule, shape_of: Callable[[str], tuple[int, ...] | None]) -> tuple[int, int, int] | None:
+    """(m, r, n) of a plain LoRA module whose up factor is m×r and down factor r×n (trailing axes
+    flattened as :func:`_lora` does), or None when the module needs the module-by-module path."""
+    if mod.form != "lora" or "up" not in mod.parts or "down" not in mod.parts or not set(mod.parts) <= _PLAIN_ROLES:
+        return None
+    up, down = shape_of(mod.parts["up"]), shape_of(mod.parts["down"])
+    if up is None or down is None or len(up) < 2 or len(down) < 2:
+        return None
+    m, r, n = up[0], math.prod(up[1:]), math.prod(down[1:])
+    if r != down[0] or min(m, r, n) <= 0:
+        return None
+    if "alpha" in mod.parts:
+        a = shape_of(mod.parts["alpha"])
+        if a is None or math.prod(a) != 1:
+            return None
+    return m, r, n
+
+
+#: float64 elements of the per-process scratch buffer the stacks live in (reused across groups and files:
+#: fresh memory costs a page fault per 4 KiB on first touch); a larger group gets its own arrays
+SCRATCH_MAX = 32 << 20
+_SCRATCH: np.ndarray | None = None
+
+
+def _scratch(n: int) -> np.ndarray:
+    """``n`` float64 elements of scratch space (contents undefined), reused while no larger than
+    :data:`SCRATCH_MAX`."""
+    global _SCRATCH
+    if n > SCRATCH_MAX:
+        return np.empty(n)
+    if _SCRATCH is None or _SCRATCH.size < n:
+        _SCRATCH = np.empty(max(n, 1 << 16))
+    return _SCRATCH[:n]
+
+
+try:  # numpy's own QR kernel (what np.linalg.qr calls after copying its input)
+    from numpy.linalg import _umath_linalg
+
+    _QR_R_RAW: Any = getattr(_umath_linalg, "qr_r_raw", None)
+    _QR_ERR: Any = getattr(np.linalg._linalg, "_raise_linalgerror_qr", None)
+except ImportError:  # pragma: no cover - another numpy layout: the public function
+    _QR_R_RAW = _QR_ERR = None
+
+
+def _qr_r_overwrite(a: np.ndarray) -> np.ndarray:
+    """``np.linalg.qr(a, mode="r")`` of a float64 stack that may be overwritten: numpy's QR kernel runs on
+    ``a`` itself instead of on a copy (the same kernel, so the same values), then the upper triangle."""
+    if _QR_R_RAW is None or _QR_ERR is None or a.dtype != np.float64:
+        return cast(np.ndarray, np.linalg.qr(a, mode="r"))
+    with np.errstate(call=_QR_ERR, invalid="call", over="ignore", divide="ignore", under="ignore"):
+        _QR_R_RAW(a, signature="d->d")
+    mn = min(a.shape[-2:])
+    return np.triu(a[..., :mn, :])
+
+
+def _stacked_lora(
+    plain: list[tuple[int, AdapterModule, tuple[int, int, int]]],
+    load: Loader,
+    cfg: Mapping[str, Any] | None,
+    dtypes: Mapping[str, str] | None,
+    load_into: Callable[[str, np.ndarray], None] | None = None,
+) -> tuple[dict[int, ModuleStats], list[int]]:
+    """Statistics of plain LoRA modules, one shape group at a time: the factors are decoded straight into
+    one preallocated float64 stack per shape (no per-module float64 copies, no ``np.stack``), non-finite
+    values counted over the stack, one stacked QR of each factor and one stacked SVD, and the spectral
+    figures of the whole group at once (:func:`_figures_stack`). The values are those of the
+    module-by-module path (:func:`module_stats` + :func:`run_batch`), bit for bit; a module that needs
+    anything else (a non-finite value, an alpha that is not one finite number, a tensor that cannot be
+    decoded) is returned in the second list, for that path to handle exactly as before."""
+    done: dict[int, ModuleStats] = {}
+    redo: list[int] = []
+    groups: dict[tuple[int, int, int], list[tuple[int, AdapterModule]]] = {}
+    for i, mod, shape in plain:
+        groups.setdefault(shape, []).append((i, mod))
+    for (m, r, n), items in groups.items():
+        k = len(items)
+        space = _scratch(k * r * (m + n))
+        ups = space[: k * m * r].reshape(k, m, r)
+        downs = space[k * m * r :].reshape(k, r, n)  # each down factor as stored (r × n): its transpose is n × r
+        keep = np.ones(k, dtype=bool)
+        outs: list[ModuleStats] = []
+        for j, (_i, mod) in enumerate(items):
+            out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
+            outs.append(out)
+            try:
+                if load_into is not None:
+                    load_into(mod.parts["up"], ups[j])
+                    load_into(mod.parts["down"], downs[j])
+                else:
+                    ups[j] = np.asarray(load(mod.parts["up"])).reshape(m, r)
+                    downs[j] = np.asarray(load(mod.parts["down"])).reshape(r, n)
+                alpha: float | None = None
+                if "alpha" in mod.parts:
+                    a = np.asarray(load(mod.parts["alpha"]), dtype=np.float64)
+                    alpha = float(a.ravel()[0]) if a.size == 1 else math.nan
+                    if not math.isfinite(alpha):
+                        raise _Bad("alpha")
+            except Exception:  # noqa: BLE001 - the module-by-module path reports it exactly as before
+                keep[j] = False
+                continue
+            if dtypes:
+                out.dtype = ",".join(sorted({dtypes[x] for x in mod.parts.values() if x in dtypes})) or None
+            if alpha is not None:
+                scale = alpha / r
+                out.extra["alpha_source"] = "tensor"
+            else:
+                alpha, sc = _peft_alpha(mod.key, r, cfg) if out.convention == "peft" else (None, None)
+                if sc is not None:
+                    out.extra["alpha_source"] = "peft-metadata"
+                    scale = sc
+                else:
+                    scale = 1.0
+            out.n_out, out.n_in, out.rank, out.max_rank = m, n, r, min(r, m, n)
+            out.alpha, out.scale, out.method = alpha, scale, "factored"
+        bad = ~(np.isfinite(ups).all(axis=(1, 2)) & np.isfinite(downs).all(axis=(1, 2)))
+        keep &= ~bad
+        for j, (i, _) in enumerate(items):
+            if not keep[j]:
+                redo.append(i)
+        sel = np.flatnonzero(keep)
+        if sel.size == 0:
+            continue
+        if sel.size < k:
+            ups, downs = ups[sel], downs[sel]
+            outs = [outs[j] for j in sel]
+            items = [items[j] for j in sel]
+        for j, out in enumerate(outs):
+            nu, nd = _fro(ups[j]), _fro(downs[j])
+            out.balance = nu / nd if nd > 0 else None
+        try:
+            if len(outs) == 1:
+                svs = lowrank_sv(ups[0], downs[0].T)[None, :]
+            else:
+                r1 = _qr_r_overwrite(ups)  # (the stacks are not needed afterwards)
+                r2 = _qr_r_overwrite(np.swapaxes(downs, 1, 2))
+                svs = np.linalg.svd(r1 @ np.swapaxes(r2, -1, -2), compute_uv=False)
+        except (ValueError, np.linalg.LinAlgError):
+            redo.extend(i for i, _ in items)  # one bad matrix: each on its own, failures on the module
+            continue
+        scales = np.array([abs(cast(float, o.scale)) for o in outs])
+        for out, f in zip(outs, _figures_stack(scales[:, None] * svs, min(r, m, n)), strict=True):
+            out.apply(f)
+        for (i, _), out in zip(items, outs, strict=True):
+            done[i] = out
+    return done, redo
+
+
+def _figures_stack(svs: np.ndarray, max_rank: int) -> list[SpectralFigures]:
+    """:func:`figures` of each row of ``svs`` (complete spectra of one shape group), the same values bit for
+    bit, computed for the whole group at once. Rows with a zero singular value (whose entropy sums skip
+    terms) go through :func:`figures` itself."""
+    k = svs.shape[0]
+    sv = np.sort(np.abs(np.asarray(svs, dtype=np.float64)), axis=1)[:, ::-1][:, : max(max_rank, 0)]
+    if sv.shape[1] == 0:
+        return [figures(svs[j], max_rank=max_rank) for j in range(k)]
+    sq = sv**2
+    energy = np.sum(sq, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        p = sq / energy[:, None]
+        ent_e = np.sum(p * np.log(p), axis=1)
+        q = sv / sv.sum(axis=1)[:, None]
+        ent_rv = np.sum(q * np.log(q), axis=1)
+        cum = np.cumsum(sq, axis=1) / sq.sum(axis=1)[:, None]
+    plain = (p[:, -1] > 0) & (q[:, -1] > 0) & np.isfinite(ent_e) & np.isfinite(ent_rv)
+    n = sv.shape[1]
+    r90 = np.minimum(np.sum(cum < 0.9 * 0.9, axis=1), n - 1) + 1
+    r99 = np.minimum(np.sum(cum < 0.99 * 0.99, axis=1), n - 1) + 1
+    lead = sv[:, :SV_KEEP].tolist()
+    out: list[SpectralFigures] = []
+    for j in range(k):
+        if not plain[j]:
+            out.append(figures(svs[j], max_rank=max_rank))
+            continue
+        fro = math.sqrt(float(energy[j]))
+        total = fro * fro
+        s1 = float(sv[j, 0])
+        if total == 0.0:
+            out.append(figures(svs[j], max_rank=max_rank))
+            continue
+        small = s1 <= KOHYA_MIN_SV
+        out.append(
+            SpectralFigures(
+                fro=fro,
+                spectral=s1,
+                stable_rank=total / (s1 * s1),
+                eff_rank_energy=math.exp(-float(ent_e[j])),
+                eff_rank_rv=math.exp(-float(ent_rv[j])),
+                top1_share=s1 * s1 / total,
+                rank90=1 if small else int(r90[j]),
+                rank99=1 if small else int(r99[j]),
+                sv=lead[j],
+                n_sv=n,
+            )
+        )
+    return out
 
 
 def _vector_summary(v: np.ndarray) -> dict[str, float]:
@@ -932,7 +1151,15 @@ def peft_config_from_metadata(metadata: Mapping[str, str] | None) -> dict[str, A
 
 
 def _median(xs: list[float]) -> float | None:
-    return float(np.median(xs)) if xs else None
+    """``np.median`` of a list of floats, the same value (the middle one, or the two middle ones added and
+    halved as ``np.mean`` does), without numpy's per-call overhead (a sizeable part of a small file)."""
+    if not xs:
+        return None
+    s = sorted(xs)
+    if s[0] != s[0] or s[-1] != s[-1] or any(x != x for x in s):
+        return float(np.median(xs))  # NaN: numpy's answer
+    h = len(s) // 2
+    return float(s[h]) if len(s) % 2 else (s[h - 1] + s[h]) / 2.0
 
 
 def _spread(values: list[Any]) -> dict[str, float | int] | None:
@@ -940,7 +1167,7 @@ def _spread(values: list[Any]) -> dict[str, float | int] | None:
     xs = [float(v) for v in values if v is not None]
     if not xs:
         return None
-    return {"n": len(xs), "median": float(np.median(xs)), "min": min(xs), "max": max(xs)}
+    return {"n": len(xs), "median": cast(float, _median(xs)), "min": min(xs), "max": max(xs)}
 
 
 def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -1022,13 +1249,42 @@ def lora_report(
     load: Loader,
     metadata: Mapping[str, str] | None = None,
     dtypes: Mapping[str, str] | None = None,
+    shapes: Mapping[str, tuple[int, ...] | list[int]] | None = None,
+    load_into: Callable[[str, np.ndarray], None] | None = None,
 ) -> LoraReport:
-    """Statistics of every module of an adapter file, its summary, profile and findings."""
+    """Statistics of every module of an adapter file, its summary, profile and findings. ``shapes``
+    (tensor name -> shape, from the file's header) lets plain LoRA modules go into their shape group's
+    stack without a first read; without it the shapes come from ``load``. ``load_into(name, out)``, when
+    given with ``shapes``, decodes a tensor straight into a float64 slot of its stack
+    (:func:`registry.files.dtypes.decode_into`)."""
     cfg = peft_config_from_metadata(metadata)
+    arrays: dict[str, np.ndarray] = {}  # (callers without shapes: the arrays read to learn them)
+    if shapes is None:
+
+        def shape_of(name: str) -> tuple[int, ...] | None:
+            try:
+                arrays[name] = np.asarray(load(name))
+            except Exception:  # noqa: BLE001 - the module-by-module path reports it
+                return None
+            return tuple(arrays[name].shape)
+    else:
+        known = shapes
+
+        def shape_of(name: str) -> tuple[int, ...] | None:
+            s = known.get(name)
+            return tuple(s) if s is not None else None
+
+    def cached(name: str) -> np.ndarray:
+        return arrays[name] if name in arrays else load(name)
+
     with single_threaded_blas():
+        plain = [(i, mod, sh) for i, mod in enumerate(grouping.modules) if (sh := _plain_shape(mod, shape_of)) is not None]
+        stacked, redo = _stacked_lora(plain, cached, cfg, dtypes, load_into if shapes is not None else None)
+        rest = set(redo) | (set(range(len(grouping.modules))) - {i for i, _, _ in plain})
         batch: list[_Deferred] = []
-        mods = [module_stats(mod, load, cfg, dtypes, batch) for mod in grouping.modules]
+        slow = {i: module_stats(grouping.modules[i], load, cfg, dtypes, batch) for i in sorted(rest)}
         run_batch(batch)
+        mods = [stacked[i] if i in stacked else slow[i] for i in range(len(grouping.modules))]
     summary, profile = summarise(mods)
     summary["incomplete_modules"] = len(grouping.incomplete)
     summary["unassigned_tensors"] = len(grouping.unassigned)

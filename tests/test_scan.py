@@ -289,6 +289,8 @@ def test_automatic_workers_follow_usable_cores_and_file_count(monkeypatch: pytes
     assert scan_mod.effective_workers(0, 7) == 1  # too few files to share
     assert scan_mod.effective_workers(0, 8) == 2
     assert scan_mod.effective_workers(0, 1000) == 8
+    assert scan_mod.effective_workers(0, 2, 40 << 20) == 2  # two big files: a process each
+    assert scan_mod.effective_workers(0, 3, 4 << 20) == 1
 
 
 def test_progress_moves_inside_a_large_file(tmp_path: Path) -> None:
@@ -313,3 +315,44 @@ def test_the_registry_inside_a_scanned_folder_is_not_scanned(tmp_path: Path) -> 
     summary = scan([tmp_path], db, rehash=True)
     assert sorted(Path(p).name for p in summary.shas) == ["m.safetensors"]
     assert summary.files == 1 and not summary.finding_list
+
+
+def test_a_reader_gets_in_while_a_scan_holds_its_connection(
+    tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan keeps one write connection across batches, and lets go as soon as another process waits for
+    the registry (the waiter touches ``<registry>.waiting``); here it would otherwise hold it for good."""
+    import time
+
+    from registry import scan as scan_mod
+    from registry.store.db import waiting_path
+
+    monkeypatch.setattr(scan_mod, "HOLD_SECONDS", 3600.0)
+    folder = tmp_path / "m"
+    for i in range(20):
+        write_safetensors(folder / f"f{i:02d}.safetensors", {"w": np.full(4, i, dtype=np.float32)})
+    code = textwrap.dedent(f"""
+        from pathlib import Path
+        from registry.store.db import connect
+        with connect(Path({str(db)!r}), read_only=True, timeout=60) as con:
+            print(con.execute("SELECT count(*) FROM blobs").fetchone()[0])
+    """)
+    state: dict[str, object] = {"phase": 0}
+    proc: list[subprocess.Popen[str]] = []
+
+    def progress(done: int, total: int | None, path: str) -> None:
+        deadline = time.monotonic() + 30
+        if state["phase"] == 0 and path.endswith("f04.safetensors"):
+            proc.append(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent))
+            while not waiting_path(db).exists() and time.monotonic() < deadline:
+                time.sleep(0.02)  # the scan holds its connection; the reader meets the lock and says so
+            state["phase"] = 1 if waiting_path(db).exists() else -1
+        elif state["phase"] == 1:
+            proc[0].wait(timeout=30)  # the scan stays mid-way until the reader got in and finished
+            state["phase"] = 2
+
+    s = scan([folder], db, workers=1, batch_files=1, progress=progress)
+    assert state["phase"] == 2 and s.new_blobs == 20
+    out, _ = proc[0].communicate(timeout=30)
+    assert proc[0].returncode == 0 and 5 <= int(out) < 20
+    assert not waiting_path(db).exists()

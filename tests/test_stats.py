@@ -515,3 +515,124 @@ def test_rows_are_json_ready() -> None:
     row = mod.as_row()
     assert row["module"] == "x" and row["sv"][:2] == pytest.approx([2.0, 1.0], rel=RTOL)
     assert isinstance(row["extra"], str) and '"dora"' in row["extra"]
+
+
+# -- the stacked LoRA path (issue 21) -------------------------------------------------------------
+
+
+def _module_by_module(tensors: Mapping[str, np.ndarray], meta: Mapping[str, str] | None = None) -> list[ModuleStats]:
+    """The reference: every module through module_stats, spectra batched by run_batch (the path before
+    the stacked one, and still the one for every module that is not a plain LoRA)."""
+    g = group_modules(tensors, {k: tuple(v.shape) for k, v in tensors.items()})
+    cfg = stats.peft_config_from_metadata(meta)
+    batch: list[stats._Deferred] = []
+    mods = [module_stats(m, lambda n: tensors[n], cfg, None, batch) for m in g.modules]
+    stats.run_batch(batch)
+    return mods
+
+
+def _random_lora_file(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t: dict[str, np.ndarray] = {}
+    for i in range(int(rng.integers(1, 25))):
+        r = int(rng.choice([1, 2, 3, 4, 8, 16]))
+        m = int(rng.choice([r, 1, 5, 8, 32, 320]))
+        n = int(rng.choice([r, 2, 7, 8, 32, 640]))
+        dt = rng.choice([np.float16, np.float32, np.float64])
+        up = (rng.standard_normal((m, r)) * 10.0 ** rng.uniform(-8, 3)).astype(dt)
+        down = rng.standard_normal((r, n)).astype(dt)
+        u = rng.random()
+        if u < 0.1:
+            up[:, 0] = 0  # a zero singular value: the entropy sums skip it
+        elif u < 0.15:
+            up[:] = 0  # an all-zero update
+        elif u < 0.2:
+            down[0, -1] = np.inf
+        if rng.random() < 0.2:
+            up, down = up.reshape(m, r, 1, 1), down.reshape(r, n, 1, 1)
+        k = f"lora_unet_down_blocks_0_attentions_{i}_proj_in"
+        t[f"{k}.lora_up.weight"], t[f"{k}.lora_down.weight"] = up, down
+        if rng.random() < 0.7:
+            t[f"{k}.alpha"] = np.asarray(rng.choice([1.0, 4.0, 0.5, 0.0, np.nan]), dtype=np.float16)
+    return t
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_stacked_lora_path_equals_module_by_module_bit_for_bit(seed: int) -> None:
+    """Plain LoRA modules go through one preallocated float64 stack per shape and figures computed for
+    the whole group; every row is identical (==, not approximately) to the module-by-module path's,
+    whether the shapes come from the arrays, from a header map, or the factors are decoded into the
+    stack from their bytes."""
+    from registry.files.dtypes import decode_into
+
+    t = _random_lora_file(seed)
+    want = [m.as_row() for m in _module_by_module(t)]
+    g = group_modules(t, {k: tuple(v.shape) for k, v in t.items()})
+    shapes = {k: tuple(v.shape) for k, v in t.items()}
+    st_dtype = {np.dtype(np.float16): "F16", np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}
+
+    def load_into(name: str, out: np.ndarray) -> None:
+        a = t[name]
+        decode_into(a.astype(a.dtype.newbyteorder("<")).tobytes(), st_dtype[a.dtype], out)
+
+    for rep in (
+        lora_report(g, lambda n: t[n]),
+        lora_report(g, lambda n: t[n], shapes=shapes),
+        lora_report(g, lambda n: t[n], shapes=shapes, load_into=load_into),
+    ):
+        got = [m.as_row() for m in rep.modules]
+        assert len(got) == len(want)
+        for a, b in zip(got, want, strict=True):
+            assert a.keys() == b.keys()
+            for k in a:
+                same = a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k]))
+                assert same, (a["module"], k, a[k], b[k])
+
+
+def test_stacked_lora_path_matches_a_dense_svd() -> None:
+    """Independent answer: the figures of a group of same-shape modules against a dense float64 SVD of
+    each formed ΔW (relative error ≤ 1e-10)."""
+    rng = np.random.default_rng(5)
+    t: dict[str, np.ndarray] = {}
+    for i in range(6):
+        k = f"lora_unet_up_blocks_1_attentions_{i}_proj_out"
+        t[f"{k}.lora_up.weight"] = rng.standard_normal((48, 6)).astype(np.float16)
+        t[f"{k}.lora_down.weight"] = rng.standard_normal((6, 40)).astype(np.float16)
+        t[f"{k}.alpha"] = np.asarray(3.0, dtype=np.float16)
+    for m in run(t):
+        k = m.key
+        dw = 0.5 * t[f"{k}.lora_up.weight"].astype(np.float64) @ t[f"{k}.lora_down.weight"].astype(np.float64)
+        sv = np.linalg.svd(dw, compute_uv=False)
+        np.testing.assert_allclose(m.sv, sv[:6], rtol=1e-10)
+        assert m.fro == pytest.approx(float(np.linalg.norm(dw)), rel=1e-10)
+        assert m.eff_rank_energy == pytest.approx(math.exp(-sum(p * math.log(p) for p in sv[:6] ** 2 / np.sum(sv[:6] ** 2))), rel=1e-10)
+        assert m.method == "factored" and m.scale == 0.5
+
+
+def test_median_is_numpys_median() -> None:
+    rng = np.random.default_rng(3)
+    for n in range(1, 40):
+        for _ in range(20):
+            xs = list(rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 6, n))
+            assert stats._median(xs) == float(np.median(xs))
+    assert stats._median([]) is None
+    assert math.isnan(stats._median([1.0, float("nan"), 2.0]) or 0.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_module_columns_are_the_rows_the_writer_would_store(seed: int) -> None:
+    """``lora_modules`` goes to the writer as columns; each cell is what the dict row gave after the
+    writer's per-cell cleaning (text, JSON, lists)."""
+    from registry.store.write import _json_cell
+
+    t = _random_lora_file(seed)
+    t["lora_unet_caf\udce9_proj.lora_up.weight"] = np.ones((4, 2), np.float16)  # an undecodable name byte
+    t["lora_unet_caf\udce9_proj.lora_down.weight"] = np.ones((2, 4), np.float16)
+    mods = run(t)
+    cols = stats.module_columns(mods)
+    for i, m in enumerate(mods):
+        row = {k: _json_cell(v) for k, v in m.as_row().items()}
+        assert row.keys() == cols.keys()
+        for k, v in row.items():
+            assert cols[k][i] == v or (isinstance(v, float) and math.isnan(v) and math.isnan(cols[k][i])), (k, v)
+    assert "lora_unet_caf\\xe9_proj" in cols["module"]

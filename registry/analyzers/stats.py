@@ -17,10 +17,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+
 from registry.adapters import group_modules
 from registry.analysis import Analyzer, FileContext
-from registry.files.dtypes import decode
-from registry.stats import lora_report
+from registry.files.dtypes import decode, decode_into
+from registry.stats import lora_report, module_columns
 from registry.tensorstats import tensor_stats, tensor_summary
 
 TABLES = ("lora_modules", "lora_summary", "lora_profile", "tensor_stats", "checkpoint_summary")
@@ -58,9 +60,20 @@ def run(ctx: FileContext) -> None:
             t = by_name[name]
             return decode(ctx.raw(t), t.dtype, t.shape)
 
-        rep = lora_report(grouping, load, ctx.metadata, {k: t.dtype for k, t in by_name.items()})
+        def load_into(name: str, out: np.ndarray) -> None:
+            t = by_name[name]
+            decode_into(ctx.raw(t), t.dtype, out)
+
+        rep = lora_report(
+            grouping,
+            load,
+            ctx.metadata,
+            {k: t.dtype for k, t in by_name.items()},
+            {k: t.shape for k, t in by_name.items()},
+            load_into,
+        )
         seconds = time.perf_counter() - t0
-        ctx.add_rows("lora_modules", [m.as_row() for m in rep.modules])
+        ctx.add_columns("lora_modules", module_columns(rep.modules))
         ctx.add_rows("lora_summary", [{**rep.summary, "seconds": seconds}])
         ctx.add_rows("lora_profile", rep.profile)
         ctx.findings.extend(rep.findings)

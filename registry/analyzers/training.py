@@ -8,6 +8,7 @@ writes one ``training_facts`` row when the metadata says anything about training
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, fields
 from typing import Any
 
 from registry.analysis import Analyzer, FileContext
@@ -55,8 +56,19 @@ def facts_row(f: TrainingFacts) -> dict[str, Any]:
         "author": f.author,
         "output_name": f.output_name,
         "trigger_words": list(f.trigger_words),
-        "facts": json.dumps(f.to_dict(), default=str, ensure_ascii=False),
+        "facts": json.dumps(_facts_dict(f), default=str, ensure_ascii=False),
     }
+
+
+_FIELDS = tuple(x.name for x in fields(TrainingFacts))
+
+
+def _facts_dict(f: TrainingFacts) -> dict[str, Any]:
+    """``f.to_dict()`` for JSON text, without ``dataclasses.asdict``'s deep copy of every value (the
+    text is the same: only the nested dataclasses, the dataset folders, need turning into dicts)."""
+    d = {k: getattr(f, k) for k in _FIELDS}
+    d["datasets"] = [asdict(x) for x in f.datasets]
+    return d
 
 
 def run(ctx: FileContext) -> None:

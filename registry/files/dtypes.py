@@ -138,3 +138,15 @@ def decode(raw: bytes | bytearray | memoryview, dtype: str, shape: tuple[int, ..
             f"{len(raw)} bytes do not hold a {dtype} tensor of shape {list(shape)} ({n * ITEMSIZE[dtype]} bytes)"
         )
     return decode_flat(raw, dtype).reshape(tuple(int(d) for d in shape))
+
+
+def decode_into(raw: bytes | bytearray | memoryview, dtype: str, out: np.ndarray) -> None:
+    """Decode one tensor's bytes straight into ``out`` (any float or integer array of the tensor's element
+    count, e.g. a slot of a preallocated float64 stack), converting as ``np.asarray(decode(...), out.dtype)``
+    would, without the intermediate array for F16/F32/F64 (widening F16 to float64 directly is exact)."""
+    if dtype not in ITEMSIZE:
+        raise UnsupportedDtype(dtype)
+    if len(raw) != out.size * ITEMSIZE[dtype]:
+        raise ValueError(f"{len(raw)} bytes do not hold {out.size} {dtype} elements ({out.size * ITEMSIZE[dtype]} bytes)")
+    src = np.frombuffer(raw, dtype=np.dtype(_NUMPY[dtype])) if dtype in ("F16", "F32", "F64") else decode_flat(raw, dtype)
+    np.copyto(out, src.reshape(out.shape), casting="unsafe")

@@ -1,9 +1,10 @@
 """Opening the registry, applying named migrations and (re)creating the query views.
 
 DuckDB lets one process hold a database file for writing and refuses every other process, readers
-included. So nothing holds the file for long: writers open it to commit a batch and close it; anyone who
-meets the lock waits (with a message through ``on_wait``) up to ``timeout`` seconds, then gets
-:class:`RegistryBusy`.
+included. So nothing holds the file for long: writers open it to commit and close it (a scan keeps its
+connection across batches only while nobody else asks, see :func:`someone_waiting`); anyone who meets the
+lock touches ``<registry>.waiting`` and waits (with a message through ``on_wait``) up to ``timeout``
+seconds, then gets :class:`RegistryBusy`.
 
 Migrations are files ``migrations/NNNN_name.sql``, applied in name order, each in its own explicit
 transaction with its statements executed one by one, and recorded in ``migrations``. Views are files
@@ -55,19 +56,53 @@ def _is_lock_error(e: BaseException) -> bool:
     return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
 
 
+def waiting_path(db_path: Path) -> Path:
+    """``<registry>.waiting``: touched by every process that finds the registry held by another (and
+    removed once it gets in), so that a scan holding its write connection across batches lets go."""
+    return db_path.with_name(db_path.name + ".waiting")
+
+
+#: a ``.waiting`` file touched within this many seconds means someone is waiting now (waiters touch it
+#: at every retry, at most every 0.25 s; an older one was left by a waiter that gave up)
+WAITING_FRESH_SECONDS = 2.0
+
+
+def someone_waiting(db_path: Path) -> bool:
+    """Has another process tried to open the registry in the last ``WAITING_FRESH_SECONDS``?"""
+    try:
+        return time.time() - os.stat(waiting_path(db_path)).st_mtime < WAITING_FRESH_SECONDS
+    except OSError:
+        return False
+
+
+def _touch_waiting(path: Path) -> None:
+    with contextlib.suppress(OSError):  # a read-only folder: the holder lets go on its own schedule
+        w = waiting_path(path)
+        with open(w, "a"):
+            pass
+        os.utime(w)
+
+
 def _open(path: Path, read_only: bool, timeout: float, on_wait: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + timeout
     told = False
+    waited = False
     delay = 0.02
     while True:
         try:
             config: dict[str, str | bool | int | float | list[str]] = (
                 {"enable_external_access": False} if read_only else {}
             )
-            return duckdb.connect(str(path), read_only=read_only, config=config)
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
+            if waited:
+                with contextlib.suppress(OSError):
+                    waiting_path(path).unlink()
+            return con
         except duckdb.IOException as e:
             if not _is_lock_error(e):
                 raise storage_error(path, e, "open") from None
+            waited = True
+            _touch_waiting(path)
             if time.monotonic() >= deadline:
                 raise RegistryBusy(
                     f"registry {path} is busy: another modelreg process (probably a scan) is writing to it; "

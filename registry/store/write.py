@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -52,6 +54,8 @@ class BlobRecord:
     tensors: TensorRows
     findings: list[Finding]
     rows: dict[str, list[dict[str, Any]]]
+    #: rows as columns of storable values (``FileContext.add_columns``)
+    columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,7 +83,12 @@ class FileWrite:
     reanalyze: bool = False
 
 
+_PLAIN = (int, float, bool, type(None))
+
+
 def _json_cell(v: Any) -> Any:
+    if type(v) in _PLAIN:
+        return v
     if isinstance(v, str):
         return clean_text(v)
     if isinstance(v, dict | list | tuple):
@@ -113,8 +122,43 @@ def settle(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SELECT 1").fetchall()
 
 
+def _remember_missing(name: str) -> None:
+    """Make ``import name`` fail at once when the module is not installed. DuckDB's Python client looks
+    for ``dateutil`` for every column of every Arrow table it scans once numpy is loaded, and a module
+    that is absent is searched for on the whole ``sys.path`` each time: ~0.5 ms a column, a large
+    part of a commit. (``None`` in ``sys.modules`` is Python's own "known to be missing" mark.)"""
+    if name not in sys.modules and importlib.util.find_spec(name) is None:
+        sys.modules[name] = None  # type: ignore[assignment]
+
+
+_remember_missing("dateutil")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def timestamps(values: Sequence[datetime | None]) -> pa.Array:
+    """Timezone-aware datetimes as an Arrow ``timestamp[us, tz=UTC]`` column, built from integers: what
+    ``pa.array`` infers for them, without its per-value time-zone lookup (which tries to import
+    ``dateutil`` for every value when it is not installed: a file-system search each time)."""
+    return pa.array([(v - _EPOCH) // _US if v is not None else None for v in values], pa.timestamp("us", tz="UTC"))
+
+
+def _arrow_columns(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, list):
+            first = next((x for x in v if x is not None), None)
+            if isinstance(first, datetime) and first.tzinfo is not None and all(
+                x is None or (isinstance(x, datetime) and x.tzinfo is not None) for x in v
+            ):
+                v = timestamps(v)
+        out[k] = v
+    return out
+
+
 def insert_columns(con: duckdb.DuckDBPyConnection, table: str, data: dict[str, Any] | pa.Table) -> None:
-    tbl = data if isinstance(data, pa.Table) else pa.table(data)
+    tbl = data if isinstance(data, pa.Table) else pa.table(_arrow_columns(data))
     settle(con)
     cols = ", ".join(f'"{c}"' for c in tbl.column_names)
     view = f"_in_{table}"
@@ -303,6 +347,7 @@ def write_batch(
         }
         finding_rows: list[dict[str, Any]] = []
         extra_rows: dict[str, list[dict[str, Any]]] = {}
+        extra_cols: dict[str, dict[str, list[Any]]] = {}
         sighting_cols: dict[str, list[Any]] = {
             k: []
             for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance")
@@ -335,6 +380,17 @@ def write_batch(
                 fr = [finding_row(f, b.sha256, s.host, s.path, now) for f in b.findings]
                 for table, rows in b.rows.items():
                     extra_rows.setdefault(table, []).extend({**r, "blob_sha256": b.sha256} for r in rows)
+                for table, cols in b.columns.items():
+                    n_rows = len(next(iter(cols.values()), []))
+                    have = extra_cols.setdefault(table, {k: [] for k in ("blob_sha256", *cols)})
+                    have["blob_sha256"].extend([b.sha256] * n_rows)
+                    for k, v in cols.items():
+                        if k not in have:  # a column this batch's earlier files did not have
+                            have[k] = [None] * (len(have["blob_sha256"]) - n_rows)
+                        have[k].extend(v)
+                    for v in have.values():
+                        if len(v) < len(have["blob_sha256"]):
+                            v.extend([None] * (len(have["blob_sha256"]) - len(v)))
                 action = "blob.reanalyze" if b.sha256 in known else "blob.add"
                 log.append(
                     action,
@@ -406,7 +462,7 @@ def write_batch(
             settle(con)
             con.register("_replace", pa.table({"sha256": sorted(replace)}))
             try:
-                for table in {"tensors", "tensor_summary", *derived_tables, *extra_rows}:
+                for table in {"tensors", "tensor_summary", *derived_tables, *extra_rows, *extra_cols}:
                     con.execute(f'DELETE FROM "{table}" WHERE blob_sha256 IN (SELECT sha256 FROM _replace)')
                 con.execute("DELETE FROM findings WHERE blob_sha256 IN (SELECT sha256 FROM _replace)")
                 con.execute("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM _replace)")
@@ -423,8 +479,9 @@ def write_batch(
                 "blobs",
                 pa.table(
                     {
-                        **{k: v for k, v in blob_rows.items() if k != "metadata"},
+                        **{k: v for k, v in blob_rows.items() if k not in ("metadata", "first_seen")},
                         "metadata": pa.array(blob_rows["metadata"], pa.string()),
+                        "first_seen": timestamps(blob_rows["first_seen"]),
                     }
                 ),
             )
@@ -450,7 +507,8 @@ def write_batch(
                 "sightings",
                 pa.table(
                     {
-                        **{k: v for k, v in sighting_cols.items() if k not in ("provenance", "inode", "device", "path_raw")},
+                        **{k: v for k, v in sighting_cols.items() if k not in ("provenance", "inode", "device", "path_raw", "seen_at")},
+                        "seen_at": timestamps(sighting_cols["seen_at"]),
                         "path_raw": pa.array(sighting_cols["path_raw"], pa.binary()),
                         "inode": pa.array(sighting_cols["inode"], pa.int64()),
                         "device": pa.array(sighting_cols["device"], pa.int64()),
@@ -461,6 +519,9 @@ def write_batch(
         insert_rows(con, "findings", finding_rows)
         for table, rows in extra_rows.items():
             insert_rows(con, table, rows)
+        for table, cols in extra_cols.items():
+            if cols["blob_sha256"]:
+                insert_columns(con, table, cols)
         log.flush()
         con.execute("COMMIT")
     except BaseException:
