@@ -576,7 +576,8 @@ def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
         exact_flops = 2.0 * n_out * n_in * (r1 + r2) + 4.0 * lo * lo * hi
     if exact_flops > EXACT_FLOPS and sketch_flops(n_out, n_in, r1, r2) < exact_flops:
         out.method, out.exact = "sketched", False
-        job = _LohaJob(out, *(np.asarray(x, dtype=np.float32) for x in (a1, b1, a2, b2)), abs(scale))
+        s1, t1, s2, t2 = (np.asarray(x, dtype=np.float32) for x in (a1, b1, a2, b2))
+        job = _LohaJob(out, s1, t1, s2, t2, abs(scale))
         if m.sketches is None:
             run_sketches([job])
         else:
