@@ -1155,8 +1155,15 @@ def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, A
         "rank_modules": len(known),
         "sum_rank": sum(m.rank for m in ok if m.rank is not None and m.form in {"lora", "loha", "lokr", "glora"}),
         "per_module": {
-            name: _spread([getattr(m, name) for m in ok])
-            for name in ("rank", "max_rank", "eff_rank_energy", "rank90", "rank99")
+            **{
+                name: _spread([getattr(m, name) for m in ok])
+                for name in ("rank", "max_rank", "eff_rank_energy", "rank90", "rank99")
+            },
+            # sketched modules: the certain bounds of their rank90 / rank99 ([lo, hi] in extra["sketch"])
+            **{
+                f"{name}_{end}": _spread([m.extra["sketch"][name][i] for m in ok if "sketch" in m.extra])
+                for name in ("rank90", "rank99") for i, end in ((0, "lo"), (1, "hi"))
+            },
         },
         "max_sv_error": max(errors) if errors else None,
         "dora": sum(1 for m in mods if "dora" in m.extra),

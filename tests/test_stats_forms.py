@@ -324,7 +324,14 @@ def test_weights_section_says_which_figures_are_exact() -> None:
     assert lines["Reachable rank"] == "per module median 1,024, range 640–1,024 (10 modules): LoHa min(r1·r2, out, in)"
     assert lines["Exactness"] == (
         "2 of 10 modules exact; 8 sketched: Frobenius norm exact, leading singular values are lower bounds; "
-        "σ1 within +25.0% (largest bound); effective ranks of sketched modules not computed, rank90/99 only "
-        "where the leading values reach them"
+        "σ1 within +25.0% (largest bound); effective ranks of sketched modules not computed, their rank90/99 "
+        "given as intervals"
     )
     assert "Effective rank" not in lines and "Rank for 90% / 99%" not in lines
+    spread = {"rank90_lo": (3, 9), "rank90_hi": (40, 1024), "rank99_lo": (8, 30), "rank99_hi": (900, 1024)}
+    base["per_module"].update({k: {"n": 8, "median": float(a), "min": float(a), "max": float(b)} for k, (a, b) in spread.items()})
+    assert dict(render(base))["  sketched modules"] == (
+        "rank for 90% between 3 and 40, for 99% between 8 and 900 (medians over 8 modules of certain lower and "
+        "upper bounds; per module the upper bound is the reachable rank where the leading values do not reach "
+        "the share)"
+    )
