@@ -16,17 +16,17 @@ float64 instead of an O(mn·min(m,n)) SVD of the formed product (REFERENCE.md se
     factored method applies with r1·r2 columns. When r1·r2 ≥ min(m, n) the product is formed instead
     (it is then no bigger than the factors). Tucker ``hada_t1/t2`` fold into the factors the same way.
     Both exact methods cost O((m+n)·(r1·r2)²) or O(m·n·min(m,n)): at rank 32 (r1·r2 = 1,024) and SDXL
-    widths that is about a second per module. When the exact cost exceeds :data:`EXACT_FLOPS` (and the
-    sketch is cheaper) the module is ``sketched`` instead (``exact`` false): ΔW is formed once in float32
-    (O(m·n·(r1+r2)), the cheapest known route: the face-splitting Gram matrices that an O((m+n)·…) formula
-    would need cost m·(r1·r2)²), its Frobenius norm summed in float64 (exact up to the float32 rounding
-    of the product, relative error ≲ 1e-6), and the leading :data:`SV_KEEP` singular values found by
-    a randomized range finder with one power step (Halko, Martinsson & Tropp 2011, algorithm 4.3). The
-    computed values are lower bounds (Rayleigh–Ritz); with ρ ≥ ‖(I − QQᵀ)ΔW‖₂ every true σᵢ lies in
-    [σ̂ᵢ, √(σ̂ᵢ² + ρ²)]. ρ is the smaller of the certain bound √(‖ΔW‖_F² − ‖QᵀΔW‖_F²) and Halko et al.'s
-    a-posteriori bound (eq. 4.3, ten extra test vectors, failure probability ≤ 10⁻¹⁰); ``sv_error`` holds
-    the resulting relative bound on σ1 and ``extra`` the bound's kind. Entropy-based figures need every σ
-    and are left empty; rank90/rank99 are given only when the leading values already hold the energy.
+    widths that is about a second per module. When the exact cost exceeds :data:`EXACT_FLOPS` and the
+    sketch (:func:`sketch_flops`) is cheaper, the module is ``sketched`` instead (``exact`` false; see
+    :func:`sketch_stack`): ΔW formed once in float32 with shuffled, signed columns (same spectrum), its
+    Frobenius norm summed in float64 while forming (exact up to the float32 rounding of the product,
+    ≲ 1e-6 relative), a sparse-sign range sketch taken from the same cache-resident blocks, and one
+    projection pass giving the leading :data:`SV_KEEP` singular values as Rayleigh–Ritz values (lower
+    bounds). With the certain ρ² = ‖ΔW‖_F² − ‖QᵀΔW‖_F² every true σᵢ lies in [σ̂ᵢ, √(σ̂ᵢ² + ρ²)];
+    ``sv_error`` is the resulting relative bound on σ1, ``extra['sketch']`` holds ρ and the intervals of
+    σ1, the top-k energy share, rank90 and rank99 (:func:`rank_interval`); the rank columns hold a value
+    only where the interval is one number, and the entropy-based figures (which need every σ) are empty.
+    Modules of one shape are sketched as stacks, on :data:`SKETCH_WORKERS` threads.
 ``lokr``
     ΔW = s·(W1 ⊗ W2): the singular values are all products σᵢ(W1)·σⱼ(W2); W1 and W2 come from their
     own factors (factored method) or, when stored whole, from an SVD of the (small) stored matrix.

@@ -9,7 +9,9 @@ them. The same pass hashes each tensor's bytes (BLAKE3), so a later :func:`diff_
 identical tensors apart without reading them again.
 
 Per tensor: element count, L2 norm, mean, standard deviation (population), absolute maximum, zero
-fraction, NaN and Inf counts; moments and maxima are over the finite values.
+fraction, NaN and Inf counts; moments and maxima are over the finite values. Sums of fp16/bf16 tensors
+run in float32 blocks within :data:`F32_SUM_BOUND` of the exact sums (see ``_Moments._sums_f32``); the
+rest, and the second pass around the mean where the mean dominates, in float64.
 """
 
 from __future__ import annotations
@@ -297,7 +299,7 @@ def _chunks(t: TensorInfo, chunk_bytes: int) -> Iterator[tuple[int, int]]:
         yield a, min(a + step, t.offset + t.nbytes)
 
 
-#: elements per block of the float64 sums (256 KiB of float32 values and 256 KiB of squares: within L2)
+#: elements per block of the float32 sums (256 KiB of values and 256 KiB of squares: within L2)
 SUM_BLOCK = 1 << 16
 
 #: chunks at least this big are split in two halves whose moments run on two threads
