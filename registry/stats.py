@@ -89,7 +89,7 @@ BOFT_FORM_LIMIT = 2048
 #: a LoHa module whose exact spectrum costs more floating-point operations than this is sketched
 EXACT_FLOPS = 3e8
 #: oversampling and power steps of the sketch (see :func:`sketch_flops` for what they cost)
-SKETCH_OVERSAMPLE = 16
+SKETCH_OVERSAMPLE = 8
 SKETCH_POWER = 0
 
 R_NONFINITE = rule(
@@ -647,9 +647,12 @@ def _form_stack(
     w = np.empty((g, m, n), dtype=np.float32)
     y = np.empty((g, m, ell), dtype=np.float32)
     fro2 = np.zeros(g, dtype=np.float64)
-    step = max(1, (256 << 10) // max(1, 4 * n))
+    step = max(1, (512 << 10) // max(1, 4 * n))
     tmp = np.empty((min(step, m), n), dtype=np.float32)
+    rows = np.empty(min(step, m), dtype=np.float32)
+    add = np.add.reduce
     for h in range(g):  # (2-D contiguous blocks: NumPy hands them to BLAS and its loops without copies)
+        total = 0.0
         for i in range(0, m, step):
             j = min(i + step, m)
             t = tmp[: j - i]
@@ -657,9 +660,10 @@ def _form_stack(
             np.matmul(a1[h, i:j], b1[h], out=blk)
             np.matmul(a2[h, i:j], b2[h], out=t)
             np.multiply(blk, t, out=blk)
-            np.sum(blk.reshape(j - i, n // ell, ell), axis=1, out=y[h, i:j])
+            add(blk.reshape(j - i, n // ell, ell), axis=1, out=y[h, i:j])
             np.square(blk, out=t)
-            fro2[h] += float(np.sum(np.sum(t, axis=1), dtype=np.float64))
+            total += float(add(add(t, axis=1, out=rows[: j - i]), dtype=np.float64))
+        fro2[h] = total
     return w, fro2, y
 
 

@@ -180,7 +180,7 @@ def test_loha_sketch_bounds_hold_on_a_decaying_spectrum() -> None:
 
 
 def test_loha_sketch_bound_is_needed_on_a_flat_spectrum() -> None:
-    """Random factors give a slowly decaying spectrum of r1·r2 values: 64 leading values from an 80-column
+    """Random factors give a slowly decaying spectrum of r1·r2 values: 64 leading values from a 72-column
     sketch then miss much of σ1, so a figure reported without its bound (or with a bound taken from the
     sketch's own residual) would be wrong; the recorded certain bound still holds."""
     g = _rng(11)
