@@ -344,6 +344,8 @@ def _mat(a: np.ndarray) -> np.ndarray:
 
 
 def _fro(a: np.ndarray) -> float:
+    if a.dtype == np.float32:  # pairwise float32 sum of the squares (relative error ≲ 1e-6)
+        return math.sqrt(float(np.add.reduce(np.square(a.ravel()), dtype=np.float32)))
     return float(np.linalg.norm(a.ravel()))
 
 
@@ -388,9 +390,13 @@ class _Module:
     def has(self, role: str) -> bool:
         return role in self.mod.parts
 
-    def get(self, role: str) -> np.ndarray:
+    def get(self, role: str, narrow: bool = False) -> np.ndarray:
+        """A tensor as float64; with ``narrow``, as float32 when that holds it exactly (a 16- or 32-bit
+        float or a small integer type), which the LoHa sketch uses without widening."""
         raw = self._load(self.mod.parts[role])
-        a = np.asarray(raw, dtype=np.float64)
+        dt = getattr(raw, "dtype", None)
+        exact32 = narrow and dt is not None and dt.kind in "fiub" and dt.itemsize <= (4 if dt.kind == "f" else 2)
+        a = np.asarray(raw, dtype=np.float32 if exact32 else np.float64)
         bad = int(a.size - np.count_nonzero(np.isfinite(a)))
         if bad:
             self.nonfinite += bad
@@ -547,9 +553,11 @@ def sketch_flops(n_out: int, n_in: int, r1: int, r2: int, k: int = SV_KEEP) -> f
 
 
 def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
-    w1a, w1b, w2a, w2b = m.get("w1a"), m.get("w1b"), m.get("w2a"), m.get("w2b")
+    tucker = m.has("t1") and m.has("t2")
+    # (read as float32 when that is exact: a sketched module needs nothing wider; exact paths widen below)
+    w1a, w1b, w2a, w2b = (m.get(r, narrow=not tucker) for r in ("w1a", "w1b", "w2a", "w2b"))
     rank = w1b.shape[0]
-    if m.has("t1") and m.has("t2"):
+    if tucker:
         a1, b1 = _tucker_factor(m.get("t1"), w1a, w1b)
         a2, b2 = _tucker_factor(m.get("t2"), w2a, w2b)
         out.extra["tucker"] = True
@@ -567,14 +575,17 @@ def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
     out.extra["ranks"] = [r1, r2]
     big_r = r1 * r2
     out.max_rank = min(big_r, n_out, n_in)
-    nb = _fro(b1) * _fro(b2)
-    out.balance = _fro(a1) * _fro(a2) / nb if nb > 0 else None
     lo, hi = min(n_out, n_in), max(n_out, n_in)
     if big_r < lo:  # (A1•A2)(B1ᵀ•B2ᵀ)ᵀ: two QRs of width r1·r2 and the SVD of their core
         exact_flops = 4.0 * (n_out + n_in) * big_r * big_r + 10.0 * big_r**3
     else:  # formed, then a dense SVD (values only)
         exact_flops = 2.0 * n_out * n_in * (r1 + r2) + 4.0 * lo * lo * hi
-    if exact_flops > EXACT_FLOPS and sketch_flops(n_out, n_in, r1, r2) < exact_flops:
+    sketch = exact_flops > EXACT_FLOPS and sketch_flops(n_out, n_in, r1, r2) < exact_flops
+    if not sketch:
+        a1, b1, a2, b2 = (np.asarray(x, dtype=np.float64) for x in (a1, b1, a2, b2))
+    nb = _fro(b1) * _fro(b2)
+    out.balance = _fro(a1) * _fro(a2) / nb if nb > 0 else None
+    if sketch:
         out.method, out.exact = "sketched", False
         s1, t1, s2, t2 = (np.asarray(x, dtype=np.float32) for x in (a1, b1, a2, b2))
         job = _LohaJob(out, s1, t1, s2, t2, abs(scale))
