@@ -67,6 +67,7 @@ import json
 import math
 import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -646,6 +647,10 @@ def _orthonormal(y: np.ndarray) -> np.ndarray:
     return q
 
 
+#: per-thread scratch of the sketch (the buffer of formed updates)
+_SCRATCH = threading.local()
+
+
 def _form_stack(
     a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray, ell: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -655,7 +660,11 @@ def _form_stack(
     squares and the bucket sums of a block stay in cache."""
     g, m, _ = a1.shape
     n = b1.shape[-1]
-    w = np.empty((g, m, n), dtype=np.float32)
+    # the formed stack goes into this thread's reusable buffer (fresh pages would cost a fault per 4 KiB)
+    buf = getattr(_SCRATCH, "w", None)
+    if buf is None or buf.size < g * m * n:
+        buf = _SCRATCH.w = np.empty(max(g * m * n, SKETCH_STACK_BYTES // 4), dtype=np.float32)
+    w = buf[: g * m * n].reshape(g, m, n)
     y = np.empty((g, m, ell), dtype=np.float32)
     fro2 = np.zeros(g, dtype=np.float64)
     step = max(1, (512 << 10) // max(1, 4 * n))
@@ -849,6 +858,7 @@ def run_sketches(jobs: list[_LohaJob]) -> None:
     else:
         for s in stacks:
             one(s)
+        _SCRATCH.__dict__.pop("w", None)  # (the pool's threads take theirs with them)
 
 
 def _lokr_part(m: _Module, which: str) -> tuple[np.ndarray | None, np.ndarray, int | None]:
