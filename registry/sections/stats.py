@@ -174,7 +174,8 @@ def render(v: dict[str, Any]) -> list[Line]:
     if lo90 and hi90 and lo99 and hi99:
         lines.append(("  sketched modules", (
             f"rank for 90% between {_num(lo90['median'])} and {_num(hi90['median'])}, for 99% between "
-            f"{_num(lo99['median'])} and {_num(hi99['median'])} (medians over {hi90['n']:,} modules of certain "
+            f"{_num(lo99['median'])} and {_num(hi99['median'])} (medians over {hi90['n']:,} "
+            f"module{'' if hi90['n'] == 1 else 's'} of certain "
             "lower and upper bounds; per module the upper bound is the reachable rank where the leading "
             "values do not reach the share)"
         )))
