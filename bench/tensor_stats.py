@@ -79,7 +79,7 @@ def hwm():
 """
 
 CHILD_READ = HWM + """
-import json, os, sys, time
+import json, resource, os, sys, time
 path, start = sys.argv[1], int(sys.argv[2])
 buf = bytearray(4 << 20); mv = memoryview(buf); total = 0
 t0 = time.perf_counter()
@@ -90,22 +90,26 @@ with open(path, "rb", buffering=0) as fh:
         if not n: break
         total += n
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "bytes": total, "maxrss_kb": hwm()}))
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": dt, "bytes": total, "maxrss_kb": hwm(), "cpu": ru.ru_utime + ru.ru_stime}))
 """
 
 CHILD_STATS = HWM + """
-import json, sys, time
+import json, resource, sys, time
 sys.path.insert(0, sys.argv[2])
 from registry.files.safetensors import read_header
 from registry.tensorstats import tensor_stats, tensor_summary
 path = sys.argv[1]
+ru0 = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = ru0.ru_utime + ru0.ru_stime
 t0 = time.perf_counter()
 h = read_header(path)
 st = tensor_stats(path, h.tensors)
 summary, _ = tensor_summary(st)
 dt = time.perf_counter() - t0
+ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": dt, "bytes": sum(t.nbytes for t in h.tensors), "n": len(st), "l2": summary["l2"],
-                  "maxrss_kb": hwm()}))
+                  "maxrss_kb": hwm(), "cpu": ru.ru_utime + ru.ru_stime - cpu0}))
 """
 
 
@@ -119,6 +123,8 @@ def main() -> int:
     ap.add_argument("--size-gb", type=float, default=7.0)
     ap.add_argument("--dir", type=Path, default=None, help="where to write the generated file (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generated file")
+    ap.add_argument("--compare", type=Path, default=None,
+                    help="another checkout of modelreg (e.g. the main branch) whose tensor statistics run on the same file")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(dir=args.dir)
     path = Path(tmp) / "checkpoint.safetensors"
@@ -134,6 +140,7 @@ def main() -> int:
         child(CHILD_READ, str(path), str(start))  # warm the page cache equally for both
         r = child(CHILD_READ, str(path), str(start))
         s = child(CHILD_STATS, str(path), str(ROOT))
+        old = child(CHILD_STATS, str(path), str(args.compare)) if args.compare else None
         r2 = child(CHILD_READ, str(path), str(start))
         read_s = min(r["seconds"], r2["seconds"])
         gb = r["bytes"] / 1e9
@@ -143,6 +150,14 @@ def main() -> int:
         rate = gb / s["seconds"]
         print(f"throughput target >= 1.5 GB/s: {'met' if rate >= 1.5 else 'MISSED'} ({rate:.2f} GB/s; "
               f"CPU load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        print(f"CPU time: stats {s['cpu']:.2f} s ({s['cpu'] / gb:.2f} CPU-s/GB, all threads), plain read "
+              f"{r['cpu']:.2f} s; CPU-bound rate on {cores} idle cores: {gb * cores / s['cpu']:.2f} GB/s "
+              "(the figure that does not depend on other load)")
+        if old is not None:
+            same = "identical" if old["l2"] == s["l2"] else f"relative difference {abs(old['l2'] - s['l2']) / old['l2']:.1e}"
+            print(f"compared checkout: {old['seconds']:.2f} s, {old['cpu']:.2f} CPU-s ({old['cpu'] / gb:.2f} CPU-s/GB); "
+                  f"this one needs {s['cpu'] / old['cpu']:.2f}x its CPU time; global L2 norm {same}")
         print(f"stats / read time: {s['seconds'] / read_s:.2f}x; stats peak RSS {s['maxrss_kb'] / 1024:.0f} MiB "
               f"for a {size / 1e9:.1f} GB file (target: well under 1024 MiB: "
               f"{'met' if s['maxrss_kb'] / 1024 < 1024 else 'MISSED'})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cli._app import dumps, no_truncate_option, read_registry
@@ -65,4 +67,18 @@ def _print_modules(rows: list[dict[str, object]]) -> None:
     click.echo("")
     click.secho(f"Modules ({len(rows)})", bold=True)
     cols = ["module", "form", "component", "block", "rank", "max_rank", "scale", "fro", "spectral", "eff_rank_energy", "rank90", "rank99"]
+    def sketch_of(r: dict[str, object]) -> dict[str, Any] | None:
+        extra = r.get("extra")
+        return extra.get("sketch") if isinstance(extra, dict) else None
+
+    if any(sketch_of(r) for r in rows):
+        # sketched modules: σ1 is a lower bound (sv_error its relative bound), ranks are certain intervals
+        rows = [dict(r) for r in rows]
+        for r in rows:
+            sk = sketch_of(r)
+            for key in ("rank90", "rank99"):
+                if sk and r.get(key) is None:
+                    lo, hi = sk[key]
+                    r[key] = f"{lo}–{hi}"
+        cols += ["exact", "sv_error"]
     render_rows(rows, cols, "table", max_width=72)

@@ -16,17 +16,17 @@ float64 instead of an O(mn·min(m,n)) SVD of the formed product (REFERENCE.md se
     factored method applies with r1·r2 columns. When r1·r2 ≥ min(m, n) the product is formed instead
     (it is then no bigger than the factors). Tucker ``hada_t1/t2`` fold into the factors the same way.
     Both exact methods cost O((m+n)·(r1·r2)²) or O(m·n·min(m,n)): at rank 32 (r1·r2 = 1,024) and SDXL
-    widths that is about a second per module. When the exact cost exceeds :data:`EXACT_FLOPS` (and the
-    sketch is cheaper) the module is ``sketched`` instead (``exact`` false): ΔW is formed once in float32
-    (O(m·n·(r1+r2)), the cheapest known route: the face-splitting Gram matrices that an O((m+n)·…) formula
-    would need cost m·(r1·r2)²), its Frobenius norm summed in float64 (exact up to the float32 rounding
-    of the product, relative error ≲ 1e-6), and the leading :data:`SV_KEEP` singular values found by
-    a randomized range finder with one power step (Halko, Martinsson & Tropp 2011, algorithm 4.3). The
-    computed values are lower bounds (Rayleigh–Ritz); with ρ ≥ ‖(I − QQᵀ)ΔW‖₂ every true σᵢ lies in
-    [σ̂ᵢ, √(σ̂ᵢ² + ρ²)]. ρ is the smaller of the certain bound √(‖ΔW‖_F² − ‖QᵀΔW‖_F²) and Halko et al.'s
-    a-posteriori bound (eq. 4.3, ten extra test vectors, failure probability ≤ 10⁻¹⁰); ``sv_error`` holds
-    the resulting relative bound on σ1 and ``extra`` the bound's kind. Entropy-based figures need every σ
-    and are left empty; rank90/rank99 are given only when the leading values already hold the energy.
+    widths that is about a second per module. When the exact cost exceeds :data:`EXACT_FLOPS` and the
+    sketch (:func:`sketch_flops`) is cheaper, the module is ``sketched`` instead (``exact`` false; see
+    :func:`sketch_stack`): ΔW formed once in float32 with shuffled, signed columns (same spectrum), its
+    Frobenius norm summed in float64 while forming (exact up to the float32 rounding of the product,
+    ≲ 1e-6 relative), a sparse-sign range sketch taken from the same cache-resident blocks, and one
+    projection pass giving the leading :data:`SV_KEEP` singular values as Rayleigh–Ritz values (lower
+    bounds). With the certain ρ² = ‖ΔW‖_F² − ‖QᵀΔW‖_F² every true σᵢ lies in [σ̂ᵢ, √(σ̂ᵢ² + ρ²)];
+    ``sv_error`` is the resulting relative bound on σ1, ``extra['sketch']`` holds ρ and the intervals of
+    σ1, the top-k energy share, rank90 and rank99 (:func:`rank_interval`); the rank columns hold a value
+    only where the interval is one number, and the entropy-based figures (which need every σ) are empty.
+    Modules of one shape are sketched as stacks, on :data:`SKETCH_WORKERS` threads.
 ``lokr``
     ΔW = s·(W1 ⊗ W2): the singular values are all products σᵢ(W1)·σⱼ(W2); W1 and W2 come from their
     own factors (factored method) or, when stored whole, from an SVD of the (small) stored matrix.
@@ -65,7 +65,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -88,10 +90,9 @@ DIFF_EXACT_FLOPS = 4e9
 BOFT_FORM_LIMIT = 2048
 #: a LoHa module whose exact spectrum costs more floating-point operations than this is sketched
 EXACT_FLOPS = 3e8
-#: oversampling and power steps of the sketch; extra test vectors of the a-posteriori bound (Halko eq. 4.3)
-SKETCH_OVERSAMPLE = 16
-SKETCH_POWER = 1
-SKETCH_PROBES = 10
+#: oversampling and power steps of the sketch (see :func:`sketch_flops` for what they cost)
+SKETCH_OVERSAMPLE = 8
+SKETCH_POWER = 0
 
 R_NONFINITE = rule(
     "stats.nonfinite-factor",
@@ -362,6 +363,8 @@ def _mat(a: np.ndarray) -> np.ndarray:
 
 
 def _fro(a: np.ndarray) -> float:
+    if a.dtype == np.float32:  # pairwise float32 sum of the squares (relative error ≲ 1e-6)
+        return math.sqrt(float(np.add.reduce(np.square(a.ravel()), dtype=np.float32)))
     return float(np.linalg.norm(a.ravel()))
 
 
@@ -393,18 +396,26 @@ class _Deferred:
 class _Module:
     """Reads one module's tensors as float64, counting non-finite values."""
 
-    def __init__(self, mod: AdapterModule, load: Loader, batch: list[_Deferred] | None = None) -> None:
+    def __init__(
+        self, mod: AdapterModule, load: Loader, batch: list[_Deferred] | None = None,
+        sketches: list[_LohaJob] | None = None,
+    ) -> None:
         self.mod = mod
         self._load = load
         self.nonfinite = 0
         self.batch = batch
+        self.sketches = sketches
 
     def has(self, role: str) -> bool:
         return role in self.mod.parts
 
-    def get(self, role: str) -> np.ndarray:
+    def get(self, role: str, narrow: bool = False) -> np.ndarray:
+        """A tensor as float64; with ``narrow``, as float32 when that holds it exactly (a 16- or 32-bit
+        float or a small integer type), which the LoHa sketch uses without widening."""
         raw = self._load(self.mod.parts[role])
-        a = np.asarray(raw, dtype=np.float64)
+        dt = getattr(raw, "dtype", None)
+        exact32 = narrow and dt is not None and dt.kind in "fiub" and dt.itemsize <= (4 if dt.kind == "f" else 2)
+        a = np.asarray(raw, dtype=np.float32 if exact32 else np.float64)
         bad = int(a.size - np.count_nonzero(np.isfinite(a)))
         if bad:
             self.nonfinite += bad
@@ -431,14 +442,16 @@ def module_stats(
     peft_config: Mapping[str, Any] | None = None,
     dtypes: Mapping[str, str] | None = None,
     batch: list[_Deferred] | None = None,
+    sketches: list[_LohaJob] | None = None,
 ) -> ModuleStats:
     """Statistics of one module; never raises for bad data (the result then carries ``error`` or
     ``nonfinite``). ``dtypes`` (tensor name -> safetensors dtype) only labels the result. With ``batch``,
-    a LoRA module's spectrum is left to :func:`run_batch` (one stacked QR and SVD per shape)."""
+    a LoRA module's spectrum is left to :func:`run_batch` (one stacked QR and SVD per shape); with
+    ``sketches``, a sketched LoHa module's to :func:`run_sketches`."""
     out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
     if dtypes:
         out.dtype = ",".join(sorted({dtypes[n] for n in mod.parts.values() if n in dtypes})) or None
-    m = _Module(mod, load, batch)
+    m = _Module(mod, load, batch, sketches)
     try:
         _FORMS[mod.form](m, out, peft_config)
     except _NonFinite as e:
@@ -750,10 +763,21 @@ def _tucker_factor(t: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndar
     return a.reshape(a.shape[0], -1).T, d.reshape(t.shape[0], -1)
 
 
+def sketch_flops(n_out: int, n_in: int, r1: int, r2: int, k: int = SV_KEEP) -> float:
+    """Floating-point operations of a LoHa sketch: forming (A1 B1) ⊙ (A2 B2) (2·m·n·(r1+r2)), one pass
+    for the range (2·m·n·ℓ), two per power step and one for the projection QᵀΔW, ℓ = k + oversampling."""
+    ell = min(k + SKETCH_OVERSAMPLE, n_out, n_in)
+    if ell >= min(n_out, n_in):
+        return math.inf
+    return 2.0 * n_out * n_in * (r1 + r2 + ell * (1 + 2 * SKETCH_POWER) + 2)
+
+
 def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
-    w1a, w1b, w2a, w2b = m.get("w1a"), m.get("w1b"), m.get("w2a"), m.get("w2b")
+    tucker = m.has("t1") and m.has("t2")
+    # (read as float32 when that is exact: a sketched module needs nothing wider; exact paths widen below)
+    w1a, w1b, w2a, w2b = (m.get(r, narrow=not tucker) for r in ("w1a", "w1b", "w2a", "w2b"))
     rank = w1b.shape[0]
-    if m.has("t1") and m.has("t2"):
+    if tucker:
         a1, b1 = _tucker_factor(m.get("t1"), w1a, w1b)
         a2, b2 = _tucker_factor(m.get("t2"), w2a, w2b)
         out.extra["tucker"] = True
@@ -771,27 +795,24 @@ def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
     out.extra["ranks"] = [r1, r2]
     big_r = r1 * r2
     out.max_rank = min(big_r, n_out, n_in)
+    lo, hi = min(n_out, n_in), max(n_out, n_in)
+    if big_r < lo:  # (A1•A2)(B1ᵀ•B2ᵀ)ᵀ: two QRs of width r1·r2 and the SVD of their core
+        exact_flops = 4.0 * (n_out + n_in) * big_r * big_r + 10.0 * big_r**3
+    else:  # formed, then a dense SVD (values only)
+        exact_flops = 2.0 * n_out * n_in * (r1 + r2) + 4.0 * lo * lo * hi
+    sketch = exact_flops > EXACT_FLOPS and sketch_flops(n_out, n_in, r1, r2) < exact_flops
+    if not sketch:
+        a1, b1, a2, b2 = (np.asarray(x, dtype=np.float64) for x in (a1, b1, a2, b2))
     nb = _fro(b1) * _fro(b2)
     out.balance = _fro(a1) * _fro(a2) / nb if nb > 0 else None
-    lo, hi = min(n_out, n_in), max(n_out, n_in)
-    formed_flops = 2.0 * n_out * n_in * (r1 + r2)
-    if big_r >= lo:
-        exact_flops = formed_flops + 4.0 * lo * lo * hi
-    else:
-        exact_flops = 4.0 * (n_out + n_in) * big_r * big_r + 10.0 * big_r**3
-    ell = min(SV_KEEP + SKETCH_OVERSAMPLE, lo)
-    sketch_flops = formed_flops + 2.0 * n_out * n_in * (ell * (2 * SKETCH_POWER + 2) + SKETCH_PROBES)
-    if exact_flops > EXACT_FLOPS and sketch_flops < exact_flops and ell < lo:
-        sk = loha_sketch(a1, b1, a2, b2)
-        s_abs = abs(scale)
+    if sketch:
         out.method, out.exact = "sketched", False
-        out.extra["sketch"] = {
-            "k": int(sk.sv.size), "oversample": SKETCH_OVERSAMPLE, "power": SKETCH_POWER,
-            "residual_bound": s_abs * sk.residual, "bound": sk.bound_kind,
-            "sv_rel_error_last": sk.rel_error_last,
-        }
-        out.sv_error = sk.rel_error_first
-        out.apply(figures(s_abs * sk.sv, fro=s_abs * sk.fro, complete=False))
+        s1, t1, s2, t2 = (np.asarray(x, dtype=np.float32) for x in (a1, b1, a2, b2))
+        job = _LohaJob(out, s1, t1, s2, t2, abs(scale))
+        if m.sketches is None:
+            run_sketches([job])
+        else:
+            m.sketches.append(job)
         return
     if big_r >= lo:
         sv = full_sv((a1 @ b1) * (a2 @ b2))
@@ -807,70 +828,256 @@ def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
 
 @dataclass(frozen=True)
 class Sketch:
-    """Leading singular values of a sketched matrix with the bounds of :func:`loha_sketch`."""
+    """Leading singular values of a sketched matrix with the bounds of :func:`sketch_stack`."""
 
     sv: np.ndarray
     fro: float
-    #: ρ ≥ ‖(I − QQᵀ)A‖₂: every true σᵢ lies in [svᵢ, √(svᵢ² + ρ²)]
+    #: ρ ≥ ‖(I − QQᵀ)A‖₂: every true σᵢ (i ≤ len(sv)) lies in [svᵢ, √(svᵢ² + ρ²)]
     residual: float
     bound_kind: str
     rel_error_first: float
     rel_error_last: float
 
 
+#: rounding allowance added to ρ² (relative to ‖ΔW‖_F²): the product, the projection and the sums run in
+#: float32 (unit roundoff 6e-8; a float32 inner product of length n errs by at most about log₂(n)·6e-8
+#: relative when summed pairwise), so 1e-5 covers the float32 parts with a wide margin
+SKETCH_ROUNDING = 1e-5
+#: factors of LoHa modules waiting for their batch, at most this many bytes (float32), and the largest
+#: stack of formed updates one batch step holds
+SKETCH_PENDING_BYTES = 64 << 20
+SKETCH_STACK_BYTES = 24 << 20
+
+
+def _orthonormal(y: np.ndarray) -> np.ndarray:
+    """An orthonormal basis (float64, same shape; columns of directions below 1e-5·‖y‖₂ zeroed) of the
+    columns of each matrix of a stack, from the eigen-decomposition of the Gram matrix (LAPACK's
+    Householder QR of a tall narrow float32 block cost a quarter of the old sketch's time). A second
+    pass runs when the first cannot have reached orthogonality to 1e-8 (condition number above 1e4)."""
+    q = y.astype(np.float64)
+    for _ in range(2):
+        w, v = np.linalg.eigh(np.swapaxes(q, -1, -2) @ q)
+        top = w[..., -1:]
+        keep = w > 1e-10 * top
+        q = q @ (v * np.where(keep, 1.0 / np.sqrt(np.where(keep, w, 1.0)), 0.0)[..., None, :])
+        low = np.min(np.where(keep, w, np.inf), axis=-1)
+        if np.all(low >= 1e-8 * top[..., 0]):
+            break
+    return q
+
+
+#: per-thread scratch of the sketch (the buffer of formed updates)
+_SCRATCH = threading.local()
+
+
+def _form_stack(
+    a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray, ell: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a stack (float32): W = (A1 B1) ⊙ (A2 B2), each update's ‖W‖_F² (float32 row sums, pairwise,
+    added in float64), and the bucket sums Y (g, m, ℓ) of W's columns (bucket j: columns j, j + ℓ, …;
+    the column count must be a multiple of ℓ). Row block by row block, so that both products, the
+    squares and the bucket sums of a block stay in cache."""
+    g, m, _ = a1.shape
+    n = b1.shape[-1]
+    # the formed stack goes into this thread's reusable buffer (fresh pages would cost a fault per 4 KiB)
+    buf = getattr(_SCRATCH, "w", None)
+    if buf is None or buf.size < g * m * n:
+        buf = _SCRATCH.w = np.empty(max(g * m * n, SKETCH_STACK_BYTES // 4), dtype=np.float32)
+    w = buf[: g * m * n].reshape(g, m, n)
+    y = np.empty((g, m, ell), dtype=np.float32)
+    fro2 = np.zeros(g, dtype=np.float64)
+    step = max(1, (512 << 10) // max(1, 4 * n))
+    tmp = np.empty((min(step, m), n), dtype=np.float32)
+    rows = np.empty(min(step, m), dtype=np.float32)
+    add = np.add.reduce
+    for h in range(g):  # (2-D contiguous blocks: NumPy hands them to BLAS and its loops without copies)
+        total = 0.0
+        for i in range(0, m, step):
+            j = min(i + step, m)
+            t = tmp[: j - i]
+            blk = w[h, i:j]
+            np.matmul(a1[h, i:j], b1[h], out=blk)
+            np.matmul(a2[h, i:j], b2[h], out=t)
+            np.multiply(blk, t, out=blk)
+            add(blk.reshape(j - i, n // ell, ell), axis=1, out=y[h, i:j])
+            np.square(blk, out=t)
+            total += float(add(add(t, axis=1, out=rows[: j - i]), dtype=np.float64))
+        fro2[h] = total
+    return w, fro2, y
+
+
+def sketch_stack(
+    a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray,
+    k: int = SV_KEEP, power: int | None = None, seed: int = 0,
+) -> list[Sketch]:
+    """Leading ``k`` singular values of ΔW = (A1 B1) ⊙ (A2 B2) for a stack of LoHa modules of one shape
+    (float32 arrays (g, m, r1), (g, r1, n), (g, m, r2), (g, r2, n)) by a randomized range finder
+    (Halko, Martinsson & Tropp 2011, alg. 4.1, with ``power`` steps of alg. 4.4):
+
+    * the columns of B1 and B2 are permuted and (B1's) sign-flipped at random before ΔW is formed, so the
+      formed float32 update is W' = ΔW·Π·D with Π·D orthogonal (the same singular values and Frobenius
+      norm, summed in float64 while forming);
+    * the range sketch Y = W'·S with S a sparse sign embedding (each column of W' added into one of ℓ
+      buckets: a sum over column slices, no multiplication), Q an orthonormal basis of Y;
+    * the one dense pass B = QᵀW' (ℓ × n), whose singular values (from the float64 Gram B·Bᵀ) are the
+      Rayleigh–Ritz values σ̂ᵢ ≤ σᵢ, and the certain bound ρ² = ‖ΔW‖_F² − ‖B‖_F² ≥ ‖(I − QQᵀ)ΔW‖₂²
+      (+ :data:`SKETCH_ROUNDING`·‖ΔW‖_F²).
+
+    Every step is a stacked operation (one BLAS call per module, no Python loop over modules)."""
+    power = SKETCH_POWER if power is None else power
+    g, m, _ = a1.shape
+    n = b1.shape[-1]
+    ell = min(k + SKETCH_OVERSAMPLE, m, n)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=n)
+    # shuffled, signed columns, padded with zero columns to a multiple of ℓ (no change to the spectrum)
+    width = -(-n // ell) * ell
+    b1p = np.zeros((g, b1.shape[1], width), dtype=np.float32)
+    b2p = np.zeros((g, b2.shape[1], width), dtype=np.float32)
+    np.multiply(np.take(b1, perm, axis=-1), signs, out=b1p[..., :n])
+    np.take(b2, perm, axis=-1, out=b2p[..., :n])
+    # the sparse sign embedding Y = W'·S: bucket j collects columns j, j + ℓ, j + 2ℓ, … of W'
+    w, fro2, y = _form_stack(a1, b1p, a2, b2p, ell)
+    wt = np.swapaxes(w, -1, -2)
+    for _ in range(power):
+        z = wt @ _orthonormal(y).astype(np.float32)
+        y = w @ _orthonormal(z).astype(np.float32)
+    q = _orthonormal(y).astype(np.float32)
+    b = (np.swapaxes(q, -1, -2) @ w).astype(np.float64)
+    gram = b @ np.swapaxes(b, -1, -2)
+    ev = np.linalg.eigvalsh(gram)[..., ::-1]
+    svs = np.sqrt(np.clip(ev, 0.0, None))[..., :k]
+    captured = np.trace(gram, axis1=-2, axis2=-1)
+    out = []
+    for i in range(g):
+        f2 = float(fro2[i])
+        rho = math.sqrt(max(f2 - float(captured[i]), 0.0) + SKETCH_ROUNDING * f2)
+        sv = svs[i]
+        first = _rel_bound(float(sv[0]), rho) if sv.size else 0.0
+        last = _rel_bound(float(sv[-1]), rho) if sv.size else 0.0
+        out.append(Sketch(sv, math.sqrt(f2), rho, "frobenius (certain)", first, last))
+    return out
+
+
+def _rel_bound(x: float, rho: float) -> float:
+    """Relative upper bound on the error of a lower bound x of σ with σ ≤ √(x² + ρ²)."""
+    return (math.sqrt(x * x + rho * rho) - x) / x if x > 0 else (0.0 if rho == 0 else math.inf)
+
+
 def loha_sketch(
     a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray, k: int = SV_KEEP, seed: int = 0
 ) -> Sketch:
-    """Leading ``k`` singular values of (A1 B1) ⊙ (A2 B2) by randomized subspace iteration on the product
-    formed once in float32, its Frobenius norm summed in float64, and a bound on the residual (see the
-    module docstring, ``loha``)."""
-    f32 = np.float32
-    a1, b1, a2, b2 = (np.ascontiguousarray(x, dtype=f32) for x in (a1, b1, a2, b2))
-    m, n = a1.shape[0], b1.shape[1]
-    w = np.empty((m, n), dtype=f32)
-    # in row blocks of about 4 MiB, so that the two products never exist whole (memory traffic, not flops,
-    # is what forming a large product costs)
-    step = max(1, (1 << 20) // max(n, 1))
-    tmp = np.empty((min(step, m), n), dtype=f32)
-    for i in range(0, m, step):
-        j = min(i + step, m)
-        np.matmul(a1[i:j], b1, out=w[i:j])
-        np.matmul(a2[i:j], b2, out=tmp[: j - i])
-        w[i:j] *= tmp[: j - i]
-    return sketch_sv(w, k, seed)
+    """:func:`sketch_stack` for one module (matrices m×r1, r1×n, m×r2, r2×n)."""
+    s1, t1, s2, t2 = (np.asarray(x, dtype=np.float32)[None] for x in (a1, b1, a2, b2))
+    return sketch_stack(s1, t1, s2, t2, k=k, seed=seed)[0]
 
 
-def sketch_sv(w: np.ndarray, k: int = SV_KEEP, seed: int = 0) -> Sketch:
-    """Randomized power iteration (Halko et al. 2011, alg. 4.3) on ``w`` with a-posteriori bounds."""
-    m, n = w.shape
-    fro_sq = float(np.einsum("ij,ij->i", w, w, dtype=np.float64).sum())
-    ell = min(k + SKETCH_OVERSAMPLE, m, n)
-    rng = np.random.default_rng(seed)
-    omega = rng.standard_normal((n, ell + SKETCH_PROBES)).astype(w.dtype)
-    y_all = w @ omega
-    y = y_all[:, :ell]
-    # power steps without re-orthonormalising between them (one QR at the end): float32 keeps the
-    # σᵢ^(2q+1) scaling of one step well inside its range, and each QR of an m×ℓ block costs a pass
-    for _ in range(SKETCH_POWER):
-        y = w @ (w.T @ y)
-    q, _ = np.linalg.qr(y)
-    bmat = (q.T @ w).astype(np.float64)
-    sv = np.linalg.svd(bmat, compute_uv=False)[:k]
-    # certain: ‖(I−QQᵀ)W‖₂ ≤ ‖(I−QQᵀ)W‖_F = √(‖W‖_F² − ‖QᵀW‖_F²)
-    certain = math.sqrt(max(fro_sq - float(np.sum(bmat * bmat)), 0.0))
-    # Halko et al. eq. (4.3): ‖(I−QQᵀ)W‖ ≤ 10·√(2/π)·maxᵢ ‖(I−QQᵀ)W ωᵢ‖ with probability ≥ 1 − 10^(−probes)
-    probes = y_all[:, ell:].astype(np.float64)
-    q64 = q.astype(np.float64)
-    resid = probes - q64 @ (q64.T @ probes)
-    probable = 10.0 * math.sqrt(2.0 / math.pi) * float(np.max(np.linalg.norm(resid, axis=0))) if SKETCH_PROBES else math.inf
-    rho, kind = (certain, "frobenius (certain)") if certain <= probable else (
-        probable, f"Halko et al. eq. 4.3 (probability >= 1 - 1e-{SKETCH_PROBES})"
+def rank_interval(sv: np.ndarray, fro: float, rho: float, max_rank: int, target: float) -> tuple[int, int]:
+    """Bounds [lo, hi] on kohya's sv_fro rank (smallest j with Σᵢ≤ⱼ σᵢ² ≥ target²·‖ΔW‖_F²) from lower
+    bounds ``sv`` (σ̂ᵢ ≤ σᵢ ≤ √(σ̂ᵢ² + ρ²)) of the leading values and the exact Frobenius norm.
+
+    hi: the smallest j ≤ len(sv) whose lower-bound energy Σσ̂ᵢ² already reaches the target, else
+    ``max_rank``. lo: the smallest j whose upper-bound energy reaches it, with σᵢ² ≤ σ̂ᵢ² + ρ² for the
+    computed values and, past them, σᵢ ≤ σ_k (at most σ̂_k² + ρ² each); never above hi."""
+    total = fro * fro
+    if total == 0.0 or max_rank <= 0:
+        return 0, 0
+    need = target * target * total
+    lower = np.cumsum(sv.astype(np.float64) ** 2)
+    hit = np.nonzero(lower >= need)[0]
+    hi = int(hit[0]) + 1 if hit.size else max_rank
+    upper = np.cumsum(sv.astype(np.float64) ** 2 + rho * rho)
+    hit = np.nonzero(upper >= need)[0]
+    if hit.size:
+        lo = int(hit[0]) + 1
+    else:  # beyond the computed values: each further σᵢ² is at most σ̂_k² + ρ²
+        per = float(sv[-1]) ** 2 + rho * rho if sv.size else total
+        lo = sv.size + (math.ceil((need - float(upper[-1] if sv.size else 0.0)) / per) if per > 0 else max_rank)
+    return min(max(lo, 1), hi, max_rank), min(hi, max_rank)
+
+
+def sketch_figures(sk: Sketch, scale: float, max_rank: int) -> tuple[SpectralFigures, float | None, dict[str, Any]]:
+    """Figures of a sketched module (scaled by ``scale`` ≥ 0): the spectral figures from the lower
+    bounds, rank90 / rank99 where their bounds meet, the relative bound on σ1, and ``extra['sketch']``
+    with the bounds of every derived figure."""
+    sv, fro, rho = scale * sk.sv, scale * sk.fro, scale * sk.residual
+    f = figures(sv, fro=fro, complete=False, max_rank=max_rank)
+    r90 = rank_interval(sv, fro, rho, max_rank, 0.9)
+    r99 = rank_interval(sv, fro, rho, max_rank, 0.99)
+    total = fro * fro
+    lead = float(np.sum(sv.astype(np.float64) ** 2))
+    extra: dict[str, Any] = {
+        "k": int(sv.size), "oversample": SKETCH_OVERSAMPLE, "power": SKETCH_POWER,
+        "residual_bound": rho, "bound": sk.bound_kind, "sv_rel_error_last": sk.rel_error_last,
+        "rank90": list(r90), "rank99": list(r99),
+        # energy share of the leading k singular directions: [from the lower bounds, from the upper bounds]
+        "topk_energy": [lead / total, min(1.0, (lead + sv.size * rho * rho) / total)] if total > 0 else [0.0, 0.0],
+        # σ1 ∈ [σ̂1, √(σ̂1² + ρ²)]
+        "spectral": [float(sv[0]), math.sqrt(float(sv[0]) ** 2 + rho * rho)] if sv.size else [0.0, 0.0],
+    }
+    f = SpectralFigures(
+        f.fro, f.spectral, f.stable_rank, None, None, f.top1_share,
+        r90[0] if r90[0] == r90[1] else None, r99[0] if r99[0] == r99[1] else None, f.sv, f.n_sv,
     )
-    def rel(x: float) -> float:
-        return (math.sqrt(x * x + rho * rho) - x) / x if x > 0 else math.inf
-    first = rel(float(sv[0])) if sv.size else 0.0
-    last = rel(float(sv[-1])) if sv.size else 0.0
-    return Sketch(sv, math.sqrt(fro_sq), rho, kind, first, last)
+    return f, (sk.rel_error_first if sv.size else None), extra
+
+
+@dataclass
+class _LohaJob:
+    """A LoHa module whose spectrum waits for the sketch batch of its shape (float32 factors)."""
+
+    out: ModuleStats
+    a1: np.ndarray
+    b1: np.ndarray
+    a2: np.ndarray
+    b2: np.ndarray
+    scale: float
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.a1.nbytes + self.b1.nbytes + self.a2.nbytes + self.b2.nbytes)
+
+
+#: threads that sketch stacks side by side (NumPy's matmul releases the GIL; BLAS stays single-threaded)
+SKETCH_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+
+
+def run_sketches(jobs: list[_LohaJob]) -> None:
+    """Sketch deferred LoHa modules: grouped by shape, in stacks of at most :data:`SKETCH_STACK_BYTES`
+    of formed updates, the stacks spread over :data:`SKETCH_WORKERS` threads. Each module's figures are
+    those :func:`loha_sketch` gives it alone (the same test matrix per shape, one BLAS call per module)."""
+    groups: dict[tuple[int, ...], list[_LohaJob]] = {}
+    for jb in jobs:
+        groups.setdefault((*jb.a1.shape, *jb.b1.shape, *jb.a2.shape, *jb.b2.shape), []).append(jb)
+    stacks: list[list[_LohaJob]] = []
+    for items in groups.values():
+        per = max(1, SKETCH_STACK_BYTES // max(1, 4 * items[0].a1.shape[0] * items[0].b1.shape[1]))
+        stacks.extend(items[i : i + per] for i in range(0, len(items), per))
+
+    def one(stack: list[_LohaJob]) -> None:
+        try:
+            s1, t1, s2, t2 = (np.stack([getattr(j, x) for j in stack]) for x in ("a1", "b1", "a2", "b2"))
+            sks = sketch_stack(s1, t1, s2, t2)
+        except (ValueError, np.linalg.LinAlgError, MemoryError) as e:
+            for j in stack:
+                j.out.error, j.out.method = f"sketch failed: {e}", "none"
+            return
+        for j, sk in zip(stack, sks, strict=True):
+            f, err, extra = sketch_figures(sk, j.scale, j.out.max_rank or 0)
+            j.out.apply(f)
+            j.out.sv_error = err
+            j.out.extra["sketch"] = extra
+
+    if SKETCH_WORKERS > 1 and len(stacks) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(SKETCH_WORKERS, thread_name_prefix="sketch") as pool:
+            list(pool.map(one, sorted(stacks, key=lambda s: -len(s) * s[0].a1.shape[0] * s[0].b1.shape[1])))
+    else:
+        for s in stacks:
+            one(s)
+        _SCRATCH.__dict__.pop("w", None)  # (the pool's threads take theirs with them)
 
 
 def _lokr_part(m: _Module, which: str) -> tuple[np.ndarray | None, np.ndarray, int | None]:
@@ -1200,8 +1407,15 @@ def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, A
         "rank_modules": len(known),
         "sum_rank": sum(m.rank for m in ok if m.rank is not None and m.form in {"lora", "loha", "lokr", "glora"}),
         "per_module": {
-            name: _spread([getattr(m, name) for m in ok])
-            for name in ("rank", "max_rank", "eff_rank_energy", "rank90", "rank99")
+            **{
+                name: _spread([getattr(m, name) for m in ok])
+                for name in ("rank", "max_rank", "eff_rank_energy", "rank90", "rank99")
+            },
+            # sketched modules: the certain bounds of their rank90 / rank99 ([lo, hi] in extra["sketch"])
+            **{
+                f"{name}_{end}": _spread([m.extra["sketch"][name][i] for m in ok if "sketch" in m.extra])
+                for name in ("rank90", "rank99") for i, end in ((0, "lo"), (1, "hi"))
+            },
         },
         "max_sv_error": max(errors) if errors else None,
         "dora": sum(1 for m in mods if "dora" in m.extra),
@@ -1282,7 +1496,16 @@ def lora_report(
         stacked, redo = _stacked_lora(plain, cached, cfg, dtypes, load_into if shapes is not None else None)
         rest = set(redo) | (set(range(len(grouping.modules))) - {i for i, _, _ in plain})
         batch: list[_Deferred] = []
-        slow = {i: module_stats(grouping.modules[i], load, cfg, dtypes, batch) for i in sorted(rest)}
+        sketches: list[_LohaJob] = []
+        slow: dict[int, Any] = {}
+        for i in sorted(rest):
+            before = len(sketches)
+            slow[i] = module_stats(grouping.modules[i], load, cfg, dtypes, batch, sketches)
+            # (a flush keeps memory flat: the factors wait as float32, at most SKETCH_PENDING_BYTES of them)
+            if len(sketches) > before and sum(j.nbytes for j in sketches) > SKETCH_PENDING_BYTES:
+                run_sketches(sketches)
+                sketches.clear()
+        run_sketches(sketches)
         run_batch(batch)
         mods = [stacked[i] if i in stacked else slow[i] for i in range(len(grouping.modules))]
     summary, profile = summarise(mods)

@@ -231,3 +231,32 @@ def test_real_sd15_header_with_random_factors(tmp_path: Path, db: Path) -> None:
         assert (n, json.loads(comps), ranks, failed) == (264, {"te1": 72, "unet": 192}, [32], 0)
         blocks = dict(con.execute("SELECT block, n_modules FROM lora_profile WHERE component = 'unet' AND block <> '(all)'").fetchall())
         assert blocks == {"down.0": 24, "down.1": 24, "down.2": 24, "mid": 12, "up.1": 36, "up.2": 36, "up.3": 36}
+
+
+def test_sketched_loha_shows_its_bounds(tmp_path: Path, db: Path) -> None:
+    """A LoHa with one module too dear for an exact spectrum: the scan records it as sketched, show says
+    which figures are exact and gives its ranks as intervals, show --modules prints them."""
+    g = np.random.default_rng(8)
+    t: dict[str, np.ndarray | tuple[str, list[int], bytes]] = {}
+    for key, (o, i, r) in {"lora_unet_mid_block_attentions_0_proj_in": (420, 380, 16),
+                           "lora_te1_text_model_encoder_layers_0_mlp_fc1": (24, 20, 4)}.items():
+        t[f"{key}.hada_w1_a"], t[f"{key}.hada_w1_b"] = g.standard_normal((o, r)), g.standard_normal((r, i))
+        t[f"{key}.hada_w2_a"], t[f"{key}.hada_w2_b"] = g.standard_normal((o, r)), g.standard_normal((r, i))
+    write_safetensors(tmp_path / "m" / "loha.safetensors", t)
+    scan([tmp_path / "m"], db)
+    code, out, _ = run("show", "loha.safetensors")
+    assert code == 0
+    assert ("  Exactness              1 of 2 modules exact; 1 sketched: Frobenius norm exact, leading singular "
+            "values are lower bounds; σ1 within +") in out
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("    sketched modules")]
+    assert "rank for 90% between" in line and "certain lower and upper bounds" in line
+    code, out, _ = run("show", "loha.safetensors", "--modules", "--format", "json")
+    mods = {m["module"]: m for m in json.loads(out)["modules"]}
+    sk = mods["lora_unet_mid_block_attentions_0_proj_in"]
+    assert (sk["method"], sk["exact"], sk["rank90"]) == ("sketched", False, None)
+    lo, hi = sk["extra"]["sketch"]["rank90"]
+    assert 1 <= lo < hi <= sk["max_rank"] == 256
+    assert mods["lora_te1_text_model_encoder_layers_0_mlp_fc1"]["exact"] is True
+    code, out, _ = run("show", "loha.safetensors", "--modules")
+    (row,) = [ln for ln in out.splitlines() if ln.startswith("lora_unet_mid_block")]
+    assert f"{lo}–{hi}" in row.split()

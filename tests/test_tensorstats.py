@@ -8,13 +8,33 @@ import numpy as np
 import pytest
 
 from registry.files.safetensors import read_header
-from registry.tensorstats import CheckpointSide, diff_checkpoints, tensor_stats, tensor_summary
+from registry.tensorstats import CheckpointSide, TensorStat, diff_checkpoints, tensor_stats, tensor_summary
 from tests.builders import write_safetensors
 
 
 def _ref(x: np.ndarray) -> dict[str, float]:
     f = x[np.isfinite(x)].astype(np.float64)
     return {"l2": float(np.sqrt(np.sum(f * f))), "mean": float(f.mean()), "std": float(f.std()), "absmax": float(np.abs(f).max())}
+
+
+def _check_moments(s: TensorStat, arr: np.ndarray, half: bool) -> None:
+    """l2, mean and std against the float64 reference: to rounding for float64 sums; for 16-bit tensors
+    (summed in float32) within the proven bound F32_SUM_BOUND: |Δ‖x‖²| ≤ B·‖x‖², |ΔΣx| ≤ B·Σ|x|,
+    and the variance within 6·B (not cancelled: otherwise it is summed again in float64)."""
+    from registry.tensorstats import F32_SUM_BOUND as B
+
+    f = arr[np.isfinite(arr)].astype(np.float64)
+    r = _ref(arr)
+    l2, mean, std = s.l2, s.mean, s.std
+    assert l2 is not None and mean is not None and std is not None
+    if not half:
+        assert l2 == pytest.approx(r["l2"], rel=1e-12)
+        assert mean == pytest.approx(r["mean"], rel=1e-10, abs=1e-15)
+        assert std == pytest.approx(r["std"], rel=1e-9)
+        return
+    assert abs(l2**2 - r["l2"] ** 2) <= B * r["l2"] ** 2
+    assert abs(mean - r["mean"]) <= B * float(np.abs(f).mean())
+    assert abs(std**2 - r["std"] ** 2) <= 6 * B * r["std"] ** 2 + 1e-300
 
 
 def _bf16(x: np.ndarray) -> tuple[str, list[int], bytes]:
@@ -36,9 +56,7 @@ def test_stats_match_numpy_across_chunk_sizes(tmp_path: Path, chunk: int) -> Non
     for name, arr in [("a32", a32), ("a16", a16), ("bf", bf_exact), ("i8", ints)]:
         s, r = st[name], _ref(arr)
         assert s.numel == arr.size
-        assert s.l2 == pytest.approx(r["l2"], rel=1e-12)
-        assert s.mean == pytest.approx(r["mean"], rel=1e-10, abs=1e-15)
-        assert s.std == pytest.approx(r["std"], rel=1e-10)
+        _check_moments(s, arr, half=name in ("a16", "bf"))
         assert s.absmax == r["absmax"]
         assert s.zero_frac == np.count_nonzero(arr == 0) / arr.size
         assert (s.nan, s.inf, s.error) == (0, 0, None)
@@ -190,12 +208,58 @@ def test_split_chunks_on_two_threads_match_numpy(tmp_path: Path) -> None:
     bf_exact = ((bfv.view(np.uint32) >> 16) << 16).view(np.float32)
     for name, arr in [("a", big16), ("b", big32), ("c", bf_exact), ("d", small)]:
         s, r = st[name], _ref(arr)
-        assert s.l2 == pytest.approx(r["l2"], rel=1e-12)
-        assert s.mean == pytest.approx(r["mean"], rel=1e-10)
-        assert s.std == pytest.approx(r["std"], rel=1e-9)
+        _check_moments(s, arr, half=name in ("a", "c"))
         assert s.absmax == r["absmax"]
         assert s.zero_frac == np.count_nonzero(arr == 0) / arr.size
     assert (st["a"].nan, st["a"].inf) == (1, 1)
     raw = p.read_bytes()
     for t in h.tensors:
         assert st[t.name].digest == "blake3:" + blake3.blake3(raw[t.offset : t.offset + t.nbytes]).hexdigest()
+
+
+def test_f16_bit_conversion_is_exact_for_every_finite_code() -> None:
+    from registry.tensorstats import bf16_to_f32, f16_to_f32
+
+    codes = np.arange(65536, dtype=np.uint16)
+    finite = codes[(codes & 0x7FFF) < 0x7C00]
+    got = f16_to_f32(finite, np.empty(finite.size, dtype=np.uint32))
+    want = finite.view(np.float16).astype(np.float32)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))  # bit for bit, ±0 and subnormals too
+    got_bf = bf16_to_f32(codes, np.empty(codes.size, dtype=np.uint32))
+    assert np.array_equal(got_bf.view(np.uint32), codes.astype(np.uint32) << 16)
+
+
+@pytest.mark.parametrize("case", ["every-code", "one-giant", "decades", "bf16-wide"])
+def test_float32_sums_stay_within_the_proven_bound(tmp_path: Path, case: str) -> None:
+    """16-bit tensors are summed in float32 blocks; the figures stay within F32_SUM_BOUND of a float64
+    reference on inputs chosen to stress the summation (every fp16 value, one huge value among tiny
+    ones, magnitudes spread over ten decades), and bf16 outside the float32-safe range falls back to
+    float64 (no overflow, exact)."""
+    rng = np.random.default_rng(1)
+    if case == "every-code":
+        codes = np.arange(65536, dtype=np.uint16)
+        arr = rng.permutation(np.tile(codes[(codes & 0x7FFF) < 0x7C00], 5)).view(np.float16)
+    elif case == "one-giant":
+        arr = np.full(300_001, 1e-3, dtype=np.float16)
+        arr[123_457] = 60000.0
+    elif case == "decades":
+        arr = (rng.choice([-1.0, 1.0], 400_000) * 10.0 ** rng.uniform(-6, 4, 400_000)).astype(np.float16)
+    else:
+        arr = (rng.standard_normal(200_000) * 1e25).astype(np.float32)
+        arr = ((arr.view(np.uint32) >> 16) << 16).view(np.float32)
+    t = _bf16(arr) if arr.dtype == np.float32 else arr
+    p = write_safetensors(tmp_path / "s.safetensors", {"x": t})
+    s = tensor_stats(p, read_header(p).tensors)[0]
+    _check_moments(s, arr.astype(np.float64), half=case != "bf16-wide")
+    assert s.absmax == float(np.max(np.abs(arr.astype(np.float64))))
+    assert s.zero_frac == np.count_nonzero(arr == 0) / arr.size
+
+
+def test_half_tensor_with_a_dominant_mean_is_summed_again_in_float64(tmp_path: Path) -> None:
+    """fp16 layer-norm-like weights (1 ± 1e-3): float32 sums would lose the spread, so the variance is
+    summed again around the mean in float64 and matches the reference to float64 rounding."""
+    arr = (1.0 + np.random.default_rng(2).standard_normal(50_000) * 1e-3).astype(np.float16)
+    p = write_safetensors(tmp_path / "n.safetensors", {"w": arr})
+    s = tensor_stats(p, read_header(p).tensors)[0]
+    r = _ref(arr)
+    assert s.std == pytest.approx(r["std"], rel=1e-9) and s.mean == pytest.approx(r["mean"], rel=1e-12)

@@ -134,7 +134,7 @@ def _exactness(v: dict[str, Any]) -> str:
     within = f"; σ1 within +{_pct(bound)} (largest bound)" if bound is not None else ""
     return (f"{n - approx:,} of {n:,} modules exact; {approx:,} sketched: Frobenius norm exact, leading "
             f"singular values are lower bounds{within}; effective ranks of sketched modules not computed, "
-            "rank90/99 only where the leading values reach them")
+            "their rank90/99 given as intervals")
 
 
 def _counts(d: dict[str, int] | None) -> str:
@@ -170,6 +170,15 @@ def render(v: dict[str, Any]) -> list[Line]:
             pair = (f"median {_num(r90['median'])} / {_num(r99['median'])}, range {_num(r90['min'])}–{_num(r90['max'])} / "
                     f"{_num(r99['min'])}–{_num(r99['max'])} ({r90['n']:,} modules)")
         lines.append(("Rank for 90% / 99%", f"per module {pair} (kohya sv_fro: smallest k keeping 90% / 99% of ‖ΔW‖_F)"))
+    lo90, hi90, lo99, hi99 = (spread.get(f"rank{t}_{e}") for t in (90, 99) for e in ("lo", "hi"))
+    if lo90 and hi90 and lo99 and hi99:
+        lines.append(("  sketched modules", (
+            f"rank for 90% between {_num(lo90['median'])} and {_num(hi90['median'])}, for 99% between "
+            f"{_num(lo99['median'])} and {_num(hi99['median'])} (medians over {hi90['n']:,} "
+            f"module{'' if hi90['n'] == 1 else 's'} of certain "
+            "lower and upper bounds; per module the upper bound is the reachable rank where the leading "
+            "values do not reach the share)"
+        )))
     if v.get("sum_max_rank"):
         lines.append(("  totals", f"{v['sum_rank90']:,} / {v['sum_rank99']:,} of {v['sum_max_rank']:,} reachable, summed over {v['rank_modules']:,} modules"))
     lines.append(("Exactness", _exactness(v)))
