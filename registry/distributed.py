@@ -165,11 +165,24 @@ def to_arrow(results: Sequence[Analysed], versions: str | None = None) -> pa.Rec
         cols["blob_rows"].append(_dumps(b.rows))
     meta = {
         "node": socket.gethostname(),
+        "node_id": _node_id(),
         "analyzers": versions if versions is not None else analyzer_versions(),
     }
     return pa.RecordBatch.from_arrays(
         [pa.array(cols[f.name], f.type) for f in SCHEMA], schema=SCHEMA.with_metadata(meta)
     )
+
+
+def _node_id() -> str:
+    """The Ray node this runs on ("" outside a Ray worker)."""
+    import sys
+
+    if "ray" not in sys.modules:
+        return ""
+    try:
+        return str(sys.modules["ray"].get_runtime_context().get_node_id())
+    except Exception:  # noqa: BLE001 - not connected
+        return ""
 
 
 def batch_meta(batch: pa.RecordBatch) -> dict[str, str]:
@@ -281,6 +294,8 @@ class RayProgress:
     retried_files: int = 0
     failed_files: int = 0
     nodes: int = 0
+    #: files analysed per Ray node id
+    by_node: dict[str, int] = field(default_factory=dict)
 
     @property
     def eta_s(self) -> float | None:
@@ -546,6 +561,7 @@ class RayMapper:
                             f"node {meta.get('node')} runs other analyzers than this driver "
                             f"({meta.get('analyzers')} against {want}): install the same modelreg on every node"
                         )
+                    p.by_node[meta.get("node_id", "")] = p.by_node.get(meta.get("node_id", ""), 0) + batch.num_rows
                     for i, a in zip(task.idx, from_arrow(batch), strict=True):
                         task.chunk.results[i] = a
         finally:
