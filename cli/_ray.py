@@ -42,16 +42,22 @@ def ray_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def ray_mapper(address: str | None, max_tasks: int, window_mib: int, progress: bool | None, command: str) -> Any:
-    """The :class:`registry.distributed.RayMapper` for ``--ray ADDRESS`` (None without --ray)."""
-    if address is None:
-        return None
+def check_address(address: str) -> None:
+    """A usage error for a --ray value that is no address (often a path: PATHS go before --ray)."""
     from registry.errors import UsageError
-    from registry.extras import require
 
     if address not in ("auto", "local") and ":" not in address:
         hint = " (a path? put PATHS before --ray)" if os.path.lexists(address) else ""
         raise UsageError(f"--ray {address!r}: expected auto, local, host:port or ray://host:port{hint}")
+
+
+def ray_mapper(address: str | None, max_tasks: int, window_mib: int, progress: bool | None, command: str) -> Any:
+    """The :class:`registry.distributed.RayMapper` for ``--ray ADDRESS`` (None without --ray)."""
+    if address is None:
+        return None
+    from registry.extras import require
+
+    check_address(address)
     require("ray", f"{command} --ray")
     from registry.distributed import RayMapper
 

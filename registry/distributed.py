@@ -7,7 +7,8 @@ writer that commits whole-file batches (:func:`registry.scan.scan`). What change
 :func:`registry.scan.analyse_file` runs:
 
 * **tasks**: consecutive files are grouped into chunks (at most ``chunk_files`` files and ``chunk_bytes``
-  bytes; a larger file is a chunk of its own); each chunk is one Ray task (1 CPU) that returns its results
+  bytes, and small enough that each CPU of the cluster gets about four; a larger file is a chunk of its
+  own); each chunk is one Ray task (1 CPU) that returns its results
   as one Arrow record batch (:func:`to_arrow`, decoded on the driver by :func:`from_arrow`).
 * **placement**: before the first task, one small task pinned to each alive node checks which of the
   files' folders that node sees; each chunk then prefers (soft node affinity) the least-loaded node that
@@ -282,6 +283,21 @@ def visible_dirs(dirs: list[bytes]) -> list[bool]:
 # ---------------------------------------------------------------------------------------------------
 
 
+def connect(address: str, local_cpus: int | None = None) -> bool:
+    """Connect to Ray at ``address`` (``auto``, ``host:port``, ``ray://…``) or start a local one (``local``);
+    True when the caller must shut it down afterwards (False: this process was connected already)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kw: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": False, "configure_logging": True}
+    if address == "local":
+        ray.init(num_cpus=local_cpus, include_dashboard=False, **kw)
+    else:
+        ray.init(address=address, **kw)
+    return True
+
+
 @dataclass
 class RayProgress:
     """What the driver has handed to the writer so far; ``eta_s`` from the bytes rate since the start."""
@@ -396,26 +412,12 @@ class RayMapper:
         self.peak_tasks = 0
         self.peak_bytes = 0
 
-    # -- connection ---------------------------------------------------------------------------------
-    def _connect(self) -> bool:
-        """Connect (or start a local Ray); True when this mapper must shut it down afterwards."""
-        import ray
-
-        if ray.is_initialized():
-            return False
-        kw: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": False, "configure_logging": True}
-        if self.address == "local":
-            ray.init(num_cpus=self.local_cpus, include_dashboard=False, **kw)
-        else:
-            ray.init(address=self.address, **kw)
-        return True
-
     def __call__(self, items: list[ScanItem], known: set[str], rehash: bool) -> Iterator[Analysed]:
         if not items:
             return
         import ray
 
-        owned = self._connect()
+        owned = connect(self.address, self.local_cpus)
         try:
             yield from self._run(ray, items, known, rehash)
         finally:
@@ -457,7 +459,16 @@ class RayMapper:
         seen = self._visibility(ray, nodes, dirs)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         max_tasks = self.max_tasks if self.max_tasks > 0 else max(2, 2 * cpus)
-        todo = deque(chunks(items, self.chunk_files, self.chunk_bytes))
+        # chunks small enough that every CPU gets about four: a few large files are not one task
+        n_bytes = sum(it.st.st_size for it in items if it.st is not None)
+        per = 4 * max(1, cpus)
+        todo = deque(
+            chunks(
+                items,
+                max(1, min(self.chunk_files, -(-len(items) // per))),
+                max(1, min(self.chunk_bytes, n_bytes // per)),
+            )
+        )
         window: deque[_Chunk] = deque()
         in_window_bytes = 0
         running: dict[Any, _Task] = {}
@@ -571,3 +582,59 @@ class RayMapper:
         p.elapsed_s = time.monotonic() - t0
         if self.on_progress is not None:
             self.on_progress(p)
+
+
+# ---------------------------------------------------------------------------------------------------
+# probes as Ray tasks
+# ---------------------------------------------------------------------------------------------------
+
+
+def map_grouped(
+    fn: Callable[..., Any],
+    jobs: Sequence[tuple[str, tuple[Any, ...]]],
+    *,
+    address: str = "auto",
+    num_gpus: float = 1.0,
+    num_cpus: float = 1.0,
+    local_cpus: int | None = None,
+) -> Iterator[tuple[int, Any, BaseException | None]]:
+    """Run ``fn(*args)`` for every ``(group, args)`` of ``jobs`` as a Ray task reserving ``num_gpus`` GPUs
+    and ``num_cpus`` CPUs; yield ``(job index, result, None)`` or ``(job index, None, error)`` as each
+    finishes. The first job of each group runs alone; the rest of that group start once it has succeeded
+    (after a failure, the next one alone)
+    (``probe --ray``: the first probe on a base fills its LoRA-off grid in the shared sample store, every
+    later probe on that base reads it from there instead of generating it again). Groups run in
+    parallel. A task lost with its worker or node is retried once by Ray (``max_retries=1``); an error
+    inside ``fn`` is not retried."""
+    import ray
+
+    owned = connect(address, local_cpus)
+    try:
+        task = ray.remote(num_gpus=num_gpus, num_cpus=num_cpus, max_retries=1)(fn)
+        waiting: dict[str, list[int]] = {}
+        running: dict[Any, tuple[int, str]] = {}
+        for i, (group, _) in enumerate(jobs):
+            waiting.setdefault(group, []).append(i)
+
+        def start(i: int) -> None:
+            running[task.remote(*jobs[i][1])] = (i, jobs[i][0])
+
+        for idxs in waiting.values():
+            start(idxs.pop(0))
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                i, group = running.pop(ref)
+                try:
+                    out, err = ray.get(ref), None
+                except Exception as e:  # noqa: BLE001 - reported per job; the others go on
+                    out, err = None, e
+                rest = waiting.get(group, [])
+                # after a success the rest of the group in parallel; after a failure the next one alone
+                for j in (rest[:] if err is None else rest[:1]):
+                    rest.remove(j)
+                    start(j)
+                yield i, out, err
+    finally:
+        if owned:
+            ray.shutdown()

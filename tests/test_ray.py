@@ -293,3 +293,56 @@ def test_a_file_failing_twice_becomes_a_finding(tmp_path: Path, cluster: Any) ->
     m2 = RayMapper()
     s2 = scan([root], db, mapper=m2)
     assert m2.progress.files_total == 1 and s2.unreadable == 1
+
+
+def test_probe_on_ray_shares_each_base_off_grid(tmp_path: Path, cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two LoRAs on one base as Ray tasks (no GPU here: CPU tasks, ``--ray-gpus-per-probe 0``, the tiny
+    CPU pipeline of the probe tests): both runs recorded; the second reads the LoRA-off grid the first
+    generated from the shared sample store."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.main import root as cli
+    from registry.probe import missing_packages
+
+    if missing_packages():
+        pytest.skip(f"the probe extra is not installed (missing: {', '.join(missing_packages())})")
+    import torch
+    from safetensors.numpy import load_file, save_file
+
+    from registry.probe.offline import build_pipeline, shapes_dataset, train_lora
+
+    torch.set_num_threads(1)
+    pipe = build_pipeline("tiny")
+    pipe.save_pretrained(tmp_path / "base")
+    one = train_lora(pipe, shapes_dataset(1, seed=1), "a photo of ohwx", tmp_path / "one.safetensors", steps=10)
+    # a second LoRA: the same modules at half strength (another file, another hash)
+    t = load_file(str(one))
+    two = tmp_path / "two.safetensors"
+    save_file({k: (v * 0.5 if "lora_B" in k or "lora_up" in k else v) for k, v in t.items()}, str(two))
+    battery = tmp_path / "b.json"
+    battery.write_text(json.dumps({"name": "b", "version": 1, "prompts": [
+        {"id": "car", "text": "a red car", "category": "objects"},
+        {"id": "dog", "text": "a dog on grass", "category": "objects"},
+    ]}))
+    db = tmp_path / "r.duckdb"
+    args = ["--db", str(db), "probe", str(one), str(two), "--base", str(tmp_path / "base"), "--battery", str(battery),
+            "--seeds", "0-1", "--steps", "2", "--embedder", "pixel:8", "--device", "cpu", "--bootstrap", "20",
+            "--no-auto-prompts", "--ray", "--ray-gpus-per-probe", "0", "--format", "json"]
+    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    runs = json.loads(r.stdout)
+    assert sorted(x["run_id"] for x in runs) == [1, 2]
+    first, second = sorted(runs, key=lambda x: x["run_id"])
+    off1 = {(s["prompt_id"], s["seed"]): s for s in first["samples"] if s["arm"] == "off"}
+    off2 = {(s["prompt_id"], s["seed"]): s for s in second["samples"] if s["arm"] == "off"}
+    assert len(off1) == len(off2) == 4
+    assert not any(s["cached"] for s in off1.values())  # the first probe on the base generated the grid
+    assert all(s["cached"] for s in off2.values())  # the second read it from the store
+    assert {k: s["sha256"] for k, s in off1.items()} == {k: s["sha256"] for k, s in off2.items()}
+    assert not any(s["cached"] for s in second["samples"] if s["arm"] == "on")
+    with connect(db, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM probe_runs").fetchone() == (2,)
+        assert con.execute("SELECT count(*) FROM events WHERE action = 'probe.run'").fetchone() == (2,)
+        assert verify_chain(con).ok
