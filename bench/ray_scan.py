@@ -1,8 +1,10 @@
 """Benchmark: a scan on Ray against a local ``-j 2`` scan of the same files, in the same run.
 
-For each file size (1 MiB, 16 MiB, 256 MiB, 1 GiB by default) a folder of LoRA-like safetensors files
-(F16 down/up pairs of random data, kohya metadata; together about ``--total-mib`` MiB, at least
-``--min-files`` files) is built in a temporary directory, then scanned into two fresh registries:
+For each file size (1 MiB, 16 MiB, 256 MiB, 1 GiB by default) a folder of safetensors files (together
+about ``--total-mib`` MiB, at least ``--min-files`` files) is built in a temporary directory: up to 64 MiB
+LoRA-like files (rank-8 F16 down/up pairs of random data, kohya metadata: every LoRA module's spectrum is
+computed), above it checkpoint-like files (4 MiB F16 tensors: per-tensor statistics); then each folder
+is scanned into two fresh registries:
 
 * **local**: ``registry.scan.scan(..., workers=2)`` (the process pool of ``modelreg scan -j 2``);
 * **ray**: ``scan(..., mapper=RayMapper())`` on a Ray started once, before the timings, in this process
@@ -50,11 +52,24 @@ def lora_bytes(size: int, seed: int) -> bytes:
     return safetensors_bytes(tensors, {"ss_network_module": "networks.lora", "ss_network_dim": "8", "ss_output_name": f"b{seed}"})
 
 
+def checkpoint_bytes(size: int, seed: int) -> bytes:
+    """A checkpoint-like file of about ``size`` bytes: F16 1024×2048 tensors (4 MiB each) of random data."""
+    rng = np.random.default_rng(seed)
+    n = max(1, size // (4 << 20))
+    block = (rng.standard_normal((1024, 2048)) * 0.02).astype(np.float16)
+    tensors = {f"model.diffusion_model.blocks.{i}.weight": block + np.float16(i * 1e-3) for i in range(n)}
+    return safetensors_bytes(tensors, {"format": "pt"})
+
+
+#: up to this size the files are LoRAs (as LoRAs are: 1–200 MB); above it checkpoints (2–7 GB)
+LORA_MAX = 64 << 20
+
+
 def build(root: Path, size: int, count: int) -> int:
     root.mkdir(parents=True)
     total = 0
     for i in range(count):
-        data = lora_bytes(size, seed=i)
+        data = lora_bytes(size, seed=i) if size <= LORA_MAX else checkpoint_bytes(size, seed=i)
         (root / f"f{i:04d}.safetensors").write_bytes(data)
         total += len(data)
     return total
@@ -108,8 +123,8 @@ def main() -> None:
             gb = total / 1e9
             ratio = best_local / best_ray
             print(
-                f"{mib:>5}MiB {count:>6} {gb:>6.2f} | {count / best_local:>7.1f} f/s {gb / best_local:>6.2f} GB/s |"
-                f" {count / best_ray:>7.1f} f/s {gb / best_ray:>6.2f} GB/s | {ratio:.2f}"
+                f"{mib:>5}MiB {count:>6} {gb:>6.2f} | {count / best_local:>7.2f} f/s {gb / best_local:>6.3f} GB/s |"
+                f" {count / best_ray:>7.2f} f/s {gb / best_ray:>6.3f} GB/s | {ratio:.2f}"
                 + ("" if ratio >= 0.8 else "  (below the 0.8 target)")
             )
             shutil.rmtree(folder)
