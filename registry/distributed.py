@@ -273,9 +273,17 @@ def analyse_chunk(
     return to_arrow(results)
 
 
-def visible_dirs(dirs: list[bytes]) -> list[bool]:
-    """Which of ``dirs`` this node sees (a node-pinned check task)."""
-    return [os.path.isdir(os.fsdecode(d)) for d in dirs]
+def visible_dirs(dirs: list[bytes]) -> tuple[str, list[bool]]:
+    """This node's analyzer versions, and which of ``dirs`` it sees (a node-pinned check task; that it
+    runs at all shows the node can import modelreg)."""
+    return analyzer_versions(), [os.path.isdir(os.fsdecode(d)) for d in dirs]
+
+
+def error_line(err: BaseException) -> str:
+    """One line for an error a task raised: its type and the last line of its text (Ray's task errors
+    carry the remote traceback; its last line names the cause)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    return f"{type(err).__name__}: {lines[-1]}" if lines else type(err).__name__
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -322,12 +330,20 @@ class RayProgress:
     def line(self) -> str:
         eta = self.eta_s
         return (
-            f"ray: {self.files_done}/{self.files_total} files, {self.bytes_done / 1e9:.2f}/{self.bytes_total / 1e9:.2f} GB"
+            f"ray: {self.files_done}/{self.files_total} files, {_amount(self.bytes_done, self.bytes_total)}"
             f" on {self.nodes} nodes, {self.elapsed_s:.0f}s"
             + (f", ETA {eta:.0f}s" if eta is not None else "")
             + (f", {self.retried_files} files retried" if self.retried_files else "")
             + (f", {self.failed_files} failed twice" if self.failed_files else "")
         )
+
+
+def _amount(done: int, total: int) -> str:
+    """``done/total`` in the decimal unit that suits ``total`` (kB, MB, GB, TB)."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if total >= scale:
+            return f"{done / scale:.2f}/{total / scale:.2f} {unit}"
+    return f"{done / 1e3:.1f}/{total / 1e3:.1f} kB"
 
 
 @dataclass
@@ -436,14 +452,27 @@ class RayMapper:
             for n in nodes
         }
         seen: dict[bytes, list[str]] = {d: [] for d in dirs}
+        want = analyzer_versions()
+        problems: list[str] = []
         for n, ref in refs.items():
             try:
-                answer = ray.get(ref, timeout=60)
-            except Exception:  # a node that cannot answer is not used for placement
+                versions, answer = ray.get(ref, timeout=60)
+            except Exception as e:  # noqa: BLE001 - a node that cannot answer is not used for placement
+                problems.append(f"node {n[:12]}: {error_line(e)}")
                 continue
+            if versions != want:
+                raise RegistryError(
+                    f"node {n[:12]} runs other analyzers than this driver ({versions} against {want}): "
+                    "install the same modelreg on every node"
+                )
             for d, ok in zip(dirs, answer, strict=True):
                 if ok:
                     seen[d].append(n)
+        if problems and len(problems) == len(refs):
+            # no node can run modelreg: say so once instead of recording a failure for every file
+            raise RegistryError(
+                f"no Ray node could run modelreg's check task ({problems[0]}): install modelreg on every node"
+            )
         return seen
 
     def _run(self, ray: Any, items: list[ScanItem], known: set[str], rehash: bool) -> Iterator[Analysed]:
@@ -502,7 +531,7 @@ class RayMapper:
 
         def failed(task: _Task, err: BaseException) -> None:
             nonlocal nodes
-            text = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+            text = error_line(err)
             if task.attempt == 1:
                 # the node may be gone: refresh the alive set, then one task per file elsewhere
                 alive = set(self._alive_nodes(ray))

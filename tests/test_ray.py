@@ -117,6 +117,17 @@ def test_arrow_round_trip_is_exact(tmp_path: Path) -> None:
     assert a.blob is None and repr(from_arrow(to_arrow([a]))) == repr([a])
 
 
+def test_progress_line_and_eta() -> None:
+    from registry.distributed import RayProgress
+
+    p = RayProgress(files_done=3, files_total=12, bytes_done=2_500_000_000, bytes_total=10_000_000_000, elapsed_s=5.0, nodes=2)
+    assert p.eta_s == 15.0  # 7.5 GB left at 0.5 GB/s
+    assert p.line() == "ray: 3/12 files, 2.50/10.00 GB on 2 nodes, 5s, ETA 15s"
+    p = RayProgress(files_done=1, files_total=2, bytes_done=1500, bytes_total=3000, elapsed_s=1.0, nodes=1, retried_files=1)
+    assert p.line() == "ray: 1/2 files, 1.5/3.0 kB on 1 nodes, 1s, ETA 1s, 1 files retried"
+    assert RayProgress().eta_s is None
+
+
 def test_chunks_bound_files_and_bytes() -> None:
     def item(i: int, size: int) -> ScanItem:
         return ScanItem(f"/x/{i}", os.stat_result((0o100644, i, 1, 1, 0, 0, size, 0, 0, 0)))
