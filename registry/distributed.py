@@ -427,6 +427,8 @@ class RayMapper:
         #: the most tasks and bytes that were in the window at once (tests check the bounds)
         self.peak_tasks = 0
         self.peak_bytes = 0
+        #: tasks submitted to each node and not yet answered (placement's load; tests read it)
+        self.in_flight: dict[str, int] = {}
 
     def __call__(self, items: list[ScanItem], known: set[str], rehash: bool) -> Iterator[Analysed]:
         if not items:
@@ -502,6 +504,7 @@ class RayMapper:
         in_window_bytes = 0
         running: dict[Any, _Task] = {}
         load: dict[str, int] = {n: 0 for n in nodes}
+        self.in_flight = load
         p = self.progress
         p.files_total = len(items)
         p.bytes_total = sum(it.st.st_size for it in items if it.st is not None)

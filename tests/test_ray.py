@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,8 +218,8 @@ def cluster() -> Iterator[Any]:
             os.environ["PYTHONPATH"] = old
 
 
-def _second_node(c: Any) -> Any:
-    node = c.add_node(num_cpus=1, object_store_memory=80 << 20)
+def _second_node(c: Any, cpus: int = 1) -> Any:
+    node = c.add_node(num_cpus=cpus, object_store_memory=80 << 20)
     c.wait_for_nodes()
     return node
 
@@ -255,30 +257,61 @@ def test_ray_scan_equals_local_scan_and_is_incremental(tmp_path: Path, cluster: 
         cluster.remove_node(node)
 
 
+def _scan_killing_second_node(cluster: Any, root: Path, db: Path) -> tuple[Any, RayMapper, list[int]]:
+    """Scan ``root`` on Ray and kill a freshly added second node once it has returned its first batch
+    while it still has a chunk (its raylet and workers, no grace)."""
+    # two CPUs: when its first chunk returns, its second (started with it) is still running
+    node = _second_node(cluster, cpus=2)
+    killed: list[int] = []
+    m = RayMapper(chunk_files=2, max_tasks=6, task_delay_s=0.5)
+    stop = threading.Event()
+
+    def kill_after_its_first_results() -> None:
+        while not stop.is_set():
+            if m.progress.by_node.get(node.node_id, 0) >= 1 and m.in_flight.get(node.node_id, 0) >= 1:
+                time.sleep(0.3)  # its next chunk is running now (a chunk takes >= 1 s: 2 files x 0.5 s)
+                if m.in_flight.get(node.node_id, 0) < 1:
+                    continue
+                killed.append(m.progress.files_done)
+                cluster.remove_node(node, allow_graceful=False)
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_after_its_first_results, daemon=True)
+    watcher.start()
+    try:
+        summary = scan([root], db, mapper=m)
+    finally:
+        stop.set()
+        watcher.join()
+        if not killed:
+            cluster.remove_node(node)
+    return summary, m, killed
+
+
 def test_second_node_killed_mid_scan(tmp_path: Path, cluster: Any) -> None:
     root = tmp_path / "m"
     files = mixed_folder(root, n_plain=14)
-    node = _second_node(cluster)
-    killed: list[int] = []
-
-    def kill_after_first_results(p: Any) -> None:
-        # once the second node has analysed files (its workers are up), it has more in flight
-        if not killed and p.by_node.get(node.node_id, 0) >= 2:
-            killed.append(p.files_done)
-            cluster.remove_node(node, allow_graceful=False)
-
-    local, onray = tmp_path / "local.duckdb", tmp_path / "ray.duckdb"
-    m = RayMapper(chunk_files=2, max_tasks=4, task_delay_s=0.4, on_progress=kill_after_first_results, progress_every_s=0)
-    s2 = scan([root], onray, mapper=m)
-    assert killed and killed[0] < m.progress.files_total  # the node died mid-scan
-    assert m.progress.retried_files > 0  # and took tasks with it
-    assert m.progress.failed_files == 0
+    local = tmp_path / "local.duckdb"
     s1 = scan([root], local, workers=2)
-    assert s2.finding_list == s1.finding_list
-    assert registry_rows(onray) == registry_rows(local)
-    with connect(onray, read_only=True) as con:
-        paths = [r[0] for r in con.execute("SELECT path FROM sightings").fetchall()]
-    assert len(paths) == len(set(paths)) == len([f for f in files if f.exists()]) + 1  # + the non-UTF-8 name
+    lost = 0
+    # Ray's soft affinity may have moved the dying node's queued chunks elsewhere before the kill (then
+    # nothing is lost); the scenario is run again, at most three times, until the kill takes a running task
+    for attempt in range(3):
+        onray = tmp_path / f"ray{attempt}.duckdb"
+        s2, m, killed = _scan_killing_second_node(cluster, root, onray)
+        assert killed and killed[0] < m.progress.files_total  # the node died mid-scan
+        assert m.progress.failed_files == 0
+        # whatever was lost, the scan completed: every file registered once, the registry a local scan's
+        assert s2.finding_list == s1.finding_list
+        assert registry_rows(onray) == registry_rows(local)
+        with connect(onray, read_only=True) as con:
+            paths = [r[0] for r in con.execute("SELECT path FROM sightings").fetchall()]
+        assert len(paths) == len(set(paths)) == len([f for f in files if f.exists()]) + 1  # + the non-UTF-8 name
+        lost = m.progress.retried_files
+        if lost:
+            break
+    assert lost > 0  # a kill took running tasks with it, and they were analysed again elsewhere
 
 
 def test_a_file_failing_twice_becomes_a_finding(tmp_path: Path, cluster: Any) -> None:
