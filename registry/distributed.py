@@ -505,7 +505,7 @@ class RayMapper:
         running: dict[Any, _Task] = {}
         load: dict[str, int] = {n: 0 for n in nodes}
         self.in_flight = load
-        p = self.progress
+        p = self.progress = RayProgress()  # per call (audit scans its plain files, then the HF cache)
         p.files_total = len(items)
         p.bytes_total = sum(it.st.st_size for it in items if it.st is not None)
         p.nodes = len(nodes)
