@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cli._app import dumps, echo_err, file_progress, get_app, no_truncate_option, render_rows
+from cli._ray import ray_mapper, ray_options
 
 AUDIT_FORMATS = ("table", "json", "jsonl", "sarif")
 
@@ -66,6 +67,7 @@ AUDIT_FORMATS = ("table", "json", "jsonl", "sarif")
     default=None,
     help="SARIF: paths under this folder get URIs relative to it (uriBaseId ROOT; default: the working directory).",
 )
+@ray_options
 def command(
     paths: tuple[Path, ...],
     fmt: str,
@@ -79,6 +81,9 @@ def command(
     progress: bool | None,
     sarif_root: Path | None = None,
     offline: bool = False,
+    ray_address: str | None = None,
+    ray_max_tasks: int = 0,
+    ray_window_mib: int = 8192,
 ) -> None:
     """Audit model files: find them, scan them into the registry, check them, report every finding.
 
@@ -107,6 +112,7 @@ def command(
     missing = [str(p) for p in paths if not os.path.lexists(p)]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}; nothing was audited")
+    mapper = ray_mapper(ray_address, ray_max_tasks, ray_window_mib, progress, "audit")
     app = get_app()
     def on_places(discovery: Discovery | None, targets: list[tuple[str, Path]]) -> None:
         if discovery is None:
@@ -133,7 +139,10 @@ def command(
             on_wait=echo_err,
             on_places=on_places,
             on_create=echo_err,
+            mapper=mapper,
         )
+    if mapper is not None and mapper.progress.files_total:
+        echo_err(mapper.progress.line())
 
     threshold = Severity.parse(fail_on)
     reached = report.count_at_or_above(threshold)

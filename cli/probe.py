@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,9 @@ def _resolve_model(ref: str) -> tuple[str | None, str | None]:
 
 
 @click.command("probe")
-@click.argument("ref")
-@click.option("--base", "base", required=True,
-              help="The base: a registered checkpoint, a diffusers folder, a .safetensors checkpoint, or a Hub id in the local cache.")
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+@click.option("--base", "bases", required=True, multiple=True,
+              help="The base: a registered checkpoint, a diffusers folder, a .safetensors checkpoint, or a Hub id in the local cache (repeatable with --ray).")
 @click.option("--base-config", help="For a single-file base: a diffusers folder or cached Hub id with its configuration.")
 @click.option("--checkpoint", is_flag=True, help="REF is a fine-tuned checkpoint: swap the whole model instead of toggling an adapter.")
 @click.option("--battery", "batteries", multiple=True, default=("default",), show_default=True,
@@ -109,11 +110,17 @@ def _resolve_model(ref: str) -> tuple[str | None, str | None]:
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), help="Also copy the contact sheet PNG here.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars on stderr (default: when stderr is a terminal).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def command(ref: str, base: str, base_config: str | None, checkpoint: bool, batteries: tuple[str, ...], seeds_text: str,
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[auto|local|ADDRESS]",
+              help="Run every REF x --base probe as a Ray task (the 'ray' extra): 'auto' joins the running cluster, "
+              "ADDRESS is host:port or ray://host:port, 'local' starts one here. The sample store (--store) must be a "
+              "folder every node sees. The runs are recorded here, by this process.")
+@click.option("--ray-gpus-per-probe", type=click.FloatRange(0, None), default=1.0, show_default=True,
+              help="With --ray: GPUs each probe task reserves (0: CPU tasks, e.g. with --device cpu).")
+def command(refs: tuple[str, ...], bases: tuple[str, ...], base_config: str | None, checkpoint: bool, batteries: tuple[str, ...], seeds_text: str,
             triggers: tuple[str, ...], no_auto_prompts: bool, embedder: str, reference: Path | None, steps: int,
             guidance: float, width: int | None, height: int | None, scheduler: str | None, batch_size: int, dtype: str,
             device: str, lora_scale: float, n_boot: int, store: Path | None, sheet: Path | None, progress: bool | None,
-            fmt: str) -> None:
+            fmt: str, ray_address: str | None = None, ray_gpus_per_probe: float = 1.0) -> None:
     """Generate with REF off and on over a prompt battery and measure how narrowly it concentrates.
 
     For each prompt and seed the base generates with the LoRA off and on from identical per-image
@@ -133,12 +140,88 @@ def command(ref: str, base: str, base_config: str | None, checkpoint: bool, batt
     from registry.probe import require_extra
 
     require_extra()
+    if ray_address is None and (len(refs) != 1 or len(bases) != 1):
+        raise UsageError("several REFs or --base values need --ray (one probe per REF and base)")
+    if ray_address is not None:
+        from cli._ray import check_address
+        from registry.extras import require
+
+        check_address(ray_address)
+        require("ray", "probe --ray")
+        if sheet is not None and len(refs) * len(bases) > 1:
+            raise UsageError("--sheet names one file: with several probes, read each run's sheet from the store")
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ.setdefault(var, "1")
     app = get_app()
-    seeds = parse_seeds(seeds_text)
+    params = ProbeParams(
+        checkpoint=checkpoint, base_config=base_config, batteries=batteries, seeds=parse_seeds(seeds_text),
+        triggers=triggers, no_auto_prompts=no_auto_prompts, embedder=embedder, reference=reference, steps=steps,
+        guidance=guidance, width=width, height=height, scheduler=scheduler, batch_size=batch_size, dtype=dtype,
+        device=device, lora_scale=lora_scale, n_boot=n_boot,
+    )
+    # every pair resolved and pre-flighted before any task starts or anything heavy loads
+    pairs = [_prepare(app, ref, base, checkpoint) for base in bases for ref in refs]
+    store_root = store or app.registry_path().parent / "probe"
+    if ray_address is None:
+        sha, path, base_sha, base_ref = pairs[0]
+        bars = _Bars(sys.stderr.isatty() if progress is None else progress)
+        try:
+            result = execute(path, base_ref, params, store_root, bars)
+        finally:
+            bars.close()
+        _finish(app, sha, base_sha, result, store_root, sheet, fmt)
+        return
 
-    # the probed model: registered (or registered now), and a path to it
+    from registry.distributed import map_grouped
+
+    jobs = [(base_ref, (path, base_ref, params, store_root)) for _, path, _, base_ref in pairs]
+    echo_err(f"modelreg: ray: {len(jobs)} probes on {len(bases)} bases, {ray_gpus_per_probe:g} GPU each")
+    failed = 0
+    outs: list[dict[str, Any]] = []
+    for i, result, err in map_grouped(probe_task, jobs, address=ray_address, num_gpus=ray_gpus_per_probe):
+        sha, path, base_sha, base_ref = pairs[i]
+        if err is not None:
+            failed += 1
+            first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            echo_err(f"modelreg: probe of {path} on {base_ref} failed: {first}")
+            continue
+        out = _finish(app, sha, base_sha, result, store_root, sheet, fmt if fmt == "text" else None)
+        outs.append(out)
+    if fmt == "json":
+        click.echo(dumps(outs, indent=2))
+    if failed:
+        raise click.exceptions.Exit(3)
+
+
+@dataclass(frozen=True)
+class ProbeParams:
+    """The probe options that shape a run (everything but where the model and base are)."""
+
+    checkpoint: bool
+    base_config: str | None
+    batteries: tuple[str, ...]
+    seeds: list[int]
+    triggers: tuple[str, ...]
+    no_auto_prompts: bool
+    embedder: str
+    reference: Path | None
+    steps: int
+    guidance: float
+    width: int | None
+    height: int | None
+    scheduler: str | None
+    batch_size: int
+    dtype: str
+    device: str
+    lora_scale: float
+    n_boot: int
+
+
+def _prepare(app: Any, ref: str, base: str, checkpoint: bool) -> tuple[str, str, str | None, str]:
+    """(model sha256, its path, base sha256 or None, the base as the run names it): the model registered
+    (now, when it is a file not yet registered) and both pre-flighted against what the registry knows."""
+    from registry.errors import UsageError
+
     sha, path = _resolve_model(ref)
     if sha is None:
         p = Path(ref)
@@ -163,7 +246,11 @@ def command(ref: str, base: str, base_config: str | None, checkpoint: bool, batt
         known = preflight.from_registry(con, sha)
         base_known = preflight.describe_base(con, base_sha, base_ref)
     preflight.check(known, Path(path), base_known, base_ref, checkpoint)
+    return sha, path, base_sha, base_ref
 
+
+def execute(path: str, base_ref: str, o: ProbeParams, store_root: Path, bars: Any) -> Any:
+    """Load, generate, embed and measure one probe (here, or in a Ray task): a ProbeResult."""
     import diffusers.utils.logging as dlog
     import transformers.utils.logging as tlog
 
@@ -176,21 +263,19 @@ def command(ref: str, base: str, base_config: str | None, checkpoint: bool, batt
     from registry.probe.embed import make_embedder
     from registry.probe.generate import GenSettings, resolve_device
     from registry.probe.metrics import MetricSettings
-    from registry.probe.record import record_run, sample_path
     from registry.probe.run import ProbeRequest, run_probe, source_for
     from registry.probe.samples import SampleStore
 
-    settings = GenSettings(steps=steps, guidance=guidance, width=width, height=height, batch_size=batch_size,
-                           dtype=dtype, device=device, scheduler=scheduler, lora_scale=lora_scale)
-    store_root = store or app.registry_path().parent / "probe"
+    settings = GenSettings(steps=o.steps, guidance=o.guidance, width=o.width, height=o.height, batch_size=o.batch_size,
+                           dtype=o.dtype, device=o.device, scheduler=o.scheduler, lora_scale=o.lora_scale)
     sample_store = SampleStore(store_root)
     # the embedder before the base: missing weights are one line, before minutes of loading
-    emb = make_embedder(embedder, device=resolve_device(device))
-    base_source = source_for(base_ref, sample_store, config=base_config, settings=settings)
+    emb = make_embedder(o.embedder, device=resolve_device(o.device))
+    base_source = source_for(base_ref, sample_store, config=o.base_config, settings=settings)
 
-    words: list[str] = list(triggers)
+    words: list[str] = list(o.triggers)
     tags: list[str] = []
-    if not checkpoint and not no_auto_prompts:
+    if not o.checkpoint and not o.no_auto_prompts:
         from registry.files.safetensors import read_header
         from registry.training import parse_training_metadata
 
@@ -200,40 +285,51 @@ def command(ref: str, base: str, base_config: str | None, checkpoint: bool, batt
         words = words or auto_words
         tags = top_tags(facts.tag_frequency, n=12, exclude=words)
         if words:
-            echo_err(f"modelreg: trigger words: {', '.join(words)}" + ("" if triggers else " (from the file's training metadata)"))
-    battery = combine([load_battery(b) for b in batteries])
+            bars.note(f"trigger words: {', '.join(words)}" + ("" if o.triggers else " (from the file's training metadata)"))
+    battery = combine([load_battery(b) for b in o.batteries])
     request = ProbeRequest(
         base=base_source,
         battery=battery,
-        seeds=seeds,
+        seeds=o.seeds,
         embedder=emb,
-        adapter=None if checkpoint else Path(path),
-        checkpoint=source_for(path, sample_store, config=base_config, settings=settings) if checkpoint else None,
+        adapter=None if o.checkpoint else Path(path),
+        checkpoint=source_for(path, sample_store, config=o.base_config, settings=settings) if o.checkpoint else None,
         settings=settings,
-        reference_dir=reference,
-        trigger_words=[] if no_auto_prompts else words,
-        tags=[] if no_auto_prompts else tags,
-        metric_settings=MetricSettings(n_boot=n_boot),
+        reference_dir=o.reference,
+        trigger_words=[] if o.no_auto_prompts else words,
+        tags=[] if o.no_auto_prompts else tags,
+        metric_settings=MetricSettings(n_boot=o.n_boot),
     )
-    bars = _Bars(sys.stderr.isatty() if progress is None else progress)
-    try:
-        result = run_probe(request, sample_store, bars)
-    finally:
-        bars.close()
+    return run_probe(request, sample_store, bars)
+
+
+def probe_task(path: str, base_ref: str, o: ProbeParams, store_root: Path) -> Any:
+    """One probe as a Ray task (``probe --ray``): no network, no bars; the driver records the result."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ.setdefault(var, "1")
+    return execute(path, base_ref, o, store_root, _Bars(False))
+
+
+def _finish(app: Any, sha: str, base_sha: str | None, result: Any, store_root: Path, sheet: Path | None,
+            fmt: str | None) -> dict[str, Any]:
+    """Record the run; print it as text (``fmt`` text), as JSON (json), or not at all (None); its dict."""
+    from registry.probe.record import record_run, sample_path
+
     with write_registry(app) as con:
         run_id = record_run(con, sha, result, base_sha256=base_sha)
     sheet_path = sample_path(store_root, result.sheet_sha256) if result.sheet_sha256 else None
     if sheet and sheet_path:
         sheet.parent.mkdir(parents=True, exist_ok=True)
         sheet.write_bytes(sheet_path.read_bytes())
+    out = result.as_dict()
+    out["run_id"] = run_id
+    out["model_sha256"] = sha
+    out["sheet_path"] = str(sheet_path) if sheet_path else None
     if fmt == "json":
-        out = result.as_dict()
-        out["run_id"] = run_id
-        out["model_sha256"] = sha
-        out["sheet_path"] = str(sheet_path) if sheet_path else None
         click.echo(dumps(out, indent=2))
-        return
-    _print_text(run_id, sha, result, sheet_path)
+    elif fmt == "text":
+        _print_text(run_id, sha, result, sheet_path)
+    return out
 
 
 def _print_text(run_id: int, sha: str, result: Any, sheet_path: Path | None) -> None:

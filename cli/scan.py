@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli._app import echo_err, file_progress, get_app, severity_option
+from cli._ray import ray_mapper, ray_options
 
 
 @click.command("scan")
@@ -18,7 +19,18 @@ from cli._app import echo_err, file_progress, get_app, severity_option
     "verdict as the first (off by default)."
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
-def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool | None, fail_on: str | None, quiet: bool) -> None:
+@ray_options
+def command(
+    paths: tuple[str, ...],
+    workers: int,
+    rehash: bool,
+    progress: bool | None,
+    fail_on: str | None,
+    quiet: bool,
+    ray_address: str | None = None,
+    ray_max_tasks: int = 0,
+    ray_window_mib: int = 8192,
+) -> None:
     """Catalog model files (recursively for folders) into the registry.
 
     Unchanged files (same size, mtime and inode as last seen) are not read again. Every file that cannot
@@ -36,6 +48,7 @@ def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool |
     missing = [p for p in paths if not p.startswith("hf://") and not os.path.lexists(p)]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}; nothing was scanned")
+    mapper = ray_mapper(ray_address, ray_max_tasks, ray_window_mib, progress, "scan")
     app = get_app()
     remote = [p for p in paths if p.startswith("hf://")]
     remote_reached = False
@@ -49,7 +62,9 @@ def command(paths: tuple[str, ...], workers: int, rehash: bool, progress: bool |
                 raise click.exceptions.Exit(1)
             return
     with file_progress(progress) as on_progress:
-        summary = scan([str(p) for p in paths], app.registry_path(), workers=workers, rehash=rehash, progress=on_progress, on_wait=echo_err, on_create=echo_err)
+        summary = scan([str(p) for p in paths], app.registry_path(), workers=workers, rehash=rehash, progress=on_progress, on_wait=echo_err, on_create=echo_err, mapper=mapper)
+    if mapper is not None and mapper.progress.files_total and not quiet:
+        echo_err(mapper.progress.line())
     if not quiet:
         for rule_id, sev, path, message in summary.finding_list:
             click.echo(f"{sev.upper():8} {rule_id}  {path}: {message}")

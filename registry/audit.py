@@ -45,7 +45,7 @@ from registry.hub import (
     verify_blob,
 )
 from registry.paths import clean_obj, display_path
-from registry.scan import ScanItem, ScanSummary, discover, scan
+from registry.scan import Mapper, ScanItem, ScanSummary, discover, scan
 from registry.sidecars import (
     SIDECAR_SUFFIXES,
     NotASidecar,
@@ -381,6 +381,7 @@ def audit(
     on_wait: Callable[[str], None] | None = None,
     on_places: Callable[[Discovery | None, list[tuple[str, Path]]], None] | None = None,
     on_create: Callable[[str], None] | None = None,
+    mapper: Mapper | None = None,
 ) -> AuditReport:
     """Audit ``paths`` (or the conventional places) into the registry at ``db_path`` and report.
 
@@ -442,6 +443,7 @@ def audit(
                 source="audit",
                 progress=progress,
                 on_wait=on_wait,
+                mapper=mapper,
             ),
         )
     if hf_files:
@@ -454,6 +456,7 @@ def audit(
             provenance=lambda p: hf_files[p].provenance() if p in hf_files else None,
             progress=progress,
             on_wait=on_wait,
+            mapper=mapper,
         )
         _merge(report, summary)
 

@@ -541,6 +541,12 @@ class HeldWriter:
 #: ``progress(bytes_done, bytes_total, path)``, called after each file (unchanged files count as done)
 ProgressFn = Callable[[int, int | None, str], None]
 
+#: the scan's "map" step when it is not the local process pool: ``mapper(items, known, rehash)`` analyses
+#: the new or changed files (each with its ``st``) and yields one :class:`Analysed` per item, in the order
+#: given; ``known`` is the set of registered blob SHA-256s. The commit path (batches of whole files by the
+#: one writer) is the same for every mapper. :class:`registry.distributed.RayMapper` runs it on Ray.
+Mapper = Callable[[list[ScanItem], set[str], bool], Iterable[Analysed]]
+
 
 def scan(
     paths: Iterable[str | os.PathLike[str]],
@@ -555,11 +561,13 @@ def scan(
     on_create: Callable[[str], None] | None = None,
     batch_seconds: float = 1.0,
     batch_files: int = 500,
+    mapper: Mapper | None = None,
 ) -> ScanSummary:
     """Scan paths into the registry at ``db_path`` and return a summary.
 
     ``progress(bytes_done, bytes_total, path)`` is called after each file; ``provenance(path)`` may attach a
-    provenance record (e.g. Hugging Face repo and revision) to a sighting.
+    provenance record (e.g. Hugging Face repo and revision) to a sighting. ``mapper`` replaces the local
+    analysis (this process or a process pool) with another executor (see :data:`Mapper`).
     """
     t0 = time.monotonic()
     host = socket.gethostname()
@@ -686,7 +694,10 @@ def scan(
 
     workers = effective_workers(workers, len(todo), sum(it.st.st_size for it in todo if it.st is not None))
     try:
-        if workers <= 1 or len(todo) <= 1:
+        if mapper is not None:
+            for a in mapper(todo, set(known), rehash):
+                accept(a)
+        elif workers <= 1 or len(todo) <= 1:
             _init_worker(known)
             for it in todo:
                 assert it.st is not None
