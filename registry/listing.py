@@ -1,0 +1,177 @@
+"""Listing and searching registered models: the one query layer behind ``modelreg ls`` and the web list.
+
+:class:`ListQuery` holds every filter of ``ls`` plus free text (``q``), a sort key, and a page
+(``offset``/``limit``); :func:`list_models` runs it against the ``models`` view and returns the rows
+(the columns of ``ls --format json``) and, when asked, the total number of matching models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from registry.errors import UsageError
+
+SEVERITIES = ["info", "low", "medium", "high", "critical"]
+COLUMNS = ["sha256", "autov2", "name", "format", "kind", "arch", "size", "n_tensors", "n_findings", "max_severity", "path"]
+FORMS = ["lora", "loha", "lokr", "ia3", "glora", "oft", "boft", "diff"]
+
+#: sort key -> ORDER BY text (the ascending reading of each key; ``descending`` reverses it)
+SORTS: dict[str, str] = {
+    "path": "path",
+    "size": "size DESC",
+    "first_seen": "first_seen",
+    "findings": "max_severity_rank DESC NULLS LAST, n_findings DESC",
+    "name": "name",
+    "kind": "kind NULLS LAST",
+    "arch": "arch NULLS LAST",
+    "format": "format",
+}
+_REVERSED: dict[str, str] = {
+    "path": "path DESC",
+    "size": "size",
+    "first_seen": "first_seen DESC",
+    "findings": "max_severity_rank NULLS FIRST, n_findings",
+    "name": "name DESC",
+    "kind": "kind DESC NULLS LAST",
+    "arch": "arch DESC NULLS LAST",
+    "format": "format DESC",
+}
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Every filter of ``modelreg ls``; None (or empty) means "no filter"."""
+
+    file_format: str | None = None
+    name_glob: str | None = None
+    min_severity: str | None = None
+    kind: str | None = None
+    arch: str | None = None
+    trigger: str | None = None
+    used_in: str | None = None
+    base_ref: str | None = None
+    min_eff_rank: float | None = None
+    max_eff_rank: float | None = None
+    min_norm: float | None = None
+    max_norm: float | None = None
+    forms: tuple[str, ...] = ()
+    nonfinite: bool = False
+    #: free text, case-insensitive substring: file name and path, trigger words, title, output name,
+    #: author, tags and every other embedded metadata value
+    q: str | None = None
+    #: raw SQL condition on the ``models`` view (``ls --where``; never offered on the web)
+    where: str | None = None
+    sort: str = "path"
+    descending: bool = False
+    limit: int | None = None
+    offset: int = 0
+
+
+@dataclass
+class ListResult:
+    rows: list[dict[str, Any]]
+    #: matching models in all (when asked for; independent of limit/offset)
+    total: int | None = None
+    columns: list[str] = field(default_factory=lambda: list(COLUMNS))
+
+
+def _conditions(con: duckdb.DuckDBPyConnection, query: ListQuery) -> tuple[list[str], list[Any]]:
+    conds: list[str] = []
+    params: list[Any] = []
+    for col, op, val in [("mean_eff_rank", ">=", query.min_eff_rank), ("mean_eff_rank", "<=", query.max_eff_rank),
+                         ("total_fro", ">=", query.min_norm), ("total_fro", "<=", query.max_norm)]:  # fmt: skip
+        if val is not None:
+            conds.append(f"sha256 IN (SELECT blob_sha256 FROM lora_summary WHERE {col} {op} ?)")
+            params.append(val)
+    if query.forms:
+        conds.append("sha256 IN (SELECT blob_sha256 FROM lora_modules WHERE form IN (SELECT unnest(?)))")
+        params.append(list(query.forms))
+    if query.nonfinite:
+        conds.append("sha256 IN (SELECT sha256 FROM model_weight_stats WHERE nonfinite > 0)")
+    if query.file_format:
+        conds.append("format = ?")
+        params.append(query.file_format)
+    if query.name_glob:
+        conds.append("regexp_extract(path, '[^/]*$') GLOB ?")
+        params.append(query.name_glob)
+    if query.min_severity:
+        if query.min_severity not in SEVERITIES:
+            raise UsageError(f"unknown severity {query.min_severity!r}; one of: {', '.join(SEVERITIES)}")
+        conds.append("max_severity_rank >= ?")
+        params.append(SEVERITIES.index(query.min_severity))
+    if query.kind:
+        kinds = ["lora", "lycoris"] if query.kind.lower() == "adapter" else [query.kind.lower()]
+        conds.append("kind IN (SELECT unnest(?))")
+        params.append(kinds)
+    if query.arch:
+        a = query.arch.lower()
+        conds.append("(arch = ? OR arch LIKE ? OR arch = ?)")
+        params += [a, f"{a}-%", f"other:{a}"]
+    if query.trigger:
+        conds.append(
+            "sha256 IN (SELECT blob_sha256 FROM training_facts, unnest(trigger_words) AS t(w) "
+            "WHERE contains(lower(w), lower(?)))"
+        )
+        params.append(query.trigger)
+    if query.q:
+        conds.append(
+            "(contains(lower(path), lower(?)) "
+            "OR contains(lower(CAST(metadata AS VARCHAR)), lower(?)) "
+            "OR sha256 IN (SELECT blob_sha256 FROM training_facts WHERE "
+            "contains(lower(coalesce(title, '') || chr(10) || coalesce(output_name, '') || chr(10) || "
+            "coalesce(author, '') || chr(10) || coalesce(array_to_string(trigger_words, chr(10)), '')), lower(?))))"
+        )
+        params += [query.q, query.q, query.q]
+    if query.where:
+        conds.append(f"({query.where})")
+    if query.used_in:
+        from registry.trace.store import resolve_image
+
+        conds.append("sha256 IN (SELECT model_sha256 FROM image_models WHERE image_sha256 = ?)")
+        params.append(resolve_image(con, query.used_in))
+    if query.base_ref:
+        from registry.store.read import resolve_ref
+
+        conds.append("sha256 IN (SELECT adapter_sha256 FROM base_links WHERE base_sha256 = ?)")
+        params.append(resolve_ref(con, query.base_ref))
+    return conds, params
+
+
+_FROM = (
+    "(SELECT *, regexp_extract(path, '[^/]*$') AS name, arch || coalesce('/' || arch_variant, '') AS arch_label "
+    "FROM models) AS m"
+)
+_SELECT = (
+    "SELECT sha256, autov2, name, format, size, n_tensors, n_findings, "
+    "CASE max_severity_rank WHEN 0 THEN 'info' WHEN 1 THEN 'low' WHEN 2 THEN 'medium' WHEN 3 THEN 'high' "
+    f"WHEN 4 THEN 'critical' END AS max_severity, path, kind, arch_label AS arch FROM {_FROM}"
+)
+
+
+def list_models(con: duckdb.DuckDBPyConnection, query: ListQuery, count: bool = False) -> ListResult:
+    """The models matching ``query``, sorted and paged (ties broken by SHA-256); with ``count`` also the
+    total. A filter that does not parse (``where``) raises :class:`UsageError`."""
+    if query.sort not in SORTS:
+        raise UsageError(f"unknown sort {query.sort!r}; one of: {', '.join(SORTS)}")
+    conds, params = _conditions(con, query)
+    where = (" WHERE " + " AND ".join(conds)) if conds else ""
+    order = (_REVERSED if query.descending else SORTS)[query.sort]
+    sql = f"{_SELECT}{where} ORDER BY {order}, sha256"
+    if query.limit:
+        sql += f" LIMIT {int(query.limit)}"
+    if query.offset:
+        sql += f" OFFSET {int(query.offset)}"
+    try:
+        cur = con.execute(sql, params)
+        cols = [d[0] for d in cur.description]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        total: int | None = None
+        if count:
+            row = con.execute(f"SELECT count(*) FROM {_FROM}{where}", params).fetchone()
+            total = int(row[0]) if row else 0
+    except duckdb.Error as e:
+        raise UsageError(f"ls: bad filter: {str(e).splitlines()[0]}") from None
+    return ListResult(rows=rows, total=total)
