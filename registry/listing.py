@@ -175,3 +175,48 @@ def list_models(con: duckdb.DuckDBPyConnection, query: ListQuery, count: bool = 
     except duckdb.Error as e:
         raise UsageError(f"ls: bad filter: {str(e).splitlines()[0]}") from None
     return ListResult(rows=rows, total=total)
+
+
+def findings_overview(
+    con: duckdb.DuckDBPyConnection, severity: str | None = None, rule: str | None = None, limit: int = 200
+) -> dict[str, Any]:
+    """Findings across the registry: counts by severity and by rule (findings and distinct models), and
+    the findings themselves (most severe first, ``limit`` of them) filtered by ``severity``/``rule``."""
+    if severity is not None and severity not in SEVERITIES:
+        raise UsageError(f"unknown severity {severity!r}; one of: {', '.join(SEVERITIES)}")
+    by_sev = {
+        s: {"findings": int(n), "models": int(m)}
+        for s, n, m in con.execute(
+            "SELECT severity, count(*), count(DISTINCT blob_sha256) FROM findings GROUP BY severity, severity_rank "
+            "ORDER BY severity_rank DESC"
+        ).fetchall()
+    }
+    by_rule = [
+        {"rule_id": r, "severity": s, "findings": int(n), "models": int(m)}
+        for r, s, n, m in con.execute(
+            "SELECT rule_id, arg_max(severity, severity_rank), count(*), count(DISTINCT blob_sha256) FROM findings "
+            "GROUP BY rule_id ORDER BY max(severity_rank) DESC, count(*) DESC, rule_id"
+        ).fetchall()
+    ]
+    conds, params = [], []
+    if severity is not None:
+        conds.append("f.severity = ?")
+        params.append(severity)
+    if rule is not None:
+        conds.append("f.rule_id = ?")
+        params.append(rule)
+    where = (" WHERE " + " AND ".join(conds)) if conds else ""
+    row = con.execute(f"SELECT count(*) FROM findings f{where}", params).fetchone()
+    cur = con.execute(
+        "SELECT f.blob_sha256 AS sha256, regexp_extract(coalesce(m.path, f.path), '[^/]*$') AS name, f.rule_id, f.severity, f.message "
+        f"FROM findings f LEFT JOIN models m ON m.sha256 = f.blob_sha256{where} "
+        "ORDER BY f.severity_rank DESC, f.rule_id, f.blob_sha256, f.message LIMIT ?",
+        [*params, int(limit)],
+    )
+    cols = [d[0] for d in cur.description]
+    return {
+        "by_severity": by_sev,
+        "by_rule": by_rule,
+        "total": int(row[0]) if row else 0,
+        "findings": [dict(zip(cols, r, strict=True)) for r in cur.fetchall()],
+    }
