@@ -54,7 +54,7 @@ MAX_PER_PAGE = 500
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 AUTH_COOKIE = "modelreg_auth"
@@ -509,6 +509,7 @@ def create_app(db_path: str | Path, token: str | None = None, allow_write: bool 
         Route("/sample/{sha}.png", sample_file),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/recheck/{sha}", recheck_declaration, methods=["POST"]),
+        Route("/favicon.ico", lambda request: RedirectResponse("/static/favicon.svg", status_code=301)),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 
@@ -568,7 +569,9 @@ def create_app(db_path: str | Path, token: str | None = None, allow_write: bool 
             resp.headers["X-Content-Type-Options"] = "nosniff"
             resp.headers["Referrer-Policy"] = "no-referrer"
             resp.headers["X-Frame-Options"] = "DENY"
-            resp.headers.setdefault("Cache-Control", "no-store")
+            resp.headers.setdefault(
+                "Cache-Control", "max-age=3600" if request.url.path.startswith("/static/") else "no-store"
+            )
             return resp
 
         async def _dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
@@ -577,7 +580,7 @@ def create_app(db_path: str | Path, token: str | None = None, allow_write: bool 
                 return Response("this server answers only on loopback names (no --token given)\n", status_code=400,
                                 media_type="text/plain")  # fmt: skip
             path = request.url.path
-            if web.authorized(request) or path == "/login" or path.startswith("/static/"):
+            if web.authorized(request) or path in ("/login", "/favicon.ico") or path.startswith("/static/"):
                 return await call_next(request)
             if wants_json(request) or request.method != "GET":
                 return json_response({"error": "token required"}, 401, {"WWW-Authenticate": "Bearer"})
