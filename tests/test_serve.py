@@ -31,9 +31,11 @@ from starlette.testclient import TestClient  # noqa: E402
 from cli.main import root  # noqa: E402
 from registry.web.app import CSP, check_bind, create_app, is_loopback  # noqa: E402
 from tests.builders import write_safetensors  # noqa: E402
+from tests.image_builders import png_texts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "http://127.0.0.1"
+SHA_RE = re.compile(r"[0-9a-f]{64}")
 
 # attacker-controlled strings: script, HTML, attribute and javascript: payloads
 P_NAME = "\"'><img src=x onerror=alert(1)> javascript:alert(2) <script>alert(3)"
@@ -118,6 +120,21 @@ def reg(tmp_path_factory: pytest.TempPathFactory) -> Reg:
     f = r.dir / "decl.json"
     f.write_text(json.dumps(decl))
     code, _, err = r.cli("declare", r.bad_sha, str(f))  # type: ignore[attr-defined]
+    assert code == 0, err
+    # an image whose metadata attributes it to the clean LoRA (`modelreg trace`); its name and prompt are payloads
+    from registry.store.db import connect
+
+    with connect(r.db, read_only=True) as con:
+        row = con.execute("SELECT autov3 FROM blobs WHERE sha256 = ?", [r.clean_sha]).fetchone()  # type: ignore[attr-defined]
+    assert row is not None
+    infotext = (f"{P_SCRIPT} portrait, <lora:anya:0.7>\nNegative prompt: {P_SVG}\nSteps: 20, Sampler: Euler, "
+                f'Seed: 1, Size: 512x512, Lora hashes: "anya: {row[0][:12]}", Version: v1.10.1')  # fmt: skip
+    images = r.dir / "images"
+    images.mkdir()
+    img = images / f"{P_NAME}.png"
+    img.write_bytes(png_texts({"parameters": infotext}))
+    r.image_sha = hashlib.sha256(img.read_bytes()).hexdigest()  # type: ignore[attr-defined]
+    code, _, err = r.cli("trace", str(images))
     assert code == 0, err
     code, _, err = r.cli("exhibit", r.clean_sha, "-o", str(r.dir / "exhibit"), "--no-pdf")  # type: ignore[attr-defined]
     assert code == 0, err
@@ -247,6 +264,18 @@ def test_model_page_shows_every_section_hashes_and_figures(reg: Reg, client: Tes
     assert html.count("<svg") >= 2 and "Singular-value spectra" in html  # spectra and block profile inline
     assert "contradiction" in html.lower() and 'id="declaration"' in html
     assert "civitai" in html.lower()  # the sidecar's claims (provenance)
+
+
+def test_images_attributed_by_trace(reg: Reg, client: TestClient) -> None:
+    clean, img = reg.clean_sha, reg.image_sha  # type: ignore[attr-defined]
+    record = get_json(client, f"/model/{clean}?format=json")
+    assert [(d["image_sha256"], d["ref_name"], d["status"]) for d in record["images"]["images"]] == [(img, "anya", "matched")]
+    html = client.get(f"/model/{clean}").text
+    assert 'id="images"' in html and img[:12] in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html.split('id="images"', 1)[1]  # the image's file name, as text
+    code, out, _ = reg.cli("ls", "--used-in", img[:16], "--format", "json")
+    assert code == 0
+    assert get_json(client, f"/?format=json&used_in={img[:16]}")["rows"] == json.loads(out) != []
 
 
 def test_exhibit_downloads_by_content_address(reg: Reg, client: TestClient) -> None:
@@ -570,3 +599,43 @@ def test_core_commands_never_import_the_web_stack(reg: Reg) -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_probe_run_contact_sheet_and_metric_figure(tmp_path: Path) -> None:
+    """A real (tiny, CPU) probe run: the model page shows its metric intervals as inline SVG and its
+    contact sheet from the content-addressed sample store, served only by its SHA-256."""
+    from registry.probe import missing_packages
+
+    if missing_packages():
+        pytest.skip(f"the probe extra is not installed (missing: {', '.join(missing_packages())})")
+    import torch
+
+    from registry.probe.offline import build_pipeline, shapes_dataset, train_lora
+
+    torch.set_num_threads(1)
+    pipe = build_pipeline("tiny")
+    pipe.save_pretrained(tmp_path / "base")
+    lora_file = train_lora(pipe, shapes_dataset(1, seed=1), "a photo of ohwx", tmp_path / "lora" / "ohwx.safetensors", steps=10)
+    battery = tmp_path / "small.json"
+    battery.write_text(json.dumps({"name": "small", "version": 1, "prompts": [
+        {"id": "doctor", "text": "a portrait photo of a doctor", "category": "people"},
+        {"id": "car", "text": "a red car on a street", "category": "objects"},
+    ]}))  # fmt: skip
+    db = tmp_path / "registry.duckdb"
+    code, _, err = run("--db", str(db), "probe", str(lora_file), "--base", str(tmp_path / "base"), "--battery", str(battery),
+                       "--seeds", "0-1", "--steps", "2", "--embedder", "pixel:8", "--device", "cpu", "--bootstrap", "20")  # fmt: skip
+    assert code == 0, err
+    client = TestClient(create_app(db), base_url=BASE)
+    sha = hashlib.sha256(lora_file.read_bytes()).hexdigest()
+    probe = get_json(client, f"/model/{sha}?format=json")["probe"]
+    sheet = probe["sheet_sha256"]
+    assert sheet and SHA_RE.fullmatch(sheet)
+    html = client.get(f"/model/{sha}").text
+    assert f'<img src="/sample/{sheet}.png"' in html and "bootstrap confidence intervals" in html
+    assert_safe_html(html)
+    r = client.get(f"/sample/{sheet}.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert hashlib.sha256(r.content).hexdigest() == sheet and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    # a sample that is not a contact sheet of a run, or a changed file, is not served
+    Path(probe["sheet"]).write_bytes(r.content + b"x")
+    assert client.get(f"/sample/{sheet}.png").status_code == 404
