@@ -35,6 +35,11 @@ def command(host: str, port: int, token: str | None, allow_write: bool) -> None:
         raise UsageError(f"no registry at {path} (scan something first, or check --db)")
     import uvicorn
 
+    from registry.store.db import connect
+
+    with connect(path, read_only=True, on_wait=echo_err):  # once, before serving: migrates an older registry
+        pass
+
     where = f"[{host}]" if ":" in host else host
     echo_err(f"modelreg serve: {path} at http://{where}:{port}/ ({'read-write' if allow_write else 'read-only'}"
              f"{', token required' if token else ''}); Ctrl-C stops")  # fmt: skip
