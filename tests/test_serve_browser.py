@@ -440,3 +440,178 @@ def test_payloads_in_urls_never_run(watched: Watched, registry: Registry, kind: 
         watched.console.clear()
         _poke(watched, tabs=10)
         watched.assert_clean(path)
+
+
+# ---------------------------------------------------------------------------------------------- accessibility
+FOCUS = """
+(() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const s = getComputedStyle(el);
+  const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2;
+  const r = el.getBoundingClientRect();
+  return {tag: el.tagName, id: el.id, type: el.getAttribute('type'), href: el.getAttribute('href'),
+          text: (el.innerText || el.value || '').trim().slice(0, 60), focusVisible: el.matches(':focus-visible'),
+          outline, visible: r.width > 0 && r.height > 0 && r.right > 0 && r.bottom > 0};
+})()
+"""
+
+
+def _tab_stops(page: Any, n: int) -> list[dict[str, Any]]:
+    stops = []
+    for _ in range(n):
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate(FOCUS))
+    return stops
+
+
+def test_keyboard_reaches_search_and_links_with_visible_focus(watched: Watched, registry: Registry) -> None:
+    page = watched.page
+    watched.goto("/")
+    stops = _tab_stops(page, 14)  # from the top of a freshly loaded page
+    assert all(s is not None for s in stops)
+    # the first stop is the skip link, shown when focused; then the main navigation, then the search box
+    assert stops[0]["text"] == "Skip to content" and stops[0]["visible"]
+    kinds = [(s["tag"], s["id"] or s["href"]) for s in stops]
+    assert ("A", "/findings") in kinds and ("INPUT", "top-q") in kinds
+    assert kinds.index(("A", "/")) < kinds.index(("INPUT", "top-q"))
+    # focus is always visible: every stop is on screen, matches :focus-visible and draws an outline
+    for s in stops:
+        assert s["visible"] and s["focusVisible"] and s["outline"], s
+    # model links in the table are reachable too, in reading order after the search form
+    stops = _tab_stops(page, 40)  # (continuing from where the first 14 stopped)
+    model_links = [s for s in stops if s is not None and (s["href"] or "").startswith("/model/")]
+    assert len(model_links) >= 3
+    # the skip link moves focus to the main content
+    watched.goto("/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+    # keyboard only: search, open the first result, follow the table of contents to the figures
+    watched.goto("/")
+    page.locator("body").focus()
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "top-q":
+            break
+    page.keyboard.type("harbour_lights")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/?q=harbour_lights")
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if (page.evaluate("document.activeElement.getAttribute('href')") or "").startswith("/model/"):
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/model/{registry.sha['plain']}")
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.getAttribute('href')") == "#stats":
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url("**#stats")
+    assert page.locator("#stats figure svg").first.is_visible()
+    watched.assert_clean("keyboard")
+
+
+#: roles whose nodes need an accessible name (WAI-ARIA: name required from author or contents; pages
+#: have several navigation landmarks, which names tell apart)
+NAMED_ROLES = {"link", "button", "textbox", "searchbox", "combobox", "checkbox", "radio", "spinbutton", "img",
+               "listbox", "slider", "switch", "tab", "menuitem", "navigation"}
+
+
+def _unnamed(page: Any) -> list[str]:
+    """Nodes of Chromium's own accessibility tree whose role needs a name and that have none."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    bad = []
+    for n in nodes:
+        if n.get("ignored"):
+            continue
+        role = (n.get("role") or {}).get("value")
+        name = ((n.get("name") or {}).get("value") or "").strip()
+        if role in NAMED_ROLES and not name:
+            bad.append(f"{role} #{n.get('backendDOMNodeId')}")
+    return bad
+
+
+STRUCTURE = """
+(() => {
+  const out = {};
+  out.lang = document.documentElement.lang;
+  out.title = document.title;
+  out.h1 = document.querySelectorAll('h1').length;
+  out.main = document.querySelectorAll('main').length;
+  const levels = [...document.querySelectorAll('h1,h2,h3,h4,h5,h6')].map(h => +h.tagName[1]);
+  out.skipped = levels.some((l, i) => i > 0 && l > levels[i - 1] + 1);
+  out.unlabelled = [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+    .filter(el => !(el.labels && [...el.labels].some(l => l.textContent.trim())) && !el.getAttribute('aria-label'))
+    .map(el => el.name || el.id);
+  out.imgNoAlt = [...document.querySelectorAll('img')].filter(i => !i.hasAttribute('alt')).length;
+  out.thNoScope = [...document.querySelectorAll('thead th')].filter(t => !t.getAttribute('scope')).length;
+  return out;
+})()
+"""
+
+
+def _pages(registry: Registry) -> list[str]:
+    return ["/", f"/model/{registry.sha['plain']}", f"/model/{registry.sha['meta']}", "/findings", "/log",
+            f"/diff?a={registry.sha['plain']}&b={registry.sha['sidecar']}", "/diff", "/log?verify=1"]  # fmt: skip
+
+
+def test_labels_and_accessible_names(watched: Watched, registry: Registry) -> None:
+    page = watched.page
+    for path in _pages(registry):
+        watched.goto(path)
+        for det in page.locator("details").all():
+            det.evaluate("d => d.open = true")  # the filter form too
+        s = page.evaluate(STRUCTURE)
+        assert s["lang"] == "en" and s["title"].endswith("modelreg"), (path, s)
+        assert s["h1"] == 1 and s["main"] == 1 and not s["skipped"], (path, s)
+        assert s["unlabelled"] == [] and s["imgNoAlt"] == 0 and s["thNoScope"] == 0, (path, s)
+        assert _unnamed(page) == [], path
+        watched.assert_clean(path)
+    # the names a screen reader announces for the main controls
+    watched.goto("/")
+    page.locator("details.filters").first.evaluate("d => d.open = true")
+    assert page.get_by_role("searchbox", name="Search models").is_visible()
+    assert page.get_by_role("combobox", name="Kind").is_visible()
+    assert page.get_by_role("combobox", name="Findings at or above").is_visible()
+    assert page.get_by_role("checkbox", name="NaN/Inf weights only").is_visible()
+    watched.goto(f"/model/{registry.sha['plain']}")
+    assert page.get_by_role("button", name="Copy SHA-256").count() >= 1
+    assert page.get_by_role("navigation", name="Sections").is_visible()
+
+
+# ---------------------------------------------------------------------------------------------- screenshots
+def _pixels(png: bytes) -> Any:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_screenshots_are_not_blank(browser: Any, base_url: str, registry: Registry, scheme: str) -> None:
+    pytest.importorskip("PIL")
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        for path in _pages(registry):
+            page.goto(base_url + path)
+            px = _pixels(page.screenshot())
+            lum = px @ np.array([0.2126, 0.7152, 0.0722])
+            colours = len(np.unique(px.reshape(-1, 3), axis=0))
+            # not blank: a spread of luminance, many colours (text antialiasing, links, severities)
+            assert lum.std() > 8 and colours > 50, (path, scheme, lum.std(), colours)
+            # the page background follows the system setting (mean luminance of the top-left corner)
+            corner = lum[-40:, -40:].mean()
+            if scheme == "dark":
+                assert corner < 60, (path, corner)
+            else:
+                assert corner > 200, (path, corner)
+    finally:
+        context.close()
