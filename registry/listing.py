@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,7 +125,8 @@ def _conditions(con: duckdb.DuckDBPyConnection, query: ListQuery) -> tuple[list[
             "contains(lower(coalesce(title, '') || chr(10) || coalesce(output_name, '') || chr(10) || "
             "coalesce(author, '') || chr(10) || coalesce(array_to_string(trigger_words, chr(10)), '')), lower(?))))"
         )
-        params += [query.q, query.q, query.q]
+        # the metadata is matched in its JSON text, where quotes and backslashes are escaped
+        params += [query.q, json.dumps(query.q, ensure_ascii=False)[1:-1], query.q]
     if query.where:
         conds.append(f"({query.where})")
     if query.used_in:

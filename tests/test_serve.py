@@ -92,7 +92,9 @@ def reg(tmp_path_factory: pytest.TempPathFactory) -> Reg:
     r = Reg(tmp_path_factory.mktemp("serve"))
     bad = write_safetensors(r.models / f"{P_NAME}.safetensors", lora(1), METADATA)
     clean = write_safetensors(r.models / "anya_lora.safetensors", lora(2), {"ss_network_dim": "4", "modelspec.trigger_phrase": "anya"})
-    write_safetensors(r.models / "big_lora.safetensors", lora(3, rank=8, blocks=4), {"ss_network_dim": "8"})
+    big = write_safetensors(r.models / "big_lora.safetensors", lora(3, rank=8, blocks=4),
+                           {"ss_network_dim": "8", "ss_training_comment": 'trained on "Café Müller" photos'})
+    r.big_sha = hashlib.sha256(big.read_bytes()).hexdigest()  # type: ignore[attr-defined]
     r.bad_sha = hashlib.sha256(bad.read_bytes()).hexdigest()  # type: ignore[attr-defined]
     r.clean_sha = hashlib.sha256(clean.read_bytes()).hexdigest()  # type: ignore[attr-defined]
     # a Civitai sidecar beside the payload model: its claims are attacker-controlled too
@@ -222,7 +224,9 @@ def test_free_text_search_pages_and_sort(reg: Reg, client: TestClient) -> None:
     # trigger words, tags (ss_tag_frequency), metadata values, file names; case-insensitive
     assert [r["sha256"] for r in get_json(client, "/?format=json&q=ANYA")["rows"]] == [clean]
     assert [r["sha256"] for r in get_json(client, "/?format=json&q=onmouseover")["rows"]] == [bad]
-    assert [r["sha256"] for r in get_json(client, "/?format=json&q=big_lora")["rows"]] != []
+    big = reg.big_sha  # type: ignore[attr-defined]
+    assert [r["sha256"] for r in get_json(client, "/?format=json&q=BIG_lora")["rows"]] == [big]
+    assert [r["sha256"] for r in client.get("/", params={"format": "json", "q": '"café müller"'}).json()["rows"]] == [big]
     assert get_json(client, "/?format=json&q=no-such-text-anywhere")["total"] == 0
     everything = get_json(client, "/?format=json&sort=size")["rows"]
     assert [r["size"] for r in everything] == sorted((r["size"] for r in everything), reverse=True)
