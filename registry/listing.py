@@ -19,27 +19,27 @@ SEVERITIES = ["info", "low", "medium", "high", "critical"]
 COLUMNS = ["sha256", "autov2", "name", "format", "kind", "arch", "size", "n_tensors", "n_findings", "max_severity", "path"]
 FORMS = ["lora", "loha", "lokr", "ia3", "glora", "oft", "boft", "diff"]
 
-#: sort key -> ORDER BY text (the ascending reading of each key; ``descending`` reverses it)
-SORTS: dict[str, str] = {
-    "path": "path",
-    "size": "size DESC",
-    "first_seen": "first_seen",
-    "findings": "max_severity_rank DESC NULLS LAST, n_findings DESC",
-    "name": "name",
-    "kind": "kind NULLS LAST",
-    "arch": "arch NULLS LAST",
-    "format": "format",
+#: sort key -> ORDER BY terms (as ``ls`` sorts; NULLs last). ``descending`` reverses every term, ties
+#: (broken by SHA-256) and NULLs included, so a reversed list is exactly the list read backwards.
+SORTS: dict[str, list[tuple[str, bool]]] = {
+    "path": [("path", False)],
+    "size": [("size", True)],
+    "first_seen": [("first_seen", False)],
+    "findings": [("max_severity_rank", True), ("n_findings", True)],
+    "name": [("name", False)],
+    "kind": [("kind", False)],
+    "arch": [("arch", False)],
+    "format": [("format", False)],
 }
-_REVERSED: dict[str, str] = {
-    "path": "path DESC",
-    "size": "size",
-    "first_seen": "first_seen DESC",
-    "findings": "max_severity_rank NULLS FIRST, n_findings",
-    "name": "name DESC",
-    "kind": "kind DESC NULLS LAST",
-    "arch": "arch DESC NULLS LAST",
-    "format": "format DESC",
-}
+
+
+def order_by(sort: str, descending: bool = False) -> str:
+    """The ORDER BY text of a sort key, with SHA-256 as the last tie-breaker."""
+    terms = [*SORTS[sort], ("sha256", False)]
+    return ", ".join(
+        f"{col} {'DESC' if desc != descending else 'ASC'} NULLS {'FIRST' if descending else 'LAST'}"
+        for col, desc in terms
+    )
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,7 @@ def list_models(con: duckdb.DuckDBPyConnection, query: ListQuery, count: bool = 
         raise UsageError(f"unknown sort {query.sort!r}; one of: {', '.join(SORTS)}")
     conds, params = _conditions(con, query)
     where = (" WHERE " + " AND ".join(conds)) if conds else ""
-    order = (_REVERSED if query.descending else SORTS)[query.sort]
-    sql = f"{_SELECT}{where} ORDER BY {order}, sha256"
+    sql = f"{_SELECT}{where} ORDER BY {order_by(query.sort, query.descending)}"
     if query.limit:
         sql += f" LIMIT {int(query.limit)}"
     if query.offset:

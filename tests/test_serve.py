@@ -244,6 +244,19 @@ def test_free_text_search_pages_and_sort(reg: Reg, client: TestClient) -> None:
     assert get_json(client, "/?format=json&where=1=0")["total"] == 4
 
 
+def test_every_sort_reverses_exactly_and_pages_concatenate(client: TestClient) -> None:
+    from registry.listing import SORTS
+
+    for key in SORTS:
+        asc = [r["sha256"] for r in get_json(client, f"/?format=json&sort={key}")["rows"]]
+        desc = [r["sha256"] for r in get_json(client, f"/?format=json&sort={key}&desc=1")["rows"]]
+        assert len(asc) == 4 and desc == asc[::-1], key
+        for per_page in (1, 3):
+            pages = [get_json(client, f"/?format=json&sort={key}&per_page={per_page}&page={p}") for p in (1, 2, 3, 4)]
+            assert [r["sha256"] for pg in pages for r in pg["rows"]][:4] == asc and all(pg["total"] == 4 for pg in pages)
+    assert get_json(client, "/?format=json&page=99")["rows"] == []
+
+
 def test_model_json_twin_equals_show_json(reg: Reg, client: TestClient) -> None:
     for sha in (reg.bad_sha, reg.clean_sha):  # type: ignore[attr-defined]
         code, out, err = reg.cli("show", sha, "--format", "json")
@@ -472,7 +485,7 @@ def test_token_header_cookie_and_login(reg: Reg) -> None:
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "s3cret-token" not in cookie
     assert c.get("/?q=anya").status_code == 200
     # the redirect after login stays on this server
-    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example", "/\n/evil.example"):
         r = c.post("/login", data={"token": "s3cret-token", "csrf": csrf.group(1), "next": target})
         assert r.headers["location"] == "/"
 
@@ -643,3 +656,19 @@ def test_probe_run_contact_sheet_and_metric_figure(tmp_path: Path) -> None:
     # a sample that is not a contact sheet of a run, or a changed file, is not served
     Path(probe["sheet"]).write_bytes(r.content + b"x")
     assert client.get(f"/sample/{sheet}.png").status_code == 404
+
+
+# -- properties of the small guards --------------------------------------------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from registry.web.app import _safe_next  # noqa: E402
+
+
+@given(st.one_of(st.text(), st.from_regex(r"[/\\\\]{0,3}[a-z:.]{0,12}[/\\\\]?.*", fullmatch=True), st.none()))
+def test_login_redirect_never_leaves_the_server(target: str | None) -> None:
+    out = _safe_next(target)
+    assert out.startswith("/") and not out.startswith("//") and "\\" not in out
+    assert not any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in out)
+    assert out == target or out == "/"

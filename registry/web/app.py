@@ -128,7 +128,6 @@ def _jinja() -> Environment:
     env.filters["num"] = _num
     env.filters["bytes"] = _bytes
     env.filters["json"] = lambda v: dumps(v, indent=2)
-    env.filters["safe_url"] = safe_url
     return env
 
 
@@ -151,14 +150,6 @@ def _bytes(v: Any) -> str:
         if v >= size:
             return f"{v / size:.2f} {unit}"
     return f"{v} B"
-
-
-def safe_url(v: Any) -> str | None:
-    """The URL if it may become a link (http or https only; ``javascript:`` and friends never do)."""
-    if not isinstance(v, str):
-        return None
-    s = v.strip()
-    return s if re.match(r"(?i)https?://[^\s]+$", s) else None
 
 
 class WebApp:
@@ -591,7 +582,14 @@ def create_app(db_path: str | Path, token: str | None = None, allow_write: bool 
 
 def _safe_next(value: Any) -> str:
     """A redirect target after login: a path on this server only (no scheme, host or ``//``)."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    # browsers drop tabs and newlines inside URLs ("/\t/evil" becomes "//evil"), so no control or space
+    if (
+        isinstance(value, str)
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and not any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+    ):
         return value
     return "/"
 
