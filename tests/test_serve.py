@@ -197,6 +197,13 @@ def test_every_page_renders_with_security_headers(reg: Reg, client: TestClient) 
         assert r.headers["referrer-policy"] == "no-referrer"
         if r.headers["content-type"].startswith("text/html"):
             assert_safe_html(r.text)  # also: no inline style attribute (CSP style-src 'self')
+    for row in get_json(client, "/?format=json")["rows"]:  # every model's page, the damaged file's too
+        r = client.get(f"/model/{row['sha256']}")
+        assert r.status_code == 200 and r.headers["content-security-policy"] == CSP
+        assert_safe_html(r.text)
+    # the JSON twin also by content negotiation
+    r = client.get("/findings", headers={"Accept": "application/json"})
+    assert r.headers["content-type"].startswith("application/json") and "by_rule" in r.json()
 
 
 def test_list_json_twin_equals_ls_json(reg: Reg, client: TestClient) -> None:
