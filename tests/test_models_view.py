@@ -1,0 +1,79 @@
+"""The ``models`` view's per-blob aggregates (sightings count, last-seen path, findings count and worst
+severity) are computed with grouped joins; they must equal the plain reading of their definition, one
+correlated subquery per blob (the view's original SQL, kept here as the independent answer), on
+registries with several sightings per blob, equal ``seen_at`` times, findings without a blob, and blobs
+without any sighting or finding."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from registry.store.db import connect
+
+REFERENCE = """
+SELECT
+    b.sha256,
+    (SELECT count(*) FROM sightings s WHERE s.blob_sha256 = b.sha256) AS n_sightings,
+    (SELECT s.path FROM sightings s WHERE s.blob_sha256 = b.sha256 ORDER BY s.seen_at DESC, s.id DESC LIMIT 1) AS path,
+    (SELECT count(*) FROM findings f WHERE f.blob_sha256 = b.sha256) AS n_findings,
+    (SELECT max(f.severity_rank) FROM findings f WHERE f.blob_sha256 = b.sha256) AS max_severity_rank
+FROM blobs b ORDER BY b.sha256
+"""
+VIEW = "SELECT sha256, n_sightings, path, n_findings, max_severity_rank FROM models ORDER BY sha256"
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+sightings = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.sampled_from(["/a", "/b/c", "/z"])),
+                     max_size=25)  # fmt: skip
+findings = st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 5)), st.integers(0, 4)), max_size=25)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sightings, findings)
+def test_models_view_aggregates_equal_the_correlated_definition(
+    tmp_path_factory: object, sights: list[tuple[int, int, str]], finds: list[tuple[int | None, int]]
+) -> None:
+    db = tmp_path_factory.mktemp("view") / "registry.duckdb"  # type: ignore[attr-defined]
+    shas = [f"{i:064x}" for i in range(6)]
+    with connect(db) as con:
+        for sha in shas:
+            con.execute("INSERT INTO blobs (sha256, size, format, first_seen) VALUES (?, 1, 'safetensors', ?)", [sha, T0])
+        for n, (b, t, path) in enumerate(sights):
+            # few distinct times, so that equal seen_at values are common and the id decides
+            con.execute(
+                "INSERT INTO sightings (blob_sha256, host, path, size, mtime_ns, seen_at) VALUES (?, 'h', ?, 1, 0, ?)",
+                [shas[b], f"{path}/{n}", T0 + timedelta(seconds=t)],
+            )
+        for b, rank in finds:
+            con.execute(
+                "INSERT INTO findings (blob_sha256, path, rule_id, severity, severity_rank, message, created_at) "
+                "VALUES (?, '/p', 'x.y', 'info', ?, 'm', ?)",
+                [None if b is None else shas[b], rank, T0],
+            )
+        want = con.execute(REFERENCE).fetchall()
+        got = con.execute(VIEW).fetchall()
+    assert got == want
+    assert len(got) == 6
+
+
+def test_models_view_on_a_scanned_registry(tmp_path: Path) -> None:
+    """The same on a real scan: one file seen at two paths (the later scan's path wins), one finding."""
+    import numpy as np
+
+    from registry.scan import scan
+    from tests.builders import write_safetensors
+
+    a = write_safetensors(tmp_path / "m" / "a.safetensors", {"w": np.zeros((2, 2), np.float32)})
+    b = tmp_path / "n" / "b.safetensors"
+    db = tmp_path / "registry.duckdb"
+    scan([a], db)
+    b.parent.mkdir()
+    b.write_bytes(a.read_bytes())
+    scan([b], db)
+    with connect(db, read_only=True) as con:
+        got = con.execute(VIEW).fetchall()
+        assert got == con.execute(REFERENCE).fetchall()
+    assert len(got) == 1 and got[0][1] == 2 and got[0][2] == str(b)
