@@ -245,6 +245,8 @@ def test_free_text_search_pages_and_sort(reg: Reg, client: TestClient) -> None:
     assert [r["sha256"] for r in p1["rows"] + p2["rows"]] == [r["sha256"] for r in everything]
     html = client.get("/?sort=size&per_page=2").text
     assert 'href="/?sort=size&amp;per_page=2&amp;page=2" rel="next"' in html  # shareable URLs
+    r = client.get("/?q=anya&name=&kind=&sort=size&min_norm=", follow_redirects=False)  # as the filter form sends it
+    assert r.status_code == 303 and r.headers["location"] == "/?q=anya&sort=size"
     assert client.get("/?min_eff_rank=abc").status_code == 400
     assert client.get("/?sort=nonsense").status_code == 400
     assert client.get("/?where=1=1").status_code == 200  # raw SQL is not a web filter: ignored

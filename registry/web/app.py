@@ -322,6 +322,10 @@ def create_app(db_path: str | Path, token: str | None = None, allow_write: bool 
         from registry.archs import KINDS
         from registry.listing import FORMS, SEVERITIES, SORTS, list_models
 
+        items = request.query_params.multi_items()
+        if any(v == "" for _, v in items):  # the filter form sends every field: keep shared URLs short
+            kept = [(k, v) for k, v in items if v != ""]
+            return RedirectResponse(request.url.path + ("?" + urlencode(kept) if kept else ""), status_code=303)
         query, page, per_page = list_query(request.query_params)
         with web.read() as con:
             res = list_models(con, query, count=True)
