@@ -77,3 +77,42 @@ def test_models_view_on_a_scanned_registry(tmp_path: Path) -> None:
         got = con.execute(VIEW).fetchall()
         assert got == con.execute(REFERENCE).fetchall()
     assert len(got) == 1 and got[0][1] == 2 and got[0][2] == str(b)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sightings, findings, st.sampled_from(["path", "size", "first_seen", "findings", "name", "kind", "arch", "format"]),
+       st.booleans(), st.integers(1, 4), st.integers(0, 7), st.sampled_from([None, "medium", "high"]))  # fmt: skip
+def test_list_page_and_total_in_one_pass_equal_the_two_query_reading(
+    tmp_path_factory: object, sights: list[tuple[int, int, str]], finds: list[tuple[int | None, int]],
+    sort: str, desc: bool, limit: int, offset: int, min_severity: str | None,
+) -> None:  # fmt: skip
+    """``list_models(count=True)`` pages and counts in one query; the page must equal the plain paged
+    query (``count=False``) and the total the number of all matching rows, on every page (past the end
+    too)."""
+    from registry.listing import ListQuery, list_models
+
+    db = tmp_path_factory.mktemp("list") / "registry.duckdb"  # type: ignore[attr-defined]
+    shas = [f"{i:064x}" for i in range(6)]
+    with connect(db) as con:
+        for k, sha in enumerate(shas):
+            con.execute("INSERT INTO blobs (sha256, size, format, first_seen) VALUES (?, ?, 'safetensors', ?)",
+                        [sha, k % 3, T0 + timedelta(seconds=k % 2)])  # fmt: skip
+        for n, (b, t, path) in enumerate(sights):
+            con.execute(
+                "INSERT INTO sightings (blob_sha256, host, path, size, mtime_ns, seen_at) VALUES (?, 'h', ?, 1, 0, ?)",
+                [shas[b], f"{path}/{n % 2}", T0 + timedelta(seconds=t)],
+            )
+        for b, rank in finds:
+            con.execute(
+                "INSERT INTO findings (blob_sha256, path, rule_id, severity, severity_rank, message, created_at) "
+                "VALUES (?, '/p', 'x.y', 'info', ?, 'm', ?)",
+                [None if b is None else shas[b], rank, T0],
+            )
+    with connect(db, read_only=True) as con:
+        q = ListQuery(sort=sort, descending=desc, limit=limit, offset=offset, min_severity=min_severity)
+        got = list_models(con, q, count=True)
+        plain = list_models(con, q, count=False)
+        everything = list_models(con, ListQuery(sort=sort, descending=desc, min_severity=min_severity))
+    assert got.rows == plain.rows
+    assert got.rows == everything.rows[offset : offset + limit]
+    assert got.total == len(everything.rows)
