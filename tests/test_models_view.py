@@ -116,3 +116,28 @@ def test_list_page_and_total_in_one_pass_equal_the_two_query_reading(
     assert got.rows == plain.rows
     assert got.rows == everything.rows[offset : offset + limit]
     assert got.total == len(everything.rows)
+
+
+words = st.text(alphabet=st.sampled_from("aAbBİıKkſsSß_ \u00e9\u00c9"), max_size=4)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.one_of(st.none(), words), max_size=4)), max_size=6), words)
+def test_trigger_filter_equals_the_unnest_reading(lists: list[list[str | None] | None], needle: str) -> None:
+    """``--trigger`` (``TRIGGER_MATCH``, a filter over each row's list) selects the same rows as the plain
+    reading: some trigger word, unnested, contains the text case-insensitively (NULL lists and words,
+    empty lists, letters whose lower case is special)."""
+    import duckdb
+
+    from registry.listing import TRIGGER_MATCH
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE training_facts (blob_sha256 VARCHAR, trigger_words VARCHAR[])")
+    for i, ws in enumerate(lists):
+        con.execute("INSERT INTO training_facts VALUES (?, ?)", [str(i), ws])
+    reference = con.execute(
+        "SELECT DISTINCT blob_sha256 FROM training_facts, unnest(trigger_words) AS t(w) "
+        "WHERE contains(lower(w), lower(?)) ORDER BY 1", [needle]
+    ).fetchall()
+    got = con.execute(f"SELECT blob_sha256 FROM training_facts WHERE {TRIGGER_MATCH} ORDER BY 1", [needle]).fetchall()
+    assert got == reference
