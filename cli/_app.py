@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from registry.errors import AmbiguousRef, RegistryError
+from registry.jsonout import dumps
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -40,24 +39,6 @@ def get_app(ctx: click.Context | None = None) -> App:
         obj = App()
         ctx.find_root().obj = obj
     return obj
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, datetime | date):
-        return o.isoformat()
-    if isinstance(o, Decimal):
-        return float(o)
-    if isinstance(o, bytes):
-        return o.hex()
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
-
-
-def dumps(obj: Any, indent: int | None = None) -> str:
-    return json.dumps(obj, default=_json_default, indent=indent, ensure_ascii=False)
 
 
 def echo_err(message: str) -> None:

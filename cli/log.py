@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from cli._app import format_option, read_registry, render_rows
-
-COLUMNS = ["seq", "event_at", "actor", "action", "subject", "payload", "hash"]
+from registry.store.events import EVENT_COLUMNS as COLUMNS
 
 
 @click.command("log")
@@ -39,20 +36,12 @@ def command(ref: str | None, verify: bool, limit: int | None, fmt: str) -> None:
     (an exhibit, a CI log) elsewhere against that.
     """
     from cli._app import get_app
+    from registry.store.events import event_rows
     from registry.store.integrity import verify_registry
     from registry.store.read import resolve_ref
 
     with read_registry() as con:
-        sql = "SELECT seq, event_at, actor, action, subject, CAST(payload AS VARCHAR) AS payload, hash FROM events"
-        params: list[Any] = []
-        if ref is not None:
-            sha = resolve_ref(con, ref)
-            sql += " WHERE subject = ? OR CAST(payload AS VARCHAR) LIKE '%' || ? || '%'"
-            params += [sha, sha]
-        sql += " ORDER BY seq"
-        cur = con.execute(sql, params)
-        cols = [d[0] for d in cur.description or []]
-        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        rows = event_rows(con, resolve_ref(con, ref) if ref is not None else None)
         check = verify_registry(con, get_app().registry_path()) if verify else None
     if limit is not None:
         rows = rows[-limit:]

@@ -3,7 +3,7 @@
 The core install (``pip install modelreg``) runs scan, show, ls, query, diff, pickle-scan, audit, dupes,
 declare and log. The rest needs an extra: ``exhibit`` (exhibit, verify, export: PDF/A reports with
 WeasyPrint, OpenSSF Model Signing, CycloneDX/SPDX), ``hub`` (``scan hf://``; ``audit`` reads the Hugging
-Face cache without it), ``probe`` (the GPU probe, see :mod:`registry.probe`), ``ray`` (``scan|audit|probe --ray``). Checked with
+Face cache without it), ``serve`` (``modelreg serve``, the web view), ``probe`` (the GPU probe, see :mod:`registry.probe`), ``ray`` (``scan|audit|probe --ray``). Checked with
 ``importlib.util.find_spec``, so nothing is imported here.
 """
 
@@ -27,6 +27,12 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "hub": (("huggingface_hub", "huggingface_hub"),),
     # scan/audit/probe --ray (registry/distributed.py)
     "ray": (("ray", "ray"),),
+    "serve": (
+        ("starlette", "starlette"),
+        ("jinja2", "jinja2"),
+        ("uvicorn", "uvicorn"),
+        ("python_multipart", "python-multipart"),
+    ),
 }
 
 

@@ -157,3 +157,20 @@ def verify_chain(con: duckdb.DuckDBPyConnection) -> ChainCheck:
             prev = h
             expected_seq += 1
     return ChainCheck(True, n, prev)
+
+
+EVENT_COLUMNS = ["seq", "event_at", "actor", "action", "subject", "payload", "hash"]
+
+
+def event_rows(con: duckdb.DuckDBPyConnection, subject_sha256: str | None = None) -> list[dict[str, Any]]:
+    """The log in order (``modelreg log``), payloads as their stored JSON text; with ``subject_sha256`` only
+    the entries whose subject is that model or whose payload names it."""
+    sql = "SELECT seq, event_at, actor, action, subject, CAST(payload AS VARCHAR) AS payload, hash FROM events"
+    params: list[Any] = []
+    if subject_sha256 is not None:
+        sql += " WHERE subject = ? OR CAST(payload AS VARCHAR) LIKE '%' || ? || '%'"
+        params += [subject_sha256, subject_sha256]
+    sql += " ORDER BY seq"
+    cur = con.execute(sql, params)
+    cols = [d[0] for d in cur.description or []]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

@@ -1,0 +1,1 @@
+"""The web view of the registry (``modelreg serve``, extra ``serve``); the core never imports it."""
