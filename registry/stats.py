@@ -867,7 +867,7 @@ def _orthonormal(y: np.ndarray) -> np.ndarray:
 
 
 #: per-thread scratch of the sketch (the buffer of formed updates)
-_SCRATCH = threading.local()
+_LOHA_SCRATCH = threading.local()
 
 
 def _form_stack(
@@ -880,9 +880,9 @@ def _form_stack(
     g, m, _ = a1.shape
     n = b1.shape[-1]
     # the formed stack goes into this thread's reusable buffer (fresh pages would cost a fault per 4 KiB)
-    buf = getattr(_SCRATCH, "w", None)
+    buf = getattr(_LOHA_SCRATCH, "w", None)
     if buf is None or buf.size < g * m * n:
-        buf = _SCRATCH.w = np.empty(max(g * m * n, SKETCH_STACK_BYTES // 4), dtype=np.float32)
+        buf = _LOHA_SCRATCH.w = np.empty(max(g * m * n, SKETCH_STACK_BYTES // 4), dtype=np.float32)
     w = buf[: g * m * n].reshape(g, m, n)
     y = np.empty((g, m, ell), dtype=np.float32)
     fro2 = np.zeros(g, dtype=np.float64)
@@ -1077,7 +1077,7 @@ def run_sketches(jobs: list[_LohaJob]) -> None:
     else:
         for s in stacks:
             one(s)
-        _SCRATCH.__dict__.pop("w", None)  # (the pool's threads take theirs with them)
+        _LOHA_SCRATCH.__dict__.pop("w", None)  # (the pool's threads take theirs with them)
 
 
 def _lokr_part(m: _Module, which: str) -> tuple[np.ndarray | None, np.ndarray, int | None]:
