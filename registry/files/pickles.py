@@ -1114,6 +1114,12 @@ class _Scanner:
             verdict, reason = "suspicious", self.evasions[0]
         elif not self.streams:
             verdict, reason = "safe", self.st_reason or f"no pickle stream in this {fmt} content"
+            header = self.container.get("header")
+            if not self.st_reason and isinstance(header, str) and header.startswith("does not parse"):
+                reason = (
+                    f"no code found, but the file is damaged: its safetensors header {header}; "
+                    "its first bytes import nothing a loader could run (safe means no code, not a usable file)"
+                )
         else:
             n = len({g.qualname for g in self.globals})
             verdict, reason = "safe", f"every imported name ({n}) is on the tensor-checkpoint allowlist"
