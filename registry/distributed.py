@@ -96,6 +96,7 @@ SCHEMA = pa.schema(
         ("blob_tensors", pa.list_(_TENSOR)),
         ("blob_findings", pa.string()),
         ("blob_rows", pa.string()),
+        ("blob_columns", pa.string()),
     ]
 )
 
@@ -164,6 +165,7 @@ def to_arrow(results: Sequence[Analysed], versions: str | None = None) -> pa.Rec
         )
         cols["blob_findings"].append(_findings_json(b.findings))
         cols["blob_rows"].append(_dumps(b.rows))
+        cols["blob_columns"].append(_dumps(b.columns))
     meta = {
         "node": socket.gethostname(),
         "node_id": _node_id(),
@@ -218,6 +220,7 @@ def from_arrow(batch: pa.RecordBatch) -> list[Analysed]:
                 tensors=tr,
                 findings=_findings_from(r["blob_findings"]),
                 rows=_loads(r["blob_rows"]),
+                columns=_loads(r["blob_columns"]),
             )
         out.append(
             Analysed(

@@ -107,7 +107,7 @@ def test_arrow_round_trip_is_exact(tmp_path: Path) -> None:
         if p.is_file() or p.is_symlink():
             st = os.stat(p) if p.exists() else os.lstat(p)
             results.append(analyse_file(str(p), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
-    assert any(a.blob is not None and a.blob.rows.get("lora_modules") for a in results)
+    assert any(a.blob is not None and a.blob.columns.get("lora_modules") for a in results)
     assert any(a.path_findings for a in results)  # the dangling link
     back = from_arrow(to_arrow(results))
     assert repr(back) == repr(results)  # repr: NaN statistics compare equal as text
