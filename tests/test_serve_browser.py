@@ -61,15 +61,7 @@ def _missing() -> str | None:
 pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
 
 
-def _pdf_available() -> bool:
-    try:
-        import weasyprint  # noqa: F401
-    except (ImportError, OSError):  # OSError: the system's Pango is missing
-        return False
-    return True
-
-
-PDF = _pdf_available()
+from tests.evidence.test_exhibit import PDF  # noqa: E402 - whether weasyprint and Pango can make the PDF
 
 
 # ---------------------------------------------------------------------------------------------- payloads
