@@ -464,6 +464,11 @@ class _Graph:
             h.start()
         try:
             self._work()
+        except BaseException as e:  # e.g. KeyboardInterrupt while waiting: the helpers stop too
+            with self.cond:
+                self.error = self.error or e
+                self.cond.notify_all()
+            raise
         finally:
             for h in helpers:
                 h.join()
