@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import blake3
 import numpy as np
@@ -263,3 +264,226 @@ def test_half_tensor_with_a_dominant_mean_is_summed_again_in_float64(tmp_path: P
     s = tensor_stats(p, read_header(p).tensors)[0]
     r = _ref(arr)
     assert s.std == pytest.approx(r["std"], rel=1e-9) and s.mean == pytest.approx(r["mean"], rel=1e-12)
+
+
+# -- the same figures as one block per NumPy call, whatever the threads (issue 13) --------------------
+
+
+def _codes_value(codes: np.ndarray, dtype: str) -> np.ndarray:
+    """16-bit codes as float64 values through NumPy's own casts (independent of the bit tricks)."""
+    with np.errstate(invalid="ignore"):  # signalling NaN codes
+        if dtype == "F16":
+            return codes.view(np.float16).astype(np.float64)
+        return (codes.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+
+
+def _block_terms(values: np.ndarray) -> list[tuple[float, float]]:
+    """(Σx, Σx²) of each block of SUM_BLOCK float32 values, one block per NumPy call (the old path)."""
+    from registry.tensorstats import SUM_BLOCK
+
+    x = values.astype(np.float32)
+    return [
+        (float(x[i : i + SUM_BLOCK].sum()), float(np.square(x[i : i + SUM_BLOCK]).sum())) for i in range(0, x.size, SUM_BLOCK)
+    ]
+
+
+@pytest.mark.parametrize("dtype", ["F16", "BF16"])
+def test_grouped_block_sums_are_the_one_block_per_call_sums(dtype: str) -> None:
+    """Several blocks widened per call and summed as rows of one reduction give every block's own
+    pairwise sums bit for bit: whole groups, a partial last group, a partial last block, one value."""
+    from registry.tensorstats import SUM_BLOCK, SUM_GROUP, _Moments, _Scratch
+
+    rng = np.random.default_rng(13)
+    for n in [1, 7, 129, SUM_BLOCK - 1, SUM_BLOCK, SUM_GROUP, SUM_GROUP + 1, 2 * SUM_GROUP + 3 * SUM_BLOCK + 12345]:
+        vals = rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 2, n)
+        if dtype == "F16":
+            codes = vals.astype(np.float16).view(np.uint16)
+        else:
+            codes = (vals.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+        m = _Moments(_Scratch(), terms=[])
+        m._sums_f32(codes, dtype)
+        assert m.n == n and m.terms == _block_terms(_codes_value(codes, dtype)), n
+
+
+@pytest.mark.parametrize("dtype", ["F16", "BF16"])
+def test_every_16bit_code_alone_gives_its_exact_figures(dtype: str) -> None:
+    """Each of the 65,536 codes as a chunk of its own (the integer paths: |x|max from the code's
+    magnitude bits, zero / NaN / Inf from bit patterns, the float32 range test, the fused first pass):
+    counts, |x|max, Σx and Σx² are the code's value through NumPy's casts, exactly, and the sums run in
+    float32 exactly for the codes whose magnitude lies in the float32-safe range."""
+    from registry.tensorstats import _F32_HI, _F32_LO, _Moments, _Scratch
+
+    codes = np.arange(65536, dtype=np.uint16)
+    vals = _codes_value(codes, dtype)
+    raw = codes.astype("<u2").tobytes()
+    sc = _Scratch()
+    for c in range(65536):
+        m = _Moments(sc)
+        m.add(memoryview(raw)[2 * c : 2 * c + 2], dtype)
+        v = float(vals[c])
+        got = (m.nan, m.inf, m.zeros, m.n)
+        if math.isnan(v):
+            assert got == (1, 0, 0, 0), hex(c)
+            continue
+        if math.isinf(v):
+            assert got == (0, 1, 0, 0), hex(c)
+            continue
+        assert got == (0, 0, int(v == 0), 1), hex(c)
+        assert (m.absmax, m.s, m.sq) == (abs(v), v, v * v), hex(c)
+        assert m.f32 == (_F32_LO[dtype] <= c & 0x7FFF <= _F32_HI[dtype]), hex(c)
+
+
+@pytest.mark.parametrize("dtype", ["F16", "BF16"])
+def test_every_16bit_code_in_one_chunk_matches_the_general_path(dtype: str) -> None:
+    """Chunks holding every code (shuffled, so NaN/Inf and extremes fall in every group) or every
+    finite code, or values only inside or only outside bf16's float32 range: the fused path either
+    declines (and the general path runs) or gives the general path's figures bit for bit."""
+    from registry import tensorstats as ts
+
+    rng = np.random.default_rng(1)
+    codes = np.arange(65536, dtype=np.uint16)
+    nonfinite = 0x7C00 if dtype == "F16" else 0x7F80
+    finite = codes[(codes & 0x7FFF) < nonfinite]
+    cases = [rng.permutation(np.tile(codes, 3)), rng.permutation(np.tile(finite, 5)), finite[:3000]]
+    if dtype == "BF16":
+        mag = finite & 0x7FFF
+        inside = finite[(mag >= ts._F32_LO["BF16"]) & (mag <= ts._F32_HI["BF16"])]
+        cases += [rng.permutation(np.tile(inside, 4)), finite[(mag < ts._F32_LO["BF16"])], finite[mag > ts._F32_HI["BF16"]]]
+    for u in cases:
+        fused = ts._Moments(ts._Scratch(), terms=[])
+        fused.add(memoryview(u.astype("<u2").tobytes()), dtype)
+        general = ts._Moments(ts._Scratch(), terms=[])
+        general._add_half_f32 = lambda *a: False  # type: ignore[method-assign]
+        general.add(memoryview(u.astype("<u2").tobytes()), dtype)
+        for k in ("n", "terms", "absmax", "zeros", "nan", "inf", "f32"):
+            assert getattr(fused, k) == getattr(general, k), k
+        v = _codes_value(u, dtype)
+        fin = v[np.isfinite(v)]
+        assert (fused.nan, fused.inf, fused.zeros) == (int(np.isnan(v).sum()), int(np.isinf(v).sum()), int((v == 0).sum()))
+        assert fused.absmax == float(np.abs(fin).max())
+
+
+def _old_sequential_stats(path: Path, chunk: int) -> dict[str, tuple[Any, ...]]:
+    """The figures the way the code before the task graph computed them, written out directly: per
+    tensor, chunks of ``chunk`` bytes, each at least SPLIT_BYTES split in two halves (first halves to one
+    accumulator, second halves to another, then added), 16-bit values through NumPy's casts summed one
+    float32 block per call, other dtypes in float64; BLAKE3 of the tensor's bytes with hashlib-style
+    one-shot hashing. Where Σx² − (Σx)²/n cancels, the variance again in float64 around the mean, one
+    whole chunk at a time."""
+    from registry.stats import single_threaded_blas
+    from registry.tensorstats import _CANCEL, _CANCEL32, _F32_HI, _F32_LO, SPLIT_BYTES
+
+    single_threaded_blas()  # (as tensor_stats: a two-thread dot product rounds differently)
+    raw = path.read_bytes()
+    out: dict[str, tuple[Any, ...]] = {}
+    for t in read_header(path).tensors:
+        side = [[0, 0.0, 0.0], [0, 0.0, 0.0]]  # n, s, sq
+        absmax, zeros, nan, inf, f32 = 0.0, 0, 0, 0, False
+        data = raw[t.offset : t.offset + t.nbytes]
+        halves: list[tuple[int, bytes]] = []
+        for a in range(0, len(data), chunk):
+            c = data[a : a + chunk]
+            if len(c) >= SPLIT_BYTES:
+                h = len(c) // 2 - (len(c) // 2) % 8
+                halves += [(0, c[:h]), (1, c[h:])]
+            else:
+                halves.append((0, c))
+        for k, c in halves:
+            if t.dtype in ("F16", "BF16"):
+                codes = np.frombuffer(c, "<u2")
+                v = _codes_value(codes, t.dtype)
+                fin = np.isfinite(v)
+                nan += int(np.isnan(v).sum())
+                inf += int(np.isinf(v).sum())
+                zeros += int((v == 0).sum())
+                v, codes = v[fin], codes[fin]
+                if not v.size:
+                    continue
+                absmax = max(absmax, float(np.abs(v).max()))
+                top = int((codes & 0x7FFF).max())
+                in_range = _F32_LO[t.dtype] <= top <= _F32_HI[t.dtype]
+                f32 = f32 or in_range
+                terms = _block_terms(v) if in_range else [(float(v.sum()), float(np.dot(v, v)))]
+            else:
+                v = np.frombuffer(c, "<f4" if t.dtype == "F32" else "<f8").astype(np.float64)
+                zeros += int((v == 0).sum())
+                absmax = max(absmax, float(np.abs(v).max()))
+                terms = [(float(v.sum()), float(np.dot(v, v)))]
+            side[k][0] += v.size
+            for s, sq in terms:
+                side[k][1] += s
+                side[k][2] += sq
+        n, s, sq = side[0][0] + side[1][0], side[0][1] + side[1][1], side[0][2] + side[1][2]
+        mean = s / n
+        m2 = max(sq - s * s / n, 0.0)
+        if sq > 0 and m2 < (_CANCEL32 if f32 else _CANCEL) * sq:
+            n2, s2, sq2 = 0, 0.0, 0.0
+            for a in range(0, len(data), chunk):
+                c = data[a : a + chunk]
+                if t.dtype in ("F16", "BF16"):
+                    v = _codes_value(np.frombuffer(c, "<u2"), t.dtype)
+                else:
+                    v = np.frombuffer(c, "<f4" if t.dtype == "F32" else "<f8").astype(np.float64)
+                v = v[np.isfinite(v)] - mean
+                n2, s2, sq2 = n2 + v.size, s2 + float(v.sum()), sq2 + float(np.dot(v, v))
+            mean += s2 / n2
+            m2 = max(sq2 - s2 * s2 / n2, 0.0)
+        std = math.sqrt(m2 / n)
+        out[t.name] = (math.sqrt(sq), mean, std, absmax, zeros / t.numel, nan, inf, "blake3:" + blake3.blake3(data).hexdigest())
+    return out
+
+
+@pytest.mark.parametrize("chunk", [4 << 20, 3 << 20, 1 << 20])
+def test_figures_are_the_sequential_one_block_per_call_figures(tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bit for bit the figures of the straightforward sequential computation, on 1 to 3 threads and with
+    a ring of 1, 2 or the default buffers (so reads wait for slots and tasks finish in any order): fp16
+    and bf16 tensors over several chunks (one with NaN, Inf and zeros; bf16 inside and outside the
+    float32 range), float32 and float64 ones, small tensors read together, a partial last chunk."""
+    from registry import tensorstats as ts
+
+    rng = np.random.default_rng(21)
+    a16 = (rng.standard_normal((5 << 20) // 2 + 777) * 0.05 + 0.01).astype(np.float16)
+    a16[[3, 1 << 20, (2 << 20) + 5, 9]] = [np.nan, np.inf, -np.inf, 0]
+    arrays: dict[str, Any] = {
+        "a16": a16,
+        "b16": (rng.standard_normal(3 << 20) * 0.02).astype(np.float16),
+        "bf": _bf16(rng.standard_normal(1_700_001) * 0.02),
+        "bf_wide": _bf16(rng.standard_normal(600_000) * 1e25),
+        "f32": (rng.standard_normal(900_001) * 3 + 1.5).astype(np.float32),
+        "f64": rng.standard_normal(300_003),
+    }
+    for j in range(30):
+        arrays[f"small{j}"] = (rng.standard_normal(int(rng.integers(1, 3000))) * 0.1).astype([np.float16, np.float32][j % 2])
+    p = write_safetensors(tmp_path / "c.safetensors", arrays)
+    want = _old_sequential_stats(p, chunk)
+    h = read_header(p)
+    for ring, threads in [(ts.RING, 2), (1, 2), (2, 3), (ts.RING, 1)]:
+        monkeypatch.setattr(ts, "RING", ring)
+        for s in tensor_stats(p, h.tensors, chunk_bytes=chunk, threads=threads):
+            got = (s.l2, s.mean, s.std, s.absmax, s.zero_frac, s.nan, s.inf, s.digest)
+            assert got == want[s.name], (s.name, ring, threads)
+
+
+def test_a_failing_read_stops_both_threads_and_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error in any task (here the file ending early) ends the run with that error, no thread left
+    waiting."""
+    import threading
+
+    from registry import tensorstats as ts
+
+    p = write_safetensors(tmp_path / "c.safetensors", {"a": np.ones(3 << 20, np.float16), "b": np.ones(5, np.float32)})
+    h = read_header(p)
+    real = ts._pread
+    calls = {"n": 0}
+
+    def flaky(fd: int, buf: bytearray, a: int, b: int, at: int = 0) -> memoryview:
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise OSError("file ended at byte 12, expected 34")
+        return real(fd, buf, a, b, at)
+
+    monkeypatch.setattr(ts, "_pread", flaky)
+    before = threading.active_count()
+    with pytest.raises(OSError, match="file ended"):
+        tensor_stats(p, h.tensors)
+    assert threading.active_count() == before
