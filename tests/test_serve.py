@@ -539,21 +539,25 @@ def test_read_only_by_default_and_csrf_on_writes(reg: Reg, tmp_path: Path) -> No
 
 # -- a busy registry -----------------------------------------------------------------------------------
 
+#: another process holding the write lock, opened as every modelreg writer opens it (a scan, tag,
+#: declare…): when readers hold the file, it asks them to let go (``<registry>.waiting``) and waits
 HOLD_LOCK = textwrap.dedent(
     """
-    import sys, duckdb
-    con = duckdb.connect(sys.argv[1])
-    con.execute("SELECT count(*) FROM blobs").fetchall()
-    print("locked", flush=True)
-    sys.stdin.read()
-    con.close()
+    import sys
+    from pathlib import Path
+    from registry.store.db import connect
+    with connect(Path(sys.argv[1]), timeout=20) as con:
+        con.execute("SELECT count(*) FROM blobs").fetchall()
+        print("locked", flush=True)
+        sys.stdin.read()
     """
 )
 
 
 def test_busy_registry_says_so_and_recovers(reg: Reg, client: TestClient) -> None:
+    assert client.get("/").status_code == 200  # the server holds its shared read connection now
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(reg.db)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         for url in ("/", f"/model/{reg.clean_sha}", "/findings", "/log"):  # type: ignore[attr-defined]
