@@ -6,8 +6,9 @@ query (0.3–0.8 s at 100,000 models). This table holds, per model, the view's c
 filters on or sorts by, plus lower-cased copies of the text that free-text search reads, so a list query
 is a scan of one narrow table.
 
-The view stays the definition: every row of this table is :data:`FILL_SQL` over the ``models`` view (and
-``training_facts``, for the search text), and is only ever written by running that query. It never
+The view stays the definition: the table is :data:`FILL_SQL` over the ``models`` view (and
+``training_facts``, for the search text); a writer recomputes the rows of the models it touched with the
+same query over :data:`MODELS_OF_AFFECTED`, the view's joins restricted to those models. It never
 disagrees with the view because it is rewritten inside the same transaction as every change of the rows it
 is computed from:
 
@@ -60,12 +61,39 @@ LEFT JOIN (
 
 _IN_AFFECTED = "IN (SELECT sha256 FROM _listing_affected)"
 
+#: the ``models`` view (registry/store/views/95_models.sql) for the models in ``_listing_affected`` only,
+#: written so that each per-model aggregate reads only their rows: DuckDB does not push such a set into
+#: the view's grouped joins, and computing them for every model cost 0.1-0.2 s per write at 100,000
+#: models. The same joins, so the same rows (tests/test_listing_table.py compares the table with the
+#: view after every kind of write); the columns the listing does not read are left out.
+MODELS_OF_AFFECTED = f"""
+(SELECT b.sha256, b.autov2, b.size, b.format, b.n_tensors, b.first_seen, sg.path,
+        coalesce(fs.n_findings, 0) AS n_findings, fs.max_severity_rank, b.metadata, i.kind, i.arch, i.arch_variant
+ FROM (SELECT * FROM blobs WHERE sha256 {_IN_AFFECTED}) b
+ LEFT JOIN (
+     SELECT blob_sha256, count(*) AS n_sightings, arg_max(path, (seen_at, id)) AS path
+     FROM sightings WHERE blob_sha256 {_IN_AFFECTED} GROUP BY blob_sha256
+ ) sg ON sg.blob_sha256 = b.sha256
+ LEFT JOIN (
+     SELECT blob_sha256, count(*) AS n_findings, max(severity_rank) AS max_severity_rank
+     FROM findings WHERE blob_sha256 {_IN_AFFECTED} GROUP BY blob_sha256
+ ) fs ON fs.blob_sha256 = b.sha256
+ LEFT JOIN (SELECT * FROM identity WHERE blob_sha256 {_IN_AFFECTED}) i ON i.blob_sha256 = b.sha256
+ LEFT JOIN (SELECT blob_sha256 FROM training_facts WHERE blob_sha256 {_IN_AFFECTED}) t ON t.blob_sha256 = b.sha256
+ LEFT JOIN (SELECT blob_sha256 FROM lora_summary WHERE blob_sha256 {_IN_AFFECTED}) ls ON ls.blob_sha256 = b.sha256
+ LEFT JOIN (SELECT blob_sha256 FROM model_declarations WHERE blob_sha256 {_IN_AFFECTED}) d ON d.blob_sha256 = b.sha256
+ LEFT JOIN (SELECT blob_sha256 FROM pickle_scans WHERE blob_sha256 {_IN_AFFECTED}) p ON p.blob_sha256 = b.sha256)
+"""
+
 
 def fill_sql(restricted: bool) -> str:
-    """:data:`FILL_SQL` for all models, or (``restricted``) for those in ``_listing_affected``."""
+    """:data:`FILL_SQL` over the ``models`` view for all models, or (``restricted``) over
+    :data:`MODELS_OF_AFFECTED` for those in ``_listing_affected``."""
     if not restricted:
         return FILL_SQL.format(facts_where="", where="")
-    return FILL_SQL.format(facts_where=f"WHERE blob_sha256 {_IN_AFFECTED}", where=f"WHERE m.sha256 {_IN_AFFECTED}")
+    return FILL_SQL.replace("FROM models m", f"FROM {MODELS_OF_AFFECTED} m").format(
+        facts_where=f"WHERE blob_sha256 {_IN_AFFECTED}", where=""
+    )
 
 
 def has_listing(con: duckdb.DuckDBPyConnection) -> bool:
