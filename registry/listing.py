@@ -1,8 +1,10 @@
 """Listing and searching registered models: the one query layer behind ``modelreg ls`` and the web list.
 
 :class:`ListQuery` holds every filter of ``ls`` plus free text (``q``), a sort key, and a page
-(``offset``/``limit``); :func:`list_models` runs it against the ``models`` view and returns the rows
-(the columns of ``ls --format json``) and, when asked, the total number of matching models.
+(``offset``/``limit``); :func:`list_models` runs it against the ``model_listing`` table (the ``models``
+view's list columns, materialised: registry/store/listing_table.py), or against the view itself for a
+raw ``where`` condition, and returns the rows (the columns of ``ls --format json``) and, when asked, the
+total number of matching models. Both give the same rows (tests/test_listing_table.py).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Every page reads through the library (``registry.listing``, ``registry.record`` and its sections,
 ``registry.tensorstats``, ``registry.store.events``/``integrity``): there is no second query layer. Each
-page has a JSON twin (``?format=json``). The registry is opened read-only for each request and closed
-after it, so a scan in another process can take the write lock between requests; a request that meets
-the lock waits briefly, then answers 503 "registry busy, retrying" with ``Retry-After`` (never a 500).
+page has a JSON twin (``?format=json``). Requests read through one shared read-only connection
+(:class:`ReadPool`), let go as soon as another modelreg process asks for the registry, so a scan can
+take the write lock between requests; a request that meets the lock waits briefly, then answers 503
+"registry busy, retrying" with ``Retry-After`` (never a 500).
 
 Safety: autoescaping in every template; a strict Content-Security-Policy (scripts and styles only from
 ``/static``); files served only by content address (a 64-hex SHA-256 that the registry knows, and whose
