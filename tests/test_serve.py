@@ -603,6 +603,35 @@ def test_pages_beside_a_running_scan(reg: Reg, tmp_path: Path) -> None:
     assert get_json(client, "/?format=json")["total"] == 4 + 120
 
 
+def test_shared_read_connection_lets_a_writer_in_and_shows_its_change(
+    reg: Reg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app keeps one read-only connection open between requests; a modelreg writer in another
+    process asks for the registry and gets it long before the connection's idle time is up (set to
+    10 minutes here), and the next page shows what it wrote (the connection is reopened on the change)."""
+    import shutil
+
+    import registry.web.app as web_app
+
+    monkeypatch.setattr(web_app, "POOL_IDLE_S", 600.0)
+    copy = tmp_path / "reg"
+    shutil.copytree(reg.dir, copy, symlinks=True)
+    db = copy / "registry.duckdb"
+    client = TestClient(create_app(db), base_url=BASE)
+    n0 = get_json(client, "/?format=json")["total"]
+    pool = web_app.ReadPool._shared[db.resolve()]
+    assert pool._con is not None  # held between requests
+    new = write_safetensors(tmp_path / "new" / "latecomer.safetensors", lora(77), {"ss_network_dim": "4"})
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    scan = subprocess.run([sys.executable, "-m", "cli.main", "--db", str(db), "scan", str(new)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert scan.returncode == 0, scan.stderr  # (a writer waits at most 30 s for readers)
+    assert pool._con is None  # let go when the writer asked
+    page = get_json(client, "/?format=json&q=latecomer")
+    assert page["total"] == 1 and page["rows"][0]["name"] == "latecomer.safetensors"
+    assert get_json(client, "/?format=json")["total"] == n0 + 1
+
+
 # -- packaging ---------------------------------------------------------------------------------------
 
 
