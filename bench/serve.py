@@ -12,7 +12,7 @@ templates and JSON twins), the p50/p95 page time of the list page, search pages 
 the same query run directly through the library in the same run (the baseline). Target: p95 <= 200 ms
 for each page kind.
 
-    python bench/serve.py [--models 100000] [--registry PATH] [--dir DIR] [--requests 40]
+    python bench/serve.py [--models 100000] [--registry PATH] [--dir DIR] [--requests 40] [--compare CHECKOUT]
 
 ``--registry PATH`` keeps the built registry at PATH and reuses it on the next run (rebuilt when the
 recorded model count or builder version differ).
@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -179,7 +180,9 @@ def page_cases(gen: ServeGenerator, models: int, n: int, rng: random.Random) -> 
 
 
 def library_call(db: Path, kind: str, params: dict[str, str]) -> Any:
-    """What the page asks of the library, with the registry opened for it as the app does per request."""
+    """What the page asks of the library, on a read-only connection opened for it (in this process it
+    joins the database the app's shared read connection keeps open, as a second reader in the app would;
+    with code before that pool, it opens the registry as the app then did per request)."""
     from starlette.datastructures import QueryParams
 
     from registry.listing import list_models
@@ -207,15 +210,17 @@ def measure(db: Path, cases: dict[str, list[dict[str, str]]]) -> dict[str, dict[
     out: dict[str, dict[str, float]] = {}
     for kind, plist in cases.items():
         http: list[float] = []
+        cpu: list[float] = []
         lib: list[float] = []
         # one warm-up of each (the first open reads the catalog; the OS cache fills)
         for params in plist[:2]:
             library_call(db, kind, params)
         for params in plist:
             url = f"/model/{params['ref']}" if kind == "model" else "/?" + urlencode(params)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             r = client.get(url)
             http.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
             if r.status_code != 200:
                 raise AssertionError(f"{url}: HTTP {r.status_code}: {r.text[:300]}")
             t = time.perf_counter()
@@ -227,6 +232,7 @@ def measure(db: Path, cases: dict[str, list[dict[str, str]]]) -> dict[str, dict[
                 if [x["sha256"] for x in twin["rows"]] != [x["sha256"] for x in res.rows] or twin["total"] != res.total:
                     raise AssertionError(f"{url}: the page's rows differ from the library's")
         out[kind] = {"n": len(plist), "http_p50": pct(http, 0.5), "http_p95": pct(http, 0.95),
+                     "cpu_p50": pct(cpu, 0.5), "cpu_p95": pct(cpu, 0.95),
                      "lib_p50": pct(lib, 0.5), "lib_p95": pct(lib, 0.95)}  # fmt: skip
     return out
 
@@ -240,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=None, help="where a temporary registry goes")
     ap.add_argument("--requests", type=int, default=40, help="requests timed per page kind (default 40)")
     ap.add_argument("--build-only", action="store_true", help="build the registry and stop")
+    ap.add_argument("--compare", type=Path, default=None,
+                    help="another checkout of modelreg (e.g. the code before a change): time the same requests with "
+                         "its code on the same registry, right after (it must read this registry's schema)")
     args = ap.parse_args(argv)
 
     tmp: Path | None = None
@@ -258,15 +267,25 @@ def main(argv: list[str] | None = None) -> int:
         gen = ServeGenerator(args.tensors)
         cases = page_cases(gen, args.models, args.requests, random.Random(7))
         print(f"timing {args.requests} requests per page kind over the ASGI app in this process "
-              f"(registry opened read-only per request, as the app does); load average {os.getloadavg()[0]:.2f}")
+              f"(code: {Path(__file__).resolve().parent.parent}); load average {os.getloadavg()[0]:.2f}")
         res = measure(db, cases)
-        print(f"{'page':8s} {'HTTP p50':>9s} {'HTTP p95':>9s} {'library p50':>12s} {'library p95':>12s} "
-              f"{'p95 ratio':>9s}  target p95 <= {TARGET_MS} ms")
+        print(f"{'page':8s} {'HTTP p50':>9s} {'HTTP p95':>9s} {'CPU p50':>8s} {'CPU p95':>8s} {'library p50':>12s} "
+              f"{'library p95':>12s} {'p95 ratio':>9s}  target p95 <= {TARGET_MS} ms")
         for kind, m in res.items():
             ok = "met" if m["http_p95"] <= TARGET_MS else "MISSED"
-            print(f"{kind:8s} {m['http_p50']:7.0f}ms {m['http_p95']:7.0f}ms {m['lib_p50']:10.0f}ms "
-                  f"{m['lib_p95']:10.0f}ms {m['http_p95'] / m['lib_p95']:8.2f}x  {ok}")
+            print(f"{kind:8s} {m['http_p50']:7.0f}ms {m['http_p95']:7.0f}ms {m['cpu_p50']:6.0f}ms {m['cpu_p95']:6.0f}ms "
+                  f"{m['lib_p50']:10.0f}ms {m['lib_p95']:10.0f}ms {m['http_p95'] / m['lib_p95']:8.2f}x  {ok}")
+        print("(CPU: this process's CPU time per page, all threads: what the page costs whatever the other load)")
         print(f"load average at the end: {os.getloadavg()[0]:.2f} (cpus={os.cpu_count()})")
+        if args.compare is not None:
+            # the same pages and queries through another checkout's code, in a child process, right after
+            print(f"\ncompared checkout {args.compare} (the same requests, in a child process):", flush=True)
+            out = subprocess.run(
+                [sys.executable, str(args.compare / "bench" / "serve.py"), "--registry", str(db), "--models",
+                 str(args.models), "--tensors", str(args.tensors), "--requests", str(args.requests)],
+                env={**os.environ, "PYTHONPATH": str(args.compare)}, cwd=args.compare, capture_output=True, text=True,
+            )  # fmt: skip
+            print(out.stdout + out.stderr[-2000:], end="")
     finally:
         if tmp is not None:
             for p in sorted(tmp.iterdir()):

@@ -56,6 +56,7 @@ from registry.sidecars import (
 )
 from registry.store.db import connect
 from registry.store.events import EventLog
+from registry.store.listing_table import refresh_listing
 from registry.store.remote import civitai_row
 from registry.store.write import finding_row, insert_rows, settle
 
@@ -687,6 +688,7 @@ def _check_and_record(
         at=now,
     )
     con.execute("BEGIN TRANSACTION")
+    touched: list[str | None] = []
     try:
         if replaced:
             _register(con, "_replaced", pa.table({"p": [display_path(x) for x in replaced]}))
@@ -697,15 +699,16 @@ def _check_and_record(
             stale_models = sorted({m for m, _, s in sidecars if s in set(replaced)})
             _register(con, "_stale", pa.table({"p": [display_path(x) for x in stale_models]}))
             try:
-                con.execute(
-                    "DELETE FROM findings WHERE host = ? AND rule_id LIKE 'sidecar.%' AND path IN (SELECT p FROM _stale)",
-                    [host],
-                )
+                stale_where = "host = ? AND rule_id LIKE 'sidecar.%' AND path IN (SELECT p FROM _stale)"
+                touched += [r[0] for r in con.execute(f"SELECT DISTINCT blob_sha256 FROM findings WHERE {stale_where}", [host]).fetchall()]
+                con.execute(f"DELETE FROM findings WHERE {stale_where}", [host])
             finally:
                 con.unregister("_stale")
         insert_rows(con, "sidecar_claims", claim_rows)
         insert_rows(con, "remote_observations", observations)
         insert_rows(con, "findings", new_findings)
+        # the list rows (finding counts) of the models whose findings changed, in this transaction
+        refresh_listing(con, touched + [r["blob_sha256"] for r in new_findings])
         log.flush()
         con.execute("COMMIT")
     except BaseException:

@@ -1,8 +1,10 @@
 """Listing and searching registered models: the one query layer behind ``modelreg ls`` and the web list.
 
 :class:`ListQuery` holds every filter of ``ls`` plus free text (``q``), a sort key, and a page
-(``offset``/``limit``); :func:`list_models` runs it against the ``models`` view and returns the rows
-(the columns of ``ls --format json``) and, when asked, the total number of matching models.
+(``offset``/``limit``); :func:`list_models` runs it against the ``model_listing`` table (the ``models``
+view's list columns, materialised: registry/store/listing_table.py), or against the view itself for a
+raw ``where`` condition, and returns the rows (the columns of ``ls --format json``) and, when asked, the
+total number of matching models. Both give the same rows (tests/test_listing_table.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import duckdb
 
 from registry.errors import UsageError
+from registry.store.listing_table import has_listing
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]
 COLUMNS = ["sha256", "autov2", "name", "format", "kind", "arch", "size", "n_tensors", "n_findings", "max_severity", "path"]
@@ -79,7 +82,9 @@ class ListResult:
     columns: list[str] = field(default_factory=lambda: list(COLUMNS))
 
 
-def _conditions(con: duckdb.DuckDBPyConnection, query: ListQuery) -> tuple[list[str], list[Any]]:
+def _conditions(con: duckdb.DuckDBPyConnection, query: ListQuery, listing: bool = False) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions of ``query`` and their parameters, over the ``models`` view or (``listing``)
+    the ``model_listing`` table, whose precomputed lower-cased columns give the same answers."""
     conds: list[str] = []
     params: list[Any] = []
     for col, op, val in [("mean_eff_rank", ">=", query.min_eff_rank), ("mean_eff_rank", "<=", query.max_eff_rank),
@@ -96,7 +101,7 @@ def _conditions(con: duckdb.DuckDBPyConnection, query: ListQuery) -> tuple[list[
         conds.append("format = ?")
         params.append(query.file_format)
     if query.name_glob:
-        conds.append("regexp_extract(path, '[^/]*$') GLOB ?")
+        conds.append("name GLOB ?")
         params.append(query.name_glob)
     if query.min_severity:
         if query.min_severity not in SEVERITIES:
@@ -113,12 +118,21 @@ def _conditions(con: duckdb.DuckDBPyConnection, query: ListQuery) -> tuple[list[
         params += [a, f"{a}-%", f"other:{a}"]
     if query.trigger:
         # (list_filter over each row's list, not unnest: the same rows, ~8x faster at 100,000 models)
-        conds.append(
-            "sha256 IN (SELECT blob_sha256 FROM training_facts "
-            f"WHERE {TRIGGER_MATCH})"
-        )
+        if listing:
+            conds.append("len(list_filter(triggers_lc, lambda w: contains(w, lower(?)))) > 0")
+        else:
+            conds.append(
+                "sha256 IN (SELECT blob_sha256 FROM training_facts "
+                f"WHERE {TRIGGER_MATCH})"
+            )
         params.append(query.trigger)
-    if query.q:
+    if query.q and listing:
+        conds.append(
+            "(contains(path_lc, lower(?)) OR contains(metadata_lc, lower(?)) "
+            "OR len(list_filter(facts_lc, lambda t: contains(t, lower(?)))) > 0)"
+        )
+        params += [query.q, json.dumps(query.q, ensure_ascii=False)[1:-1], query.q]
+    elif query.q:
         conds.append(
             "(contains(lower(path), lower(?)) "
             "OR contains(lower(CAST(metadata AS VARCHAR)), lower(?)) "
@@ -146,14 +160,17 @@ def _conditions(con: duckdb.DuckDBPyConnection, query: ListQuery) -> tuple[list[
 #: a training_facts row has a trigger word containing the parameter, case-insensitively
 TRIGGER_MATCH = "len(list_filter(trigger_words, lambda w: contains(lower(w), lower(?)))) > 0"
 
-_FROM = (
+#: the models listed: the ``models`` view (for a raw ``where`` condition, which may name any of its
+#: columns), or the ``model_listing`` table, its list columns materialised (registry/store/listing_table.py)
+_VIEW_FROM = (
     "(SELECT *, regexp_extract(path, '[^/]*$') AS name, arch || coalesce('/' || arch_variant, '') AS arch_label "
     "FROM models) AS m"
 )
-_SELECT = (
+_LISTING_FROM = "model_listing AS m"
+_COLUMNS_SQL = (
     "SELECT sha256, autov2, name, format, size, n_tensors, n_findings, "
     "CASE max_severity_rank WHEN 0 THEN 'info' WHEN 1 THEN 'low' WHEN 2 THEN 'medium' WHEN 3 THEN 'high' "
-    f"WHEN 4 THEN 'critical' END AS max_severity, path, kind, arch_label AS arch FROM {_FROM}"
+    "WHEN 4 THEN 'critical' END AS max_severity, path, kind, arch_label AS arch"
 )
 
 
@@ -162,18 +179,22 @@ def list_models(con: duckdb.DuckDBPyConnection, query: ListQuery, count: bool = 
     total. A filter that does not parse (``where``) raises :class:`UsageError`."""
     if query.sort not in SORTS:
         raise UsageError(f"unknown sort {query.sort!r}; one of: {', '.join(SORTS)}")
-    conds, params = _conditions(con, query)
+    listing = query.where is None and has_listing(con)
+    source = _LISTING_FROM if listing else _VIEW_FROM
+    conds, params = _conditions(con, query, listing)
     where = (" WHERE " + " AND ".join(conds)) if conds else ""
     order = f" ORDER BY {order_by(query.sort, query.descending)}"
     page = (f" LIMIT {int(query.limit)}" if query.limit else "") + (f" OFFSET {int(query.offset)}" if query.offset else "")
     if count:
         # one pass: the matching models are computed once, and counted and paged from there (a second
         # query for the count evaluated the whole view again: +30-50% at 100,000 models)
-        inner = _SELECT.replace(f" FROM {_FROM}", f", max_severity_rank, first_seen FROM {_FROM}")  # sort keys
+        inner = f"{_COLUMNS_SQL}, max_severity_rank, first_seen FROM {source}"  # with the sort keys
         sql = (f"WITH matching AS MATERIALIZED ({inner}{where}) SELECT * EXCLUDE (max_severity_rank, first_seen), "
                f"(SELECT count(*) FROM matching) AS _total FROM matching{order}{page}")  # fmt: skip
     else:
-        sql = f"{_SELECT}{where}{order}{page}"
+        sql = f"{_COLUMNS_SQL} FROM {source}{where}{order}{page}"
+    if count and listing and not conds:
+        return _whole_listing(con, query)
     try:
         cur = con.execute(sql, params)
         cols = [d[0] for d in cur.description]
@@ -184,12 +205,35 @@ def list_models(con: duckdb.DuckDBPyConnection, query: ListQuery, count: bool = 
                 total = int(rows[0]["_total"])
                 for r in rows:
                     del r["_total"]
+            elif not query.offset:  # no row from the first: none matches
+                total = 0
             else:  # no row on this page: the count alone
-                row = con.execute(f"SELECT count(*) FROM {_FROM}{where}", params).fetchone()
+                row = con.execute(f"SELECT count(*) FROM {source}{where}", params).fetchone()
                 total = int(row[0]) if row else 0
     except duckdb.Error as e:
         raise UsageError(f"ls: bad filter: {str(e).splitlines()[0]}") from None
     return ListResult(rows=rows, total=total)
+
+
+def _whole_listing(con: duckdb.DuckDBPyConnection, query: ListQuery) -> ListResult:
+    """A page of every model, from the listing table: the count is the table's, and a page past the middle
+    is read from the other end in the reversed order (sorting keeps ``offset + limit`` rows: half the work
+    at worst), then turned back."""
+    row = con.execute("SELECT count(*) FROM model_listing").fetchone()
+    total = int(row[0]) if row else 0
+    offset = max(0, int(query.offset))
+    limit = total - offset if not query.limit else min(int(query.limit), total - offset)
+    if limit <= 0:
+        return ListResult(rows=[], total=total)
+    backwards = offset + limit > total - offset  # more rows before the page's end than after its start
+    if backwards:
+        order, skip = order_by(query.sort, not query.descending), total - offset - limit
+    else:
+        order, skip = order_by(query.sort, query.descending), offset
+    cur = con.execute(f"{_COLUMNS_SQL} FROM {_LISTING_FROM} ORDER BY {order} LIMIT {limit} OFFSET {skip}")
+    cols = [d[0] for d in cur.description]
+    rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    return ListResult(rows=rows[::-1] if backwards else rows, total=total)
 
 
 def findings_overview(

@@ -539,21 +539,25 @@ def test_read_only_by_default_and_csrf_on_writes(reg: Reg, tmp_path: Path) -> No
 
 # -- a busy registry -----------------------------------------------------------------------------------
 
+#: another process holding the write lock, opened as every modelreg writer opens it (a scan, tag,
+#: declare…): when readers hold the file, it asks them to let go (``<registry>.waiting``) and waits
 HOLD_LOCK = textwrap.dedent(
     """
-    import sys, duckdb
-    con = duckdb.connect(sys.argv[1])
-    con.execute("SELECT count(*) FROM blobs").fetchall()
-    print("locked", flush=True)
-    sys.stdin.read()
-    con.close()
+    import sys
+    from pathlib import Path
+    from registry.store.db import connect
+    with connect(Path(sys.argv[1]), timeout=20) as con:
+        con.execute("SELECT count(*) FROM blobs").fetchall()
+        print("locked", flush=True)
+        sys.stdin.read()
     """
 )
 
 
 def test_busy_registry_says_so_and_recovers(reg: Reg, client: TestClient) -> None:
+    assert client.get("/").status_code == 200  # the server holds its shared read connection now
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(reg.db)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         for url in ("/", f"/model/{reg.clean_sha}", "/findings", "/log"):  # type: ignore[attr-defined]
@@ -597,6 +601,37 @@ def test_pages_beside_a_running_scan(reg: Reg, tmp_path: Path) -> None:
     assert scan.returncode == 0, scan.stderr.read() if scan.stderr else ""
     assert statuses and set(statuses) <= {200, 503}, statuses
     assert get_json(client, "/?format=json")["total"] == 4 + 120
+
+
+def test_shared_read_connection_lets_a_writer_in_and_shows_its_change(
+    reg: Reg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app keeps one read-only connection open between requests; a modelreg writer in another
+    process asks for the registry and gets it long before the connection's idle time is up (set to
+    10 minutes here), and the next page shows what it wrote (the connection is reopened on the change)."""
+    import shutil
+
+    import registry.web.app as web_app
+    from registry.store.db import waiting_path
+
+    monkeypatch.setattr(web_app, "POOL_IDLE_S", 600.0)
+    copy = tmp_path / "reg"
+    shutil.copytree(reg.dir, copy, symlinks=True)
+    db = copy / "registry.duckdb"
+    waiting_path(db).unlink(missing_ok=True)  # (copied with its time from the busy tests above)
+    client = TestClient(create_app(db), base_url=BASE)
+    n0 = get_json(client, "/?format=json")["total"]
+    pool = web_app.ReadPool._shared[db.resolve()]
+    assert pool._con is not None  # held between requests
+    new = write_safetensors(tmp_path / "new" / "latecomer.safetensors", lora(77), {"ss_network_dim": "4"})
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    scan = subprocess.run([sys.executable, "-m", "cli.main", "--db", str(db), "scan", str(new)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert scan.returncode == 0, scan.stderr  # (a writer waits at most 30 s for readers)
+    assert pool._con is None  # let go when the writer asked
+    page = get_json(client, "/?format=json&q=latecomer")
+    assert page["total"] == 1 and page["rows"][0]["name"] == "latecomer.safetensors"
+    assert get_json(client, "/?format=json")["total"] == n0 + 1
 
 
 # -- packaging ---------------------------------------------------------------------------------------

@@ -28,16 +28,23 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
             dict(zip(["claim_key", "claimed", "computed_kind", "computed", "outcome", "reason"], c, strict=True)) for c in checks
         ]
     links = con.execute(
-        "SELECT l.base_sha256, l.matched_on, l.claimed, "
-        "(SELECT s.path FROM sightings s WHERE s.blob_sha256 = l.base_sha256 ORDER BY s.seen_at DESC, s.id DESC LIMIT 1) "
-        "FROM base_links l WHERE l.adapter_sha256 = ? ORDER BY l.base_sha256",
+        "SELECT base_sha256, matched_on, claimed FROM base_links WHERE adapter_sha256 = ? ORDER BY base_sha256",
         [sha256],
     ).fetchall()
     if links:
+        # each base's last-seen path by its own indexed lookup (as one correlated subquery, DuckDB ranked
+        # every sighting of the registry: ~140 ms at 100,000 models, even with no link at all)
         out["base_links"] = [
-            {"base_sha256": b, "matched_on": m, "claimed": c, "path": p} for b, m, c, p in links
+            {"base_sha256": b, "matched_on": m, "claimed": c, "path": _last_path(con, b)} for b, m, c in links
         ]
     return out or None
+
+
+def _last_path(con: duckdb.DuckDBPyConnection, sha256: str) -> str | None:
+    row = con.execute(
+        "SELECT path FROM sightings WHERE blob_sha256 = ? ORDER BY seen_at DESC, id DESC LIMIT 1", [sha256]
+    ).fetchone()
+    return row[0] if row is not None else None
 
 
 def _num(x: Any) -> str:

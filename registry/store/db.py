@@ -51,6 +51,17 @@ def default_db_path() -> Path:
     return Path(user_data_dir("modelreg", appauthor=False)) / "registry.duckdb"
 
 
+#: called with the registry's path before this process opens it for writing: whoever keeps a read-only
+#: connection open across calls (the web view's pool) closes it here, as DuckDB refuses a read-write
+#: connection in a process that holds a read-only one to the same file
+_BEFORE_WRITE_OPEN: list[Callable[[Path], None]] = []
+
+
+def on_write_open(release: Callable[[Path], None]) -> None:
+    """Register ``release(path)``, called before each write open of a registry in this process."""
+    _BEFORE_WRITE_OPEN.append(release)
+
+
 def _is_lock_error(e: BaseException) -> bool:
     text = str(e)
     return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
@@ -84,6 +95,9 @@ def _touch_waiting(path: Path) -> None:
 
 
 def _open(path: Path, read_only: bool, timeout: float, on_wait: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
+    if not read_only:
+        for release in list(_BEFORE_WRITE_OPEN):
+            release(path)
     deadline = time.monotonic() + timeout
     told = False
     waited = False
@@ -145,27 +159,36 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("ROLLBACK")
             raise RegistryError(f"migration {name} failed: {e}") from e
         applied.append(name)
-    _refresh_views(con)
+    _refresh_views(con, rebuild=bool(applied))
     return applied
 
 
 def _views_sql() -> tuple[str, list[str]]:
+    from registry.store.listing_table import FILL_SQL
+
     parts = [f.read_text(encoding="utf-8") for f in sorted(VIEWS_DIR.glob("*.sql"))]
-    digest = hashlib.sha256("\n--\n".join(parts).encode()).hexdigest()
+    # the listing table's definition is part of the digest: when it changes, the table is rebuilt
+    digest = hashlib.sha256("\n--\n".join([*parts, FILL_SQL]).encode()).hexdigest()
     return digest, parts
 
 
-def _refresh_views(con: duckdb.DuckDBPyConnection) -> None:
+def _refresh_views(con: duckdb.DuckDBPyConnection, rebuild: bool = False) -> None:
+    """Re-create the views when their text changed, and then (or when ``rebuild``: after migrations,
+    which may change the rows it is computed from) recompute the ``model_listing`` table from them."""
+    from registry.store.listing_table import has_listing, rebuild_listing
+
     digest, parts = _views_sql()
     con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     row = con.execute("SELECT value FROM meta WHERE key = 'views_sha256'").fetchone()
-    if row and row[0] == digest:
+    if row and row[0] == digest and not rebuild:
         return
     con.execute("BEGIN TRANSACTION")
     try:
         for part in parts:
             for stmt in _statements(part):
                 con.execute(stmt)
+        if has_listing(con):
+            rebuild_listing(con)
         con.execute("INSERT OR REPLACE INTO meta VALUES ('views_sha256', ?)", [digest])
         con.execute("COMMIT")
     except Exception as e:
@@ -269,6 +292,31 @@ def _newer_error(path: Path, newer: list[str]) -> RegistryError:
     )
 
 
+def open_read_only(
+    path: Path, *, timeout: float = DEFAULT_BUSY_TIMEOUT, on_wait: Callable[[str], None] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the registry at ``path``, which the caller closes (:func:`connect` with
+    ``read_only=True`` is this in a ``with``): migrated first with a short write open when its schema is
+    behind the code; :class:`UsageError` when there is no registry; :class:`RegistryBusy` after
+    ``timeout`` seconds of another process writing."""
+    if not path.exists():
+        raise UsageError(f"no registry at {path} (scan something first, or check --db)")
+    con = _open(path, True, timeout, on_wait)
+    needs, newer = _schema_state(con)
+    if needs and not newer:
+        con.close()
+        check_writable(path)
+        con = _open(path, False, timeout, on_wait)
+        try:
+            migrate(con)
+        except (duckdb.Error, OSError) as e:
+            con.close()
+            raise storage_error(path, e) from None
+        con.close()
+        con = _open(path, True, timeout, on_wait)
+    return con
+
+
 @contextmanager
 def connect(
     path: Path | None = None,
@@ -293,21 +341,7 @@ def connect(
 
     path = Path(path) if path is not None else default_db_path()
     if read_only:
-        if not path.exists():
-            raise UsageError(f"no registry at {path} (scan something first, or check --db)")
-        con = _open(path, True, timeout, on_wait)
-        needs, newer = _schema_state(con)
-        if needs and not newer:
-            con.close()
-            check_writable(path)
-            con = _open(path, False, timeout, on_wait)
-            try:
-                migrate(con)
-            except (duckdb.Error, OSError) as e:
-                con.close()
-                raise storage_error(path, e) from None
-            con.close()
-            con = _open(path, True, timeout, on_wait)
+        con = open_read_only(path, timeout=timeout, on_wait=on_wait)
         try:
             yield con
         finally:

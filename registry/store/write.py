@@ -23,6 +23,7 @@ import pyarrow as pa
 from registry.findings import Finding
 from registry.paths import clean_obj, clean_text, display_path, raw_path
 from registry.store.events import EventLog, canonical
+from registry.store.listing_table import refresh_listing
 
 
 @dataclass
@@ -522,6 +523,8 @@ def write_batch(
         for table, cols in extra_cols.items():
             if cols["blob_sha256"]:
                 insert_columns(con, table, cols)
+        # the list rows of every model this batch touched (content, sightings, findings), in this transaction
+        refresh_listing(con, [i.sighting.sha256 for i in items] + [i.blob.sha256 for i in items if i.blob is not None])
         log.flush()
         con.execute("COMMIT")
     except BaseException:

@@ -2,9 +2,10 @@
 
 Every page reads through the library (``registry.listing``, ``registry.record`` and its sections,
 ``registry.tensorstats``, ``registry.store.events``/``integrity``): there is no second query layer. Each
-page has a JSON twin (``?format=json``). The registry is opened read-only for each request and closed
-after it, so a scan in another process can take the write lock between requests; a request that meets
-the lock waits briefly, then answers 503 "registry busy, retrying" with ``Retry-After`` (never a 500).
+page has a JSON twin (``?format=json``). Requests read through one shared read-only connection
+(:class:`ReadPool`), let go as soon as another modelreg process asks for the registry, so a scan can
+take the write lock between requests; a request that meets the lock waits briefly, then answers 503
+"registry busy, retrying" with ``Retry-After`` (never a 500).
 
 Safety: autoescaping in every template; a strict Content-Security-Policy (scripts and styles only from
 ``/static``); files served only by content address (a 64-hex SHA-256 that the registry knows, and whose
@@ -23,7 +24,9 @@ import os
 import re
 import secrets
 import stat
+import sys
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +51,9 @@ from registry.jsonout import dumps
 HERE = Path(__file__).parent
 #: how long a request waits for another process's write lock before answering 503
 BUSY_WAIT_S = 1.5
+#: the shared read connection is closed after this many seconds without a request (sooner when another
+#: modelreg process asks for the registry: see :class:`ReadPool`)
+POOL_IDLE_S = 5.0
 RETRY_AFTER_S = 2
 PER_PAGE = 50
 MAX_PER_PAGE = 500
@@ -118,6 +124,159 @@ class _RWLock:
                 self._cond.notify_all()
 
 
+class ReadPool:
+    """One read-only connection to the registry, kept open across requests (each request reads through a
+    cursor of its own), so that a page does not pay for opening the registry and reloading its blocks
+    (50–70 ms at 100,000 models).
+
+    DuckDB lets a process write only while no other process has the file open, readers included, so the
+    connection is let go (closed once the requests using it finish) as soon as another modelreg process
+    asks for the registry (``<registry>.waiting`` is fresh: a scan, ``tag``, ``declare``… waiting for the
+    lock), after ``idle_s`` seconds without requests, and before this process writes. While someone is
+    waiting, requests do not use it: they open the registry for themselves, as without the pool (waiting
+    briefly, then "registry busy"). Before each use it is also checked against the file: when the registry
+    or its ``.wal`` changed since it was opened, it is reopened; when another process holds the write lock
+    (possible when something in this process opened and closed the registry file, which drops the
+    process's POSIX locks on it), it is closed and the request meets the lock as it would without a pool.
+    """
+
+    #: how often the watcher looks for a waiting writer and for idleness (seconds)
+    POLL_S = 0.1
+    #: one pool per registry file in this process, shared by every app serving it
+    _shared: dict[Path, ReadPool] = {}
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def for_path(cls, db_path: Path, idle_s: float, timeout: float) -> ReadPool:
+        """This process's pool for the registry at ``db_path`` (made on first use)."""
+        from registry.store.db import on_write_open
+
+        key = db_path.resolve()
+        with cls._shared_lock:
+            pool = cls._shared.get(key)
+            if pool is None:
+                pool = cls._shared[key] = cls(db_path, idle_s, timeout)
+                on_write_open(pool.release_for)
+            return pool
+
+    def __init__(self, db_path: Path, idle_s: float, timeout: float) -> None:
+        self.db_path = db_path
+        self.idle_s = idle_s
+        self.timeout = timeout
+        self._cond = threading.Condition()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._stamp: tuple[Any, ...] | None = None
+        self._users = 0
+        self._last = 0.0
+        self._watcher: threading.Thread | None = None
+        #: a descriptor of the registry file kept for the process's lifetime, only to ask whether another
+        #: process holds a write lock (closing a descriptor would drop this process's locks on the file)
+        self._probe_fd: int | None = None
+
+    def release_for(self, path: Path) -> None:
+        """Before this process opens ``path`` for writing: close the connection if it is to that file."""
+        if path.resolve() == self.db_path.resolve():
+            self.close()
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        from registry.store.db import connect, open_read_only, someone_waiting
+
+        con = None
+        with self._cond:
+            if not someone_waiting(self.db_path):
+                if self._con is not None and (self._file_stamp() != self._stamp or self._write_locked_elsewhere()):
+                    while self._users:  # changed under it, or a writer holds the file: finish, then let go
+                        self._cond.wait()
+                    self._close_when_unused()
+                if self._con is None and not self._write_locked_elsewhere():
+                    # (raises RegistryBusy after ``timeout`` while another process writes, as connect does)
+                    self._con = open_read_only(self.db_path, timeout=self.timeout)
+                    self._stamp = self._file_stamp()
+                    self._start_watcher()
+                con = self._con
+            else:
+                self._close_when_unused()
+            if con is not None:
+                self._users += 1
+                cur = con.cursor()
+        if con is None:
+            with connect(self.db_path, read_only=True, timeout=self.timeout) as own:
+                yield own
+            return
+        try:
+            yield cur
+        finally:
+            cur.close()
+            with self._cond:
+                self._users -= 1
+                self._last = time.monotonic()
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Close the connection once no request uses it (waits for those that do)."""
+        with self._cond:
+            while self._users:
+                self._cond.wait()
+            self._close_when_unused()
+
+    def _file_stamp(self) -> tuple[Any, ...]:
+        """What changes when another process writes the registry: the file's and its ``.wal``'s identity,
+        size and modification time."""
+        out: list[Any] = []
+        for p in (self.db_path, self.db_path.with_name(self.db_path.name + ".wal")):
+            try:
+                st = os.stat(p)
+                out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def _write_locked_elsewhere(self) -> bool:
+        """Does another process hold a write lock on the registry file? (Linux: asked with F_GETLK, which
+        takes no lock; elsewhere False, and the file stamp alone decides.)"""
+        if sys.platform != "linux":
+            return False
+        import fcntl
+        import struct
+
+        try:
+            if self._probe_fd is None:
+                self._probe_fd = os.open(self.db_path, os.O_RDONLY)
+            probe = struct.pack("hhqqi", fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0)
+            got = fcntl.fcntl(self._probe_fd, fcntl.F_GETLK, probe)
+        except OSError:
+            return False
+        return bool(struct.unpack("hhqqi", got)[0] != fcntl.F_UNLCK)
+
+    def _close_when_unused(self) -> None:
+        if self._con is not None and not self._users:
+            self._con.close()
+            self._con = None
+            self._stamp = None
+
+    def _start_watcher(self) -> None:
+        if self._watcher is None or not self._watcher.is_alive():
+            self._watcher = threading.Thread(target=self._watch, name="modelreg-read-pool", daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        from registry.store.db import someone_waiting
+
+        while True:
+            with self._cond:
+                if self._con is None:
+                    self._watcher = None
+                    return
+                if not self._users and (
+                    time.monotonic() - self._last >= self.idle_s or someone_waiting(self.db_path)
+                ):
+                    self._close_when_unused()
+                    self._watcher = None
+                    return
+                self._cond.wait(self.POLL_S)
+
+
 def _jinja() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(HERE / "templates")),
@@ -160,20 +319,20 @@ class WebApp:
         self.secret = secrets.token_bytes(32)
         self.env = _jinja()
         self.lock = _RWLock()
+        self.pool = ReadPool.for_path(self.db_path, idle_s=POOL_IDLE_S, timeout=BUSY_WAIT_S)
 
     # -- registry access ----------------------------------------------------------------------------
 
     @contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        from registry.store.db import connect
-
-        with self.lock.read(), connect(self.db_path, read_only=True, timeout=BUSY_WAIT_S) as con:
+        with self.lock.read(), self.pool.cursor() as con:
             yield con
 
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         from registry.store.db import connect
 
+        # (the write open closes the shared read connection first: see registry.store.db.on_write_open)
         with self.lock.write(), connect(self.db_path, timeout=BUSY_WAIT_S) as con:
             yield con
 

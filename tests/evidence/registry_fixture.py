@@ -50,6 +50,9 @@ def add_finding(con: Any, sha256: str, path: Path) -> None:
         "'embedded sshs_model_hash does not match the tensor data', ?, '2024-05-01 12:00:00+00'::TIMESTAMPTZ)",
         [sha256, str(path), json.dumps({"claimed": "ab" * 32})],
     )
+    from registry.store.listing_table import refresh_listing
+
+    refresh_listing(con, [sha256])  # (a direct edit: the list row follows it, as a writer's would)
 
 
 def make_registry(tmp_path: Path) -> Fixture:
