@@ -11,3 +11,11 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     p = tmp_path / "registry.duckdb"
     monkeypatch.setenv("MODELREG_DB", str(p))
     return p
+
+
+@pytest.fixture(autouse=True)
+def _own_default_registry(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the user's default registry (~/.local/share/modelreg): the default data
+    folder is a fresh one per test, so a test that needs a registry makes it (a suite that passed only
+    because an earlier test had left one behind in the home folder failed on a clean machine)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))

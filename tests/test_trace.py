@@ -683,7 +683,7 @@ def test_matcher_finds_every_prefix_of_every_column(pairs: list, n: int, data: s
     assert m.by_hash(HashClaim(sha[:n], "test", "sha256")) == {sha: want}
 
 
-def test_c2pa_manifest_read_and_validated_with_c2pa_python(tmp_path: Path) -> None:
+def test_c2pa_manifest_read_and_validated_with_c2pa_python(tmp_path: Path, db: Path) -> None:
     """A real C2PA manifest (signed by c2pa-python's Builder) read back: claim generator, signer, actions,
     validation; then the image's metadata edited after signing makes it Invalid, with a finding."""
     pytest.importorskip("c2pa")
@@ -715,8 +715,13 @@ def test_c2pa_manifest_read_and_validated_with_c2pa_python(tmp_path: Path) -> No
     t2 = trace_file(q)
     assert t2.meta.c2pa is not None and t2.meta.c2pa.validation_state == "Invalid"
     assert [f.rule_id for f in t2.findings] == ["trace.c2pa-invalid"] and [f.seed for f in t2.facts] == ["9999"]
-    # the CLI: a c2pa column per row, and --detail for the whole reading
+    # the CLI: a c2pa column per row, and --detail for the whole reading (--no-record reads a registry:
+    # an empty one here)
     from cli.main import root
+    from registry.store.db import connect
+
+    with connect(db):
+        pass
 
     res = CliRunner().invoke(root, ["trace", "--no-record", "--format", "csv", str(p), str(q)])
     assert res.exit_code == 0, res.output
