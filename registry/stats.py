@@ -18,15 +18,17 @@ float64 instead of an O(mn·min(m,n)) SVD of the formed product (REFERENCE.md se
     Both exact methods cost O((m+n)·(r1·r2)²) or O(m·n·min(m,n)): at rank 32 (r1·r2 = 1,024) and SDXL
     widths that is about a second per module. When the exact cost exceeds :data:`EXACT_FLOPS` and the
     sketch (:func:`sketch_flops`) is cheaper, the module is ``sketched`` instead (``exact`` false; see
-    :func:`sketch_stack`): ΔW formed once in float32 with shuffled, signed columns (same spectrum), its
-    Frobenius norm summed in float64 while forming (exact up to the float32 rounding of the product,
-    ≲ 1e-6 relative), a sparse-sign range sketch taken from the same cache-resident blocks, and one
-    projection pass giving the leading :data:`SV_KEEP` singular values as Rayleigh–Ritz values (lower
-    bounds). With the certain ρ² = ‖ΔW‖_F² − ‖QᵀΔW‖_F² every true σᵢ lies in [σ̂ᵢ, √(σ̂ᵢ² + ρ²)];
+    :func:`loha_sketch`): ΔW (or ΔWᵀ, whichever is tall) formed once in float32 with shuffled, signed
+    rows (same spectrum), its Frobenius norm summed in float64 while forming (exact up to the float32
+    rounding of the product, ≲ 1e-6 relative), a sparse-sign sketch of the smaller side taken from the
+    same cache-resident blocks, and one projection pass giving the leading :data:`SV_KEEP` singular values
+    as Rayleigh–Ritz values (lower bounds). With the certain ρ² ≥ ‖ΔW‖_F² − ‖ΔW·P‖_F² (P the projector
+    on the sketched subspace) every true σᵢ lies in [σ̂ᵢ, √(σ̂ᵢ² + ρ²)];
     ``sv_error`` is the resulting relative bound on σ1, ``extra['sketch']`` holds ρ and the intervals of
     σ1, the top-k energy share, rank90 and rank99 (:func:`rank_interval`); the rank columns hold a value
     only where the interval is one number, and the entropy-based figures (which need every σ) are empty.
-    Modules of one shape are sketched as stacks, on :data:`SKETCH_WORKERS` threads.
+    Sketched modules run one per job on :data:`SKETCH_WORKERS` threads (:class:`SketchRunner`) while the
+    next modules are read and decoded.
 ``lokr``
     ΔW = s·(W1 ⊗ W2): the singular values are all products σᵢ(W1)·σⱼ(W2); W1 and W2 come from their
     own factors (factored method) or, when stored whole, from an SVD of the (small) stored matrix.
@@ -830,11 +832,12 @@ def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
 
 @dataclass(frozen=True)
 class Sketch:
-    """Leading singular values of a sketched matrix with the bounds of :func:`sketch_stack`."""
+    """Leading singular values of a sketched matrix with the bounds of :func:`loha_sketch`."""
 
     sv: np.ndarray
     fro: float
-    #: ρ ≥ ‖(I − QQᵀ)A‖₂: every true σᵢ (i ≤ len(sv)) lies in [svᵢ, √(svᵢ² + ρ²)]
+    #: ρ ≥ ‖A(I − P)‖₂ (P the projector on the sketched subspace): every true σᵢ (i ≤ len(sv)) lies in
+    #: [svᵢ, √(svᵢ² + ρ²)]
     residual: float
     bound_kind: str
     rel_error_first: float
@@ -926,8 +929,8 @@ def _form_rows(
     sums Z (ℓ×n) of W's rows (bucket j: rows j, j + ℓ, …). Row block by row block (whole slabs of ℓ
     rows), so that both products, the squares and the sums of a block stay in cache. Per slab, Z gains
     the slab (contiguous rows, no strided sums) and the squares are summed down its ≤ ℓ rows in float32
-    (row after row: relative error at most ℓ·2⁻²⁴ ≈ 4e-6 at ℓ = 72, the squaring included), those column
-    sums added in float64."""
+    (≤ ℓ nonnegative terms in any order: relative error at most ℓ·2⁻²⁴ ≈ 4e-6 at ℓ = 72, the squaring
+    included), those column sums added in float64."""
     m, n = a1.shape[0], b1.shape[1]
     # (fresh pages would cost a fault per 4 KiB: the buffer is kept for the thread's next module)
     buf = getattr(_LOHA_SCRATCH, "w", None)
@@ -947,11 +950,11 @@ def _form_rows(
         np.matmul(a1[i:j], b1, out=blk)
         np.matmul(a2[i:j], b2, out=t)
         np.multiply(blk, t, out=blk)
-        np.square(blk, out=t)
         for s in range(0, j - i, ell):  # (i is a multiple of ℓ: row i + s goes to bucket s)
             e = min(s + ell, j - i)
             np.add(z[: e - s], blk[s:e], out=z[: e - s])
-            total += float(add(add(t[s:e], axis=0, out=cols), dtype=np.float64))
+            # Σ over the slab's ≤ ℓ rows of the squares: ≤ ℓ terms per column, in any order
+            total += float(add(np.einsum("ij,ij->j", blk[s:e], blk[s:e], out=cols), dtype=np.float64))
     return w, total, z
 
 
