@@ -815,6 +815,7 @@ def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
         job = _LohaJob(out, s1, t1, s2, t2, abs(scale))
         if m.sketches is None:
             _run_sketch(job)
+            _LOHA_SCRATCH.__dict__.pop("w", None)  # (no runner keeps this thread's buffer for a next module)
         else:
             m.sketches.submit(job)
         return
@@ -1152,13 +1153,6 @@ class SketchRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def run_sketches(jobs: list[_LohaJob]) -> None:
-    """Sketch deferred LoHa modules (see :class:`SketchRunner`) and wait for them."""
-    with SketchRunner(1 if len(jobs) < 2 else None) as runner:
-        for j in jobs:
-            runner.submit(j)
 
 
 def _lokr_part(m: _Module, which: str) -> tuple[np.ndarray | None, np.ndarray, int | None]:
