@@ -27,7 +27,7 @@ to end from the file; the baseline (form ΔW = s·(W1a W1b) ⊙ (W2a W2b), or s�
 runs on every ``--sample``-th module and its time is scaled to the whole file (it would take a quarter of
 an hour). Printed: both times, the largest relative error of the leading singular values against the
 dense SVD, separately for modules computed exactly and for sketched ones (with the largest recorded
-bound on σ1).
+bound on σ1, largest and median).
 
     python bench/lora_spectra.py [--case all|lora|loha|loha-decay|lokr] [--header PATH] [--modules N] [--threads T] [--sample K]
 """
