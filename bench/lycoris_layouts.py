@@ -63,13 +63,18 @@ def _factorization(dim: int, factor: int) -> tuple[int, int]:
     raise ValueError(f"{dim} is not divisible by {factor}")
 
 
-def loha_tensors(rank: int, rng: np.random.Generator, alpha: float | None = None) -> dict[str, np.ndarray]:
-    """LoHa (``hada_w1_a`` out×r, ``hada_w1_b`` r×in·k·k, …, ``alpha``) in fp16 with random factors."""
+def loha_tensors(
+    rank: int, rng: np.random.Generator, alpha: float | None = None, decay: float | None = None
+) -> dict[str, np.ndarray]:
+    """LoHa (``hada_w1_a`` out×r, ``hada_w1_b`` r×in·k·k, …, ``alpha``) in fp16 with random factors. With
+    ``decay`` τ, column j of each ``hada_w*_a`` is scaled by exp(−j/τ), so that the update's spectrum
+    decays as a trained one does (random factors alone give a flat spectrum of r² values)."""
     t: dict[str, np.ndarray] = {}
+    scale = 0.05 * (np.exp(-np.arange(rank) / decay) if decay else np.ones(rank))
     for name, i, o, k in sdxl_modules():
         cols = i * k * k if k > 1 else i
         for w in ("w1", "w2"):
-            t[f"{name}.hada_{w}_a"] = (rng.standard_normal((o, rank)) * 0.05).astype(np.float16)
+            t[f"{name}.hada_{w}_a"] = (rng.standard_normal((o, rank)) * scale).astype(np.float16)
             t[f"{name}.hada_{w}_b"] = (rng.standard_normal((rank, cols)) * 0.05).astype(np.float16)
         t[f"{name}.alpha"] = np.array(alpha if alpha is not None else rank, dtype=np.float16)
     return t

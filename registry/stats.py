@@ -18,15 +18,17 @@ float64 instead of an O(mn·min(m,n)) SVD of the formed product (REFERENCE.md se
     Both exact methods cost O((m+n)·(r1·r2)²) or O(m·n·min(m,n)): at rank 32 (r1·r2 = 1,024) and SDXL
     widths that is about a second per module. When the exact cost exceeds :data:`EXACT_FLOPS` and the
     sketch (:func:`sketch_flops`) is cheaper, the module is ``sketched`` instead (``exact`` false; see
-    :func:`sketch_stack`): ΔW formed once in float32 with shuffled, signed columns (same spectrum), its
-    Frobenius norm summed in float64 while forming (exact up to the float32 rounding of the product,
-    ≲ 1e-6 relative), a sparse-sign range sketch taken from the same cache-resident blocks, and one
-    projection pass giving the leading :data:`SV_KEEP` singular values as Rayleigh–Ritz values (lower
-    bounds). With the certain ρ² = ‖ΔW‖_F² − ‖QᵀΔW‖_F² every true σᵢ lies in [σ̂ᵢ, √(σ̂ᵢ² + ρ²)];
+    :func:`loha_sketch`): ΔW (or ΔWᵀ, whichever is tall) formed once in float32 with shuffled, signed
+    rows (same spectrum), its Frobenius norm summed in float64 while forming (exact up to the float32
+    rounding of the product, ≲ 1e-6 relative), a sparse-sign sketch of the smaller side taken from the
+    same cache-resident blocks, and one projection pass giving the leading :data:`SV_KEEP` singular values
+    as Rayleigh–Ritz values (lower bounds). With the certain ρ² ≥ ‖ΔW‖_F² − ‖ΔW·P‖_F² (P the projector
+    on the sketched subspace) every true σᵢ lies in [σ̂ᵢ, √(σ̂ᵢ² + ρ²)];
     ``sv_error`` is the resulting relative bound on σ1, ``extra['sketch']`` holds ρ and the intervals of
     σ1, the top-k energy share, rank90 and rank99 (:func:`rank_interval`); the rank columns hold a value
     only where the interval is one number, and the entropy-based figures (which need every σ) are empty.
-    Modules of one shape are sketched as stacks, on :data:`SKETCH_WORKERS` threads.
+    Sketched modules run one per job on :data:`SKETCH_WORKERS` threads (:class:`SketchRunner`) while the
+    next modules are read and decoded.
 ``lokr``
     ΔW = s·(W1 ⊗ W2): the singular values are all products σᵢ(W1)·σⱼ(W2); W1 and W2 come from their
     own factors (factored method) or, when stored whole, from an SVD of the (small) stored matrix.
@@ -63,12 +65,13 @@ energy), up/down norm balance ‖U‖_F/‖D‖_F, and the leading 64 singular v
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
@@ -398,7 +401,7 @@ class _Module:
 
     def __init__(
         self, mod: AdapterModule, load: Loader, batch: list[_Deferred] | None = None,
-        sketches: list[_LohaJob] | None = None,
+        sketches: SketchRunner | None = None,
     ) -> None:
         self.mod = mod
         self._load = load
@@ -442,12 +445,13 @@ def module_stats(
     peft_config: Mapping[str, Any] | None = None,
     dtypes: Mapping[str, str] | None = None,
     batch: list[_Deferred] | None = None,
-    sketches: list[_LohaJob] | None = None,
+    sketches: SketchRunner | None = None,
 ) -> ModuleStats:
     """Statistics of one module; never raises for bad data (the result then carries ``error`` or
     ``nonfinite``). ``dtypes`` (tensor name -> safetensors dtype) only labels the result. With ``batch``,
     a LoRA module's spectrum is left to :func:`run_batch` (one stacked QR and SVD per shape); with
-    ``sketches``, a sketched LoHa module's to :func:`run_sketches`."""
+    ``sketches``, a sketched LoHa module's is submitted to that :class:`SketchRunner` (its figures are
+    written when the runner is closed)."""
     out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
     if dtypes:
         out.dtype = ",".join(sorted({dtypes[n] for n in mod.parts.values() if n in dtypes})) or None
@@ -810,9 +814,10 @@ def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
         s1, t1, s2, t2 = (np.asarray(x, dtype=np.float32) for x in (a1, b1, a2, b2))
         job = _LohaJob(out, s1, t1, s2, t2, abs(scale))
         if m.sketches is None:
-            run_sketches([job])
+            _run_sketch(job)
+            _LOHA_SCRATCH.__dict__.pop("w", None)  # (no runner keeps this thread's buffer for a next module)
         else:
-            m.sketches.append(job)
+            m.sketches.submit(job)
         return
     if big_r >= lo:
         sv = full_sv((a1 @ b1) * (a2 @ b2))
@@ -828,11 +833,12 @@ def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
 
 @dataclass(frozen=True)
 class Sketch:
-    """Leading singular values of a sketched matrix with the bounds of :func:`sketch_stack`."""
+    """Leading singular values of a sketched matrix with the bounds of :func:`loha_sketch`."""
 
     sv: np.ndarray
     fro: float
-    #: ρ ≥ ‖(I − QQᵀ)A‖₂: every true σᵢ (i ≤ len(sv)) lies in [svᵢ, √(svᵢ² + ρ²)]
+    #: ρ ≥ ‖A(I − P)‖₂ (P the projector on the sketched subspace): every true σᵢ (i ≤ len(sv)) lies in
+    #: [svᵢ, √(svᵢ² + ρ²)]
     residual: float
     bound_kind: str
     rel_error_first: float
@@ -843,10 +849,12 @@ class Sketch:
 #: float32 (unit roundoff 6e-8; a float32 inner product of length n errs by at most about log₂(n)·6e-8
 #: relative when summed pairwise), so 1e-5 covers the float32 parts with a wide margin
 SKETCH_ROUNDING = 1e-5
-#: factors of LoHa modules waiting for their batch, at most this many bytes (float32), and the largest
-#: stack of formed updates one batch step holds
+#: factors of LoHa modules handed to the sketch threads and not yet done, at most this many bytes (float32)
 SKETCH_PENDING_BYTES = 64 << 20
-SKETCH_STACK_BYTES = 24 << 20
+#: a row block of the formed update holds about this many bytes (whole slabs of ℓ rows): both products, the
+#: squares and the bucket sums of a block stay in the core's caches (measured: 10% faster than 512 KiB
+#: blocks, BLAS runs the K = r products better on more rows)
+SKETCH_BLOCK_BYTES = 1280 << 10
 
 
 def _orthonormal(y: np.ndarray) -> np.ndarray:
@@ -866,111 +874,154 @@ def _orthonormal(y: np.ndarray) -> np.ndarray:
     return q
 
 
-#: per-thread scratch of the sketch (the buffer of formed updates)
+def _cholesky_basis(y: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis (float64) of the columns of ``y`` (n×ℓ) by one Cholesky QR of the column-scaled
+    float64 Gram matrix (a third of the eigen-decomposition's time at ℓ = 72), or None where Y is nearly
+    rank-deficient (a pivot of the scaled factor below 1e-4: condition number about 1e4 or more), for
+    which :func:`_orthonormal` is the robust route. Its orthogonality is measured afterwards in any case
+    (:func:`_gram_range`), so the bounds never rest on it."""
+    yd = y.astype(np.float64)
+    g = yd.T @ yd
+    d = np.sqrt(np.diagonal(g))
+    if d.size == 0 or not np.all(d > 0) or not np.all(np.isfinite(g)):
+        return None
+    try:
+        low = np.linalg.cholesky(g / np.outer(d, d))
+    except np.linalg.LinAlgError:
+        return None
+    piv = np.diagonal(low)
+    if piv.min() < 1e-4 * piv.max():
+        return None
+    # Y·D⁻¹ = Q·Lᵀ, so Q = Y·D⁻¹·L⁻ᵀ
+    return yd @ (np.linalg.inv(low).T / d[:, None])
+
+
+def _gram_range(q: np.ndarray) -> tuple[float, float]:
+    """Certain bounds [λmin, λmax] on the eigenvalues of QᵀQ for a float32 basis Q (n×ℓ), by Gershgorin
+    discs of the Gram matrix formed in float64 (the products of float32 values are exact there; the sums'
+    rounding, at most n·2⁻⁵³ of ‖qᵢ‖‖qⱼ‖ per entry, is added to each disc)."""
+    qd = q.astype(np.float64)
+    g = qd.T @ qd
+    diag = np.diagonal(g)
+    norms = np.sqrt(diag)
+    slack = (q.shape[0] + 2) * 2.0**-53 * norms * np.sum(norms)
+    radius = np.sum(np.abs(g), axis=1) - np.abs(diag) + slack
+    return float(np.min(diag - radius)), float(np.max(diag + radius))
+
+
+@functools.lru_cache(maxsize=64)
+def _row_mix(m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The random row order and signs of a sketch of m rows (the same for every module of m rows)."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(m)
+    signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=m)
+    perm.flags.writeable = signs.flags.writeable = False
+    return perm, signs
+
+
+#: per-thread scratch of the sketch (the buffer of the formed update)
 _LOHA_SCRATCH = threading.local()
 
 
-def _form_stack(
+def _form_rows(
     a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray, ell: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For a stack (float32): W = (A1 B1) ⊙ (A2 B2), each update's ‖W‖_F² (float32 row sums, pairwise,
-    added in float64), and the bucket sums Y (g, m, ℓ) of W's columns (bucket j: columns j, j + ℓ, …;
-    the column count must be a multiple of ℓ). Row block by row block, so that both products, the
-    squares and the bucket sums of a block stay in cache."""
-    g, m, _ = a1.shape
-    n = b1.shape[-1]
-    # the formed stack goes into this thread's reusable buffer (fresh pages would cost a fault per 4 KiB)
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """W = (A1 B1) ⊙ (A2 B2) (float32, m×n, in this thread's reusable buffer), ‖W‖_F², and the bucket
+    sums Z (ℓ×n) of W's rows (bucket j: rows j, j + ℓ, …). Row block by row block (whole slabs of ℓ
+    rows), so that both products, the squares and the sums of a block stay in cache. Per slab, Z gains
+    the slab (contiguous rows, no strided sums) and the squares are summed down its ≤ ℓ rows in float32
+    (≤ ℓ nonnegative terms in any order: relative error at most ℓ·2⁻²⁴ ≈ 4e-6 at ℓ = 72, the squaring
+    included), those column sums added in float64."""
+    m, n = a1.shape[0], b1.shape[1]
+    # (fresh pages would cost a fault per 4 KiB: the buffer is kept for the thread's next module)
     buf = getattr(_LOHA_SCRATCH, "w", None)
-    if buf is None or buf.size < g * m * n:
-        buf = _LOHA_SCRATCH.w = np.empty(max(g * m * n, SKETCH_STACK_BYTES // 4), dtype=np.float32)
-    w = buf[: g * m * n].reshape(g, m, n)
-    y = np.empty((g, m, ell), dtype=np.float32)
-    fro2 = np.zeros(g, dtype=np.float64)
-    step = max(1, (512 << 10) // max(1, 4 * n))
-    tmp = np.empty((min(step, m), n), dtype=np.float32)
-    rows = np.empty(min(step, m), dtype=np.float32)
+    if buf is None or buf.size < m * n:
+        buf = _LOHA_SCRATCH.w = np.empty(max(m * n, 1 << 20), dtype=np.float32)
+    w = buf[: m * n].reshape(m, n)
+    z = np.zeros((ell, n), dtype=np.float32)
+    step = min(m, ell * max(1, SKETCH_BLOCK_BYTES // (4 * n * ell)))
+    tmp = np.empty((step, n), dtype=np.float32)
+    cols = np.empty(n, dtype=np.float32)
     add = np.add.reduce
-    for h in range(g):  # (2-D contiguous blocks: NumPy hands them to BLAS and its loops without copies)
-        total = 0.0
-        for i in range(0, m, step):
-            j = min(i + step, m)
-            t = tmp[: j - i]
-            blk = w[h, i:j]
-            np.matmul(a1[h, i:j], b1[h], out=blk)
-            np.matmul(a2[h, i:j], b2[h], out=t)
-            np.multiply(blk, t, out=blk)
-            add(blk.reshape(j - i, n // ell, ell), axis=1, out=y[h, i:j])
-            np.square(blk, out=t)
-            total += float(add(add(t, axis=1, out=rows[: j - i]), dtype=np.float64))
-        fro2[h] = total
-    return w, fro2, y
+    total = 0.0
+    for i in range(0, m, step):  # (2-D contiguous blocks: NumPy hands them to BLAS and its loops without copies)
+        j = min(i + step, m)
+        t = tmp[: j - i]
+        blk = w[i:j]
+        np.matmul(a1[i:j], b1, out=blk)
+        np.matmul(a2[i:j], b2, out=t)
+        np.multiply(blk, t, out=blk)
+        for s in range(0, j - i, ell):  # (i is a multiple of ℓ: row i + s goes to bucket s)
+            e = min(s + ell, j - i)
+            np.add(z[: e - s], blk[s:e], out=z[: e - s])
+            # Σ over the slab's ≤ ℓ rows of the squares: ≤ ℓ terms per column, in any order
+            total += float(add(np.einsum("ij,ij->j", blk[s:e], blk[s:e], out=cols), dtype=np.float64))
+    return w, total, z
 
 
-def sketch_stack(
+def loha_sketch(
     a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray,
-    k: int = SV_KEEP, power: int | None = None, seed: int = 0,
-) -> list[Sketch]:
-    """Leading ``k`` singular values of ΔW = (A1 B1) ⊙ (A2 B2) for a stack of LoHa modules of one shape
-    (float32 arrays (g, m, r1), (g, r1, n), (g, m, r2), (g, r2, n)) by a randomized range finder
-    (Halko, Martinsson & Tropp 2011, alg. 4.1, with ``power`` steps of alg. 4.4):
+    k: int = SV_KEEP, seed: int = 0, power: int | None = None,
+) -> Sketch:
+    """Leading ``k`` singular values of ΔW = (A1 B1) ⊙ (A2 B2) (matrices m×r1, r1×n, m×r2, r2×n, read as
+    float32) by a randomized range finder (Halko, Martinsson & Tropp 2011, alg. 4.1, with ``power`` steps
+    of alg. 4.4), on ΔW or, when it is wide, on ΔWᵀ (same singular values), so that the formed matrix W
+    has m ≥ n rows and the sketched space is the smaller one:
 
-    * the columns of B1 and B2 are permuted and (B1's) sign-flipped at random before ΔW is formed, so the
-      formed float32 update is W' = ΔW·Π·D with Π·D orthogonal (the same singular values and Frobenius
+    * the rows of A1 and A2 are permuted and (A1's) sign-flipped at random before W is formed, so the
+      formed float32 matrix is W' = D·Π·W with D·Π orthogonal (the same singular values and Frobenius
       norm, summed in float64 while forming);
-    * the range sketch Y = W'·S with S a sparse sign embedding (each column of W' added into one of ℓ
-      buckets: a sum over column slices, no multiplication), Q an orthonormal basis of Y;
-    * the one dense pass B = QᵀW' (ℓ × n), whose singular values (from the float64 Gram B·Bᵀ) are the
-      Rayleigh–Ritz values σ̂ᵢ ≤ σᵢ, and the certain bound ρ² = ‖ΔW‖_F² − ‖B‖_F² ≥ ‖(I − QQᵀ)ΔW‖₂²
-      (+ :data:`SKETCH_ROUNDING`·‖ΔW‖_F²).
+    * the co-range sketch Z = S·W' with S a sparse sign embedding (each row of W' added into one of ℓ
+      buckets: whole rows, no multiplication), Q an orthonormal basis of Zᵀ (n×ℓ);
+    * the one dense pass B = W'·Q (m×ℓ), whose singular values (from the float64 Gram BᵀB) are
+      Rayleigh–Ritz values, and the certain bound ρ² ≥ ‖W'(I − P)‖₂² with P the projector on range(Q).
 
-    Every step is a stacked operation (one BLAS call per module, no Python loop over modules)."""
+    Q is float32 and only nearly orthonormal; certain bounds [λmin, λmax] on the eigenvalues of QᵀQ
+    (:func:`_gram_range`) make every figure certain anyway: σ̂ᵢ = σᵢ(B)/√λmax ≤ σᵢ(W'P) ≤ σᵢ(W'), and
+    ρ² = ‖W‖_F² − ‖B‖_F²/λmax + σ₁(B)²·(1/λmin − 1/λmax) (+ :data:`SKETCH_ROUNDING`·‖W‖_F²), so that
+    σᵢ² ≤ σᵢ(W'P)² + ‖W'(I − P)‖₂² ≤ σ̂ᵢ² + ρ² (Weyl)."""
     power = SKETCH_POWER if power is None else power
-    g, m, _ = a1.shape
-    n = b1.shape[-1]
+    a1, b1, a2, b2 = (np.asarray(x, dtype=np.float32) for x in (a1, b1, a2, b2))
+    if a1.shape[0] < b1.shape[1]:  # ΔWᵀ = (B1ᵀ A1ᵀ) ⊙ (B2ᵀ A2ᵀ)
+        a1, b1, a2, b2 = b1.T, a1.T, b2.T, a2.T
+    m, n = a1.shape[0], b1.shape[1]
     ell = min(k + SKETCH_OVERSAMPLE, m, n)
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(n)
-    signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=n)
-    # shuffled, signed columns, padded with zero columns to a multiple of ℓ (no change to the spectrum)
-    width = -(-n // ell) * ell
-    b1p = np.zeros((g, b1.shape[1], width), dtype=np.float32)
-    b2p = np.zeros((g, b2.shape[1], width), dtype=np.float32)
-    np.multiply(np.take(b1, perm, axis=-1), signs, out=b1p[..., :n])
-    np.take(b2, perm, axis=-1, out=b2p[..., :n])
-    # the sparse sign embedding Y = W'·S: bucket j collects columns j, j + ℓ, j + 2ℓ, … of W'
-    w, fro2, y = _form_stack(a1, b1p, a2, b2p, ell)
-    wt = np.swapaxes(w, -1, -2)
+    perm, signs = _row_mix(m, seed)
+    a1p = np.take(a1, perm, axis=0)
+    np.multiply(a1p, signs[:, None], out=a1p)
+    w, fro2, z = _form_rows(a1p, np.ascontiguousarray(b1), np.take(a2, perm, axis=0), np.ascontiguousarray(b2), ell)
     for _ in range(power):
-        z = wt @ _orthonormal(y).astype(np.float32)
-        y = w @ _orthonormal(z).astype(np.float32)
-    q = _orthonormal(y).astype(np.float32)
-    b = (np.swapaxes(q, -1, -2) @ w).astype(np.float64)
-    gram = b @ np.swapaxes(b, -1, -2)
-    ev = np.linalg.eigvalsh(gram)[..., ::-1]
-    svs = np.sqrt(np.clip(ev, 0.0, None))[..., :k]
-    captured = np.trace(gram, axis1=-2, axis2=-1)
-    out = []
-    for i in range(g):
-        f2 = float(fro2[i])
-        rho = math.sqrt(max(f2 - float(captured[i]), 0.0) + SKETCH_ROUNDING * f2)
-        sv = svs[i]
-        first = _rel_bound(float(sv[0]), rho) if sv.size else 0.0
-        last = _rel_bound(float(sv[-1]), rho) if sv.size else 0.0
-        out.append(Sketch(sv, math.sqrt(f2), rho, "frobenius (certain)", first, last))
-    return out
+        y = w @ _orthonormal(z.T).astype(np.float32)
+        z = _orthonormal(y).astype(np.float32).T @ w
+    q64 = _cholesky_basis(z.T)
+    lo = hi = 0.0
+    if q64 is not None:
+        q = q64.astype(np.float32)
+        lo, hi = _gram_range(q)
+    if not 0.5 < lo <= hi < 2.0:  # nearly dependent sketch columns (or a zero update): the robust basis
+        q64 = _orthonormal(z.T)
+        q = q64[:, np.any(q64 != 0.0, axis=0)].astype(np.float32)  # (directions it dropped)
+        lo, hi = _gram_range(q) if q.shape[1] else (1.0, 1.0)
+    if q.shape[1]:
+        b = (w @ q).astype(np.float64)
+        gram = b.T @ b
+        ev = np.clip(np.linalg.eigvalsh(gram)[::-1], 0.0, None)
+        captured, top = float(np.trace(gram)), float(ev[0])
+    else:
+        ev, captured, top = np.zeros(0), 0.0, 0.0
+    sv = np.zeros(min(ell, k))
+    got = np.sqrt(ev[: sv.size] / hi)
+    sv[: got.size] = got
+    rho = math.sqrt(max(fro2 - captured / hi, 0.0) + top * (1.0 / lo - 1.0 / hi) + SKETCH_ROUNDING * fro2)
+    first = _rel_bound(float(sv[0]), rho) if sv.size else 0.0
+    last = _rel_bound(float(sv[-1]), rho) if sv.size else 0.0
+    return Sketch(sv, math.sqrt(fro2), rho, "frobenius (certain)", first, last)
 
 
 def _rel_bound(x: float, rho: float) -> float:
     """Relative upper bound on the error of a lower bound x of σ with σ ≤ √(x² + ρ²)."""
     return (math.sqrt(x * x + rho * rho) - x) / x if x > 0 else (0.0 if rho == 0 else math.inf)
 
-
-def loha_sketch(
-    a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray, k: int = SV_KEEP, seed: int = 0
-) -> Sketch:
-    """:func:`sketch_stack` for one module (matrices m×r1, r1×n, m×r2, r2×n)."""
-    s1, t1, s2, t2 = (np.asarray(x, dtype=np.float32)[None] for x in (a1, b1, a2, b2))
-    return sketch_stack(s1, t1, s2, t2, k=k, seed=seed)[0]
 
 
 def rank_interval(sv: np.ndarray, fro: float, rho: float, max_rank: int, target: float) -> tuple[int, int]:
@@ -1025,7 +1076,7 @@ def sketch_figures(sk: Sketch, scale: float, max_rank: int) -> tuple[SpectralFig
 
 @dataclass
 class _LohaJob:
-    """A LoHa module whose spectrum waits for the sketch batch of its shape (float32 factors)."""
+    """A LoHa module whose spectrum waits for a sketch thread (float32 factors)."""
 
     out: ModuleStats
     a1: np.ndarray
@@ -1039,45 +1090,69 @@ class _LohaJob:
         return int(self.a1.nbytes + self.b1.nbytes + self.a2.nbytes + self.b2.nbytes)
 
 
-#: threads that sketch stacks side by side (NumPy's matmul releases the GIL; BLAS stays single-threaded)
+def _run_sketch(job: _LohaJob) -> None:
+    """Sketch one deferred module and write its figures (or its error) into its ModuleStats."""
+    try:
+        sk = loha_sketch(job.a1, job.b1, job.a2, job.b2)
+    except (ValueError, np.linalg.LinAlgError, MemoryError) as e:
+        job.out.error, job.out.method = f"sketch failed: {e}", "none"
+        return
+    f, err, extra = sketch_figures(sk, job.scale, job.out.max_rank or 0)
+    job.out.apply(f)
+    job.out.sv_error = err
+    job.out.extra["sketch"] = extra
+
+
+#: threads that sketch modules side by side while the caller reads the next ones (NumPy's matmul and
+#: loops release the GIL; BLAS stays single-threaded)
 SKETCH_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
 
 
-def run_sketches(jobs: list[_LohaJob]) -> None:
-    """Sketch deferred LoHa modules: grouped by shape, in stacks of at most :data:`SKETCH_STACK_BYTES`
-    of formed updates, the stacks spread over :data:`SKETCH_WORKERS` threads. Each module's figures are
-    those :func:`loha_sketch` gives it alone (the same test matrix per shape, one BLAS call per module)."""
-    groups: dict[tuple[int, ...], list[_LohaJob]] = {}
-    for jb in jobs:
-        groups.setdefault((*jb.a1.shape, *jb.b1.shape, *jb.a2.shape, *jb.b2.shape), []).append(jb)
-    stacks: list[list[_LohaJob]] = []
-    for items in groups.values():
-        per = max(1, SKETCH_STACK_BYTES // max(1, 4 * items[0].a1.shape[0] * items[0].b1.shape[1]))
-        stacks.extend(items[i : i + per] for i in range(0, len(items), per))
+class SketchRunner:
+    """Runs deferred LoHa sketches (:func:`loha_sketch`, one module each) on :data:`SKETCH_WORKERS`
+    threads as they are submitted, so that reading and decoding the next modules overlaps with sketching;
+    the caller waits only while more than :data:`SKETCH_PENDING_BYTES` of factors are in flight, and in
+    :meth:`close`. With one worker each job runs at once in the caller's thread. A module's figures do
+    not depend on the thread, the order or the other modules."""
 
-    def one(stack: list[_LohaJob]) -> None:
-        try:
-            s1, t1, s2, t2 = (np.stack([getattr(j, x) for j in stack]) for x in ("a1", "b1", "a2", "b2"))
-            sks = sketch_stack(s1, t1, s2, t2)
-        except (ValueError, np.linalg.LinAlgError, MemoryError) as e:
-            for j in stack:
-                j.out.error, j.out.method = f"sketch failed: {e}", "none"
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = SKETCH_WORKERS if workers is None else max(1, workers)
+        self._pool: Any = None
+        self._inflight: deque[tuple[Any, int]] = deque()
+        self._bytes = 0
+
+    def submit(self, job: _LohaJob) -> None:
+        if self.workers <= 1:
+            _run_sketch(job)
             return
-        for j, sk in zip(stack, sks, strict=True):
-            f, err, extra = sketch_figures(sk, j.scale, j.out.max_rank or 0)
-            j.out.apply(f)
-            j.out.sv_error = err
-            j.out.extra["sketch"] = extra
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-    if SKETCH_WORKERS > 1 and len(stacks) > 1:
-        from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sketch")
+        self._inflight.append((self._pool.submit(_run_sketch, job), job.nbytes))
+        self._bytes += job.nbytes
+        while self._bytes > SKETCH_PENDING_BYTES and self._inflight:
+            fut, nb = self._inflight.popleft()
+            fut.result()
+            self._bytes -= nb
 
-        with ThreadPoolExecutor(SKETCH_WORKERS, thread_name_prefix="sketch") as pool:
-            list(pool.map(one, sorted(stacks, key=lambda s: -len(s) * s[0].a1.shape[0] * s[0].b1.shape[1])))
-    else:
-        for s in stacks:
-            one(s)
-        _LOHA_SCRATCH.__dict__.pop("w", None)  # (the pool's threads take theirs with them)
+    def close(self) -> None:
+        """Wait for every submitted sketch; free the threads and their buffers."""
+        try:
+            while self._inflight:
+                self._inflight.popleft()[0].result()
+        finally:
+            self._bytes = 0
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)  # (the pool's threads take their buffers with them)
+                self._pool = None
+            _LOHA_SCRATCH.__dict__.pop("w", None)
+
+    def __enter__(self) -> SketchRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _lokr_part(m: _Module, which: str) -> tuple[np.ndarray | None, np.ndarray, int | None]:
@@ -1496,16 +1571,11 @@ def lora_report(
         stacked, redo = _stacked_lora(plain, cached, cfg, dtypes, load_into if shapes is not None else None)
         rest = set(redo) | (set(range(len(grouping.modules))) - {i for i, _, _ in plain})
         batch: list[_Deferred] = []
-        sketches: list[_LohaJob] = []
         slow: dict[int, Any] = {}
-        for i in sorted(rest):
-            before = len(sketches)
-            slow[i] = module_stats(grouping.modules[i], load, cfg, dtypes, batch, sketches)
-            # (a flush keeps memory flat: the factors wait as float32, at most SKETCH_PENDING_BYTES of them)
-            if len(sketches) > before and sum(j.nbytes for j in sketches) > SKETCH_PENDING_BYTES:
-                run_sketches(sketches)
-                sketches.clear()
-        run_sketches(sketches)
+        # (sketched LoHa modules run on the runner's threads while the next modules are read)
+        with SketchRunner() as sketches:
+            for i in sorted(rest):
+                slow[i] = module_stats(grouping.modules[i], load, cfg, dtypes, batch, sketches)
         run_batch(batch)
         mods = [stacked[i] if i in stacked else slow[i] for i in range(len(grouping.modules))]
     summary, profile = summarise(mods)

@@ -210,19 +210,55 @@ def test_loha_sketch_bounds_hold_for_random_factors(o: int, i: int, r1: int, r2:
     _check_sketch(m, (w1a @ w1b) * (w2a @ w2b))
 
 
-def test_loha_sketch_stacked_equals_one_by_one() -> None:
-    """Modules of one shape are sketched as a stack (and on several threads): each gets exactly the figures
-    it gets alone."""
+def test_loha_sketch_on_threads_equals_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sketched modules run on the runner's threads while the next modules are read (here with a pending
+    limit small enough that the reader waits): each gets exactly the figures it gets alone, wide and tall
+    modules alike, whatever the thread or the order."""
+    monkeypatch.setattr(stats, "SKETCH_PENDING_BYTES", 100_000)
     g = _rng(3)
     t: dict[str, np.ndarray] = {}
-    for j in range(5):
-        t.update(_loha_t(*(g.standard_normal(s) for s in ((300, 16), (16, 280), (300, 16), (16, 280))), name=f"m{j}"))
-    rep = lora_report(group_modules(t), lambda n: t[n])
-    assert len(rep.modules) == 5 and all(m.method == "sketched" for m in rep.modules)
-    for m in rep.modules:
-        alone = stats.loha_sketch(*(t[f"{m.key}.hada_{w}"] for w in ("w1_a", "w1_b", "w2_a", "w2_b")))
-        assert m.sv == [float(x) for x in alone.sv] and m.fro == alone.fro
-        assert m.extra["sketch"]["residual_bound"] == alone.residual
+    for j in range(6):
+        o, i = (300, 280) if j % 2 else (280, 330)
+        t.update(_loha_t(*(g.standard_normal(s) for s in ((o, 16), (16, i), (o, 16), (16, i))), name=f"m{j}"))
+    for workers in (1, 2, 3):
+        monkeypatch.setattr(stats, "SKETCH_WORKERS", workers)
+        rep = lora_report(group_modules(t), lambda n: t[n])
+        assert len(rep.modules) == 6 and all(m.method == "sketched" for m in rep.modules)
+        for m in rep.modules:
+            alone = stats.loha_sketch(*(t[f"{m.key}.hada_{w}"] for w in ("w1_a", "w1_b", "w2_a", "w2_b")))
+            assert m.sv == [float(x) for x in alone.sv] and m.fro == alone.fro
+            assert m.extra["sketch"]["residual_bound"] == alone.residual
+
+
+def test_loha_sketch_of_a_low_rank_update_captures_it_whole() -> None:
+    """An update of rank 12 < ℓ: the sketch's columns are dependent, so the Cholesky basis gives way to the
+    eigen-decomposition one (dropping the empty directions); the 12 values are then the exact ones, the
+    rest certain zeros, and ρ is rounding only."""
+    g = _rng(8)
+    f = [g.standard_normal(s) for s in ((400, 3), (3, 350), (400, 4), (4, 350))]
+    sk = stats.loha_sketch(*f)
+    ref = np.linalg.svd((f[0] @ f[1]) * (f[2] @ f[3]), compute_uv=False)
+    assert sk.sv.size == stats.SV_KEEP
+    np.testing.assert_allclose(sk.sv[:12], ref[:12], rtol=1e-4)
+    assert np.all(sk.sv[12:] <= 1e-5 * ref[0])
+    assert sk.residual <= 1e-2 * ref[0]
+    assert np.all(ref[: stats.SV_KEEP] <= np.sqrt(sk.sv**2 + sk.residual**2))
+    assert sk.fro == pytest.approx(float(np.linalg.norm(ref)), rel=1e-6)
+
+
+@PROPS
+@given(n=st.integers(1, 400), ell=st.integers(1, 40), noise=st.floats(0.0, 1e-2), seed=st.integers(0, 2**31))
+def test_gram_range_bounds_the_basis_eigenvalues(n: int, ell: int, noise: float, seed: int) -> None:
+    """The certain [λmin, λmax] of QᵀQ for a nearly orthonormal float32 basis holds the eigenvalues."""
+    g = _rng(seed)
+    ell = min(ell, n)
+    q, _ = np.linalg.qr(g.standard_normal((n, ell)))
+    q32 = (q + noise * g.standard_normal((n, ell))).astype(np.float32)
+    lo, hi = stats._gram_range(q32)
+    ev = np.linalg.eigvalsh(q32.astype(np.float64).T @ q32.astype(np.float64))
+    assert lo <= ev[0] and ev[-1] <= hi
+    lo, hi = stats._gram_range(q.astype(np.float32))  # an orthonormal basis rounded to float32: tight
+    assert 1 - 1e-4 < lo <= hi < 1 + 1e-4
 
 
 def test_zero_loha_update_is_sketched_as_zero() -> None:
