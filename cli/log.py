@@ -17,9 +17,16 @@ from registry.store.events import EVENT_COLUMNS as COLUMNS
     help="Check the whole log: the hash chain, the head file beside the registry, and that blobs, "
     "sightings and findings agree with the events that created them; name every problem found.",
 )
+@click.option(
+    "--rebuild-listing",
+    "rebuild",
+    is_flag=True,
+    help="Recompute the listing table (what ls and the web list read) from the records, after --verify "
+    "found it changed outside modelreg; the records and the log are not touched.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the last N entries.")
 @format_option()
-def command(ref: str | None, verify: bool, limit: int | None, fmt: str) -> None:
+def command(ref: str | None, verify: bool, rebuild: bool, limit: int | None, fmt: str) -> None:
     """Show the event log (every change to the registry, each entry chained to the previous one by its
     hash); with REF only the entries about that model.
 
@@ -31,12 +38,27 @@ def command(ref: str | None, verify: bool, limit: int | None, fmt: str) -> None:
       carried in every exhibit and export); without it, verification cannot prove that the newest
       entries are all there nor that the log was not recomputed;
     - a blob, sighting or finding written by a scan was changed or deleted, or has no event that
-      created it (rows compared with the digests in their events).
+      created it (rows compared with the digests in their events);
+    - the listing table that ls and the web list read differs from the records it is computed from
+      (--rebuild-listing recomputes it).
     Whoever can rewrite both the registry and its head file can rewrite history: keep a copy of the head
     (an exhibit, a CI log) elsewhere against that.
     """
     from cli._app import get_app
     from registry.store.events import event_rows
+
+    if rebuild:
+        from cli._app import write_registry
+        from registry.store.listing_table import rebuild_listing
+
+        with write_registry() as con:
+            con.execute("BEGIN")
+            rebuild_listing(con)
+            con.execute("COMMIT")
+            n = con.execute("SELECT count(*) FROM model_listing").fetchone()
+        click.echo(f"listing rebuilt from the records: {n[0] if n else 0} models", err=True)
+        if not verify and ref is None:
+            return
     from registry.store.integrity import verify_registry
     from registry.store.read import resolve_ref
 

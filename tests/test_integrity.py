@@ -491,3 +491,23 @@ def test_audit_handles_names_that_are_not_utf8(tmp_path: Path, db: Path) -> None
     code, out, _ = run("show", os.fsdecode(os.fsencode(model)))
     assert code == 0 and f"{folder}/x\\xff.safetensors" in out
     assert run("log", "--verify")[0] == 0
+
+
+def test_a_listing_changed_outside_modelreg_is_named_and_rebuilt(logged: Path) -> None:
+    """``ls`` reads the listing table: a row changed behind modelreg's back fails --verify, naming the
+    model, and --rebuild-listing recomputes it from the records (the log untouched)."""
+    con = duckdb.connect(str(logged))
+    sha = str(con.execute("SELECT min(sha256) FROM model_listing").fetchone()[0])  # type: ignore[index]
+    n_events = con.execute("SELECT count(*) FROM events").fetchone()
+    con.execute("UPDATE model_listing SET n_findings = 99, path = '/hidden' WHERE sha256 = ?", [sha])
+    con.close()
+    err = verify_fails(f"1 models are listed differently from their records ({sha[:12]})", "--rebuild-listing")
+    assert "chain BROKEN" not in err
+    code, _, err = run("log", "--rebuild-listing")
+    assert code == 0 and "listing rebuilt from the records" in err, err
+    code, out, err = run("log", "--verify")
+    assert code == 0 and "chain ok" in out, err
+    con = duckdb.connect(str(logged), read_only=True)
+    assert con.execute("SELECT count(*) FROM events").fetchone() == n_events
+    assert con.execute("SELECT path FROM model_listing WHERE sha256 = ?", [sha]).fetchone() != ("/hidden",)
+    con.close()

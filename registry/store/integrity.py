@@ -15,6 +15,8 @@ Three checks, each naming what it found:
    Findings written by ``audit`` (sidecars, Civitai) and rows of other tables are covered by their events'
    existence only; registries written before this check have no digests in their older events, and those
    rows are checked for presence only.
+4. **The listing**: ``model_listing`` (what ``ls`` and the web list read; derived from the records in the
+   transaction of every change) recomputed from the records and compared row by row.
 """
 
 from __future__ import annotations
@@ -193,4 +195,24 @@ def verify_registry(con: duckdb.DuckDBPyConnection, db_path: Path) -> Verificati
             "recomputed from some point on"
         )
     v.problems.extend(_agreement_problems(con))
+    v.problems.extend(_listing_problems(con))
     return v
+
+
+def _listing_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The ``model_listing`` table (what ``ls`` and the web list read) against the records it is computed
+    from: it is derived data, written in the transaction of every change, so a difference means a change
+    made outside modelreg."""
+    from registry.store.listing_table import has_listing, listing_differences
+
+    if not has_listing(con):
+        return []
+    diff = listing_differences(con)
+    if not diff:
+        return []
+    shown = ", ".join(s[:12] for s in diff[:LIST_LIMIT]) + (", …" if len(diff) > LIST_LIMIT else "")
+    return [
+        f"{len(diff)} models are listed differently from their records ({shown}): `ls` and the web list read "
+        "the listing table, which was changed outside modelreg; `modelreg log --rebuild-listing` recomputes it "
+        "from the records"
+    ]
