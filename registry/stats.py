@@ -674,6 +674,11 @@ def _grams(ups: np.ndarray, downs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.swapaxes(ups, 1, 2) @ ups, downs @ np.swapaxes(downs, 1, 2)
 
 
+#: float64 elements of factors decoded and reduced to Gram matrices at a time (4 MiB: the chunk stays in the
+#: cache between the decoding and the BLAS pass, and a fresh worker does not fault in a stack of a whole group)
+CHUNK_ELEMENTS = 1 << 19
+
+
 def _stacked_lora(
     plain: list[tuple[int, AdapterModule, tuple[int, int, int]]],
     load: Loader,
@@ -681,86 +686,98 @@ def _stacked_lora(
     dtypes: Mapping[str, str] | None,
     load_into: Callable[[str, np.ndarray], None] | None = None,
 ) -> tuple[dict[int, ModuleStats], list[int]]:
-    """Statistics of plain LoRA modules, one shape group at a time: the factors are decoded straight into
-    one preallocated float64 stack per shape (no per-module float64 copies, no ``np.stack``), the Gram
-    matrices of both factors in one BLAS pass (a non-finite value shows in them), the spectra from those
+    """Statistics of plain LoRA modules, one shape group at a time, in chunks of about
+    :data:`CHUNK_ELEMENTS`: the factors are decoded straight into a preallocated float64 stack (no
+    per-module float64 copies, no ``np.stack``), the Gram matrices of both factors taken in one BLAS pass
+    while the chunk is in cache (a non-finite value shows in them), the spectra from those
     (:func:`lora_sv_stack`: Cholesky cores, Householder QR where the Gram path's error bound is not met),
-    and the spectral figures of the whole group at once (:func:`_figures_stack`). The values are those of the
-    module-by-module path (:func:`module_stats` + :func:`run_batch`), bit for bit; a module that needs
-    anything else (a non-finite value, an alpha that is not one finite number, a tensor that cannot be
-    decoded) is returned in the second list, for that path to handle exactly as before."""
+    and the spectral figures of the whole group at once (:func:`_figures_stack`). The values are those of
+    the module-by-module path (:func:`module_stats` + :func:`run_batch`), bit for bit (a module's result
+    does not depend on the stack it is in); a module that needs anything else (a non-finite value, an
+    alpha that is not one finite number, a tensor that cannot be decoded) is returned in the second
+    list, for that path to handle exactly as before."""
     done: dict[int, ModuleStats] = {}
     redo: list[int] = []
     groups: dict[tuple[int, int, int], list[tuple[int, AdapterModule]]] = {}
     for i, mod, shape in plain:
         groups.setdefault(shape, []).append((i, mod))
-    for (m, r, n), items in groups.items():
-        k = len(items)
-        space = _scratch(k * r * (m + n))
-        ups = space[: k * m * r].reshape(k, m, r)
-        downs = space[k * m * r :].reshape(k, r, n)  # each down factor as stored (r × n): its transpose is n × r
-        keep = np.ones(k, dtype=bool)
-        outs: list[ModuleStats] = []
-        for j, (_i, mod) in enumerate(items):
-            out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
-            outs.append(out)
-            try:
-                if load_into is not None:
-                    load_into(mod.parts["up"], ups[j])
-                    load_into(mod.parts["down"], downs[j])
+    for (m, r, n), group in groups.items():
+        per = r * (m + n)
+        step = max(1, CHUNK_ELEMENTS // per)
+        kept: list[tuple[int, ModuleStats]] = []
+        svs_parts: list[np.ndarray] = []
+        for c0 in range(0, len(group), step):
+            items = group[c0 : c0 + step]
+            k = len(items)
+            space = _scratch(k * per)
+            ups = space[: k * m * r].reshape(k, m, r)
+            downs = space[k * m * r :].reshape(k, r, n)  # each down factor as stored (r × n)
+            keep = np.ones(k, dtype=bool)
+            outs: list[ModuleStats] = []
+            for j, (_i, mod) in enumerate(items):
+                out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
+                outs.append(out)
+                try:
+                    if load_into is not None:
+                        load_into(mod.parts["up"], ups[j])
+                        load_into(mod.parts["down"], downs[j])
+                    else:
+                        ups[j] = np.asarray(load(mod.parts["up"])).reshape(m, r)
+                        downs[j] = np.asarray(load(mod.parts["down"])).reshape(r, n)
+                    alpha: float | None = None
+                    if "alpha" in mod.parts:
+                        a = np.asarray(load(mod.parts["alpha"]), dtype=np.float64)
+                        alpha = float(a.ravel()[0]) if a.size == 1 else math.nan
+                        if not math.isfinite(alpha):
+                            raise _Bad("alpha")
+                except Exception:  # noqa: BLE001 - the module-by-module path reports it exactly as before
+                    keep[j] = False
+                    continue
+                if dtypes:
+                    out.dtype = ",".join(sorted({dtypes[x] for x in mod.parts.values() if x in dtypes})) or None
+                if alpha is not None:
+                    scale = alpha / r
+                    out.extra["alpha_source"] = "tensor"
                 else:
-                    ups[j] = np.asarray(load(mod.parts["up"])).reshape(m, r)
-                    downs[j] = np.asarray(load(mod.parts["down"])).reshape(r, n)
-                alpha: float | None = None
-                if "alpha" in mod.parts:
-                    a = np.asarray(load(mod.parts["alpha"]), dtype=np.float64)
-                    alpha = float(a.ravel()[0]) if a.size == 1 else math.nan
-                    if not math.isfinite(alpha):
-                        raise _Bad("alpha")
-            except Exception:  # noqa: BLE001 - the module-by-module path reports it exactly as before
-                keep[j] = False
+                    alpha, sc = _peft_alpha(mod.key, r, cfg) if out.convention == "peft" else (None, None)
+                    if sc is not None:
+                        out.extra["alpha_source"] = "peft-metadata"
+                        scale = sc
+                    else:
+                        scale = 1.0
+                out.n_out, out.n_in, out.rank, out.max_rank = m, n, r, min(r, m, n)
+                out.alpha, out.scale, out.method = alpha, scale, "factored"
+            gu, gd = _grams(ups, downs)
+            # a non-finite value makes its Gram matrix non-finite (an overflowing square does too: such a
+            # module stays here only if every value is finite)
+            suspect = ~(np.isfinite(gu).all(axis=(1, 2)) & np.isfinite(gd).all(axis=(1, 2)))
+            for j in np.flatnonzero(suspect & keep):
+                keep[j] = bool(np.isfinite(ups[j]).all() and np.isfinite(downs[j]).all())
+            for j, (i, _) in enumerate(items):
+                if not keep[j]:
+                    redo.append(i)
+            sel = np.flatnonzero(keep)
+            if sel.size == 0:
                 continue
-            if dtypes:
-                out.dtype = ",".join(sorted({dtypes[x] for x in mod.parts.values() if x in dtypes})) or None
-            if alpha is not None:
-                scale = alpha / r
-                out.extra["alpha_source"] = "tensor"
-            else:
-                alpha, sc = _peft_alpha(mod.key, r, cfg) if out.convention == "peft" else (None, None)
-                if sc is not None:
-                    out.extra["alpha_source"] = "peft-metadata"
-                    scale = sc
-                else:
-                    scale = 1.0
-            out.n_out, out.n_in, out.rank, out.max_rank = m, n, r, min(r, m, n)
-            out.alpha, out.scale, out.method = alpha, scale, "factored"
-        gu, gd = _grams(ups, downs)
-        # a non-finite value makes its Gram matrix non-finite (an overflowing square does too: such a
-        # module stays here only if every value is finite)
-        suspect = ~(np.isfinite(gu).all(axis=(1, 2)) & np.isfinite(gd).all(axis=(1, 2)))
-        for j in np.flatnonzero(suspect & keep):
-            keep[j] = bool(np.isfinite(ups[j]).all() and np.isfinite(downs[j]).all())
-        for j, (i, _) in enumerate(items):
-            if not keep[j]:
-                redo.append(i)
-        sel = np.flatnonzero(keep)
-        if sel.size == 0:
+            if sel.size < k:
+                ups, downs, gu, gd = ups[sel], downs[sel], gu[sel], gd[sel]
+                outs = [outs[j] for j in sel]
+                items = [items[j] for j in sel]
+            try:
+                svs, nus, nds = lora_sv_stack(ups, downs, (gu, gd))
+            except (ValueError, np.linalg.LinAlgError):
+                redo.extend(i for i, _ in items)  # one bad matrix: each on its own, failures on the module
+                continue
+            for out, nu, nd in zip(outs, nus.tolist(), nds.tolist(), strict=True):
+                out.balance = nu / nd if nd > 0 else None
+            kept.extend((i, out) for (i, _), out in zip(items, outs, strict=True))
+            svs_parts.append(svs)
+        if not kept:
             continue
-        if sel.size < k:
-            ups, downs, gu, gd = ups[sel], downs[sel], gu[sel], gd[sel]
-            outs = [outs[j] for j in sel]
-            items = [items[j] for j in sel]
-        try:
-            svs, nus, nds = lora_sv_stack(ups, downs, (gu, gd))
-        except (ValueError, np.linalg.LinAlgError):
-            redo.extend(i for i, _ in items)  # one bad matrix: each on its own, failures on the module
-            continue
-        for out, nu, nd in zip(outs, nus.tolist(), nds.tolist(), strict=True):
-            out.balance = nu / nd if nd > 0 else None
-        scales = np.array([abs(cast(float, o.scale)) for o in outs])
-        for out, f in zip(outs, _figures_stack(scales[:, None] * svs, min(r, m, n)), strict=True):
+        svs_all = svs_parts[0] if len(svs_parts) == 1 else np.concatenate(svs_parts)
+        scales = np.array([abs(cast(float, o.scale)) for _, o in kept])
+        for (i, out), f in zip(kept, _figures_stack(scales[:, None] * svs_all, min(r, m, n)), strict=True):
             out.apply(f)
-        for (i, _), out in zip(items, outs, strict=True):
             done[i] = out
     return done, redo
 
