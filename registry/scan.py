@@ -627,6 +627,7 @@ def scan(
         early = [it for it in items if it.st is not None]
         n_early = effective_workers(workers, len(early), sum(it.st.st_size for it in early if it.st is not None))
         if n_early > 1 and len(early) > 1:
+            load_analyzers()  # imported once here, inherited by the forked workers
             pool = _Pool(early, n_early, set(), rehash)
     try:
         states, known, recorded_path_findings = load_index(db_path, host, on_wait, writer.get(on_create))

@@ -84,6 +84,8 @@ class FileWrite:
 
 
 _PLAIN = (int, float, bool, type(None))
+#: ``json.dumps(v, sort_keys=True, default=str)``'s encoder, built once instead of for every cell
+_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
 def _json_cell(v: Any) -> Any:
@@ -94,9 +96,9 @@ def _json_cell(v: Any) -> Any:
     if isinstance(v, dict | list | tuple):
         v = clean_obj(v) if not isinstance(v, tuple) else tuple(clean_obj(list(v)))  # type: ignore[arg-type]
     if isinstance(v, dict):
-        return json.dumps(v, sort_keys=True, default=str)
+        return _JSON.encode(v)
     if isinstance(v, list | tuple) and any(isinstance(x, dict | list | tuple) for x in v):
-        return json.dumps(v, sort_keys=True, default=str)
+        return _JSON.encode(v)
     if isinstance(v, tuple):
         return list(v)
     return v
