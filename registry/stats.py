@@ -751,7 +751,7 @@ def _stacked_lora(
             # a non-finite value makes its Gram matrix non-finite (an overflowing square does too: such a
             # module stays here only if every value is finite)
             suspect = ~(np.isfinite(gu).all(axis=(1, 2)) & np.isfinite(gd).all(axis=(1, 2)))
-            for j in np.flatnonzero(suspect & keep):
+            for j in np.flatnonzero(suspect & keep).tolist():
                 keep[j] = bool(np.isfinite(ups[j]).all() and np.isfinite(downs[j]).all())
             for j, (i, _) in enumerate(items):
                 if not keep[j]:

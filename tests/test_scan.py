@@ -356,3 +356,35 @@ def test_a_reader_gets_in_while_a_scan_holds_its_connection(
     out, _ = proc[0].communicate(timeout=30)
     assert proc[0].returncode == 0 and 5 <= int(out) < 20
     assert not waiting_path(db).exists()
+
+
+def test_a_registry_that_cannot_be_created_stops_the_early_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no registry yet, the workers start before it is created; when it cannot be created the scan
+    fails with the registry's own error, promptly, and nothing is left running or written."""
+    import multiprocessing
+    import time
+
+    import registry.scan as scan_mod
+    from registry.errors import RegistryError
+
+    pools: list[object] = []
+
+    class CountedPool(scan_mod._Pool):
+        def __init__(self, *a, **k) -> None:  # type: ignore[no-untyped-def]
+            pools.append(self)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(scan_mod, "_Pool", CountedPool)
+
+    root = tmp_path / "m"
+    for i in range(12):
+        write_safetensors(root / f"f{i:02}.safetensors", {"w": np.full(64, i, dtype=np.float32)})
+    (tmp_path / "not-a-folder").write_bytes(b"x")
+    db = tmp_path / "not-a-folder" / "r.duckdb"
+    t = time.monotonic()
+    with pytest.raises((RegistryError, OSError)):
+        scan([root], db, workers=2)
+    assert time.monotonic() - t < 30
+    assert len(pools) == 1  # the workers had started before the registry was tried
+    assert not multiprocessing.active_children()
+    assert not db.exists()
