@@ -661,9 +661,10 @@ def lora_sv_stack(
         r2 = _qr_r_overwrite(np.ascontiguousarray(np.swapaxes(downs[rest], 1, 2)))
         svs[rest] = np.linalg.svd(r1 @ np.swapaxes(r2, -1, -2), compute_uv=False)
         # norms that overflowed in the Gram: the scaled 2-norm of the factor instead
-        for j in rest:
+        for j in rest.tolist():
             if not (math.isfinite(nu[j]) and math.isfinite(nd[j])):
-                nu[j], nd[j] = np.linalg.norm(ups[j].ravel()), np.linalg.norm(downs[j].ravel())
+                with np.errstate(over="ignore"):  # (as np.linalg.norm's own overflow: inf)
+                    nu[j], nd[j] = np.linalg.norm(ups[j].ravel()), np.linalg.norm(downs[j].ravel())
     return svs, nu, nd
 
 
