@@ -388,3 +388,38 @@ def test_a_registry_that_cannot_be_created_stops_the_early_workers(tmp_path: Pat
     assert len(pools) == 1  # the workers had started before the registry was tried
     assert not multiprocessing.active_children()
     assert not db.exists()
+
+
+def test_stored_cells_skip_cleaning_only_when_cleaning_changes_nothing() -> None:
+    """``_json_cell`` skips ``clean_obj`` for values it would not change; every kind of value below (text
+    from undecodable file names, non-string keys, tuples, nesting, numpy scalars, non-ASCII text) is
+    stored exactly as cleaning first and encoding after stores it."""
+    import json as _json
+
+    from registry.paths import clean_obj, clean_text
+    from registry.store.write import _json_cell
+
+    def reference(v):  # type: ignore[no-untyped-def]
+        if type(v) in (int, float, bool, type(None)):
+            return v
+        if isinstance(v, str):
+            return clean_text(v)
+        if isinstance(v, dict | list | tuple):
+            v = clean_obj(v) if not isinstance(v, tuple) else tuple(clean_obj(list(v)))
+        if isinstance(v, dict):
+            return _json.dumps(v, sort_keys=True, default=str)
+        if isinstance(v, list | tuple) and any(isinstance(x, dict | list | tuple) for x in v):
+            return _json.dumps(v, sort_keys=True, default=str)
+        if isinstance(v, tuple):
+            return list(v)
+        return v
+
+    bad = "caf\udce9"
+    values = [
+        {"a": 1, "b": [1, 2.5, None, True]}, {"z": {"y": [1, {"x": "é"}]}}, {bad: 1}, {"k": bad}, [bad, "x"],
+        {1: "a", 10: "b", 2: "c"}, {True: 1, None: 2}, {"t": (1, 2)}, (1, 2, 3), ("a", bad), ((1, 2), 3),
+        [np.float64(1.5), np.int64(3)], {"n": np.float32(2.0)}, {"e": "\u00e9\u4e2d"}, {"\u00e9": 1}, [], {},
+        [[1, 2], [3]], {"emoji": "\U0001f600"}, ["x", ("y", {"z": bad})], bad, "plain", 3, 2.5, None,
+    ]  # fmt: skip
+    for v in values:
+        assert _json_cell(v) == reference(v), v
