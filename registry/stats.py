@@ -3,7 +3,10 @@
 The update ΔW of a low-rank module is never formed. For ``ΔW = s · U · Dᵀ`` (``U`` m×r, ``D`` n×r) the
 QR factorisations ``U = Q1 R1`` and ``D = Q2 R2`` give ``ΔW = Q1 (s R1 R2ᵀ) Q2ᵀ`` with orthonormal ``Q1``,
 ``Q2``, so the singular values of the r×r core ``s R1 R2ᵀ`` are exactly those of ΔW: O((m+n)r²) work in
-float64 instead of an O(mn·min(m,n)) SVD of the formed product (REFERENCE.md section 6). Each form:
+float64 instead of an O(mn·min(m,n)) SVD of the formed product (REFERENCE.md section 6). LoRA modules take
+R1, R2 from Cholesky factors of the Gram matrices UᵀU and DᵀD instead (one BLAS ``syrk`` pass, several
+times cheaper than Householder QR) whenever a worst-case bound puts every singular value within
+:data:`GRAM_TOL` (1e-7) of itself, and Householder QR otherwise (:func:`lora_sv_stack`). Each form:
 
 ``lora``
     kohya / PEFT / diffusers / lora_diffusion: ``U = up`` (flattened to m×r), ``D = downᵀ`` (convolutions
