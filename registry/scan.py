@@ -609,9 +609,9 @@ def scan(
     """
     t0 = time.monotonic()
     host = socket.gethostname()
-    # before any analysis work: create or migrate the registry, and find out now (not after an hour of
-    # hashing) that it cannot be written: no space, permission denied, a newer schema, a damaged .wal.
-    # That write connection reads the index too and stays for the first commit (see HeldWriter).
+    # before any analysis result is taken: create or migrate the registry, and find out now (not after an
+    # hour of hashing) that it cannot be written: no space, permission denied, a newer schema, a damaged
+    # .wal. That write connection reads the index too and stays for the first commit (see HeldWriter).
     writer = HeldWriter(Path(db_path), on_wait)
     # the registry's own files (database, write-ahead log, head file) are not models, even when --db
     # puts them inside a scanned folder

@@ -633,7 +633,8 @@ def lora_sv_stack(
     D), so L̂ᵀ = W(I + F)^½ Lᵀ with W orthogonal and ‖F‖₂ ≤ ‖E‖₂·‖L̂⁻¹‖₂²; a multiplicative perturbation
     moves every singular value of the core by at most the relative (‖F_U‖ + ‖F_D‖)/2 (Eisenstat & Ipsen
     1995), small ones included. That bound, with ‖L̂⁻¹‖₂ ≤ ‖L̂⁻¹‖_F and a factor 2 of margin, must be at most
-    :data:`GRAM_TOL`; a module whose bound is larger (ill-conditioned or rank-deficient factors, an
+    :data:`GRAM_TOL` (the r×r SVD then adds its own normwise rounding, about ε·σ1, as on the QR path);
+    a module whose bound is larger (ill-conditioned or rank-deficient factors, an
     all-zero factor, values whose squares overflow) or whose shape has m < r or n < r gets the Householder
     QR path instead (``numpy.linalg.qr`` of each factor, normwise backward stable at any condition)."""
     k, m, r = ups.shape
