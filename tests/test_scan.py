@@ -397,7 +397,7 @@ def test_stored_cells_skip_cleaning_only_when_cleaning_changes_nothing() -> None
     import json as _json
 
     from registry.paths import clean_obj, clean_text
-    from registry.store.write import _json_cell
+    from registry.store.write import _json_cell, _json_column
 
     def reference(v):  # type: ignore[no-untyped-def]
         if type(v) in (int, float, bool, type(None)):
@@ -423,3 +423,12 @@ def test_stored_cells_skip_cleaning_only_when_cleaning_changes_nothing() -> None
     ]  # fmt: skip
     for v in values:
         assert _json_cell(v) == reference(v), v
+    # whole columns (insert_rows): numbers only, ASCII text only, non-ASCII or undecodable text, mixed
+    columns = [
+        [1, 2.5, None, True], ["a", None, "b"], ["é", None, "x"], [bad, "x"], [None, None], [], ["x", 3],
+        [np.float64(1.5), 2], [(1, 2), None], values,
+    ]  # fmt: skip
+    for col in columns:
+        got = _json_column(list(col))
+        assert got == [reference(v) for v in col], col
+        assert [type(x) for x in got] == [type(reference(v)) for v in col], col

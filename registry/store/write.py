@@ -131,8 +131,24 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict[
         for k in r:
             if k not in columns:
                 columns.append(k)
-    data = {c: [_json_cell(r.get(c)) for r in rows] for c in columns}
+    data = {c: _json_column([r.get(c) for r in rows]) for c in columns}
     insert_columns(con, table, data)
+
+
+_PLAIN_TYPES = frozenset(_PLAIN)
+_TEXT_TYPES = frozenset((str, type(None)))
+
+
+def _json_column(values: list[Any]) -> list[Any]:
+    """``[_json_cell(v) for v in values]``, without a call per cell when the column holds only numbers,
+    booleans and None (kept as they are) or only ASCII text and None (which ``clean_text`` keeps as it is):
+    most columns of analyzers' rows."""
+    kinds = set(map(type, values))
+    if kinds <= _PLAIN_TYPES:
+        return values
+    if kinds <= _TEXT_TYPES and all(v is None or v.isascii() for v in values):
+        return values
+    return [_json_cell(v) for v in values]
 
 
 def settle(con: duckdb.DuckDBPyConnection) -> None:
