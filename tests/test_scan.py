@@ -426,7 +426,8 @@ def test_stored_cells_skip_cleaning_only_when_cleaning_changes_nothing() -> None
     # whole columns (insert_rows): numbers only, ASCII text only, non-ASCII or undecodable text, mixed
     columns = [
         [1, 2.5, None, True], ["a", None, "b"], ["é", None, "x"], [bad, "x"], [None, None], [], ["x", 3],
-        [np.float64(1.5), 2], [(1, 2), None], values,
+        [np.float64(1.5), 2], [(1, 2), None], [["a", "b"], None, []], [[1, 2.5, None, True], ["x", 3]],
+        [["a", bad], ["b"]], [["é"]], [[["x"]], []], [[{"k": 1}]], [[np.int64(1)]], [("a",)], values,
     ]  # fmt: skip
     for col in columns:
         got = _json_column(list(col))

@@ -148,7 +148,17 @@ def _json_column(values: list[Any]) -> list[Any]:
         return values
     if kinds <= _TEXT_TYPES and all(v is None or v.isascii() for v in values):
         return values
+    if kinds <= _LIST_TYPES and all(v is None or all(_flat_clean(x) for x in v) for v in values):
+        return values  # lists of numbers and ASCII text: stored as lists, as they are
     return [_json_cell(v) for v in values]
+
+
+_LIST_TYPES = frozenset((list, type(None)))
+
+
+def _flat_clean(x: Any) -> bool:
+    t = type(x)
+    return t in _PLAIN_TYPES or (t is str and x.isascii())
 
 
 def settle(con: duckdb.DuckDBPyConnection) -> None:
