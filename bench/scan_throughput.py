@@ -3,7 +3,8 @@
 Three folders are built in a temporary directory:
 
 * ``real``: real-layout kohya LoRAs at full size (SD 1.5 rank 8: every UNet attention/projection and
-  CLIP-L module of the architecture, ~9.4 MB; SDXL rank 8, ~23 MB), random F16 data;
+  CLIP-L module of the architecture, ~9.5 MB; SDXL rank 8 with both text encoders, ~57 MB), random F16
+  data;
 * ``mib``: 1 MiB LoRA-like files (F16 down/up pairs, kohya metadata);
 * ``tiny``: tiny files (one 4×8 LoRA pair, a few hundred bytes).
 

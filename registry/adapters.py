@@ -81,6 +81,35 @@ _SUFFIXES: list[tuple[re.Pattern[str], str, str]] = [
     ]
 ]
 
+
+def _literal_head(pattern: str) -> str:
+    """The literal text every match of a suffix pattern starts with (after a leading look-behind): the
+    pattern's characters up to its first operator, unescaped."""
+    if pattern.startswith("(?<="):
+        pattern = pattern[pattern.index(")") + 1 :]
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= len(pattern) or pattern[i + 1].isalnum():
+                break  # a class (\d …) or an anchor, not a literal
+            out.append(pattern[i + 1])
+            i += 2
+            continue
+        if c in "()[]{}?*+|^$.":
+            break
+        out.append(c)
+        i += 1
+    if out and i < len(pattern) and pattern[i] in "?*{":
+        out.pop()  # the last character is optional or repeated
+    return "".join(out)
+
+
+#: each suffix pattern with the literal text its match must contain: a name without that text is not
+#: searched (most of the ~50 patterns fail this test for any one name)
+_SUFFIX_TESTS = [(_literal_head(pat.pattern), pat, role, conv) for pat, role, conv in _SUFFIXES]
+
 _CLONEOFSIMO = re.compile(r"^(?P<comp>unet|text_encoder(?:_2)?):(?P<idx>\d+):(?P<role>down|up)$")
 
 #: forms, in the words the record uses
@@ -125,7 +154,9 @@ def _match(name: str) -> tuple[str, str, str] | None:
     m = _CLONEOFSIMO.match(name)
     if m:
         return f"{m['comp']}:{m['idx']}", m["role"], "lora_diffusion"
-    for pat, role, conv in _SUFFIXES:
+    for lit, pat, role, conv in _SUFFIX_TESTS:
+        if lit not in name:
+            continue
         mm = pat.search(name)
         if mm:
             key = name[: mm.start()]

@@ -565,8 +565,25 @@ def _ev(what: str, m: _Mod | None = None, width: int | None = None, side: str = 
     return Evidence(what, key=m.key, shape=m.shape or None, width=width)
 
 
+#: per pattern, whether it occurs in a module path: files of one architecture share their module paths, so a
+#: scan of many LoRAs searches each (pattern, path) once; a memo that grows past ``_FIND_MEMO_MAX`` paths
+#: starts over (the answers are a pure function of the two strings)
+_FIND_MEMO: dict[re.Pattern[str], dict[str, bool]] = {}
+_FIND_MEMO_MAX = 50_000
+
+
 def _find(mods: Sequence[_Mod], rx: re.Pattern[str]) -> list[_Mod]:
-    return [m for m in mods if rx.search(m.path)]
+    memo = _FIND_MEMO.get(rx)
+    if memo is None or len(memo) > _FIND_MEMO_MAX:
+        memo = _FIND_MEMO[rx] = {}
+    out: list[_Mod] = []
+    for m in mods:
+        hit = memo.get(m.path)
+        if hit is None:
+            hit = memo[m.path] = rx.search(m.path) is not None
+        if hit:
+            out.append(m)
+    return out
 
 
 def _widest(mods: Sequence[_Mod], which: str) -> tuple[int | None, _Mod | None, Counter[int]]:
@@ -1477,6 +1494,8 @@ def _tiny_autoencoder(pairs: Sequence[tuple[str, tuple[int, ...]]]) -> Identity 
     groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
     for name, shape in pairs:
         prefix = next(p for p, _ in _TINY_PREFIXES if name.startswith(p))
+        if not prefix and _RX_TINY_KEY.match(name) is None:
+            return None  # (what _tiny_part says of the unprefixed group: not a TAESD key; stop at once)
         groups.setdefault(prefix, []).append((name, shape))
     if "" in groups and len(groups) > 1:
         return None

@@ -3,7 +3,10 @@
 The update ΔW of a low-rank module is never formed. For ``ΔW = s · U · Dᵀ`` (``U`` m×r, ``D`` n×r) the
 QR factorisations ``U = Q1 R1`` and ``D = Q2 R2`` give ``ΔW = Q1 (s R1 R2ᵀ) Q2ᵀ`` with orthonormal ``Q1``,
 ``Q2``, so the singular values of the r×r core ``s R1 R2ᵀ`` are exactly those of ΔW: O((m+n)r²) work in
-float64 instead of an O(mn·min(m,n)) SVD of the formed product (REFERENCE.md section 6). Each form:
+float64 instead of an O(mn·min(m,n)) SVD of the formed product (REFERENCE.md section 6). LoRA modules take
+R1, R2 from Cholesky factors of the Gram matrices UᵀU and DᵀD instead (one BLAS ``syrk`` pass, several
+times cheaper than Householder QR) whenever a worst-case bound puts every singular value within
+:data:`GRAM_TOL` (1e-7) of itself, and Householder QR otherwise (:func:`lora_sv_stack`). Each form:
 
 ``lora``
     kohya / PEFT / diffusers / lora_diffusion: ``U = up`` (flattened to m×r), ``D = downᵀ`` (convolutions
@@ -510,39 +513,44 @@ def _lora(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
         out.extra["dora"] = _vector_summary(mag)
     _check(m)
     out.alpha, out.scale = alpha, scale
+    out.method = "factored"
+    if u.shape[0] and d.shape[1] and rank:  # spectrum and balance from the factors' Gram matrices
+        job = _Deferred(out, u, d, abs(scale))
+        if m.batch is not None:
+            m.batch.append(job)
+        else:
+            run_batch([job])
+        return
     nu, nd = _fro(u), _fro(d)
     out.balance = nu / nd if nd > 0 else None
-    out.method = "factored"
-    if m.batch is not None and u.shape[0] and d.shape[1] and rank:
-        m.batch.append(_Deferred(out, u, d, abs(scale)))
-        return
     out.apply(figures(abs(scale) * lowrank_sv(u, d.T), max_rank=out.max_rank))
 
 
 def run_batch(batch: list[_Deferred]) -> None:
-    """Spectra of deferred LoRA modules, one stacked QR of each factor and one stacked SVD per shape
-    (LAPACK runs on each matrix of a stack as on a single one: the values are bit-identical to
-    :func:`lowrank_sv`, without its per-module overhead)."""
+    """Spectra and balance of deferred LoRA modules, one stack per shape through :func:`lora_sv_stack`
+    (whose result for a module does not depend on the stack: the values are those of the stacked path,
+    :func:`_stacked_lora`, bit for bit)."""
     groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[_Deferred]] = {}
     for it in batch:
         groups.setdefault((it.u.shape, it.d.shape), []).append(it)
     for items in groups.values():
         try:
-            if len(items) == 1:
-                svs = [lowrank_sv(items[0].u, items[0].d.T)]
-            else:
-                r1 = np.linalg.qr(np.stack([it.u for it in items]), mode="r")
-                r2 = np.linalg.qr(np.stack([it.d.T for it in items]), mode="r")
-                svs = list(np.linalg.svd(r1 @ np.swapaxes(r2, -1, -2), compute_uv=False))
+            svs, nus, nds = lora_sv_stack(
+                np.stack([np.asarray(it.u, dtype=np.float64) for it in items]),
+                np.stack([np.asarray(it.d, dtype=np.float64) for it in items]),
+            )
+            res = list(zip(svs, nus.tolist(), nds.tolist(), strict=True))
         except (ValueError, np.linalg.LinAlgError):
-            svs = []
+            res = []
             for it in items:  # one bad matrix: each on its own, failures recorded on the module
                 try:
-                    svs.append(lowrank_sv(it.u, it.d.T))
+                    sv, nu, nd = lora_sv_stack(np.asarray(it.u, dtype=np.float64)[None], np.asarray(it.d, dtype=np.float64)[None])
+                    res.append((sv[0], float(nu[0]), float(nd[0])))
                 except (ValueError, np.linalg.LinAlgError) as e:
                     it.out.error, it.out.method = str(e), "none"
-                    svs.append(np.zeros(0))
-        for it, sv in zip(items, svs, strict=True):
+                    res.append((np.zeros(0), _fro(it.u), _fro(it.d)))
+        for it, (sv, nu, nd) in zip(items, res, strict=True):
+            it.out.balance = nu / nd if nd > 0 else None
             if it.out.error is None:
                 it.out.apply(figures(it.scale * sv, max_rank=it.out.max_rank))
 
@@ -586,13 +594,15 @@ def _scratch(n: int) -> np.ndarray:
     return _SCRATCH[:n]
 
 
-try:  # numpy's own QR kernel (what np.linalg.qr calls after copying its input)
+try:  # numpy's own kernels (what np.linalg.qr / cholesky / inv call after their checks)
     from numpy.linalg import _umath_linalg
 
     _QR_R_RAW: Any = getattr(_umath_linalg, "qr_r_raw", None)
     _QR_ERR: Any = getattr(np.linalg._linalg, "_raise_linalgerror_qr", None)
+    _CHOL_LO: Any = getattr(_umath_linalg, "cholesky_lo", None)
+    _INV: Any = getattr(_umath_linalg, "inv", None)
 except ImportError:  # pragma: no cover - another numpy layout: the public function
-    _QR_R_RAW = _QR_ERR = None
+    _QR_R_RAW = _QR_ERR = _CHOL_LO = _INV = None
 
 
 def _qr_r_overwrite(a: np.ndarray) -> np.ndarray:
@@ -606,6 +616,78 @@ def _qr_r_overwrite(a: np.ndarray) -> np.ndarray:
     return np.triu(a[..., :mn, :])
 
 
+#: the Gram path's admission: a module's spectrum comes from Cholesky factors of its Gram matrices only when
+#: the worst-case bound on the relative error of *every* singular value (see :func:`lora_sv_stack`) is at
+#: most this; the figures' promise is 1e-6, and typical errors are about 1e-14
+GRAM_TOL = 1e-7
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def lora_sv_stack(
+    ups: np.ndarray, downs: np.ndarray, grams: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Singular values of each ``ups[j] @ downs[j]`` (``ups`` k×m×r, ``downs`` k×r×n, float64, finite), with
+    the Frobenius norms of each factor: ``(svs k×min(m,r,n), ‖U‖_F, ‖D‖_F)``. Each module's result depends
+    only on its own matrices (not on the stack around it), so any grouping gives the same values bit for bit.
+
+    The Gram path (one pass over the factors in BLAS ``syrk``): G_U = UᵀU = L_U L_Uᵀ and
+    G_D = D Dᵀ = L_D L_Dᵀ (Cholesky) make U = Q1 L_Uᵀ and Dᵀ = Q2 L_Dᵀ with orthonormal Q1, Q2, so
+    σ(U·D) = σ(L_Uᵀ L_D), an r×r core. Rounding: the computed Grams and factors satisfy
+    L̂L̂ᵀ = G + E with ‖E‖₂ ≤ c·tr(G), c = (m + r + 2)·ε for the Gram and the Cholesky together (n for
+    D), so L̂ᵀ = W(I + F)^½ Lᵀ with W orthogonal and ‖F‖₂ ≤ ‖E‖₂·‖L̂⁻¹‖₂²; a multiplicative perturbation
+    moves every singular value of the core by at most the relative (‖F_U‖ + ‖F_D‖)/2 (Eisenstat & Ipsen
+    1995), small ones included. That bound, with ‖L̂⁻¹‖₂ ≤ ‖L̂⁻¹‖_F and a factor 2 of margin, must be at most
+    :data:`GRAM_TOL` (the r×r SVD then adds its own normwise rounding, about ε·σ1, as on the QR path);
+    a module whose bound is larger (ill-conditioned or rank-deficient factors, an
+    all-zero factor, values whose squares overflow) or whose shape has m < r or n < r gets the Householder
+    QR path instead (``numpy.linalg.qr`` of each factor, normwise backward stable at any condition)."""
+    k, m, r = ups.shape
+    n = downs.shape[2]
+    if grams is None:
+        grams = _grams(ups, downs)
+    gu, gd = grams
+    with np.errstate(all="ignore"):
+        nu = np.sqrt(np.trace(gu, axis1=1, axis2=2))
+        nd = np.sqrt(np.trace(gd, axis1=1, axis2=2))
+    svs = np.empty((k, min(m, r, n)))
+    ok = np.zeros(k, dtype=bool)
+    if k and r and m >= r and n >= r and _CHOL_LO is not None and _INV is not None:
+        with np.errstate(all="ignore"):
+            lu = _CHOL_LO(gu, signature="d->d")  # NaN where not positive definite
+            ld = _CHOL_LO(gd, signature="d->d")
+            bound = (m + r + 2) * _EPS * np.square(nu) * np.square(_INV(lu, signature="d->d")).sum(axis=(1, 2))
+            bound += (n + r + 2) * _EPS * np.square(nd) * np.square(_INV(ld, signature="d->d")).sum(axis=(1, 2))
+            ok = np.isfinite(bound) & (bound <= GRAM_TOL)  # (bound is twice the half-sum: the margin)
+        sel = np.flatnonzero(ok)
+        if sel.size == k:
+            svs[:] = np.linalg.svd(np.swapaxes(lu, 1, 2) @ ld, compute_uv=False)
+        elif sel.size:
+            svs[sel] = np.linalg.svd(np.swapaxes(lu[sel], 1, 2) @ ld[sel], compute_uv=False)
+    rest = np.flatnonzero(~ok)
+    if rest.size:
+        r1 = _qr_r_overwrite(ups[rest])  # (fancy indexing copies: the QR overwrites its input)
+        r2 = _qr_r_overwrite(np.ascontiguousarray(np.swapaxes(downs[rest], 1, 2)))
+        svs[rest] = np.linalg.svd(r1 @ np.swapaxes(r2, -1, -2), compute_uv=False)
+        # norms that overflowed in the Gram: the scaled 2-norm of the factor instead
+        for j in rest.tolist():
+            if not (math.isfinite(nu[j]) and math.isfinite(nd[j])):
+                with np.errstate(over="ignore"):  # (as np.linalg.norm's own overflow: inf)
+                    nu[j], nd[j] = np.linalg.norm(ups[j].ravel()), np.linalg.norm(downs[j].ravel())
+    return svs, nu, nd
+
+
+def _grams(ups: np.ndarray, downs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """UᵀU and D Dᵀ of each module of a stack (numpy calls BLAS ``syrk`` for a matrix times its own
+    transpose)."""
+    with np.errstate(all="ignore"):
+        return np.swapaxes(ups, 1, 2) @ ups, downs @ np.swapaxes(downs, 1, 2)
+
+
+#: float64 elements of factors decoded and reduced to Gram matrices at a time (4 MiB: the chunk stays in the
+#: cache between the decoding and the BLAS pass, and a fresh worker does not fault in a stack of a whole group)
+CHUNK_ELEMENTS = 1 << 19
+
+
 def _stacked_lora(
     plain: list[tuple[int, AdapterModule, tuple[int, int, int]]],
     load: Loader,
@@ -613,87 +695,98 @@ def _stacked_lora(
     dtypes: Mapping[str, str] | None,
     load_into: Callable[[str, np.ndarray], None] | None = None,
 ) -> tuple[dict[int, ModuleStats], list[int]]:
-    """Statistics of plain LoRA modules, one shape group at a time: the factors are decoded straight into
-    one preallocated float64 stack per shape (no per-module float64 copies, no ``np.stack``), non-finite
-    values counted over the stack, one stacked QR of each factor and one stacked SVD, and the spectral
-    figures of the whole group at once (:func:`_figures_stack`). The values are those of the
-    module-by-module path (:func:`module_stats` + :func:`run_batch`), bit for bit; a module that needs
-    anything else (a non-finite value, an alpha that is not one finite number, a tensor that cannot be
-    decoded) is returned in the second list, for that path to handle exactly as before."""
+    """Statistics of plain LoRA modules, one shape group at a time, in chunks of about
+    :data:`CHUNK_ELEMENTS`: the factors are decoded straight into a preallocated float64 stack (no
+    per-module float64 copies, no ``np.stack``), the Gram matrices of both factors taken in one BLAS pass
+    while the chunk is in cache (a non-finite value shows in them), the spectra from those
+    (:func:`lora_sv_stack`: Cholesky cores, Householder QR where the Gram path's error bound is not met),
+    and the spectral figures of the whole group at once (:func:`_figures_stack`). The values are those of
+    the module-by-module path (:func:`module_stats` + :func:`run_batch`), bit for bit (a module's result
+    does not depend on the stack it is in); a module that needs anything else (a non-finite value, an
+    alpha that is not one finite number, a tensor that cannot be decoded) is returned in the second
+    list, for that path to handle exactly as before."""
     done: dict[int, ModuleStats] = {}
     redo: list[int] = []
     groups: dict[tuple[int, int, int], list[tuple[int, AdapterModule]]] = {}
     for i, mod, shape in plain:
         groups.setdefault(shape, []).append((i, mod))
-    for (m, r, n), items in groups.items():
-        k = len(items)
-        space = _scratch(k * r * (m + n))
-        ups = space[: k * m * r].reshape(k, m, r)
-        downs = space[k * m * r :].reshape(k, r, n)  # each down factor as stored (r × n): its transpose is n × r
-        keep = np.ones(k, dtype=bool)
-        outs: list[ModuleStats] = []
-        for j, (_i, mod) in enumerate(items):
-            out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
-            outs.append(out)
-            try:
-                if load_into is not None:
-                    load_into(mod.parts["up"], ups[j])
-                    load_into(mod.parts["down"], downs[j])
+    for (m, r, n), group in groups.items():
+        per = r * (m + n)
+        step = max(1, CHUNK_ELEMENTS // per)
+        kept: list[tuple[int, ModuleStats]] = []
+        svs_parts: list[np.ndarray] = []
+        for c0 in range(0, len(group), step):
+            items = group[c0 : c0 + step]
+            k = len(items)
+            space = _scratch(k * per)
+            ups = space[: k * m * r].reshape(k, m, r)
+            downs = space[k * m * r :].reshape(k, r, n)  # each down factor as stored (r × n)
+            keep = np.ones(k, dtype=bool)
+            outs: list[ModuleStats] = []
+            for j, (_i, mod) in enumerate(items):
+                out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
+                outs.append(out)
+                try:
+                    if load_into is not None:
+                        load_into(mod.parts["up"], ups[j])
+                        load_into(mod.parts["down"], downs[j])
+                    else:
+                        ups[j] = np.asarray(load(mod.parts["up"])).reshape(m, r)
+                        downs[j] = np.asarray(load(mod.parts["down"])).reshape(r, n)
+                    alpha: float | None = None
+                    if "alpha" in mod.parts:
+                        a = np.asarray(load(mod.parts["alpha"]), dtype=np.float64)
+                        alpha = float(a.ravel()[0]) if a.size == 1 else math.nan
+                        if not math.isfinite(alpha):
+                            raise _Bad("alpha")
+                except Exception:  # noqa: BLE001 - the module-by-module path reports it exactly as before
+                    keep[j] = False
+                    continue
+                if dtypes:
+                    out.dtype = ",".join(sorted({dtypes[x] for x in mod.parts.values() if x in dtypes})) or None
+                if alpha is not None:
+                    scale = alpha / r
+                    out.extra["alpha_source"] = "tensor"
                 else:
-                    ups[j] = np.asarray(load(mod.parts["up"])).reshape(m, r)
-                    downs[j] = np.asarray(load(mod.parts["down"])).reshape(r, n)
-                alpha: float | None = None
-                if "alpha" in mod.parts:
-                    a = np.asarray(load(mod.parts["alpha"]), dtype=np.float64)
-                    alpha = float(a.ravel()[0]) if a.size == 1 else math.nan
-                    if not math.isfinite(alpha):
-                        raise _Bad("alpha")
-            except Exception:  # noqa: BLE001 - the module-by-module path reports it exactly as before
-                keep[j] = False
+                    alpha, sc = _peft_alpha(mod.key, r, cfg) if out.convention == "peft" else (None, None)
+                    if sc is not None:
+                        out.extra["alpha_source"] = "peft-metadata"
+                        scale = sc
+                    else:
+                        scale = 1.0
+                out.n_out, out.n_in, out.rank, out.max_rank = m, n, r, min(r, m, n)
+                out.alpha, out.scale, out.method = alpha, scale, "factored"
+            gu, gd = _grams(ups, downs)
+            # a non-finite value makes its Gram matrix non-finite (an overflowing square does too: such a
+            # module stays here only if every value is finite)
+            suspect = ~(np.isfinite(gu).all(axis=(1, 2)) & np.isfinite(gd).all(axis=(1, 2)))
+            for j in np.flatnonzero(suspect & keep).tolist():
+                keep[j] = bool(np.isfinite(ups[j]).all() and np.isfinite(downs[j]).all())
+            for j, (i, _) in enumerate(items):
+                if not keep[j]:
+                    redo.append(i)
+            sel = np.flatnonzero(keep)
+            if sel.size == 0:
                 continue
-            if dtypes:
-                out.dtype = ",".join(sorted({dtypes[x] for x in mod.parts.values() if x in dtypes})) or None
-            if alpha is not None:
-                scale = alpha / r
-                out.extra["alpha_source"] = "tensor"
-            else:
-                alpha, sc = _peft_alpha(mod.key, r, cfg) if out.convention == "peft" else (None, None)
-                if sc is not None:
-                    out.extra["alpha_source"] = "peft-metadata"
-                    scale = sc
-                else:
-                    scale = 1.0
-            out.n_out, out.n_in, out.rank, out.max_rank = m, n, r, min(r, m, n)
-            out.alpha, out.scale, out.method = alpha, scale, "factored"
-        bad = ~(np.isfinite(ups).all(axis=(1, 2)) & np.isfinite(downs).all(axis=(1, 2)))
-        keep &= ~bad
-        for j, (i, _) in enumerate(items):
-            if not keep[j]:
-                redo.append(i)
-        sel = np.flatnonzero(keep)
-        if sel.size == 0:
+            if sel.size < k:
+                ups, downs, gu, gd = ups[sel], downs[sel], gu[sel], gd[sel]
+                outs = [outs[j] for j in sel]
+                items = [items[j] for j in sel]
+            try:
+                svs, nus, nds = lora_sv_stack(ups, downs, (gu, gd))
+            except (ValueError, np.linalg.LinAlgError):
+                redo.extend(i for i, _ in items)  # one bad matrix: each on its own, failures on the module
+                continue
+            for out, nu, nd in zip(outs, nus.tolist(), nds.tolist(), strict=True):
+                out.balance = nu / nd if nd > 0 else None
+            kept.extend((i, out) for (i, _), out in zip(items, outs, strict=True))
+            svs_parts.append(svs)
+        if not kept:
             continue
-        if sel.size < k:
-            ups, downs = ups[sel], downs[sel]
-            outs = [outs[j] for j in sel]
-            items = [items[j] for j in sel]
-        for j, out in enumerate(outs):
-            nu, nd = _fro(ups[j]), _fro(downs[j])
-            out.balance = nu / nd if nd > 0 else None
-        try:
-            if len(outs) == 1:
-                svs = lowrank_sv(ups[0], downs[0].T)[None, :]
-            else:
-                r1 = _qr_r_overwrite(ups)  # (the stacks are not needed afterwards)
-                r2 = _qr_r_overwrite(np.swapaxes(downs, 1, 2))
-                svs = np.linalg.svd(r1 @ np.swapaxes(r2, -1, -2), compute_uv=False)
-        except (ValueError, np.linalg.LinAlgError):
-            redo.extend(i for i, _ in items)  # one bad matrix: each on its own, failures on the module
-            continue
-        scales = np.array([abs(cast(float, o.scale)) for o in outs])
-        for out, f in zip(outs, _figures_stack(scales[:, None] * svs, min(r, m, n)), strict=True):
+        svs_all = svs_parts[0] if len(svs_parts) == 1 else np.concatenate(svs_parts)
+        scales = np.array([abs(cast(float, o.scale)) for _, o in kept])
+        for (i, out), f in zip(kept, _figures_stack(scales[:, None] * svs_all, min(r, m, n)), strict=True):
             out.apply(f)
-        for (i, _), out in zip(items, outs, strict=True):
             done[i] = out
     return done, redo
 

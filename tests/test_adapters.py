@@ -151,3 +151,40 @@ def test_lora_diffusion_module_numbers_are_not_text_encoder_numbers() -> None:
     # kohya and diffusers names keep their own numbering
     assert place("lora_te2_text_model_encoder_layers_0_mlp_fc1")[0] == "te2"
     assert place("text_encoder_2.text_model.encoder.layers.0.mlp.fc1")[0] == "te2"
+
+
+def test_suffix_prefilter_finds_what_searching_every_pattern_finds() -> None:
+    """``_match`` skips a suffix pattern when the name lacks the literal text the pattern starts with; on
+    every name below (each suffix, with look-behind contexts, PEFT adapter names, a trailing newline,
+    near misses) it gives what searching every pattern in order gives."""
+    import random
+
+    from registry import adapters
+
+    def naive(name: str):  # type: ignore[no-untyped-def]
+        m = adapters._CLONEOFSIMO.match(name)
+        if m:
+            return f"{m['comp']}:{m['idx']}", m["role"], "lora_diffusion"
+        for pat, role, conv in adapters._SUFFIXES:
+            mm = pat.search(name)
+            if mm and name[: mm.start()]:
+                return name[: mm.start()], role, conv
+        return None
+
+    tails = [
+        ".lora_down.weight", ".lora_up.weight", ".lora_mid.weight", ".lora_A.weight", ".lora_A.default.weight",
+        ".lora_B.my-adapter.weight", ".lora_B.bias", ".lora_embedding_A", ".lora_embedding_B.x",
+        ".lora_magnitude_vector", ".lora_magnitude_vector.default.weight", "_lora.down.weight", ".lora.up.weight",
+        ".lora_linear_layer.down.weight", ".processor.to_q_lora.up.weight", ".hada_w1_a", ".hada_t2", ".lokr_w1",
+        ".lokr_w1_a", ".lokr_w2_b", ".lokr_t2", ".a1.weight", ".b2.weight", ".oft_blocks", ".oft_diag", ".rescale",
+        ".on_input", ".ia3_l", ".ia3_l.default.weight", ".diff", ".diff_b", ".w_norm", ".b_norm", ".dora_scale",
+        ".scalar", ".alpha", ".weight", ".bias", ".down.weight", ".lora_down.weight\n", ".alpha.x", "lora_down",
+        ".lora_A", ".lora_Z.weight", ".LORA_DOWN.weight", "",
+    ]
+    heads = ["lora_unet_down_blocks_0_attn1_to_q", "transformer.blocks.3.attn", "x", "", ".", "a.lora_up.weight.b"]
+    names = [h + t for h in heads for t in tails] + ["unet:3:down", "text_encoder_2:12:up", "unet:x:down"]
+    rng = random.Random(0)
+    for _ in range(2000):
+        names.append("".join(rng.choice(["_lora", ".lora", ".down", ".up", ".weight", "_A", ".lora_A", ".alpha", "x", "."]) for _ in range(rng.randint(1, 6))))
+    for name in names:
+        assert adapters._match(name) == naive(name), name

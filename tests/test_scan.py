@@ -356,3 +356,80 @@ def test_a_reader_gets_in_while_a_scan_holds_its_connection(
     out, _ = proc[0].communicate(timeout=30)
     assert proc[0].returncode == 0 and 5 <= int(out) < 20
     assert not waiting_path(db).exists()
+
+
+def test_a_registry_that_cannot_be_created_stops_the_early_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no registry yet, the workers start before it is created; when it cannot be created the scan
+    fails with the registry's own error, promptly, and nothing is left running or written."""
+    import multiprocessing
+    import time
+
+    import registry.scan as scan_mod
+    from registry.errors import RegistryError
+
+    pools: list[object] = []
+
+    class CountedPool(scan_mod._Pool):
+        def __init__(self, *a, **k) -> None:  # type: ignore[no-untyped-def]
+            pools.append(self)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(scan_mod, "_Pool", CountedPool)
+
+    root = tmp_path / "m"
+    for i in range(12):
+        write_safetensors(root / f"f{i:02}.safetensors", {"w": np.full(64, i, dtype=np.float32)})
+    (tmp_path / "not-a-folder").write_bytes(b"x")
+    db = tmp_path / "not-a-folder" / "r.duckdb"
+    t = time.monotonic()
+    with pytest.raises((RegistryError, OSError)):
+        scan([root], db, workers=2)
+    assert time.monotonic() - t < 30
+    assert len(pools) == 1  # the workers had started before the registry was tried
+    assert not multiprocessing.active_children()
+    assert not db.exists()
+
+
+def test_stored_cells_skip_cleaning_only_when_cleaning_changes_nothing() -> None:
+    """``_json_cell`` skips ``clean_obj`` for values it would not change; every kind of value below (text
+    from undecodable file names, non-string keys, tuples, nesting, numpy scalars, non-ASCII text) is
+    stored exactly as cleaning first and encoding after stores it."""
+    import json as _json
+
+    from registry.paths import clean_obj, clean_text
+    from registry.store.write import _json_cell, _json_column
+
+    def reference(v):  # type: ignore[no-untyped-def]
+        if type(v) in (int, float, bool, type(None)):
+            return v
+        if isinstance(v, str):
+            return clean_text(v)
+        if isinstance(v, dict | list | tuple):
+            v = clean_obj(v) if not isinstance(v, tuple) else tuple(clean_obj(list(v)))
+        if isinstance(v, dict):
+            return _json.dumps(v, sort_keys=True, default=str)
+        if isinstance(v, list | tuple) and any(isinstance(x, dict | list | tuple) for x in v):
+            return _json.dumps(v, sort_keys=True, default=str)
+        if isinstance(v, tuple):
+            return list(v)
+        return v
+
+    bad = "caf\udce9"
+    values = [
+        {"a": 1, "b": [1, 2.5, None, True]}, {"z": {"y": [1, {"x": "é"}]}}, {bad: 1}, {"k": bad}, [bad, "x"],
+        {1: "a", 10: "b", 2: "c"}, {True: 1, None: 2}, {"t": (1, 2)}, (1, 2, 3), ("a", bad), ((1, 2), 3),
+        [np.float64(1.5), np.int64(3)], {"n": np.float32(2.0)}, {"e": "\u00e9\u4e2d"}, {"\u00e9": 1}, [], {},
+        [[1, 2], [3]], {"emoji": "\U0001f600"}, ["x", ("y", {"z": bad})], bad, "plain", 3, 2.5, None,
+    ]  # fmt: skip
+    for v in values:
+        assert _json_cell(v) == reference(v), v
+    # whole columns (insert_rows): numbers only, ASCII text only, non-ASCII or undecodable text, mixed
+    columns = [
+        [1, 2.5, None, True], ["a", None, "b"], ["é", None, "x"], [bad, "x"], [None, None], [], ["x", 3],
+        [np.float64(1.5), 2], [(1, 2), None], [["a", "b"], None, []], [[1, 2.5, None, True], ["x", 3]],
+        [["a", bad], ["b"]], [["é"]], [[["x"]], []], [[{"k": 1}]], [[np.int64(1)]], [("a",)], values,
+    ]  # fmt: skip
+    for col in columns:
+        got = _json_column(list(col))
+        assert got == [reference(v) for v in col], col
+        assert [type(x) for x in got] == [type(reference(v)) for v in col], col

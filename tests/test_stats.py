@@ -636,3 +636,74 @@ def test_module_columns_are_the_rows_the_writer_would_store(seed: int) -> None:
         for k, v in row.items():
             assert cols[k][i] == v or (isinstance(v, float) and math.isnan(v) and math.isnan(cols[k][i])), (k, v)
     assert "lora_unet_caf\\xe9_proj" in cols["module"]
+
+
+def _factor(rng: np.random.Generator, rows: int, r: int, cond: float) -> np.ndarray:
+    """A rows×r matrix with singular values spread geometrically from 1 to 1/cond."""
+    q1, _ = np.linalg.qr(rng.standard_normal((rows, r)))
+    q2, _ = np.linalg.qr(rng.standard_normal((r, r)))
+    return (q1 * np.geomspace(1.0, 1.0 / cond, r)) @ q2
+
+
+def test_lora_sv_stack_takes_the_gram_path_only_within_its_bound_and_matches_a_dense_svd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lora_sv_stack``: well-conditioned factors go through Cholesky cores of their Gram matrices,
+    ill-conditioned, rank-deficient, all-zero or overflowing ones through Householder QR; every spectrum
+    matches a dense SVD of the formed product (each singular value within 1e-7 of itself plus 1e-12 of σ1),
+    the norms match ``np.linalg.norm``, and a module's values do not depend on the stack it is in."""
+    rng = np.random.default_rng(13)
+    m, r, n = 96, 6, 80
+    cases = {
+        "cond 1": (_factor(rng, m, r, 1.0), _factor(rng, n, r, 1.0).T),
+        "cond 10": (_factor(rng, m, r, 10.0), _factor(rng, n, r, 3.0).T),
+        "cond 1e4": (_factor(rng, m, r, 1e4), _factor(rng, n, r, 2.0).T),
+        "cond 1e9": (_factor(rng, m, r, 1e9), _factor(rng, n, r, 1.0).T),
+        "rank-deficient": (np.c_[_factor(rng, m, r - 1, 2.0), np.zeros(m)], _factor(rng, n, r, 2.0).T),
+        "zero up": (np.zeros((m, r)), _factor(rng, n, r, 2.0).T),
+        "huge": (_factor(rng, m, r, 2.0) * 1e200, _factor(rng, n, r, 2.0).T * 1e-190),
+        "f16 random": (rng.standard_normal((m, r)).astype(np.float16).astype(np.float64),
+                       rng.standard_normal((r, n)).astype(np.float16).astype(np.float64)),
+    }  # fmt: skip
+    qr_calls: list[int] = []
+    real_qr = stats._qr_r_overwrite
+
+    def counted(a: np.ndarray) -> np.ndarray:
+        qr_calls.append(a.shape[0])
+        return real_qr(a)
+
+    monkeypatch.setattr(stats, "_qr_r_overwrite", counted)
+    ups = np.stack([u for u, _ in cases.values()])
+    downs = np.stack([d for _, d in cases.values()])
+    svs, nu, nd = stats.lora_sv_stack(ups, downs)
+    # the Gram path for "cond 1", "cond 10" and "f16 random"; QR (one call per factor) for the other five
+    assert qr_calls == [5, 5]
+    for j, (name, (u, d)) in enumerate(cases.items()):
+        want = np.linalg.svd(u @ d, compute_uv=False)[:r]
+        assert np.all(np.abs(svs[j] - want) <= 1e-7 * want + 1e-12 * want[0]), (name, svs[j], want)
+        with np.errstate(over="ignore"):  # ("huge": both norms overflow, as np.linalg.norm's do)
+            assert nu[j] == pytest.approx(float(np.linalg.norm(u)), rel=1e-12), name
+            assert nd[j] == pytest.approx(float(np.linalg.norm(d)), rel=1e-12), name
+        qr_calls.clear()
+        one, n1, d1 = stats.lora_sv_stack(ups[j : j + 1].copy(), downs[j : j + 1].copy())
+        assert one[0].tolist() == svs[j].tolist() and n1[0] == nu[j] and d1[0] == nd[j], name
+
+
+def test_gram_path_error_bound_holds_near_its_limit() -> None:
+    """Modules just inside the Gram path's admission (condition numbers up to where the worst-case bound
+    reaches GRAM_TOL) keep every singular value, small ones included, within GRAM_TOL of the QR path's
+    value relative to itself."""
+    rng = np.random.default_rng(4)
+    m, r, n = 2048, 8, 1280
+    for cond in (2.0, 8.0, 30.0, 100.0):
+        u = _factor(rng, m, r, cond)
+        d = _factor(rng, n, r, cond).T
+        gu, gd = stats._grams(u[None], d[None])
+        got, _, _ = stats.lora_sv_stack(u[None], d[None], (gu, gd))
+        ref = stats.lowrank_sv(u, d.T)
+        lu, ld = np.linalg.cholesky(gu[0]), np.linalg.cholesky(gd[0])
+        eps = np.finfo(np.float64).eps
+        bound = (m + r + 2) * eps * np.trace(gu[0]) * np.sum(np.linalg.inv(lu) ** 2)
+        bound += (n + r + 2) * eps * np.trace(gd[0]) * np.sum(np.linalg.inv(ld) ** 2)
+        if bound <= stats.GRAM_TOL:  # admitted: every value relative to itself
+            np.testing.assert_allclose(got[0], ref, rtol=stats.GRAM_TOL, atol=0)
+        else:
+            np.testing.assert_allclose(got[0], ref, rtol=0, atol=1e-13 * ref[0])

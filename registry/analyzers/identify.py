@@ -13,6 +13,9 @@ from typing import Any
 from registry.analysis import Analyzer, FileContext
 from registry.identify import Identity, identify
 
+#: ``json.dumps(v, default=str)``'s encoder, built once (not for every cell of every file)
+_JSON = json.JSONEncoder(default=str)
+
 
 def identity_row(ident: Identity) -> dict[str, Any]:
     d = ident.to_dict()
@@ -28,9 +31,9 @@ def identity_row(ident: Identity) -> dict[str, Any]:
         "components": [str(c) for c in d["components"]],
         "arch_candidates": [str(c) for c in d["arch_candidates"]],
         # JSON text, so that empty lists stay JSON arrays (the writer only encodes non-empty ones)
-        "evidence": json.dumps(d["evidence"], default=str),
-        "claims": json.dumps(d["claims"], default=str),
-        "details": json.dumps(d["details"], default=str),
+        "evidence": _JSON.encode(d["evidence"]),
+        "claims": _JSON.encode(d["claims"]),
+        "details": _JSON.encode(d["details"]),
     }
 
 

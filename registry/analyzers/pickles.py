@@ -34,8 +34,12 @@ _SKIP_EXTENSION_CHECK = {"html", "git-lfs-pointer", "empty"}
 _SCANNED = PICKLE_FORMATS | COMPRESSED_FORMATS | {"torchscript-mobile"}
 
 
+#: ``json.dumps(v, sort_keys=True, default=str)``'s encoder, built once (not for every cell of every file)
+_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
+
 def _json(v: Any) -> str:
-    return json.dumps(v, sort_keys=True, default=str)
+    return _JSON.encode(v)
 
 
 def _rows(scan: PickleScan) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -15,6 +15,8 @@ from registry.analysis import Analyzer, FileContext
 from registry.training import TrainingFacts, check_hash_claims, kohya_legacy_hashes, parse_training_metadata
 
 _I64 = 2**63 - 1
+#: ``json.dumps(v, default=str, ensure_ascii=False)``'s encoder, built once
+_JSON = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 def _i64(v: Any) -> int | None:
@@ -56,7 +58,7 @@ def facts_row(f: TrainingFacts) -> dict[str, Any]:
         "author": f.author,
         "output_name": f.output_name,
         "trigger_words": list(f.trigger_words),
-        "facts": json.dumps(_facts_dict(f), default=str, ensure_ascii=False),
+        "facts": _JSON.encode(_facts_dict(f)),
     }
 
 

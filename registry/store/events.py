@@ -31,9 +31,14 @@ def actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+#: the encoder ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)``
+#: builds on every call, built once (the same text; a batch of small files encodes thousands of payloads)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical(obj: Any) -> str:
     """Deterministic JSON text (sorted keys, no whitespace, UTF-8) used for event hashing."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(obj)
 
 
 def _timestamp(ts: datetime) -> str:

@@ -85,6 +85,25 @@ class FileWrite:
 
 
 _PLAIN = (int, float, bool, type(None))
+#: ``json.dumps(v, sort_keys=True, default=str)``'s encoder, built once instead of for every cell
+_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
+
+def _clean_already(v: Any) -> bool:
+    """Whether :func:`registry.paths.clean_obj` would leave ``v`` as it is (up to tuples becoming lists,
+    which JSON does not tell apart): every string storable and every dict key a string. Checking costs
+    a fraction of cleaning a copy, and analyzers' cells almost always pass."""
+    t = type(v)
+    if t is str:
+        return v.isascii() or clean_text(v) is v
+    if t is dict:
+        for k, x in v.items():
+            if type(k) is not str or not (k.isascii() or clean_text(k) is k) or not _clean_already(x):
+                return False
+        return True
+    if t is list or t is tuple:
+        return all(_clean_already(x) for x in v)
+    return not isinstance(v, str | dict | list | tuple)  # (subclasses: let clean_obj decide)
 
 
 def _json_cell(v: Any) -> Any:
@@ -92,12 +111,12 @@ def _json_cell(v: Any) -> Any:
         return v
     if isinstance(v, str):
         return clean_text(v)
-    if isinstance(v, dict | list | tuple):
+    if isinstance(v, dict | list | tuple) and not _clean_already(v):
         v = clean_obj(v) if not isinstance(v, tuple) else tuple(clean_obj(list(v)))  # type: ignore[arg-type]
     if isinstance(v, dict):
-        return json.dumps(v, sort_keys=True, default=str)
+        return _JSON.encode(v)
     if isinstance(v, list | tuple) and any(isinstance(x, dict | list | tuple) for x in v):
-        return json.dumps(v, sort_keys=True, default=str)
+        return _JSON.encode(v)
     if isinstance(v, tuple):
         return list(v)
     return v
@@ -113,8 +132,34 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict[
         for k in r:
             if k not in columns:
                 columns.append(k)
-    data = {c: [_json_cell(r.get(c)) for r in rows] for c in columns}
+    data = {c: _json_column([r.get(c) for r in rows]) for c in columns}
     insert_columns(con, table, data)
+
+
+_PLAIN_TYPES = frozenset(_PLAIN)
+_TEXT_TYPES = frozenset((str, type(None)))
+
+
+def _json_column(values: list[Any]) -> list[Any]:
+    """``[_json_cell(v) for v in values]``, without a call per cell when the column holds only numbers,
+    booleans and None (kept as they are) or only ASCII text and None (which ``clean_text`` keeps as it is):
+    most columns of analyzers' rows."""
+    kinds = set(map(type, values))
+    if kinds <= _PLAIN_TYPES:
+        return values
+    if kinds <= _TEXT_TYPES and all(v is None or v.isascii() for v in values):
+        return values
+    if kinds <= _LIST_TYPES and all(v is None or all(_flat_clean(x) for x in v) for v in values):
+        return values  # lists of numbers and ASCII text: stored as lists, as they are
+    return [_json_cell(v) for v in values]
+
+
+_LIST_TYPES = frozenset((list, type(None)))
+
+
+def _flat_clean(x: Any) -> bool:
+    t = type(x)
+    return t in _PLAIN_TYPES or (t is str and x.isascii())
 
 
 def settle(con: duckdb.DuckDBPyConnection) -> None:
