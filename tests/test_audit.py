@@ -93,6 +93,11 @@ def snapshot_tree(*roots: Path) -> dict[str, tuple[str, int, int]]:
 
 @pytest.fixture
 def world(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    return world_at_home(tmp_path, monkeypatch)
+
+
+def world_at_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """:func:`build_world`, with HOME pointed at its home and no other model-folder setting in force."""
     w = build_world(tmp_path)
     monkeypatch.setenv("HOME", str(w["home"]))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hfhome"))

@@ -22,8 +22,8 @@ from registry.scan import scan
 from registry.store.db import connect
 from registry.store.listing_table import listing_differences, rebuild_listing
 from tests.builders import write_safetensors
-from tests.test_audit import build_world
 from tests.test_audit import run as cli
+from tests.test_audit import world_at_home
 
 
 def _lora(seed: int, rank: int = 4) -> dict[str, np.ndarray]:
@@ -104,12 +104,7 @@ def test_listing_follows_scans_moves_touches_replacements_deletions_and_reanalys
 def test_listing_follows_audit_findings_added_and_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "registry.duckdb"
     monkeypatch.setenv("MODELREG_DB", str(db))
-    w = build_world(tmp_path)
-    monkeypatch.setenv("HOME", str(w["home"]))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hfhome"))
-    monkeypatch.setenv("MODELREG_CONFIG", str(tmp_path / "no-config.yaml"))
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "INVOKEAI_ROOT", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(var, raising=False)
+    w = world_at_home(tmp_path, monkeypatch)
     loras = str(w["loras"])
     sha = hashlib.sha256(w["other"].read_bytes()).hexdigest()
     cli("audit", loras)
