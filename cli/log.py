@@ -49,12 +49,19 @@ def command(ref: str | None, verify: bool, rebuild: bool, limit: int | None, fmt
 
     if rebuild:
         from cli._app import write_registry
+        from registry.errors import UsageError
         from registry.store.listing_table import rebuild_listing
 
+        if not get_app().registry_path().exists():  # (a repair creates no registry)
+            raise UsageError(f"no registry at {get_app().registry_path()} (scan something first, or check --db)")
         with write_registry() as con:
-            con.execute("BEGIN")
-            rebuild_listing(con)
-            con.execute("COMMIT")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                rebuild_listing(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
             n = con.execute("SELECT count(*) FROM model_listing").fetchone()
         click.echo(f"listing rebuilt from the records: {n[0] if n else 0} models", err=True)
         if not verify and ref is None:
@@ -85,7 +92,7 @@ def command(ref: str | None, verify: bool, rebuild: bool, limit: int | None, fmt
     if check.ok:
         anchored = f", matches the head file (seq {check.head.seq})" if check.head is not None else ", no head file"
         click.echo(
-            f"chain ok: {chain.n_events} events, head {chain.head}{anchored}; blobs, sightings and findings agree with their events",
+            f"chain ok: {chain.n_events} events, head {chain.head}{anchored}; blobs, sightings and findings agree with their events; the listing agrees with the records",
             err=fmt != "table",
         )
         return

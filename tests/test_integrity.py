@@ -511,3 +511,9 @@ def test_a_listing_changed_outside_modelreg_is_named_and_rebuilt(logged: Path) -
     assert con.execute("SELECT count(*) FROM events").fetchone() == n_events
     assert con.execute("SELECT path FROM model_listing WHERE sha256 = ?", [sha]).fetchone() != ("/hidden",)
     con.close()
+
+
+def test_rebuilding_the_listing_creates_no_registry(tmp_path: Path, db: Path) -> None:
+    code, _, err = run("log", "--rebuild-listing")
+    assert code != 0 and f"no registry at {db}" in err, err
+    assert not db.exists()

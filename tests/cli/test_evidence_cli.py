@@ -132,7 +132,7 @@ def test_log_verify_names_the_first_broken_entry(tmp_path: Path, db: Path, scann
     other = write_safetensors(tmp_path / "m2" / "other.safetensors", lora_tensors(seed=1))
     assert run("scan", str(other))[0] == 0
     code, stdout, _ = run("log", "--verify")
-    assert code == 0 and re.fullmatch(r"chain ok: 4 events, head [0-9a-f]{64}, matches the head file \(seq 4\); blobs, sightings and findings agree with their events\n", stdout)
+    assert code == 0 and re.fullmatch(r"chain ok: 4 events, head [0-9a-f]{64}, matches the head file \(seq 4\); blobs, sightings and findings agree with their events; the listing agrees with the records\n", stdout)
     code, stdout, _ = run("log", "my-lora.safetensors", "--format", "json")
     assert [e["action"] for e in json.loads(stdout)] == ["blob.add", "sighting.add"]
 
