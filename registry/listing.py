@@ -182,6 +182,8 @@ def list_models(con: duckdb.DuckDBPyConnection, query: ListQuery, count: bool = 
     listing = query.where is None and has_listing(con)
     source = _LISTING_FROM if listing else _VIEW_FROM
     conds, params = _conditions(con, query, listing)
+    if count and listing and not conds:
+        return _whole_listing(con, query)
     where = (" WHERE " + " AND ".join(conds)) if conds else ""
     order = f" ORDER BY {order_by(query.sort, query.descending)}"
     page = (f" LIMIT {int(query.limit)}" if query.limit else "") + (f" OFFSET {int(query.offset)}" if query.offset else "")
@@ -193,8 +195,6 @@ def list_models(con: duckdb.DuckDBPyConnection, query: ListQuery, count: bool = 
                f"(SELECT count(*) FROM matching) AS _total FROM matching{order}{page}")  # fmt: skip
     else:
         sql = f"{_COLUMNS_SQL} FROM {source}{where}{order}{page}"
-    if count and listing and not conds:
-        return _whole_listing(con, query)
     try:
         cur = con.execute(sql, params)
         cols = [d[0] for d in cur.description]

@@ -210,10 +210,6 @@ def _schema_state(con: duckdb.DuckDBPyConnection) -> tuple[bool, list[str]]:
     return not wanted <= done or not row or row[0] != _views_sql()[0], []
 
 
-def _needs_migration(con: duckdb.DuckDBPyConnection) -> bool:
-    return _schema_state(con)[0]
-
-
 def _cause(e: BaseException) -> tuple[str, int | None]:
     """The operating-system cause inside a DuckDB or OS error, in words, and its errno when known."""
     if isinstance(e, OSError) and e.errno is not None:

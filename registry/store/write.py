@@ -138,6 +138,7 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict[
 
 _PLAIN_TYPES = frozenset(_PLAIN)
 _TEXT_TYPES = frozenset((str, type(None)))
+_LIST_TYPES = frozenset((list, type(None)))
 
 
 def _json_column(values: list[Any]) -> list[Any]:
@@ -152,9 +153,6 @@ def _json_column(values: list[Any]) -> list[Any]:
     if kinds <= _LIST_TYPES and all(v is None or all(_flat_clean(x) for x in v) for v in values):
         return values  # lists of numbers and ASCII text: stored as lists, as they are
     return [_json_cell(v) for v in values]
-
-
-_LIST_TYPES = frozenset((list, type(None)))
 
 
 def _flat_clean(x: Any) -> bool:
