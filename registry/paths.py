@@ -17,6 +17,7 @@ So every path leaves the program in two forms:
 from __future__ import annotations
 
 import os
+from typing import Any
 
 _CONTROL = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
@@ -67,3 +68,20 @@ def clean_obj(v: object) -> object:
     if isinstance(v, list | tuple):
         return [clean_obj(x) for x in v]
     return v
+
+
+def already_clean(v: Any) -> bool:
+    """Whether :func:`clean_obj` would leave ``v`` as it is (up to tuples becoming lists, which JSON does
+    not tell apart): every string storable and every dict key a string. Checking costs a fraction of
+    cleaning a copy, and analyzers' cells almost always pass (the store's cell encoder asks first)."""
+    t = type(v)
+    if t is str:
+        return v.isascii() or clean_text(v) is v
+    if t is dict:
+        for k, x in v.items():
+            if type(k) is not str or not (k.isascii() or clean_text(k) is k) or not already_clean(x):
+                return False
+        return True
+    if t is list or t is tuple:
+        return all(already_clean(x) for x in v)
+    return not isinstance(v, str | dict | list | tuple)  # (subclasses: let clean_obj decide)

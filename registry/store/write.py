@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from registry.findings import Finding
-from registry.paths import clean_obj, clean_text, display_path, raw_path
+from registry.paths import already_clean, clean_obj, clean_text, display_path, raw_path
 from registry.store.events import EventLog, canonical
 from registry.store.listing_table import refresh_listing
 
@@ -89,29 +89,12 @@ _PLAIN = (int, float, bool, type(None))
 _JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
-def _clean_already(v: Any) -> bool:
-    """Whether :func:`registry.paths.clean_obj` would leave ``v`` as it is (up to tuples becoming lists,
-    which JSON does not tell apart): every string storable and every dict key a string. Checking costs
-    a fraction of cleaning a copy, and analyzers' cells almost always pass."""
-    t = type(v)
-    if t is str:
-        return v.isascii() or clean_text(v) is v
-    if t is dict:
-        for k, x in v.items():
-            if type(k) is not str or not (k.isascii() or clean_text(k) is k) or not _clean_already(x):
-                return False
-        return True
-    if t is list or t is tuple:
-        return all(_clean_already(x) for x in v)
-    return not isinstance(v, str | dict | list | tuple)  # (subclasses: let clean_obj decide)
-
-
 def _json_cell(v: Any) -> Any:
     if type(v) in _PLAIN:
         return v
     if isinstance(v, str):
         return clean_text(v)
-    if isinstance(v, dict | list | tuple) and not _clean_already(v):
+    if isinstance(v, dict | list | tuple) and not already_clean(v):
         v = clean_obj(v) if not isinstance(v, tuple) else tuple(clean_obj(list(v)))  # type: ignore[arg-type]
     if isinstance(v, dict):
         return _JSON.encode(v)
