@@ -204,18 +204,23 @@ def main() -> int:
     log(f"device: {results['device']}")
     log(f"versions: {results['versions']}")
     t0 = time.perf_counter()
+    out = args.out or (Path(os.environ["OUT"]) / "probe_gpu.json" if os.environ.get("OUT") else None)
+
+    def dump() -> None:
+        # written after every size, so a run stopped at its time limit still returns what it measured
+        results["total_s"] = time.perf_counter() - t0
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(results, indent=2, default=str))
+            log(f"wrote {out}")
+
     for size in [s for s in args.sizes.split(",") if s]:
         try:
             bench_size(size, args, device, dtype, results)
         except Exception as e:  # noqa: BLE001 - report and go on to the next size
             results["errors"][size] = traceback.format_exc()
             log(f"[{size}] FAILED: {type(e).__name__}: {e}")
-    results["total_s"] = time.perf_counter() - t0
-    out = args.out or (Path(os.environ["OUT"]) / "probe_gpu.json" if os.environ.get("OUT") else None)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2, default=str))
-        log(f"wrote {out}")
+        dump()
     log(f"total {results['total_s']:.1f}s")
     return 1 if results["errors"] else 0
 

@@ -1,0 +1,144 @@
+"""Checks of the probe that only a GPU can answer, on the SD 1.5 architecture built offline (random weights).
+
+    python bench/probe_gpu_checks.py            # on a GPU
+    python bench/probe_gpu_checks.py --smoke    # on a CPU: the tiny pipeline, reproducibility parts only
+
+1. Reproducibility: the same grid (prompts × seeds, settings, batch size) generated twice into fresh
+   stores; how many sample hashes agree.
+2. Batch size: the same grid at another batch size; how many sample hashes agree with (1). The grid
+   journal keys a sample by (prompt, negative prompt, seed) and records the batch size beside it, so this
+   says whether a grid resumed or halved at another batch size holds the same pixels.
+3. Running out of GPU memory (GPU only): the allocator is capped a little above what batch 2 needs, the
+   grid is asked for at batch 16, and the probe's own halving (``run_jobs``) must finish it, saying so;
+   its hashes are compared with (2) at the batch size it settled on.
+
+Prints each result and writes them as JSON to ``--out`` (default ``$OUT/probe_gpu_checks.json`` when
+``$OUT`` is set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+PROMPTS = [
+    "a portrait photo of a doctor in a hospital corridor",
+    "a knight in shining armor holding a sword, fantasy illustration",
+    "a bowl of fruit on a wooden table, still life",
+    "a cat sleeping on a sofa",
+]
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def grid_hashes(pipe: Any, settings: Any, seeds: list[int], notes: list[str]) -> tuple[list[str], int, float]:
+    """Generate the grid into a fresh store with the probe's own code; (hashes in grid order, batch used, s)."""
+    from registry.probe.battery import Prompt
+    from registry.probe.run import Grid, NullProgress, fill_grid
+    from registry.probe.samples import SampleStore
+
+    class Notes(NullProgress):
+        def note(self, msg: str) -> None:
+            notes.append(msg)
+            log(f"  probe says: {msg}")
+
+    ps = [Prompt(f"c/{i}", t, "check", "check") for i, t in enumerate(PROMPTS)]
+    with tempfile.TemporaryDirectory() as d:
+        grid = Grid(SampleStore(Path(d)), "check", {"check": True})
+        t = time.perf_counter()
+        recs, bs = fill_grid(pipe, grid, ps, seeds, "", settings, Notes(), "off")
+        return [r.sha256 for r in recs], bs, time.perf_counter() - t
+
+
+def agree(a: list[str], b: list[str]) -> int:
+    return sum(x == y for x, y in zip(a, b, strict=True))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny pipeline on the CPU")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    import dataclasses
+
+    import torch
+
+    from registry.probe.generate import (
+        GenSettings,
+        device_info,
+        free_memory,
+        library_versions,
+        prepare_pipeline,
+    )
+    from registry.probe.offline import build_pipeline
+
+    device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
+    size = "tiny" if device == "cpu" else "sd15"
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    res: dict[str, Any] = {"device": device_info(device), "versions": library_versions(), "size": size}
+    log(f"device: {res['device']}")
+    pipe = build_pipeline(size, seed=0, device=device, dtype=dtype)
+    base = GenSettings(steps=args.steps if device == "cuda" else 4, guidance=7.0, batch_size=8, device=device,
+                       noise_steps=5, dtype="float16" if dtype == torch.float16 else "float32")
+    pipe = prepare_pipeline(pipe, base)
+    seeds = [0, 1]
+    notes: list[str] = []
+
+    h1, _, s1 = grid_hashes(pipe, base, seeds, notes)
+    h1b, _, _ = grid_hashes(pipe, base, seeds, notes)
+    res["repeat_same_batch"] = {"samples": len(h1), "agree": agree(h1, h1b), "seconds": s1}
+    log(f"1. same grid, batch 8, twice: {agree(h1, h1b)} of {len(h1)} sample hashes agree")
+
+    if device == "cuda":
+        free_memory()
+        torch.cuda.reset_peak_memory_stats()
+        resident = torch.cuda.memory_allocated()
+    h2, _, _ = grid_hashes(pipe, dataclasses.replace(base, batch_size=2), seeds, notes)
+    res["batch_2_vs_8"] = {"agree": agree(h1, h2), "samples": len(h1)}
+    log(f"2. batch 2 against batch 8: {agree(h1, h2)} of {len(h1)} sample hashes agree")
+
+    if device == "cuda":
+        peak2 = torch.cuda.max_memory_allocated()
+        total = torch.cuda.get_device_properties(0).total_memory
+        cap = resident + 1.5 * (peak2 - resident)
+        free_memory()
+        torch.cuda.set_per_process_memory_fraction(cap / total)
+        log(f"3. resident {resident / 2**30:.2f} GiB, batch-2 peak {peak2 / 2**30:.2f} GiB; "
+            f"allocator capped at {cap / 2**30:.2f} GiB; asking for batch 16")
+        n0 = len(notes)
+        try:
+            h3, bs3, s3 = grid_hashes(pipe, dataclasses.replace(base, batch_size=16), seeds, notes)
+            h2s = h2
+            if bs3 != 2:
+                h2s, _, _ = grid_hashes(pipe, dataclasses.replace(base, batch_size=bs3), seeds, notes)
+            res["oom_halving"] = {"finished": True, "batch_used": bs3, "notes": notes[n0:], "seconds": s3,
+                                  "agree_with_same_batch": agree(h3, h2s), "samples": len(h3),
+                                  "cap_bytes": cap, "batch2_peak_bytes": peak2, "resident_bytes": resident}
+            log(f"   finished at batch {bs3} after {len(notes) - n0} notes; {agree(h3, h2s)} of {len(h3)} hashes "
+                f"agree with an uncapped run at batch {bs3}")
+        except Exception as e:  # noqa: BLE001 - the finding is the failure itself
+            res["oom_halving"] = {"finished": False, "error": f"{type(e).__name__}: {e}", "notes": notes[n0:]}
+            log(f"   FAILED: {type(e).__name__}: {e}")
+        finally:
+            torch.cuda.set_per_process_memory_fraction(1.0)
+    out = args.out or (Path(os.environ["OUT"]) / "probe_gpu_checks.json" if os.environ.get("OUT") else None)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2, default=str))
+        log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
