@@ -46,6 +46,11 @@ def echo_err(message: str) -> None:
 
 
 def _cell(v: Any) -> str:
+    t = type(v)
+    if t is str:  # most cells: the same text as str(v) below, without the checks
+        return v
+    if t is int:
+        return str(v)
     if v is None:
         return ""
     if isinstance(v, float):
@@ -120,10 +125,11 @@ def table_lines(columns: list[str], cells: list[list[str]], width: int | None, m
     """The lines of an aligned table. ``width`` None: every cell whole. Otherwise the widest columns are
     narrowed until the table fits ``width`` and their cells wrapped; if it cannot fit with every column
     at least :data:`MIN_WRAP` wide (or its natural width, if smaller), cells are cut to ``max_width``."""
-    import textwrap
-
     heads = [c.upper() for c in columns]
-    natural = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
+    if cells:  # column by column (zip(*cells)), without a Python step per cell
+        natural = [max(len(h), max(map(len, col))) for h, col in zip(heads, zip(*cells, strict=True), strict=True)]
+    else:
+        natural = [len(h) for h in heads]
     widths = list(natural)
     if width is not None:
         room = width - 2 * (len(columns) - 1)
@@ -136,6 +142,12 @@ def table_lines(columns: list[str], cells: list[list[str]], width: int | None, m
                 i = max(range(len(widths)), key=lambda j: (widths[j] - floor[j] > 0, widths[j]))
                 widths[i] = max(floor[i], widths[i] - (sum(widths) - room))
     lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip()]
+    if widths == natural:  # every cell fits its column: one line per row, nothing wrapped
+        for row in cells:
+            lines.append("  ".join([v.ljust(w) for v, w in zip(row, widths, strict=True)]).rstrip())
+        return lines
+    import textwrap
+
     for row in cells:
         parts = [
             textwrap.wrap(v, w, break_long_words=True, break_on_hyphens=False) or [""] if len(v) > w else [v]

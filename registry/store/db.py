@@ -23,15 +23,13 @@ import contextlib
 import errno
 import hashlib
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
-
 from registry.errors import RegistryBusy, RegistryCorrupt, RegistryError, UsageError
+from registry.store._duck import duckdb, full
 
 _HERE = Path(__file__).parent
 MIGRATIONS_DIR = _HERE / "migrations"
@@ -96,6 +94,7 @@ def _touch_waiting(path: Path) -> None:
 
 def _open(path: Path, read_only: bool, timeout: float, on_wait: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
     if not read_only:
+        full()  # writes register Arrow tables: the whole duckdb package
         for release in list(_BEFORE_WRITE_OPEN):
             release(path)
     deadline = time.monotonic() + timeout
@@ -264,6 +263,8 @@ def check_writable(path: Path) -> None:
         if target.exists() and not os.access(target, os.W_OK):
             err = errno.EROFS if _read_only_fs(target) else errno.EACCES
             raise storage_error(path, OSError(err, f"{os.strerror(err)}: {target}"))
+    import shutil
+
     try:
         free = shutil.disk_usage(probe).free
     except OSError as e:
@@ -333,8 +334,6 @@ def connect(
     the storage (no space, permission denied, read-only file system, damaged ``.wal``) become one
     :class:`RegistryError` that names the cause.
     """
-    from registry.store import anchor
-
     path = Path(path) if path is not None else default_db_path()
     if read_only:
         con = open_read_only(path, timeout=timeout, on_wait=on_wait)
@@ -343,6 +342,8 @@ def connect(
         finally:
             con.close()
         return
+    from registry.store import anchor
+
     created = not path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
