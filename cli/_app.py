@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -90,6 +89,8 @@ def render_rows(
         for r in rows:
             out.write(dumps({c: r.get(c) for c in columns}) + "\n")
     elif fmt == "csv":
+        import csv
+
         w = csv.writer(out, lineterminator="\n")
         w.writerow(columns)
         for r in rows:

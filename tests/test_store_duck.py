@@ -127,3 +127,27 @@ print(light, n)
     assert n == "3"
     if _duck._compiled_of_package() is not None:
         assert light == "False"
+
+
+def test_the_views_digest_is_hashlibs_sha256() -> None:
+    """The store digests the views' text without hashlib where the interpreter has its own SHA-256 module
+    (registry/store/db.py: hashlib loads OpenSSL); the digest is SHA-256 all the same, and the registry
+    records it."""
+    import hashlib
+
+    from registry.store import db
+
+    for data in (b"", b"abc", "CREATE VIEW x AS SELECT 1; -- é".encode(), bytes(range(256)) * 1000):
+        assert db._sha256_hex(data) == hashlib.sha256(data).hexdigest()
+    digest, parts = db._views_sql()
+    from registry.store.listing_table import FILL_SQL
+
+    assert digest == hashlib.sha256("\n--\n".join([*parts, FILL_SQL]).encode()).hexdigest()
+
+
+def test_json_output_turns_decimals_into_numbers_without_importing_decimal_itself() -> None:
+    from decimal import Decimal
+
+    from registry.jsonout import dumps
+
+    assert dumps({"a": Decimal("1.25"), "b": [Decimal("-3")]}) == '{"a": 1.25, "b": [-3.0]}'

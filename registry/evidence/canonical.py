@@ -15,7 +15,6 @@ Values are normalised before canonicalisation so that RFC 8785 can represent the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -123,6 +122,8 @@ def canonical_bytes(obj: Any) -> bytes:
 
 
 def sha256_hex(data: bytes) -> str:
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 

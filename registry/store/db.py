@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
+import importlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -151,7 +151,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             for stmt in _statements(sql):
                 con.execute(stmt)
             con.execute(
-                "INSERT INTO migrations VALUES (?, now(), ?)", [name, hashlib.sha256(sql.encode()).hexdigest()]
+                "INSERT INTO migrations VALUES (?, now(), ?)", [name, _sha256_hex(sql.encode())]
             )
             con.execute("COMMIT")
         except Exception as e:
@@ -162,12 +162,27 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     return applied
 
 
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 of ``data`` in hex. Every open digests the views' text (:func:`_schema_state`); the
+    interpreter's own SHA-256 module does it without loading OpenSSL, which ``import hashlib`` does (3-4 ms
+    of every ``show`` and ``ls``); hashlib where that module is missing."""
+    for name in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        return str(mod.sha256(data).hexdigest())
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def _views_sql() -> tuple[str, list[str]]:
     from registry.store.listing_table import FILL_SQL
 
     parts = [f.read_text(encoding="utf-8") for f in sorted(VIEWS_DIR.glob("*.sql"))]
     # the listing table's definition is part of the digest: when it changes, the table is rebuilt
-    digest = hashlib.sha256("\n--\n".join([*parts, FILL_SQL]).encode()).hexdigest()
+    digest = _sha256_hex("\n--\n".join([*parts, FILL_SQL]).encode())
     return digest, parts
 
 
