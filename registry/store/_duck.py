@@ -11,8 +11,10 @@ Exceptions the engine raises are then the same classes either way, and a connect
 
 What only the package sets up: the Python relation methods it attaches to the connection type
 (``con.sql``, ``con.table`` …) and Arrow scans (``con.register(name, arrow_table)``). :func:`full` imports
-the package, which attaches them to every connection, open or not; a write open calls it (writes register
-Arrow tables), and so does ``refresh_listing``, which registers one. ``show`` and ``ls`` never need it.
+the package, which attaches them to every connection, open or not: a write open calls it (writes register
+Arrow tables), and so does code that registers one on a read-only connection (the scan's count of covered
+findings) or may be handed any connection (``refresh_listing``); the other modules that register Arrow
+tables (write, events, audit) import the package themselves. ``show`` and ``ls`` never need it.
 """
 
 from __future__ import annotations
