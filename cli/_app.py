@@ -77,32 +77,67 @@ def render_rows(
     column would keep fewer than :data:`MIN_WRAP` characters) are long cells cut to ``max_width`` with
     "…", as the hint on stderr says.
     """
-    out = out or sys.stdout
-    if fmt == "json":
-        out.write("[")
-        first = True
-        for r in rows:
-            out.write(("\n  " if first else ",\n  ") + dumps({c: r.get(c) for c in columns}))
-            first = False
-        out.write("\n]\n" if not first else "]\n")
-    elif fmt == "jsonl":
-        for r in rows:
-            out.write(dumps({c: r.get(c) for c in columns}) + "\n")
-    elif fmt == "csv":
-        import csv
+    sink = out or sys.stdout
+    # rows already in hand (or a table, which waits for them all) go out in a few large writes (with
+    # PYTHONUNBUFFERED every write() is a system call); rows still being produced go out one by one
+    out = _Batched(sink, BATCH_CHARS if fmt == "table" or isinstance(rows, list | tuple) else 0)
+    try:
+        if fmt == "json":
+            out.write("[")
+            first = True
+            for r in rows:
+                out.write(("\n  " if first else ",\n  ") + dumps({c: r.get(c) for c in columns}))
+                first = False
+            out.write("\n]\n" if not first else "]\n")
+        elif fmt == "jsonl":
+            for r in rows:
+                out.write(dumps({c: r.get(c) for c in columns}) + "\n")
+        elif fmt == "csv":
+            import csv
 
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([_cell(r.get(c)) for c in columns])
-    else:
-        cells = [[_cell(r.get(c)).replace("\n", " ") for c in columns] for r in rows]
-        if width is None and not _no_truncate() and _isatty(out):
-            import shutil
+            w = csv.writer(out, lineterminator="\n")
+            w.writerow(columns)
+            for r in rows:
+                w.writerow([_cell(r.get(c)) for c in columns])
+        else:
+            cells = [[_cell(r.get(c)).replace("\n", " ") for c in columns] for r in rows]
+            if width is None and not _no_truncate() and _isatty(sink):
+                import shutil
 
-            width = shutil.get_terminal_size().columns
-        for line in table_lines(list(columns), cells, width, max_width):
-            out.write(line + "\n")
+                width = shutil.get_terminal_size().columns
+            for line in table_lines(list(columns), cells, width, max_width):
+                out.write(line + "\n")
+    finally:
+        out.flush()
+
+
+class _Batched:
+    """Text written to ``sink`` in pieces of at least ``batch`` characters (:data:`BATCH_CHARS`) and on
+    :meth:`flush`; ``batch`` 0: every piece as it comes."""
+
+    def __init__(self, sink: Any, batch: int = 0) -> None:
+        self.sink = sink
+        self.batch = batch
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size >= self.batch:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self.parts:
+            text = "".join(self.parts)
+            self.parts.clear()
+            self.size = 0
+            self.sink.write(text)
+
+
+#: how much text :class:`_Batched` gathers before writing it
+BATCH_CHARS = 1 << 16
 
 
 #: the narrowest a wrapped column gets; below this a table is cut instead of wrapped
