@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -46,6 +45,11 @@ def echo_err(message: str) -> None:
 
 
 def _cell(v: Any) -> str:
+    t = type(v)
+    if t is str:  # most cells: the same text as str(v) below, without the checks
+        return v
+    if t is int:
+        return str(v)
     if v is None:
         return ""
     if isinstance(v, float):
@@ -73,30 +77,85 @@ def render_rows(
     column would keep fewer than :data:`MIN_WRAP` characters) are long cells cut to ``max_width`` with
     "…", as the hint on stderr says.
     """
-    out = out or sys.stdout
-    if fmt == "json":
-        out.write("[")
-        first = True
-        for r in rows:
-            out.write(("\n  " if first else ",\n  ") + dumps({c: r.get(c) for c in columns}))
-            first = False
-        out.write("\n]\n" if not first else "]\n")
-    elif fmt == "jsonl":
-        for r in rows:
-            out.write(dumps({c: r.get(c) for c in columns}) + "\n")
-    elif fmt == "csv":
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([_cell(r.get(c)) for c in columns])
-    else:
-        cells = [[_cell(r.get(c)).replace("\n", " ") for c in columns] for r in rows]
-        if width is None and not _no_truncate() and _isatty(out):
-            import shutil
+    sink = out or sys.stdout
+    # rows already in hand (or a table, which waits for them all) go out in a few large writes (with
+    # PYTHONUNBUFFERED every write() is a system call); rows still being produced go out one by one
+    out = _Batched(sink, BATCH_CHARS if fmt == "table" or isinstance(rows, list | tuple) else 0)
+    try:
+        if fmt == "json":
+            out.write("[")
+            first = True
+            for r in rows:
+                out.write(("\n  " if first else ",\n  ") + dumps({c: r.get(c) for c in columns}))
+                first = False
+            out.write("\n]\n" if not first else "]\n")
+        elif fmt == "jsonl":
+            for r in rows:
+                out.write(dumps({c: r.get(c) for c in columns}) + "\n")
+        elif fmt == "csv":
+            import csv
 
-            width = shutil.get_terminal_size().columns
-        for line in table_lines(list(columns), cells, width, max_width):
-            out.write(line + "\n")
+            w = csv.writer(out, lineterminator="\n")
+            w.writerow(columns)
+            for r in rows:
+                w.writerow([_cell(r.get(c)) for c in columns])
+        else:
+            cells = [[_cell(r.get(c)).replace("\n", " ") for c in columns] for r in rows]
+            if width is None and not _no_truncate() and _isatty(sink):
+                import shutil
+
+                width = shutil.get_terminal_size().columns
+            for line in table_lines(list(columns), cells, width, max_width):
+                out.write(line + "\n")
+    finally:
+        out.flush()
+
+
+class _Batched:
+    """Text written to ``sink`` in pieces of at least ``batch`` characters (:data:`BATCH_CHARS`) and on
+    :meth:`flush`; ``batch`` 0: every piece as it comes."""
+
+    def __init__(self, sink: Any, batch: int = 0) -> None:
+        self.sink = sink
+        self.batch = batch
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size >= self.batch:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self.parts:
+            text = "".join(self.parts)
+            self.parts.clear()
+            self.size = 0
+            self.sink.write(text)
+
+
+#: how much text :class:`_Batched` gathers before writing it
+BATCH_CHARS = 1 << 16
+
+
+_SKIP_FINAL_COLLECTION = False
+
+
+def skip_final_collection() -> None:
+    """At exit, let the interpreter's last cycle collections skip every object alive then (``gc.freeze``
+    in an exit handler): they traverse every module, class and function only to find nothing, 8-15 ms of
+    a `show` or `ls` that itself takes under 200 ms. The process frees its memory when it ends; what is
+    lost is the finalizer of an object left in a reference cycle, so only commands that read the registry
+    and print call this (a file left open in a cycle would go unflushed)."""
+    global _SKIP_FINAL_COLLECTION
+    if not _SKIP_FINAL_COLLECTION:
+        import atexit
+        import gc
+
+        atexit.register(gc.freeze)
+        _SKIP_FINAL_COLLECTION = True
 
 
 #: the narrowest a wrapped column gets; below this a table is cut instead of wrapped
@@ -120,10 +179,11 @@ def table_lines(columns: list[str], cells: list[list[str]], width: int | None, m
     """The lines of an aligned table. ``width`` None: every cell whole. Otherwise the widest columns are
     narrowed until the table fits ``width`` and their cells wrapped; if it cannot fit with every column
     at least :data:`MIN_WRAP` wide (or its natural width, if smaller), cells are cut to ``max_width``."""
-    import textwrap
-
     heads = [c.upper() for c in columns]
-    natural = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
+    if cells:  # column by column (zip(*cells)), without a Python step per cell
+        natural = [max(len(h), max(map(len, col))) for h, col in zip(heads, zip(*cells, strict=True), strict=True)]
+    else:
+        natural = [len(h) for h in heads]
     widths = list(natural)
     if width is not None:
         room = width - 2 * (len(columns) - 1)
@@ -136,6 +196,12 @@ def table_lines(columns: list[str], cells: list[list[str]], width: int | None, m
                 i = max(range(len(widths)), key=lambda j: (widths[j] - floor[j] > 0, widths[j]))
                 widths[i] = max(floor[i], widths[i] - (sum(widths) - room))
     lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip()]
+    if widths == natural:  # every cell fits its column: one line per row, nothing wrapped
+        for row in cells:
+            lines.append("  ".join([v.ljust(w) for v, w in zip(row, widths, strict=True)]).rstrip())
+        return lines
+    import textwrap
+
     for row in cells:
         parts = [
             textwrap.wrap(v, w, break_long_words=True, break_on_hyphens=False) or [""] if len(v) > w else [v]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli._app import format_option, no_truncate_option, read_registry, render_rows
+from cli._app import format_option, no_truncate_option, read_registry, render_rows, skip_final_collection
 from registry.archs import KINDS
 from registry.listing import COLUMNS, SEVERITIES
 
@@ -51,6 +51,8 @@ def command(
 ) -> None:
     """List registered models (one row per content; PATH is where it was last seen)."""
     from registry.listing import ListQuery, list_models
+
+    skip_final_collection()
 
     query = ListQuery(
         file_format=file_format, name_glob=name_glob, min_severity=min_severity, kind=kind, arch=arch,

@@ -8,7 +8,6 @@ module's heavy dependencies, and never torch).
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ _NOT_COMMANDS = {"main"}
 
 
 def _command_modules() -> list[str]:
+    import pkgutil
+
     import cli
 
     names = []
@@ -40,9 +41,14 @@ class LazyGroup(click.Group):
         if cmd_name in self.commands:
             return self.commands[cmd_name]
         mod_name = cmd_name.replace("-", "_")
-        if mod_name not in _command_modules():
+        if not mod_name.isidentifier() or mod_name.startswith("_") or mod_name in _NOT_COMMANDS:
             return None
-        mod = importlib.import_module(f"cli.{mod_name}")
+        try:  # the module itself, without listing the package (pkgutil): one command runs
+            mod = importlib.import_module(f"cli.{mod_name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"cli.{mod_name}":
+                return None
+            raise
         cmd = getattr(mod, "command", None)
         return cmd if isinstance(cmd, click.Command) else None
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cli._app import dumps, no_truncate_option, read_registry
+from cli._app import dumps, no_truncate_option, read_registry, skip_final_collection
 
 
 @click.command("show")
@@ -26,6 +26,7 @@ def command(ref: str, fmt: str, sections: tuple[str, ...], modules: bool) -> Non
     from registry.record import build_record, load_sections
     from registry.store.read import resolve_ref
 
+    skip_final_collection()
     known = [s.name for s in load_sections()]
     unknown = [s for s in sections if s not in known]
     if unknown:

@@ -4,8 +4,8 @@ datetimes in ISO 8601, decimals as floats, bytes as hex, paths and other objects
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,10 @@ from typing import Any
 def json_default(o: Any) -> Any:
     if isinstance(o, datetime | date):
         return o.isoformat()
-    if isinstance(o, Decimal):
+    # a Decimal exists only once its module is loaded (DuckDB loads it to return DECIMAL values): not
+    # importing it here spares `ls` and `show` its import
+    decimal = sys.modules.get("decimal")
+    if decimal is not None and isinstance(o, decimal.Decimal):
         return float(o)
     if isinstance(o, bytes):
         return o.hex()

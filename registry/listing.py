@@ -13,9 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
-
 from registry.errors import UsageError
+from registry.store._duck import duckdb
 from registry.store.listing_table import has_listing
 
 SEVERITIES = ["info", "low", "medium", "high", "critical"]

@@ -32,6 +32,7 @@ from registry.files.sniff import SNIFF_BYTES, file_reader, sniff_bytes
 from registry.findings import Finding, Severity, finding, from_error, rule
 from registry.hashing import hash_file
 from registry.paths import clean_text, display_path, raw_path
+from registry.store._duck import full
 from registry.store.anchor import head_path, update_after_write
 from registry.store.db import connect, someone_waiting, waiting_path
 from registry.store.write import BlobRecord, FileWrite, SightingRecord, TensorRows, write_batch
@@ -803,6 +804,7 @@ def _count_covered(
     if summary.shas:
         paths = sorted(summary.shas)
         with connect(db_path, read_only=True, on_wait=on_wait) if con is None else contextlib.nullcontext(con) as con:
+            full()  # Arrow scans (a read-only open leaves the duckdb package unloaded)
             con.execute("SELECT 1").fetchall()  # DuckDB 2: no register() while a result is pending
             con.register(
                 "_covered",

@@ -139,13 +139,20 @@ def test_show_names_the_sections_when_one_is_unknown(tmp_path: Path, db: Path) -
 
 def test_show_and_ls_import_only_what_they_need(tmp_path: Path, db: Path) -> None:
     """`show` and `ls` stay light (issue 21): no probe code, no declaration validator (jsonschema), no
-    PDF stack, no identifier rules, in a fresh interpreter."""
+    PDF stack, no identifier rules, no numpy/pyarrow, no package metadata reader, and not the Python
+    `duckdb` package where its compiled `_duckdb` module serves (registry/store/_duck.py), in a fresh
+    interpreter."""
     import subprocess
     import sys
 
+    from registry.store import _duck
+
     two_models(tmp_path)
     assert run("scan", str(tmp_path / "m"))[0] == 0
-    heavy = ("registry.probe", "registry.probe.record", "jsonschema", "weasyprint", "registry.declarations", "registry.identify", "torch")
+    heavy = ("registry.probe", "registry.probe.record", "jsonschema", "weasyprint", "registry.declarations",
+             "registry.identify", "torch", "numpy", "pyarrow", "importlib.metadata")  # fmt: skip
+    if _duck._compiled_of_package() is not None:
+        heavy += ("duckdb",)
     for argv in (["show", "alpha.safetensors"], ["show", "--format", "json", "alpha.safetensors"], ["ls"]):
         probe = (
             "import sys\n"

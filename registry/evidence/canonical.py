@@ -15,22 +15,20 @@ Values are normalised before canonicalisation so that RFC 8785 can represent the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import platform
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Protocol
-
-import duckdb
+from typing import TYPE_CHECKING, Any, Protocol
 
 from registry import __version__
 from registry.errors import NotFound
+
+if TYPE_CHECKING:
+    import duckdb
 
 RECORD_VERSION = "1.0"
 SCHEMA_ID = "https://modelreg.dev/schemas/model-record/1.0/model-record.schema.json"
@@ -124,6 +122,8 @@ def canonical_bytes(obj: Any) -> bytes:
 
 
 def sha256_hex(data: bytes) -> str:
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 
@@ -271,6 +271,9 @@ def _anchor(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
 
 def environment() -> dict[str, Any]:
     """The software that built the record (no host name, no user, no time)."""
+    import platform  # here, not at the top: `show` reads timestamps from this module, never this
+    from importlib import metadata as importlib_metadata
+
     packages: dict[str, str | None] = {}
     for name in ENVIRONMENT_PACKAGES:
         try:

@@ -4,12 +4,13 @@ with the evidence found by its latest check, and the overfitting indicators with
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.evidence.canonical import iso_utc
 from registry.record import Line, Section
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def _iso(v: Any) -> Any:

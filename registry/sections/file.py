@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.evidence.canonical import iso_utc
 from registry.record import Line, Section
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:

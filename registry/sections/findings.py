@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.record import Line, Section
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> list[dict[str, Any]] | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.archs import ARCH_LABELS
 from registry.record import Line, Section
+
+if TYPE_CHECKING:
+    import duckdb
 
 KIND_LABELS = {
     "checkpoint": "checkpoint (full model)",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.record import Line, Section
+
+if TYPE_CHECKING:
+    import duckdb
 
 MAX_LISTED = 1000
 

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.evidence.canonical import iso_utc
 from registry.record import Line, Section
+
+if TYPE_CHECKING:
+    import duckdb
 
 HEADLINE = [
     ("prompt_dependence", "all", ("off", "on", "ratio"), "Prompt dependence (same seed)"),

@@ -4,11 +4,12 @@ their byte offsets), what could not be scanned and why, tricks seen, and the ten
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.record import Line, Section
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def _j(v: Any) -> Any:

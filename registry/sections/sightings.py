@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.evidence.canonical import iso_utc, ns_to_iso
 from registry.record import Line, Section
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def load(con: duckdb.DuckDBPyConnection, sha256: str) -> list[dict[str, Any]] | None:

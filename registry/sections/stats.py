@@ -11,11 +11,12 @@ values ``sv``), which the exhibit report draws as its spectrum and profile figur
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.record import Line, Section
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: modules (largest spectral norm first) whose spectra the record carries; ``--modules`` lists them all
 TOP_MODULES = 12

@@ -4,11 +4,12 @@ words, the checks of its embedded hash claims, and the registered base model it 
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.record import Line, Section
+
+if TYPE_CHECKING:
+    import duckdb
 
 _TOP_TAGS = 8
 

@@ -26,11 +26,12 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import RegistryCorrupt
+
+if TYPE_CHECKING:
+    import duckdb
 
 FORMAT = "modelreg-chain-head/1"
 

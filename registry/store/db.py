@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
+import importlib
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
-
 from registry.errors import RegistryBusy, RegistryCorrupt, RegistryError, UsageError
+from registry.store._duck import duckdb, full
 
 _HERE = Path(__file__).parent
 MIGRATIONS_DIR = _HERE / "migrations"
@@ -96,6 +94,7 @@ def _touch_waiting(path: Path) -> None:
 
 def _open(path: Path, read_only: bool, timeout: float, on_wait: Callable[[str], None] | None) -> duckdb.DuckDBPyConnection:
     if not read_only:
+        full()  # writes register Arrow tables: the whole duckdb package
         for release in list(_BEFORE_WRITE_OPEN):
             release(path)
     deadline = time.monotonic() + timeout
@@ -152,7 +151,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             for stmt in _statements(sql):
                 con.execute(stmt)
             con.execute(
-                "INSERT INTO migrations VALUES (?, now(), ?)", [name, hashlib.sha256(sql.encode()).hexdigest()]
+                "INSERT INTO migrations VALUES (?, now(), ?)", [name, _sha256_hex(sql.encode())]
             )
             con.execute("COMMIT")
         except Exception as e:
@@ -163,12 +162,27 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     return applied
 
 
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 of ``data`` in hex. Every open digests the views' text (:func:`_schema_state`); the
+    interpreter's own SHA-256 module does it without loading OpenSSL, which ``import hashlib`` does (3-4 ms
+    of every ``show`` and ``ls``); hashlib where that module is missing."""
+    for name in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        return str(mod.sha256(data).hexdigest())
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def _views_sql() -> tuple[str, list[str]]:
     from registry.store.listing_table import FILL_SQL
 
     parts = [f.read_text(encoding="utf-8") for f in sorted(VIEWS_DIR.glob("*.sql"))]
     # the listing table's definition is part of the digest: when it changes, the table is rebuilt
-    digest = hashlib.sha256("\n--\n".join([*parts, FILL_SQL]).encode()).hexdigest()
+    digest = _sha256_hex("\n--\n".join([*parts, FILL_SQL]).encode())
     return digest, parts
 
 
@@ -264,6 +278,8 @@ def check_writable(path: Path) -> None:
         if target.exists() and not os.access(target, os.W_OK):
             err = errno.EROFS if _read_only_fs(target) else errno.EACCES
             raise storage_error(path, OSError(err, f"{os.strerror(err)}: {target}"))
+    import shutil
+
     try:
         free = shutil.disk_usage(probe).free
     except OSError as e:
@@ -333,8 +349,6 @@ def connect(
     the storage (no space, permission denied, read-only file system, damaged ``.wal``) become one
     :class:`RegistryError` that names the cause.
     """
-    from registry.store import anchor
-
     path = Path(path) if path is not None else default_db_path()
     if read_only:
         con = open_read_only(path, timeout=timeout, on_wait=on_wait)
@@ -343,6 +357,8 @@ def connect(
         finally:
             con.close()
         return
+    from registry.store import anchor
+
     created = not path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,10 @@ whose row disagrees with the view, and :func:`rebuild_listing` repairs it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 TABLE = "model_listing"
 
@@ -111,6 +113,9 @@ def refresh_listing(con: duckdb.DuckDBPyConnection, shas: Iterable[str | None]) 
         return
     import pyarrow as pa
 
+    from registry.store._duck import full
+
+    full()  # Arrow scans are set up by the duckdb package
     con.execute("SELECT 1").fetchall()  # DuckDB 2: no register() while a result is pending
     con.register("_listing_affected", pa.table({"sha256": pa.array(keys, pa.string())}))
     try:

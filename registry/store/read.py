@@ -6,12 +6,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import AmbiguousRef, NotFound, UsageError
 from registry.paths import clean_text, display_path
+
+if TYPE_CHECKING:
+    import duckdb
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _PREFIXES = {"sha256", "autov1", "autov2", "autov3", "blake3", "crc32", "0x"}

@@ -1,0 +1,78 @@
+"""The DuckDB module, imported as lightly as the command allows.
+
+``python -c "import duckdb"`` (the Python package, 2.x) takes 0.13–0.18 s on the 2-core development
+machine, a bare interpreter 0.03 s: the package builds its relation layer, expression builder and Arrow
+sources, and reads its version through ``importlib.metadata``. It wraps a compiled module, ``_duckdb`` (a
+top-level module beside it in site-packages; ``python -c "import _duckdb"`` 0.05 s), which *is* what the
+package re-exports: ``duckdb.connect``, ``duckdb.Error`` and its subclasses, ``duckdb.DuckDBPyConnection``
+and ``duckdb.extract_statements`` are the very objects of ``_duckdb``. So the store takes them from here: ``_duckdb`` when it is the compiled
+module of the installed ``duckdb`` package and has every name the store uses, else the package itself.
+Exceptions the engine raises are then the same classes either way, and a connection is the same type.
+
+What only the package sets up: the Python relation methods it attaches to the connection type
+(``con.sql``, ``con.table`` …) and Arrow scans (``con.register(name, arrow_table)``). :func:`full` imports
+the package, which attaches them to every connection, open or not: a write open calls it (writes register
+Arrow tables), and so does code that registers one on a read-only connection (the scan's count of covered
+findings) or may be handed any connection (``refresh_listing``); the other modules that register Arrow
+tables (write, events, audit) import the package themselves. ``show`` and ``ls`` never need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+#: every name the store takes from this module (the module is the package when one is missing)
+USED = (
+    "connect", "DuckDBPyConnection", "extract_statements", "Error", "IOException", "CatalogException",
+    "FatalException", "PermissionException",
+)  # fmt: skip
+
+
+def _compiled_of_package() -> ModuleType | None:
+    """``_duckdb`` when it is the compiled module the installed ``duckdb`` package wraps (it sits beside
+    the package's folder, in the same site-packages) and has every name in :data:`USED`; else None."""
+    try:
+        core = importlib.util.find_spec("_duckdb")
+        pkg = importlib.util.find_spec("duckdb")
+    except (ImportError, ValueError):
+        return None
+    if core is None or pkg is None or core.origin is None or pkg.origin is None:
+        return None
+    if os.path.dirname(core.origin) != os.path.dirname(os.path.dirname(pkg.origin)):
+        return None
+    try:
+        import _duckdb
+    except ImportError:
+        return None
+    if not all(hasattr(_duckdb, name) for name in USED):
+        return None
+    return _duckdb
+
+
+def _load() -> ModuleType:
+    loaded = sys.modules.get("duckdb")
+    if loaded is not None:  # the package is loaded already: nothing to save
+        return loaded
+    core = _compiled_of_package()
+    if core is not None:
+        return core
+    import duckdb as package
+
+    return package
+
+
+if TYPE_CHECKING:
+    import duckdb
+else:
+    duckdb = _load()
+
+
+def full() -> None:
+    """Import the ``duckdb`` package, so that every connection (open or not) has its relation methods and
+    can scan Arrow tables given to ``register``."""
+    importlib.import_module("duckdb")
