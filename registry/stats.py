@@ -23,9 +23,10 @@ times cheaper than Householder QR) whenever a worst-case bound puts every singul
     sketch (:func:`sketch_flops`) is cheaper, the module is ``sketched`` instead (``exact`` false; see
     :func:`loha_sketch`): ΔW (or ΔWᵀ, whichever is tall) formed once in float32 with shuffled, signed
     rows (same spectrum), its Frobenius norm summed in float64 while forming (exact up to the float32
-    rounding of the product, ≲ 1e-6 relative), a sparse-sign sketch of the smaller side taken from the
-    same cache-resident blocks, and one projection pass giving the leading :data:`SV_KEEP` singular values
-    as Rayleigh–Ritz values (lower bounds). With the certain ρ² ≥ ‖ΔW‖_F² − ‖ΔW·P‖_F² (P the projector
+    rounding of the product, ≲ 1e-6 relative), a sparse-sign sketch of the smaller side taken from a
+    random sample of its rows (:data:`SKETCH_SAMPLE`), and one projection, the other rows' blocks
+    projected while they are in cache, giving the leading :data:`SV_KEEP` singular values as
+    Rayleigh–Ritz values (lower bounds). With the certain ρ² ≥ ‖ΔW‖_F² − ‖ΔW·P‖_F² (P the projector
     on the sketched subspace) every true σᵢ lies in [σ̂ᵢ, √(σ̂ᵢ² + ρ²)];
     ``sv_error`` is the resulting relative bound on σ1, ``extra['sketch']`` holds ρ and the intervals of
     σ1, the top-k energy share, rank90 and rank99 (:func:`rank_interval`); the rank columns hold a value
