@@ -1130,7 +1130,7 @@ def _project_rows(
 #: sample of 16·ℓ = 1,152 rows at ℓ = 72, each bucket the signed sum of 16 rows; every row of an update
 #: with less than a row block more); the other rows are projected as they are formed and never stored.
 #: Measured on SDXL shapes with decaying spectra and uneven row norms: the Ritz values and ρ as close as
-#: with every row in the sketch at 16 slabs, σ̂1 up to 6× further off at 8
+#: with every row in the sketch (or closer) at 16 slabs, σ̂1 up to 5× further off at 8
 SKETCH_SAMPLE = 16
 #: a sample holding less than this fraction of its share m₀/m of the squared norm (uniform rows hold about
 #: their share: ±21% for 1,152 rows whose energies vary by a factor e^±4) is redone with every row in the
