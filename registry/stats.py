@@ -23,9 +23,10 @@ times cheaper than Householder QR) whenever a worst-case bound puts every singul
     sketch (:func:`sketch_flops`) is cheaper, the module is ``sketched`` instead (``exact`` false; see
     :func:`loha_sketch`): ΔW (or ΔWᵀ, whichever is tall) formed once in float32 with shuffled, signed
     rows (same spectrum), its Frobenius norm summed in float64 while forming (exact up to the float32
-    rounding of the product, ≲ 1e-6 relative), a sparse-sign sketch of the smaller side taken from the
-    same cache-resident blocks, and one projection pass giving the leading :data:`SV_KEEP` singular values
-    as Rayleigh–Ritz values (lower bounds). With the certain ρ² ≥ ‖ΔW‖_F² − ‖ΔW·P‖_F² (P the projector
+    rounding of the product, ≲ 1e-6 relative), a sparse-sign sketch of the smaller side taken from a
+    random sample of its rows (:data:`SKETCH_SAMPLE`), and one projection, the other rows' blocks
+    projected while they are in cache, giving the leading :data:`SV_KEEP` singular values as
+    Rayleigh–Ritz values (lower bounds). With the certain ρ² ≥ ‖ΔW‖_F² − ‖ΔW·P‖_F² (P the projector
     on the sketched subspace) every true σᵢ lies in [σ̂ᵢ, √(σ̂ᵢ² + ρ²)];
     ``sv_error`` is the resulting relative bound on σ1, ``extra['sketch']`` holds ρ and the intervals of
     σ1, the top-k energy share, rank90 and rank99 (:func:`rank_interval`); the rank columns hold a value
@@ -908,7 +909,7 @@ def _loha(m: _Module, out: ModuleStats, cfg: Mapping[str, Any] | None) -> None:
         job = _LohaJob(out, s1, t1, s2, t2, abs(scale))
         if m.sketches is None:
             _run_sketch(job)
-            _LOHA_SCRATCH.__dict__.pop("w", None)  # (no runner keeps this thread's buffer for a next module)
+            _LOHA_SCRATCH.__dict__.clear()  # (no runner keeps this thread's buffers for a next module)
         else:
             m.sketches.submit(job)
         return
@@ -967,14 +968,14 @@ def _orthonormal(y: np.ndarray) -> np.ndarray:
     return q
 
 
-def _cholesky_basis(y: np.ndarray) -> np.ndarray | None:
-    """An orthonormal basis (float64) of the columns of ``y`` (n×ℓ) by one Cholesky QR of the column-scaled
-    float64 Gram matrix (a third of the eigen-decomposition's time at ℓ = 72), or None where Y is nearly
-    rank-deficient (a pivot of the scaled factor below 1e-4: condition number about 1e4 or more), for
-    which :func:`_orthonormal` is the robust route. Its orthogonality is measured afterwards in any case
-    (:func:`_gram_range`), so the bounds never rest on it."""
-    yd = y.astype(np.float64)
-    g = yd.T @ yd
+def _cholesky_factor(z: np.ndarray) -> np.ndarray | None:
+    """R (ℓ×ℓ, float64) with Zᵀ·R orthonormal, for a sketch ``z`` (ℓ×n), by one Cholesky QR of the
+    row-scaled float64 Gram matrix Z·Zᵀ (a third of an eigen-decomposition's time at ℓ = 72), or None where
+    Z is nearly rank-deficient (a pivot of the scaled factor below 1e-4: condition number about 1e4 or
+    more), for which :func:`_orthonormal` is the robust route. The orthogonality of the basis made with it
+    is measured afterwards in any case (:func:`_gram_range`), so the bounds never rest on it."""
+    zd = z.astype(np.float64)
+    g = zd @ zd.T
     d = np.sqrt(np.diagonal(g))
     if d.size == 0 or not np.all(d > 0) or not np.all(np.isfinite(g)):
         return None
@@ -985,8 +986,35 @@ def _cholesky_basis(y: np.ndarray) -> np.ndarray | None:
     piv = np.diagonal(low)
     if piv.min() < 1e-4 * piv.max():
         return None
-    # Y·D⁻¹ = Q·Lᵀ, so Q = Y·D⁻¹·L⁻ᵀ
-    return yd @ (np.linalg.inv(low).T / d[:, None])
+    # Z·D⁻¹ = L·Q̃ᵀ, so Zᵀ·D⁻¹·L⁻ᵀ = Q̃
+    return cast(np.ndarray, np.linalg.inv(low).T / d[:, None])
+
+
+#: a float32 basis Q = fl(Zᵀ·R) is kept when the certain range [λmin, λmax] of QᵀQ's eigenvalues is at most
+#: this wide (it moves σ̂ by at most half of it, relatively); wider (an ill-conditioned sketch amplifies
+#: the float32 product's rounding), the product is taken in float64 and rounded once
+BASIS_SPREAD = 1e-4
+
+
+def _sketch_basis(z: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """A nearly orthonormal float32 basis Q (n×ℓ', ℓ' ≤ ℓ) of the rows of the sketch ``z`` (ℓ×n) and certain
+    bounds [λmin, λmax] on the eigenvalues of QᵀQ (:func:`_gram_range`): Cholesky QR with the product
+    Zᵀ·R in float32 (float64 where that leaves a range wider than :data:`BASIS_SPREAD`), or, for a
+    nearly dependent sketch (or a zero update), the eigen-decomposition basis without its empty
+    directions."""
+    r = _cholesky_factor(z)
+    if r is not None:
+        q = z.T @ r.astype(np.float32)
+        lo, hi = _gram_range(q)
+        if not hi - lo <= BASIS_SPREAD:
+            q = (z.T.astype(np.float64) @ r).astype(np.float32)
+            lo, hi = _gram_range(q)
+        if 0.5 < lo <= hi < 2.0:
+            return q, lo, hi
+    q64 = _orthonormal(z.T)
+    q = q64[:, np.any(q64 != 0.0, axis=0)].astype(np.float32)  # (directions it dropped)
+    lo, hi = _gram_range(q) if q.shape[1] else (1.0, 1.0)
+    return q, lo, hi
 
 
 def _gram_range(q: np.ndarray) -> tuple[float, float]:
@@ -1012,49 +1040,107 @@ def _row_mix(m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return perm, signs
 
 
-#: per-thread scratch of the sketch (the buffer of the formed update)
+#: per-thread scratch of the sketch (float32 buffers kept for the thread's next module: fresh pages would cost
+#: a fault per 4 KiB)
 _LOHA_SCRATCH = threading.local()
+
+
+def _scratch32(name: str, size: int) -> np.ndarray:
+    """This thread's float32 buffer ``name`` of at least ``size`` elements."""
+    buf: np.ndarray | None = getattr(_LOHA_SCRATCH, name, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1 << 16), dtype=np.float32)
+        setattr(_LOHA_SCRATCH, name, buf)
+    return buf
+
+
+def _block_rows(n: int, ell: int, m: int) -> int:
+    """Rows of W per block: whole slabs of ℓ rows, about :data:`SKETCH_BLOCK_BYTES` in all."""
+    return max(1, min(m, ell * max(1, SKETCH_BLOCK_BYTES // (4 * n * ell))))
+
+
+def _slab_squares(blk: np.ndarray, ell: int, cols: np.ndarray) -> float:
+    """Σ of the squares of a block (rows × n): over each slab of ≤ ℓ rows in float32 (≤ ℓ nonnegative terms
+    per column, in any order: relative error at most ℓ·2⁻²⁴ ≈ 4e-6 at ℓ = 72, the squaring included), the
+    column sums added in float64. ``cols``: float32 scratch of at least ⌈rows/ℓ⌉·n elements."""
+    rows, n = blk.shape
+    whole = rows // ell
+    total = 0.0
+    add = np.add.reduce
+    if whole:  # (one call for the block's whole slabs)
+        x = blk[: whole * ell].reshape(whole, ell, n)
+        total += float(add(np.einsum("kij,kij->kj", x, x, out=cols[: whole * n].reshape(whole, n)), axis=None, dtype=np.float64))
+    if rows > whole * ell:
+        x = blk[whole * ell :]
+        total += float(add(np.einsum("ij,ij->j", x, x, out=cols[:n]), dtype=np.float64))
+    return total
 
 
 def _form_rows(
     a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray, ell: int
 ) -> tuple[np.ndarray, float, np.ndarray]:
-    """W = (A1 B1) ⊙ (A2 B2) (float32, m×n, in this thread's reusable buffer), ‖W‖_F², and the bucket
-    sums Z (ℓ×n) of W's rows (bucket j: rows j, j + ℓ, …). Row block by row block (whole slabs of ℓ
-    rows), so that both products, the squares and the sums of a block stay in cache. Per slab, Z gains
-    the slab (contiguous rows, no strided sums) and the squares are summed down its ≤ ℓ rows in float32
-    (≤ ℓ nonnegative terms in any order: relative error at most ℓ·2⁻²⁴ ≈ 4e-6 at ℓ = 72, the squaring
-    included), those column sums added in float64."""
+    """W = (A1 B1) ⊙ (A2 B2) (float32, m×n, in this thread's reusable buffer), ‖W‖_F² (:func:`_slab_squares`),
+    and the bucket sums Z (ℓ×n) of W's rows (bucket j: rows j, j + ℓ, …). Row block by row block (whole
+    slabs of ℓ rows), so that both products, the squares and the sums of a block stay in cache; per slab,
+    Z gains the slab (contiguous rows, no strided sums)."""
     m, n = a1.shape[0], b1.shape[1]
-    # (fresh pages would cost a fault per 4 KiB: the buffer is kept for the thread's next module)
-    buf = getattr(_LOHA_SCRATCH, "w", None)
-    if buf is None or buf.size < m * n:
-        buf = _LOHA_SCRATCH.w = np.empty(max(m * n, 1 << 20), dtype=np.float32)
-    w = buf[: m * n].reshape(m, n)
+    w = _scratch32("w", m * n)[: m * n].reshape(m, n)
     z = np.zeros((ell, n), dtype=np.float32)
-    step = min(m, ell * max(1, SKETCH_BLOCK_BYTES // (4 * n * ell)))
-    tmp = np.empty((step, n), dtype=np.float32)
-    cols = np.empty(n, dtype=np.float32)
-    add = np.add.reduce
+    step = _block_rows(n, ell, m)
+    tmp = _scratch32("t", step * n)[: step * n].reshape(step, n)
+    cols = np.empty(-(-step // ell) * n, dtype=np.float32)
     total = 0.0
     for i in range(0, m, step):  # (2-D contiguous blocks: NumPy hands them to BLAS and its loops without copies)
         j = min(i + step, m)
-        t = tmp[: j - i]
         blk = w[i:j]
         np.matmul(a1[i:j], b1, out=blk)
-        np.matmul(a2[i:j], b2, out=t)
-        np.multiply(blk, t, out=blk)
+        np.matmul(a2[i:j], b2, out=tmp[: j - i])
+        np.multiply(blk, tmp[: j - i], out=blk)
         for s in range(0, j - i, ell):  # (i is a multiple of ℓ: row i + s goes to bucket s)
             e = min(s + ell, j - i)
             np.add(z[: e - s], blk[s:e], out=z[: e - s])
-            # Σ over the slab's ≤ ℓ rows of the squares: ≤ ℓ terms per column, in any order
-            total += float(add(np.einsum("ij,ij->j", blk[s:e], blk[s:e], out=cols), dtype=np.float64))
+        total += _slab_squares(blk, ell, cols)
     return w, total, z
+
+
+def _project_rows(
+    a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray, q: np.ndarray, ell: int, out: np.ndarray
+) -> float:
+    """The rows of W = (A1 B1) ⊙ (A2 B2) formed block by block in cache and at once projected: W·Q into
+    ``out`` (m×ℓ', float32); returns ‖W‖_F² (:func:`_slab_squares`). W itself is never stored."""
+    m, n = a1.shape[0], b1.shape[1]
+    step = _block_rows(n, ell, m)
+    buf = _scratch32("t", 2 * step * n)
+    x, y = buf[: step * n].reshape(step, n), buf[step * n : 2 * step * n].reshape(step, n)
+    cols = np.empty(-(-step // ell) * n, dtype=np.float32)
+    total = 0.0
+    for i in range(0, m, step):
+        j = min(i + step, m)
+        blk = x[: j - i]
+        np.matmul(a1[i:j], b1, out=blk)
+        np.matmul(a2[i:j], b2, out=y[: j - i])
+        np.multiply(blk, y[: j - i], out=blk)
+        total += _slab_squares(blk, ell, cols)
+        if q.shape[1]:
+            np.matmul(blk, q, out=out[i:j])
+    return total
+
+
+#: rows of the shuffled update that make the co-range sketch: this many slabs of ℓ rows (a uniform random
+#: sample of 16·ℓ = 1,152 rows at ℓ = 72, each bucket the signed sum of 16 rows; every row of an update
+#: with less than a row block more); the other rows are projected as they are formed and never stored.
+#: Measured on SDXL shapes with decaying spectra and uneven row norms: the Ritz values and ρ as close as
+#: with every row in the sketch (or closer) at 16 slabs, σ̂1 up to 5× further off at 8
+SKETCH_SAMPLE = 16
+#: a sample holding less than this fraction of its share m₀/m of the squared norm (uniform rows hold about
+#: their share: ±21% for 1,152 rows whose energies vary by a factor e^±4) is redone with every row in the
+#: sketch: the update's energy lies in a few rows outside it
+SKETCH_SHARE = 0.5
 
 
 def loha_sketch(
     a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray,
-    k: int = SV_KEEP, seed: int = 0, power: int | None = None,
+    k: int = SV_KEEP, seed: int = 0, power: int | None = None, sample: bool = True,
 ) -> Sketch:
     """Leading ``k`` singular values of ΔW = (A1 B1) ⊙ (A2 B2) (matrices m×r1, r1×n, m×r2, r2×n, read as
     float32) by a randomized range finder (Halko, Martinsson & Tropp 2011, alg. 4.1, with ``power`` steps
@@ -1064,40 +1150,60 @@ def loha_sketch(
     * the rows of A1 and A2 are permuted and (A1's) sign-flipped at random before W is formed, so the
       formed float32 matrix is W' = D·Π·W with D·Π orthogonal (the same singular values and Frobenius
       norm, summed in float64 while forming);
-    * the co-range sketch Z = S·W' with S a sparse sign embedding (each row of W' added into one of ℓ
-      buckets: whole rows, no multiplication), Q an orthonormal basis of Zᵀ (n×ℓ);
-    * the one dense pass B = W'·Q (m×ℓ), whose singular values (from the float64 Gram BᵀB) are
-      Rayleigh–Ritz values, and the certain bound ρ² ≥ ‖W'(I − P)‖₂² with P the projector on range(Q).
+    * the co-range sketch Z = S·W'₀ of the first m₀ = :data:`SKETCH_SAMPLE`·ℓ rows W'₀ (the ℓ rows of
+      largest ‖A1ᵢ‖·‖A2ᵢ‖ and a uniform random sample of the others; all m rows when fewer than a row
+      block would be left, with power steps or
+      without ``sample``, and again with all rows when the sample turns out to hold less than
+      :data:`SKETCH_SHARE` of its share m₀/m of ‖ΔW‖_F², the energy being in rows it missed)
+      with S a sparse sign embedding (each row added into one of ℓ buckets: whole rows, no
+      multiplication), Q a nearly orthonormal basis of Zᵀ (n×ℓ, :func:`_sketch_basis`);
+    * the one dense product B = W'·Q (m×ℓ): the m₀ sampled rows from their buffer, every other row block
+      as soon as it is formed (in cache, never stored); the singular values of B (from the float64 Gram
+      BᵀB) are Rayleigh–Ritz values, and ρ² ≥ ‖W'(I − P)‖₂² with P the projector on range(Q) is certain.
 
-    Q is float32 and only nearly orthonormal; certain bounds [λmin, λmax] on the eigenvalues of QᵀQ
-    (:func:`_gram_range`) make every figure certain anyway: σ̂ᵢ = σᵢ(B)/√λmax ≤ σᵢ(W'P) ≤ σᵢ(W'), and
+    The bounds hold for any Q, however it was found (the sample only decides how close they are): with
+    certain bounds [λmin, λmax] on the eigenvalues of QᵀQ (:func:`_gram_range`; Q is float32 and only
+    nearly orthonormal), σ̂ᵢ = σᵢ(B)/√λmax ≤ σᵢ(W'P) ≤ σᵢ(W'), and
     ρ² = ‖W‖_F² − ‖B‖_F²/λmax + σ₁(B)²·(1/λmin − 1/λmax) (+ :data:`SKETCH_ROUNDING`·‖W‖_F²), so that
     σᵢ² ≤ σᵢ(W'P)² + ‖W'(I − P)‖₂² ≤ σ̂ᵢ² + ρ² (Weyl)."""
     power = SKETCH_POWER if power is None else power
     a1, b1, a2, b2 = (np.asarray(x, dtype=np.float32) for x in (a1, b1, a2, b2))
-    if a1.shape[0] < b1.shape[1]:  # ΔWᵀ = (B1ᵀ A1ᵀ) ⊙ (B2ᵀ A2ᵀ)
-        a1, b1, a2, b2 = b1.T, a1.T, b2.T, a2.T
-    m, n = a1.shape[0], b1.shape[1]
+    wide = a1.shape[0] < b1.shape[1]  # then W = ΔWᵀ = (B1ᵀ A1ᵀ) ⊙ (B2ᵀ A2ᵀ)
+    m, n = (b1.shape[1], a1.shape[0]) if wide else (a1.shape[0], b1.shape[1])
     ell = min(k + SKETCH_OVERSAMPLE, m, n)
     perm, signs = _row_mix(m, seed)
-    a1p = np.take(a1, perm, axis=0)
+    m0 = SKETCH_SAMPLE * ell
+    if power or not sample or m - m0 < _block_rows(n, ell, m):  # (a power step needs all of W; a short rest is not worth a pass)
+        m0 = m
+    if m0 < m:  # the ℓ rows of largest ‖A1ᵢ‖·‖A2ᵢ‖ (a few dominant rows carry their own directions) go first
+        r1s, r2s = (np.einsum("ij,ij->j", x, x) for x in (b1, b2)) if wide else (np.einsum("ij,ij->i", x, x) for x in (a1, a2))
+        heavy = np.argpartition(r1s * r2s, m - ell)[m - ell :]
+        lead = np.zeros(m, dtype=bool)
+        lead[heavy] = True
+        perm = np.concatenate([heavy, perm[~lead[perm]]])
+    if wide:  # (the columns of B gathered along their rows, then seen transposed: BLAS takes either order)
+        a1p, a2p = np.take(b1, perm, axis=1).T, np.take(b2, perm, axis=1).T
+        b1c, b2c = np.ascontiguousarray(a1.T), np.ascontiguousarray(a2.T)
+    else:
+        a1p, a2p = np.take(a1, perm, axis=0), np.take(a2, perm, axis=0)
+        b1c, b2c = np.ascontiguousarray(b1), np.ascontiguousarray(b2)
     np.multiply(a1p, signs[:, None], out=a1p)
-    w, fro2, z = _form_rows(a1p, np.ascontiguousarray(b1), np.take(a2, perm, axis=0), np.ascontiguousarray(b2), ell)
+    w, fro2, z = _form_rows(a1p[:m0], b1c, a2p[:m0], b2c, ell)
+    sampled = fro2
     for _ in range(power):
         y = w @ _orthonormal(z.T).astype(np.float32)
         z = _orthonormal(y).astype(np.float32).T @ w
-    q64 = _cholesky_basis(z.T)
-    lo = hi = 0.0
-    if q64 is not None:
-        q = q64.astype(np.float32)
-        lo, hi = _gram_range(q)
-    if not 0.5 < lo <= hi < 2.0:  # nearly dependent sketch columns (or a zero update): the robust basis
-        q64 = _orthonormal(z.T)
-        q = q64[:, np.any(q64 != 0.0, axis=0)].astype(np.float32)  # (directions it dropped)
-        lo, hi = _gram_range(q) if q.shape[1] else (1.0, 1.0)
+    q, lo, hi = _sketch_basis(z)
+    b = _scratch32("b", m * q.shape[1])[: m * q.shape[1]].reshape(m, q.shape[1])
     if q.shape[1]:
-        b = (w @ q).astype(np.float64)
-        gram = b.T @ b
+        np.matmul(w, q, out=b[:m0])
+    if m0 < m:
+        fro2 += _project_rows(a1p[m0:], b1c, a2p[m0:], b2c, q, ell, b[m0:])
+        if sampled < SKETCH_SHARE * (m0 / m) * fro2:  # the energy lies in rows the sample missed
+            return loha_sketch(a1, b1, a2, b2, k, seed, power, sample=False)
+    if q.shape[1]:
+        bd = b.astype(np.float64)
+        gram = bd.T @ bd
         ev = np.clip(np.linalg.eigvalsh(gram)[::-1], 0.0, None)
         captured, top = float(np.trace(gram)), float(ev[0])
     else:
@@ -1109,8 +1215,6 @@ def loha_sketch(
     first = _rel_bound(float(sv[0]), rho) if sv.size else 0.0
     last = _rel_bound(float(sv[-1]), rho) if sv.size else 0.0
     return Sketch(sv, math.sqrt(fro2), rho, "frobenius (certain)", first, last)
-
-
 def _rel_bound(x: float, rho: float) -> float:
     """Relative upper bound on the error of a lower bound x of σ with σ ≤ √(x² + ρ²)."""
     return (math.sqrt(x * x + rho * rho) - x) / x if x > 0 else (0.0 if rho == 0 else math.inf)
@@ -1239,7 +1343,7 @@ class SketchRunner:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)  # (the pool's threads take their buffers with them)
                 self._pool = None
-            _LOHA_SCRATCH.__dict__.pop("w", None)
+            _LOHA_SCRATCH.__dict__.clear()
 
     def __enter__(self) -> SketchRunner:
         return self

@@ -247,6 +247,118 @@ def test_loha_sketch_of_a_low_rank_update_captures_it_whole() -> None:
 
 
 @PROPS
+@given(o=st.integers(150, 700), i=st.integers(150, 700), r=st.integers(10, 16), decay=st.floats(0.0, 0.5),
+       sample=st.integers(1, 4), block=st.sampled_from([1, 60_000, 200_000]), seed=st.integers(0, 2**31))
+def test_loha_sketch_bounds_hold_when_rows_are_projected_as_formed(
+    o: int, i: int, r: int, decay: float, sample: int, block: int, seed: int
+) -> None:
+    """With a co-range sketch of only ``sample`` slabs of ℓ rows (a random sample of the update's rows),
+    every other row block is projected as soon as it is formed and never stored: every recorded bound
+    still holds against the dense SVD, tall and wide, whatever the block size; the Frobenius norm is the
+    one summed over all rows."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(stats, "SKETCH_SAMPLE", sample)
+    mp.setattr(stats, "SKETCH_BLOCK_BYTES", block)
+    try:
+        g = _rng(seed)
+        w1a = g.standard_normal((o, r)) * np.exp(-decay * np.arange(r))
+        w2a = g.standard_normal((o, r)) * np.exp(-decay * np.arange(r))
+        w1b, w2b = g.standard_normal((r, i)), g.standard_normal((r, i))
+        dense = (w1a @ w1b) * (w2a @ w2b)
+        sk = stats.loha_sketch(w1a, w1b, w2a, w2b)
+        ref = np.linalg.svd(dense, compute_uv=False)
+        k = sk.sv.size
+        assert k == stats.SV_KEEP
+        assert sk.fro == pytest.approx(float(np.linalg.norm(dense)), rel=1e-6)
+        assert np.all(sk.sv <= ref[:k] * (1 + 1e-6))
+        assert np.all(ref[:k] <= np.sqrt(sk.sv**2 + sk.residual**2))
+        # the same module with the whole update in the sketch: the same norm, its own certain bounds
+        mp.setattr(stats, "SKETCH_SAMPLE", 10**6)
+        whole = stats.loha_sketch(w1a, w1b, w2a, w2b)
+        assert whole.fro == pytest.approx(sk.fro, rel=1e-6)
+        assert np.all(ref[:k] <= np.sqrt(whole.sv**2 + whole.residual**2))
+    finally:
+        mp.undo()
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_loha_sketch_sample_holds_the_dominant_rows(wide: bool) -> None:
+    """Five rows hold nearly all of the update's energy, each with its own direction: the sample of the
+    sketch takes the rows of largest ‖A1ᵢ‖·‖A2ᵢ‖ first, so none is missed (a uniform sample of 1,152 of
+    3,000 rows almost always misses some, and σ̂1 was then 17% low); σ̂1 is as close as with every row
+    in the sketch, and the bounds hold."""
+    g = _rng(30)
+    m, n, r = 3000, 300, 12
+    f = [g.standard_normal(s) for s in ((m, r), (r, n), (m, r), (r, n))]
+    f[0][[7, 400, 1500, 2222, 2999]] *= 300.0
+    if wide:
+        f = [f[1].T, f[0].T, f[3].T, f[2].T]
+    ref = np.linalg.svd((f[0] @ f[1]) * (f[2] @ f[3]), compute_uv=False)[: stats.SV_KEEP]
+    sk = stats.loha_sketch(*f)
+    whole = stats.loha_sketch(*f, sample=False)
+    assert 1 - sk.sv[0] / ref[0] < 1e-3 and 1 - whole.sv[0] / ref[0] < 1e-2
+    assert sk.residual <= whole.residual
+    for s in (sk, whole):
+        assert np.all(s.sv <= ref * (1 + 1e-6)) and np.all(ref <= np.sqrt(s.sv**2 + s.residual**2))
+
+
+def test_loha_sketch_redoes_a_sample_that_missed_the_energy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sample holding less than SKETCH_SHARE of its share of ‖ΔW‖_F² is redone with every row in the
+    sketch: the result is then that of ``sample=False``, value for value."""
+    g = _rng(31)
+    f = [g.standard_normal(s) for s in ((3000, 10), (10, 260), (3000, 10), (10, 260))]
+    whole = stats.loha_sketch(*f, sample=False)
+    monkeypatch.setattr(stats, "SKETCH_SHARE", 1e9)  # every sample "misses"
+    redone = stats.loha_sketch(*f)
+    assert redone.sv.tolist() == whole.sv.tolist() and (redone.fro, redone.residual) == (whole.fro, whole.residual)
+    monkeypatch.setattr(stats, "SKETCH_SHARE", 0.0)
+    kept = stats.loha_sketch(*f)
+    assert kept.sv.tolist() != whole.sv.tolist()
+
+
+def test_project_rows_equals_the_dense_product() -> None:
+    """The fused pass (form a block, square it, project it) against W·Q and ‖W‖_F² in float64, with blocks
+    of one slab, several and a partial last one."""
+    g = _rng(21)
+    m, n, r, ell = 530, 190, 9, 24
+    a1, a2 = (g.standard_normal((m, r)).astype(np.float32) for _ in range(2))
+    b1, b2 = (g.standard_normal((r, n)).astype(np.float32) for _ in range(2))
+    q = np.linalg.qr(g.standard_normal((n, ell)))[0].astype(np.float32)
+    w = (a1.astype(np.float64) @ b1) * (a2.astype(np.float64) @ b2)
+    for block in (1, 4 * n * ell * 2, 4 * n * 500):
+        mp = pytest.MonkeyPatch()
+        mp.setattr(stats, "SKETCH_BLOCK_BYTES", block)
+        try:
+            out = np.full((m, ell), np.nan, dtype=np.float32)
+            fro2 = stats._project_rows(a1, b1, a2, b2, q, ell, out)
+        finally:
+            mp.undo()
+        assert fro2 == pytest.approx(float(np.sum(w * w)), rel=1e-6)
+        np.testing.assert_allclose(out, w @ q, rtol=0, atol=1e-4 * float(np.abs(w).max()) * math.sqrt(n))
+
+
+@pytest.mark.parametrize("cond", [1.0, 1e2, 3e3, 1e6])
+def test_sketch_basis_is_certified_at_any_conditioning(cond: float) -> None:
+    """The float32 basis of a sketch spans its rows, and the recorded [λmin, λmax] holds QᵀQ's eigenvalues
+    (measured in float64 here), from a well-conditioned sketch to a nearly dependent one (then the float64
+    product or the eigen-decomposition basis); the range stays narrow enough not to move the bounds."""
+    g = _rng(int(cond))
+    ell, n = 40, 300
+    u = np.linalg.qr(g.standard_normal((ell, ell)))[0]
+    v = np.linalg.qr(g.standard_normal((n, ell)))[0]
+    z = ((u * np.geomspace(1.0, 1.0 / cond, ell)) @ v.T).astype(np.float32)
+    q, lo, hi = stats._sketch_basis(z)
+    qd = q.astype(np.float64)
+    ev = np.linalg.eigvalsh(qd.T @ qd)
+    assert lo <= ev[0] and ev[-1] <= hi
+    assert hi - lo <= 2 * stats.BASIS_SPREAD
+    # Zᵀ lies in range(Q): the part of it outside is rounding
+    zt = z.T.astype(np.float64)
+    proj = qd @ np.linalg.solve(qd.T @ qd, qd.T @ zt)
+    assert np.linalg.norm(zt - proj) <= 1e-4 * np.linalg.norm(zt)
+
+
+@PROPS
 @given(n=st.integers(1, 400), ell=st.integers(1, 40), noise=st.floats(0.0, 1e-2), seed=st.integers(0, 2**31))
 def test_gram_range_bounds_the_basis_eigenvalues(n: int, ell: int, noise: float, seed: int) -> None:
     """The certain [λmin, λmax] of QᵀQ for a nearly orthonormal float32 basis holds the eigenvalues."""
