@@ -1215,6 +1215,8 @@ def loha_sketch(
     first = _rel_bound(float(sv[0]), rho) if sv.size else 0.0
     last = _rel_bound(float(sv[-1]), rho) if sv.size else 0.0
     return Sketch(sv, math.sqrt(fro2), rho, "frobenius (certain)", first, last)
+
+
 def _rel_bound(x: float, rho: float) -> float:
     """Relative upper bound on the error of a lower bound x of σ with σ ≤ √(x² + ρ²)."""
     return (math.sqrt(x * x + rho * rho) - x) / x if x > 0 else (0.0 if rho == 0 else math.inf)
