@@ -35,7 +35,7 @@ from registry.hashing import hash_file
 from registry.paths import clean_text, display_path, raw_path
 from registry.store.anchor import head_path, update_after_write
 from registry.store.db import connect, someone_waiting, waiting_path
-from registry.store.write import BlobRecord, FileWrite, SightingRecord, TensorRows, write_batch
+from registry.store.write import BlobRecord, FileWrite, SightingRecord, TensorRows, rows_as_columns, write_batch
 
 #: a file that takes longer than this (seconds) is named in the scan summary with its slowest step
 SLOW_SECONDS = 10.0
@@ -374,10 +374,23 @@ def _analyse_file(
         analyzers=analyzer_versions(),
         tensors=tensors,
         findings=ctx.findings,
-        rows=ctx.rows,
-        columns=ctx.columns,
+        **_rows_and_columns(ctx),
     )
     return out
+
+
+def _rows_and_columns(ctx: FileContext) -> dict[str, Any]:
+    """The analyzers' rows as storable columns (``rows_as_columns``): the JSON text of their dict cells is
+    made here, in the worker, not by the one process that commits every file. A table given both ways
+    (or no rows) stays as it was given."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    columns = dict(ctx.columns)
+    for table, trows in ctx.rows.items():
+        if trows and table not in columns:
+            columns[table] = rows_as_columns(trows)
+        else:
+            rows[table] = trows
+    return {"rows": rows, "columns": columns}
 
 
 #: a worker task takes consecutive small files up to this many bytes and files (one task per file would
