@@ -347,11 +347,22 @@ def _norm(path: str) -> str:
     return _RX_SEP.sub("_", path).replace("_processor_", "_")
 
 
+#: shapes already converted by :func:`_shape_of` (a file has a few distinct shapes, repeated per module)
+_SHAPES: dict[Any, tuple[int, ...]] = {}
+
+
 def _shape_of(shape: Any) -> tuple[int, ...]:
     try:
-        return tuple(int(d) for d in shape)
+        return _SHAPES[shape]  # (a key equal to ``shape`` converts to the same integers)
+    except (KeyError, TypeError):
+        pass
+    try:
+        out = tuple(int(d) for d in shape)
     except (TypeError, ValueError):
         return ()
+    if type(shape) is tuple and len(_SHAPES) < 10_000:
+        _SHAPES[shape] = out
+    return out
 
 
 def _pairs(tensors: Iterable[Any]) -> list[tuple[str, tuple[int, ...]]]:
