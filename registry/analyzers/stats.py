@@ -30,7 +30,7 @@ from registry.tensorstats import tensor_stats, tensor_summary
 TABLES = ("lora_modules", "lora_summary", "lora_profile", "tensor_stats", "checkpoint_summary")
 
 #: dtypes a tensor is decoded from straight out of the file's map (little-endian, as safetensors stores them)
-_DIRECT = {"F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+_DIRECT: dict[str, np.dtype[Any]] = {"F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
 #: one-element tensors (a LoRA module's alpha) read with ``struct``: (format, bytes)
 _SCALAR = {k: (struct.Struct(f), struct.Struct(f).size) for k, f in (("F16", "<e"), ("F32", "<f"), ("F64", "<d"))}
 
