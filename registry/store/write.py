@@ -118,6 +118,8 @@ def rows_as_columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     None where a row lacks it; cells made storable as in :func:`_json_cell`). A cell's value does not
     depend on the other cells of its column, so columns of several files' rows joined end to end are
     those of the joined rows (workers convert their rows, the writer joins them)."""
+    if len(rows) == 1:  # (most tables: one row per file)
+        return {k: [_json_cell(v)] for k, v in rows[0].items()}
     columns: dict[str, None] = {}
     for r in rows:
         for k in r:
