@@ -246,7 +246,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 #: a pool worker's garbage-collector thresholds: a file's analysis allocates thousands of small objects
 #: (header entries, modules, rows) and frees them by reference counting, so collections at the default
-#: rate (every 700 allocations, a full one every ~70 of those) only scan live objects again and again
+#: rate (every 700 allocations, a full one after every 100 of those) mostly walk live objects again
 WORKER_GC_THRESHOLDS = (20_000, 20, 20)
 
 
