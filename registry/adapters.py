@@ -110,6 +110,8 @@ def _literal_head(pattern: str) -> str:
 #: searched (most of the ~50 patterns fail this test for any one name)
 _SUFFIX_TESTS = [(_literal_head(pat.pattern), pat, role, conv) for pat, role, conv in _SUFFIXES]
 
+_SINGLE_BLOCKS = re.compile(r"single_(?:transformer_)?blocks")
+
 _CLONEOFSIMO = re.compile(r"^(?P<comp>unet|text_encoder(?:_2)?):(?P<idx>\d+):(?P<role>down|up)$")
 
 #: forms, in the words the record uses
@@ -148,6 +150,38 @@ class ModuleGrouping:
     @property
     def is_adapter(self) -> bool:
         return bool(self.modules)
+
+
+#: names (and module keys) already read by :func:`_match_memo` / :func:`_place_memo` in this process: a scan
+#: of many adapter files sees the same few layouts again and again, so each name is parsed once; the memo
+#: is emptied when it grows past ``_MEMO_MAX`` entries
+_MATCH_MEMO: dict[str, tuple[str, str, str] | None] = {}
+_PLACE_MEMO: dict[tuple[str, bool], tuple[str, str | None]] = {}
+_MEMO_MAX = 100_000
+
+
+def _match_memo(name: str) -> tuple[str, str, str] | None:
+    """:func:`_match`, remembered per name."""
+    try:
+        return _MATCH_MEMO[name]
+    except KeyError:
+        pass
+    if len(_MATCH_MEMO) >= _MEMO_MAX:
+        _MATCH_MEMO.clear()
+    hit = _MATCH_MEMO[name] = _match(name)
+    return hit
+
+
+def _place_memo(key: str, single: bool) -> tuple[str, str | None]:
+    """:func:`place`, remembered per (key, single_blocks)."""
+    try:
+        return _PLACE_MEMO[(key, single)]
+    except KeyError:
+        pass
+    if len(_PLACE_MEMO) >= _MEMO_MAX:
+        _PLACE_MEMO.clear()
+    hit = _PLACE_MEMO[(key, single)] = place(key, single_blocks=single)
+    return hit
 
 
 def _match(name: str) -> tuple[str, str, str] | None:
@@ -200,13 +234,37 @@ _ROLES_OF_FORM: dict[str, set[str]] = {
 }
 
 
+#: groupings already computed in this process, by layout (every tensor name in order, and the number of
+#: axes of the OFT tensors, the only shapes the grouping reads): at most ``_LAYOUTS_MAX`` layouts
+_LAYOUTS: dict[tuple[tuple[str, ...], tuple[int, ...] | None], ModuleGrouping] = {}
+_LAYOUTS_MAX = 64
+
+
 def group_modules(names: Iterable[str], shapes: Mapping[str, tuple[int, ...]] | None = None) -> ModuleGrouping:
-    """Group tensor names into modules; ``shapes`` (name -> shape) tells OFT from BOFT."""
+    """Group tensor names into modules; ``shapes`` (name -> shape) tells OFT from BOFT.
+
+    A layout seen before in this process (the same names in the same order, the same OFT shapes) gets the
+    grouping computed then (new lists and dicts around the same immutable modules)."""
+    names = tuple(names)
+    oft = tuple(len(shapes.get(n, ())) for n in names if "oft_" in n) if shapes is not None else None
+    layout = (names, oft)
+    known = _LAYOUTS.get(layout)
+    if known is None:
+        known = _group_modules(names, shapes)
+        if len(_LAYOUTS) >= _LAYOUTS_MAX:
+            _LAYOUTS.clear()
+        _LAYOUTS[layout] = known
+    return ModuleGrouping(
+        list(known.modules), {k: list(v) for k, v in known.incomplete.items()}, list(known.unassigned)
+    )
+
+
+def _group_modules(names: Iterable[str], shapes: Mapping[str, tuple[int, ...]] | None) -> ModuleGrouping:
     by_key: dict[str, dict[str, str]] = {}
     conv_of: dict[str, str] = {}
     out = ModuleGrouping()
     for name in names:
-        hit = _match(name)
+        hit = _match_memo(name)
         if hit is None:
             out.unassigned.append(name)
             continue
@@ -218,7 +276,7 @@ def group_modules(names: Iterable[str], shapes: Mapping[str, tuple[int, ...]] | 
         roles[role] = name
         if conv != "kohya":
             conv_of.setdefault(key, conv)
-    single = any(re.search(r"single_(?:transformer_)?blocks", k) for k in by_key)
+    single = any(_SINGLE_BLOCKS.search(k) for k in by_key if "single_" in k)
     for key, parts in by_key.items():
         ndim = None
         if shapes is not None and "oft_blocks" in parts:
@@ -233,7 +291,7 @@ def group_modules(names: Iterable[str], shapes: Mapping[str, tuple[int, ...]] | 
         allowed = _ROLES_OF_FORM[form]
         kept = {r: n for r, n in parts.items() if r in allowed}
         out.unassigned.extend(n for r, n in parts.items() if r not in allowed)
-        component, block = place(key, single_blocks=single)
+        component, block = _place_memo(key, single)
         out.modules.append(AdapterModule(key, form, kept, conv_of.get(key, "kohya"), component, block))
     out.modules.sort(key=lambda m: m.key)
     return out

@@ -240,6 +240,38 @@ _SUFFIX_MAP = {suffix: (fam, role) for suffix, fam, role in _SUFFIXES if suffix.
 _UNDERSCORE_SUFFIXES = tuple((suffix, fam, role) for suffix, fam, role in _SUFFIXES if not suffix.startswith("."))
 
 
+#: per-name results of :func:`_match_suffix` and per-module-key results of :func:`_module_path` in this
+#: process (a scan of many adapter files reads the same few layouts again and again); each memo is emptied
+#: when it grows past ``_NAME_MEMO_MAX`` entries
+_SUFFIX_MEMO: dict[str, tuple[str, str, str] | None] = {}
+_PATH_MEMO: dict[str, tuple[str, str, str]] = {}
+_NAME_MEMO_MAX = 100_000
+
+
+def _match_suffix_memo(name: str) -> tuple[str, str, str] | None:
+    try:
+        return _SUFFIX_MEMO[name]
+    except KeyError:
+        pass
+    if len(_SUFFIX_MEMO) >= _NAME_MEMO_MAX:
+        _SUFFIX_MEMO.clear()
+    hit = _SUFFIX_MEMO[name] = _match_suffix(name)
+    return hit
+
+
+def _module_path(module_key: str) -> tuple[str, str, str]:
+    """(normalised path, component, style) of an adapter module key, remembered per key."""
+    try:
+        return _PATH_MEMO[module_key]
+    except KeyError:
+        pass
+    if len(_PATH_MEMO) >= _NAME_MEMO_MAX:
+        _PATH_MEMO.clear()
+    rest, comp, style = _split_prefix(module_key)
+    hit = _PATH_MEMO[module_key] = (_norm(rest), comp, style)
+    return hit
+
+
 def _match_suffix(name: str) -> tuple[str, str, str] | None:
     """The longest adapter suffix of ``name``: (suffix, family, role)."""
     parts = name.rsplit(".", 3)
@@ -315,11 +347,22 @@ def _norm(path: str) -> str:
     return _RX_SEP.sub("_", path).replace("_processor_", "_")
 
 
+#: shapes already converted by :func:`_shape_of` (a file has a few distinct shapes, repeated per module)
+_SHAPES: dict[Any, tuple[int, ...]] = {}
+
+
 def _shape_of(shape: Any) -> tuple[int, ...]:
     try:
-        return tuple(int(d) for d in shape)
+        return _SHAPES[shape]  # (a key equal to ``shape`` converts to the same integers)
+    except (KeyError, TypeError):
+        pass
+    try:
+        out = tuple(int(d) for d in shape)
     except (TypeError, ValueError):
         return ()
+    if type(shape) is tuple and len(_SHAPES) < 10_000:
+        _SHAPES[shape] = out
+    return out
 
 
 def _pairs(tensors: Iterable[Any]) -> list[tuple[str, tuple[int, ...]]]:
@@ -358,8 +401,8 @@ def _split(pairs: list[tuple[str, tuple[int, ...]]], roles: Mapping[str, tuple[s
     def mod_for(module_key: str, fam: str, first_key: str) -> _Mod:
         m = adapter.get(module_key)
         if m is None:
-            rest, comp, style = _split_prefix(module_key)
-            m = _Mod(key=first_key, path=_norm(rest), component=comp, style=style, algo=None)
+            path, comp, style = _module_path(module_key)
+            m = _Mod(key=first_key, path=path, component=comp, style=style, algo=None)
             adapter[module_key] = m
         return m
 
@@ -404,7 +447,7 @@ def _split(pairs: list[tuple[str, tuple[int, ...]]], roles: Mapping[str, tuple[s
             m.keys.setdefault("_family", "ia3")
             adapter_tensors += 1
             continue
-        hit = _match_suffix(name)
+        hit = _match_suffix_memo(name)
         if hit is None and control_lora and name.endswith((".up", ".down")):
             hit = (".up", "control-lora", "up") if name.endswith(".up") else (".down", "control-lora", "down")
         if hit is not None:

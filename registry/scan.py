@@ -12,6 +12,7 @@ finding, and a file whose format modelreg cannot read yet is recorded with its h
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -35,7 +36,14 @@ from registry.paths import clean_text, display_path, raw_path
 from registry.store._duck import full
 from registry.store.anchor import head_path, update_after_write
 from registry.store.db import connect, someone_waiting, waiting_path
-from registry.store.write import BlobRecord, FileWrite, SightingRecord, TensorRows, write_batch
+from registry.store.write import (
+    BlobRecord,
+    FileWrite,
+    SightingRecord,
+    TensorRows,
+    rows_as_columns,
+    write_batch,
+)
 
 #: a file that takes longer than this (seconds) is named in the scan summary with its slowest step
 SLOW_SECONDS = 10.0
@@ -237,9 +245,19 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="modelreg-parent-watchdog", daemon=True).start()
 
 
+#: a pool worker's garbage-collector thresholds: a file's analysis allocates thousands of small objects
+#: (header entries, modules, rows) and frees them by reference counting, so collections at the default
+#: rate (every 700 allocations, a full one after every 100 of those) mostly walk live objects again
+WORKER_GC_THRESHOLDS = (20_000, 20, 20)
+
+
 def _init_pool_worker(known: set[str], parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     _init_worker(known)
+    # the modules imported so far (analyzers, numpy …) stay for the life of the worker: out of every
+    # collection's way (the worker is a process of its own, so this changes nothing of the caller's)
+    gc.freeze()
+    gc.set_threshold(*WORKER_GC_THRESHOLDS)
 
 
 def analyse_file(
@@ -364,10 +382,23 @@ def _analyse_file(
         analyzers=analyzer_versions(),
         tensors=tensors,
         findings=ctx.findings,
-        rows=ctx.rows,
-        columns=ctx.columns,
+        **_rows_and_columns(ctx),
     )
     return out
+
+
+def _rows_and_columns(ctx: FileContext) -> dict[str, Any]:
+    """The analyzers' rows as storable columns (``rows_as_columns``): the JSON text of their dict cells is
+    made here, in the worker, not by the one process that commits every file. A table given both ways
+    (or no rows) stays as it was given."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    columns = dict(ctx.columns)
+    for table, trows in ctx.rows.items():
+        if trows and table not in columns:
+            columns[table] = rows_as_columns(trows)
+        else:
+            rows[table] = trows
+    return {"rows": rows, "columns": columns}
 
 
 #: a worker task takes consecutive small files up to this many bytes and files (one task per file would
@@ -405,6 +436,8 @@ class _Pool:
     balanced the workers better but left every commit for the end, measured slower)."""
 
     def __init__(self, todo: list[ScanItem], workers: int, known: set[str], rehash: bool) -> None:
+        self.workers = workers
+        self.taken = 0
         self.ex = ProcessPoolExecutor(max_workers=workers, initializer=_init_pool_worker, initargs=(set(known), os.getpid()))
         self.futures: list[Future[list[Analysed]]] = []
         try:
@@ -429,7 +462,23 @@ class _Pool:
                     break
                 except FutureTimeout:
                     idle()  # nothing to commit for now
+            self.taken += 1
             yield done
+
+    def core_free(self) -> bool:
+        """Whether fewer tasks than workers are left unfinished and the next task's results are not in yet:
+        a core is (or is about to be) idle, so the parent's commit work now delays no analysis (the end of
+        a scan, where committing everything at the very end left the cores idle while the parent wrote;
+        results already in join the commit instead of paying a commit's fixed cost of their own)."""
+        if self.taken < len(self.futures) and self.futures[self.taken].done():
+            return False
+        busy = 0
+        for fut in self.futures[self.taken :]:
+            if not fut.done():
+                busy += 1
+                if busy >= self.workers:
+                    return False
+        return True
 
     def close(self) -> None:
         """Stop: tasks not started are cancelled; the workers finish the file they are on."""
@@ -587,6 +636,29 @@ ProgressFn = Callable[[int, int | None, str], None]
 Mapper = Callable[[list[ScanItem], set[str], bool], Iterable[Analysed]]
 
 
+#: the scanning process's garbage-collector thresholds while a scan runs (restored after it): its commits
+#: build and drop large batches of rows, so at the default rate it collected every few hundred rows, and
+#: each full collection walked every object of the process (~0.1 s per scan of 1,000 small files)
+SCAN_GC_THRESHOLDS = (20_000, 50, 100)
+
+
+@contextlib.contextmanager
+def _relaxed_gc() -> Iterator[None]:
+    """Collect garbage less often during a scan; the objects that existed before it (imported modules …)
+    are left out of its collections (``gc.freeze``) unless the caller froze some already."""
+    old = gc.get_threshold()
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    gc.set_threshold(*SCAN_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        if freeze:
+            gc.unfreeze()
+
+
 def scan(
     paths: Iterable[str | os.PathLike[str]],
     db_path: Path,
@@ -608,6 +680,38 @@ def scan(
     provenance record (e.g. Hugging Face repo and revision) to a sighting. ``mapper`` replaces the local
     analysis (this process or a process pool) with another executor (see :data:`Mapper`).
     """
+    with _relaxed_gc():
+        return _scan(
+            paths,
+            db_path,
+            workers=workers,
+            rehash=rehash,
+            source=source,
+            provenance=provenance,
+            progress=progress,
+            on_wait=on_wait,
+            on_create=on_create,
+            batch_seconds=batch_seconds,
+            batch_files=batch_files,
+            mapper=mapper,
+        )
+
+
+def _scan(
+    paths: Iterable[str | os.PathLike[str]],
+    db_path: Path,
+    *,
+    workers: int = 1,
+    rehash: bool = False,
+    source: str = "scan",
+    provenance: Callable[[str], dict[str, Any] | None] | None = None,
+    progress: ProgressFn | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    on_create: Callable[[str], None] | None = None,
+    batch_seconds: float = 1.0,
+    batch_files: int = 500,
+    mapper: Mapper | None = None,
+) -> ScanSummary:
     t0 = time.monotonic()
     host = socket.gethostname()
     # before any analysis result is taken: create or migrate the registry, and find out now (not after an
@@ -751,6 +855,8 @@ def scan(
             for done_chunk in pool.results(writer.maybe_release):
                 for a in done_chunk:
                     accept(a)
+                if pending and pool.core_free():
+                    commit()  # a core would idle meanwhile: write now rather than all at the end
         elif mapper is not None:
             for a in mapper(todo, set(known), rehash):
                 accept(a)

@@ -331,10 +331,28 @@ def module_columns(mods: list[ModuleStats]) -> dict[str, list[Any]]:
             vals = [clean_text(v) if v is not None else None for v in vals]
         cols["module" if f == "key" else f] = vals
     cols["sv"] = [list(m.sv) for m in mods]
-    cols["extra"] = [
-        clean_text(json.dumps(_finite(m.extra), sort_keys=True, allow_nan=False)) if m.extra else None for m in mods
-    ]
+    cols["extra"] = [_extra_text(m.extra) if m.extra else None for m in mods]
     return cols
+
+
+#: ``extra`` texts by their (key, type, value) items, for the few ``extra`` dicts of plain values that
+#: thousands of modules share (``{"alpha_source": "tensor"}``)
+_EXTRA_TEXT: dict[tuple[tuple[str, type, Any], ...], str] = {}
+
+
+def _extra_text(extra: dict[str, Any]) -> str:
+    """``clean_text(json.dumps(_finite(extra), sort_keys=True, allow_nan=False))``, remembered for dicts of
+    text and whole numbers (the types are part of the key: ``1``, ``1.0`` and ``True`` are equal keys of
+    different JSON)."""
+    key = tuple((k, type(v), v) for k, v in extra.items())
+    try:
+        return _EXTRA_TEXT[key]
+    except (KeyError, TypeError):  # (TypeError: an unhashable value)
+        pass
+    text = clean_text(json.dumps(_finite(extra), sort_keys=True, allow_nan=False))
+    if len(_EXTRA_TEXT) < 1024 and all(type(v) in (str, int, bool) and type(k) is str for k, v in extra.items()):
+        _EXTRA_TEXT[key] = text
+    return text
 
 
 def _finite(v: Any) -> Any:
@@ -695,6 +713,7 @@ def _stacked_lora(
     cfg: Mapping[str, Any] | None,
     dtypes: Mapping[str, str] | None,
     load_into: Callable[[str, np.ndarray], None] | None = None,
+    load_scalar: Callable[[str], float] | None = None,
 ) -> tuple[dict[int, ModuleStats], list[int]]:
     """Statistics of plain LoRA modules, one shape group at a time, in chunks of about
     :data:`CHUNK_ELEMENTS`: the factors are decoded straight into a preallocated float64 stack (no
@@ -736,8 +755,11 @@ def _stacked_lora(
                         downs[j] = np.asarray(load(mod.parts["down"])).reshape(r, n)
                     alpha: float | None = None
                     if "alpha" in mod.parts:
-                        a = np.asarray(load(mod.parts["alpha"]), dtype=np.float64)
-                        alpha = float(a.ravel()[0]) if a.size == 1 else math.nan
+                        if load_scalar is not None:
+                            alpha = load_scalar(mod.parts["alpha"])
+                        else:
+                            a = np.asarray(load(mod.parts["alpha"]), dtype=np.float64)
+                            alpha = float(a.ravel()[0]) if a.size == 1 else math.nan
                         if not math.isfinite(alpha):
                             raise _Bad("alpha")
                 except Exception:  # noqa: BLE001 - the module-by-module path reports it exactly as before
@@ -1739,12 +1761,15 @@ def lora_report(
     dtypes: Mapping[str, str] | None = None,
     shapes: Mapping[str, tuple[int, ...] | list[int]] | None = None,
     load_into: Callable[[str, np.ndarray], None] | None = None,
+    load_scalar: Callable[[str], float] | None = None,
 ) -> LoraReport:
     """Statistics of every module of an adapter file, its summary, profile and findings. ``shapes``
     (tensor name -> shape, from the file's header) lets plain LoRA modules go into their shape group's
     stack without a first read; without it the shapes come from ``load``. ``load_into(name, out)``, when
     given with ``shapes``, decodes a tensor straight into a float64 slot of its stack
-    (:func:`registry.files.dtypes.decode_into`)."""
+    (:func:`registry.files.dtypes.decode_into`). ``load_scalar(name)``, when given with ``shapes``, reads a
+    plain LoRA module's alpha as one float: ``float(load(name))`` for a one-element tensor, NaN for any other
+    (what the stacked path does with ``load`` otherwise)."""
     cfg = peft_config_from_metadata(metadata)
     arrays: dict[str, np.ndarray] = {}  # (callers without shapes: the arrays read to learn them)
     if shapes is None:
@@ -1767,7 +1792,9 @@ def lora_report(
 
     with single_threaded_blas():
         plain = [(i, mod, sh) for i, mod in enumerate(grouping.modules) if (sh := _plain_shape(mod, shape_of)) is not None]
-        stacked, redo = _stacked_lora(plain, cached, cfg, dtypes, load_into if shapes is not None else None)
+        stacked, redo = _stacked_lora(
+            plain, cached, cfg, dtypes, *((load_into, load_scalar) if shapes is not None else (None, None))
+        )
         rest = set(redo) | (set(range(len(grouping.modules))) - {i for i, _, _ in plain})
         batch: list[_Deferred] = []
         slow: dict[int, Any] = {}

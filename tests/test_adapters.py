@@ -188,3 +188,33 @@ def test_suffix_prefilter_finds_what_searching_every_pattern_finds() -> None:
         names.append("".join(rng.choice(["_lora", ".lora", ".down", ".up", ".weight", "_A", ".lora_A", ".alpha", "x", "."]) for _ in range(rng.randint(1, 6))))
     for name in names:
         assert adapters._match(name) == naive(name), name
+
+
+def test_a_layout_seen_before_gets_the_same_grouping_and_its_own_containers() -> None:
+    """group_modules remembers groupings per layout (names in order, OFT shapes): the second file of a
+    layout gets what computing it afresh gives, and changing one result's lists changes no other."""
+    import registry.adapters as adapters
+
+    names = [
+        "lora_unet_down_blocks_0_attn.lora_down.weight", "lora_unet_down_blocks_0_attn.lora_up.weight",
+        "lora_unet_down_blocks_0_attn.alpha", "lora_te_x.lora_down.weight", "stray.weight",
+        "lycoris_a.oft_blocks", "only_down.lora_down.weight",
+    ]  # fmt: skip
+    shapes = {n: (4, 8) for n in names} | {"lycoris_a.oft_blocks": (2, 4, 4)}
+    first = group_modules(names, shapes)
+    first.modules.clear()
+    first.unassigned.append("x")
+    first.incomplete["only_down"].append("y")
+    second = group_modules(list(names), dict(shapes))
+    adapters._LAYOUTS.clear()
+    adapters._MATCH_MEMO.clear()
+    adapters._PLACE_MEMO.clear()
+    fresh = group_modules(names, shapes)
+    assert second == fresh
+    assert [m.key for m in fresh.modules] == ["lora_unet_down_blocks_0_attn", "lycoris_a"]
+    assert fresh.unassigned == ["stray.weight"]
+    assert fresh.incomplete == {"lora_te_x": ["down"], "only_down": ["down"]}
+    # OFT blocks of another rank make another layout (BOFT), not the remembered one
+    boft = group_modules(names, shapes | {"lycoris_a.oft_blocks": (2, 2, 4, 4)})
+    assert {m.key: m.form for m in boft.modules}["lycoris_a"] == "boft"
+    assert {m.key: m.form for m in fresh.modules}["lycoris_a"] == "oft"

@@ -189,3 +189,39 @@ def test_corpus_conformance_samples_are_valid() -> None:
     overall = read_header(CORPUS / "safetensors-samples" / "overall.safetensors")
     assert len(overall.tensors) == 9
     assert json.loads(json.dumps(overall.metadata)) == overall.metadata
+
+
+_ENTRIES = [
+    {"dtype": "F16", "shape": [4, 8], "data_offsets": [0, 64]},
+    {"dtype": "F16", "shape": [], "data_offsets": [10, 12]},
+    {"dtype": "F16", "shape": [0, 3], "data_offsets": [5, 5]},
+    {"dtype": "F4", "shape": [3], "data_offsets": [0, 2]},  # 12 bits: not whole bytes
+    {"dtype": "F4", "shape": [4], "data_offsets": [0, 2]},
+    {"dtype": "F16", "shape": [4, 8], "data_offsets": [0, 63]},  # size mismatch
+    {"dtype": "F16", "shape": [4, True], "data_offsets": [0, 8]},
+    {"dtype": "F16", "shape": [4, -1], "data_offsets": [0, 8]},
+    {"dtype": "F16", "shape": [4.0], "data_offsets": [0, 8]},
+    {"dtype": "F16", "shape": [4], "data_offsets": [8, 0]},
+    {"dtype": "F16", "shape": [4], "data_offsets": [0, 8, 9]},
+    {"dtype": "F16", "shape": [4], "data_offsets": [False, 8]},
+    {"dtype": "F16", "shape": [4], "data_offsets": [-8, 0]},
+    {"dtype": "F16", "shape": (4,), "data_offsets": [0, 8]},
+    {"dtype": "X9", "shape": [4], "data_offsets": [0, 8]},
+    {"dtype": None, "shape": [4], "data_offsets": [0, 8]},
+    {"dtype": "F16", "shape": [4], "data_offsets": [0, 8], "extra": 1},
+    {"dtype": "F16", "shape": [4]},
+    {"dtype": "F16", "shape": [4], "offsets": [0, 8]},
+    [1, 2, 3],
+    "F16",
+]
+
+
+@pytest.mark.parametrize("entry", _ENTRIES, ids=[str(i) for i in range(len(_ENTRIES))])
+def test_entry_fast_path_agrees_with_the_checked_path(entry: object) -> None:
+    """The well-formed entry's shortcut gives what the step-by-step checks give (tensor and findings)."""
+    from registry.files.safetensors import _parse_entry, _parse_entry_checked
+
+    fast: list = []
+    slow: list = []
+    assert _parse_entry("t", entry, 100, fast) == _parse_entry_checked("t", entry, 100, slow)
+    assert [(f.rule_id, f.message, f.evidence) for f in fast] == [(f.rule_id, f.message, f.evidence) for f in slow]

@@ -433,3 +433,24 @@ def test_stored_cells_skip_cleaning_only_when_cleaning_changes_nothing() -> None
         got = _json_column(list(col))
         assert got == [reference(v) for v in col], col
         assert [type(x) for x in got] == [type(reference(v)) for v in col], col
+
+
+def test_rows_as_columns_gives_each_cell_as_the_writer_stores_it() -> None:
+    """Rows become the columns insert_rows inserts, one row or many (a cell does not depend on its column),
+    so a worker's columns joined end to end are the batch's."""
+    from registry.store.write import _json_cell, rows_as_columns
+
+    rows = [
+        {"a": 1, "b": {"x": [1, 2]}, "c": "t\udce9xt"},
+        {"a": 2.5, "d": [1, "z"], "b": None},
+        {"c": "plain", "e": ({"k": 1},)},
+    ]
+    keys = ["a", "b", "c", "d", "e"]
+    want = {k: [_json_cell(r.get(k)) for r in rows] for k in keys}
+    assert rows_as_columns(rows) == want
+    joined: dict[str, list] = {k: [] for k in keys}
+    for r in rows:
+        cols = rows_as_columns([r])
+        for k in keys:
+            joined[k].extend(cols.get(k, [None]))
+    assert joined == want

@@ -707,3 +707,31 @@ def test_gram_path_error_bound_holds_near_its_limit() -> None:
             np.testing.assert_allclose(got[0], ref, rtol=stats.GRAM_TOL, atol=0)
         else:
             np.testing.assert_allclose(got[0], ref, rtol=0, atol=1e-13 * ref[0])
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"alpha_source": "tensor"},
+        {"a": 1},
+        {"a": 1.0},
+        {"a": True},
+        {"a": 1, "b": "x"},
+        {"b": "x", "a": 1},
+        {"a": math.nan},
+        {"a": [1, 2]},
+        {"a": {"b": 1}},
+        {"a": np.float64(2.5)},
+        {"a": "caf\udce9"},
+    ],
+)
+def test_extra_text_is_the_json_of_the_dict_whether_remembered_or_not(extra: dict) -> None:
+    """module_columns' ``extra`` text is remembered for dicts of plain values; the types are part of the
+    key (1, 1.0 and True are equal keys with different JSON)."""
+    import json
+
+    from registry.paths import clean_text
+
+    want = clean_text(json.dumps(stats._finite(extra), sort_keys=True, allow_nan=False))
+    assert stats._extra_text(extra) == want
+    assert stats._extra_text(dict(extra)) == want  # (a second time: from the memo where it is kept)

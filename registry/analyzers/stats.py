@@ -14,6 +14,8 @@ Leaves ``ctx.facts["stats"]`` = ``{"kind": "adapter"|"checkpoint", **summary}`` 
 
 from __future__ import annotations
 
+import math
+import struct
 import time
 from typing import Any
 
@@ -26,6 +28,11 @@ from registry.stats import lora_report, module_columns
 from registry.tensorstats import tensor_stats, tensor_summary
 
 TABLES = ("lora_modules", "lora_summary", "lora_profile", "tensor_stats", "checkpoint_summary")
+
+#: dtypes a tensor is decoded from straight out of the file's map (little-endian, as safetensors stores them)
+_DIRECT: dict[str, np.dtype[Any]] = {"F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+#: one-element tensors (a LoRA module's alpha) read with ``struct``: (format, bytes)
+_SCALAR = {k: (struct.Struct(f), struct.Struct(f).size) for k, f in (("F16", "<e"), ("F32", "<f"), ("F64", "<d"))}
 
 _ADAPTER_KINDS = {"lora", "lycoris", "adapter", "loha", "lokr", "locon", "dora", "ia3", "oft", "boft", "glora"}
 
@@ -60,9 +67,25 @@ def run(ctx: FileContext) -> None:
             t = by_name[name]
             return decode(ctx.raw(t), t.dtype, t.shape)
 
+        buf = ctx.buffer()  # (one view of the map for every tensor)
+        end = len(buf)
+
         def load_into(name: str, out: np.ndarray) -> None:
             t = by_name[name]
-            decode_into(ctx.raw(t), t.dtype, out)
+            direct = _DIRECT.get(t.dtype)
+            if direct is not None and t.nbytes == out.size * direct.itemsize and t.offset + t.nbytes <= end:
+                # what decode_into does with ctx.raw(t), without slicing a view of the map per tensor
+                np.copyto(out, np.frombuffer(buf, direct, out.size, t.offset).reshape(out.shape), casting="unsafe")
+            else:
+                decode_into(ctx.raw(t), t.dtype, out)
+
+        def load_scalar(name: str) -> float:
+            t = by_name[name]
+            fmt = _SCALAR.get(t.dtype)
+            if fmt is not None and t.nbytes == fmt[1] and math.prod(t.shape) == 1 and t.offset + t.nbytes <= end:
+                return float(fmt[0].unpack_from(buf, t.offset)[0])  # (exact: F16/F32 widen to float64 exactly)
+            a = np.asarray(load(name), dtype=np.float64)
+            return float(a.ravel()[0]) if a.size == 1 else math.nan
 
         rep = lora_report(
             grouping,
@@ -71,6 +94,7 @@ def run(ctx: FileContext) -> None:
             {k: t.dtype for k, t in by_name.items()},
             {k: t.shape for k, t in by_name.items()},
             load_into,
+            load_scalar,
         )
         seconds = time.perf_counter() - t0
         ctx.add_columns("lora_modules", module_columns(rep.modules))

@@ -12,6 +12,7 @@ becomes a :class:`Finding` on the returned header, so that one broken entry does
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -310,6 +311,26 @@ def parse_header(raw: bytes, header_len: int, file_size: int) -> SafetensorsHead
 
 
 def _parse_entry(name: str, entry: Any, data_start: int, findings: list[Finding]) -> TensorInfo | None:
+    # the well-formed entry (nearly every one): the checks below in a few steps, with no finding to make
+    if type(entry) is dict and len(entry) == 3:
+        dtype, shape, offs = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if type(dtype) is str and type(shape) is list and type(offs) is list and len(offs) == 2:
+            begin, end = offs
+            bits = DTYPE_BITS.get(dtype)
+            if (
+                bits is not None
+                and type(begin) is int
+                and type(end) is int
+                and 0 <= begin <= end
+                and all(type(d) is int and d >= 0 for d in shape)
+            ):
+                bits *= math.prod(shape)
+                if bits % 8 == 0 and bits // 8 == end - begin:
+                    return TensorInfo(name, dtype, tuple(shape), begin, end, data_start + begin)
+    return _parse_entry_checked(name, entry, data_start, findings)
+
+
+def _parse_entry_checked(name: str, entry: Any, data_start: int, findings: list[Finding]) -> TensorInfo | None:
     if not isinstance(entry, dict):
         findings.append(
             finding(R_BAD_ENTRY.id, f"entry for tensor {name!r} is a {type(entry).__name__}, not an object", tensor=name)

@@ -110,13 +110,21 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict[
     JSON text; lists of scalars stay lists."""
     if not rows:
         return
-    columns: list[str] = []
+    insert_columns(con, table, rows_as_columns(rows))
+
+
+def rows_as_columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Dict rows as the columns :func:`insert_rows` inserts (every key of any row, in the order first seen;
+    None where a row lacks it; cells made storable as in :func:`_json_cell`). A cell's value does not
+    depend on the other cells of its column, so columns of several files' rows joined end to end are
+    those of the joined rows (workers convert their rows, the writer joins them)."""
+    if len(rows) == 1:  # (most tables: one row per file)
+        return {k: [_json_cell(v)] for k, v in rows[0].items()}
+    columns: dict[str, None] = {}
     for r in rows:
         for k in r:
-            if k not in columns:
-                columns.append(k)
-    data = {c: _json_column([r.get(c) for r in rows]) for c in columns}
-    insert_columns(con, table, data)
+            columns.setdefault(k)
+    return {c: _json_column([r.get(c) for r in rows]) for c in columns}
 
 
 _PLAIN_TYPES = frozenset(_PLAIN)
