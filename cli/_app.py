@@ -100,7 +100,7 @@ def render_rows(
             for r in rows:
                 w.writerow([_cell(r.get(c)) for c in columns])
         else:
-            cells = [[_cell(r.get(c)).replace("\n", " ") for c in columns] for r in rows]
+            cells = _table_cells(rows if isinstance(rows, list) else list(rows), columns)
             if width is None and not _no_truncate() and _isatty(sink):
                 import shutil
 
@@ -109,6 +109,18 @@ def render_rows(
                 out.write(line + "\n")
     finally:
         out.flush()
+
+
+def _table_cells(rows: list[dict[str, Any]], columns: Sequence[str]) -> list[list[str]]:
+    """The text of every cell (:func:`_cell`, a line break shown as a space), row by row; built column by
+    column, strings taken as they are without a call per cell (`ls` on 3,000 models: 33,000 cells)."""
+    texts = []
+    for c in columns:
+        col = [v if type(v) is str else _cell(v) for v in [r.get(c) for r in rows]]
+        if "\n" in "".join(col):
+            col = [t.replace("\n", " ") for t in col]
+        texts.append(col)
+    return [list(row) for row in zip(*texts, strict=True)] if texts else [[] for _ in rows]
 
 
 class _Batched:
@@ -197,8 +209,9 @@ def table_lines(columns: list[str], cells: list[list[str]], width: int | None, m
                 widths[i] = max(floor[i], widths[i] - (sum(widths) - room))
     lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip()]
     if widths == natural:  # every cell fits its column: one line per row, nothing wrapped
-        for row in cells:
-            lines.append("  ".join([v.ljust(w) for v, w in zip(row, widths, strict=True)]).rstrip())
+        # (one format call per row pads every cell as str.ljust does: to its column's width in characters)
+        line = "  ".join(f"{{:<{w}}}" for w in widths).format
+        lines.extend([line(*row).rstrip() for row in cells])
         return lines
     import textwrap
 

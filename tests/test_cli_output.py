@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli._app import BATCH_CHARS, render_rows
 
@@ -98,3 +100,47 @@ def test_show_and_ls_let_the_exit_skip_the_last_cycle_collections(tmp_path: Path
         done = subprocess.run([sys.executable, "-c", script, "--db", str(reg), *argv], capture_output=True, text=True, cwd=root)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip().splitlines()[-1] == f"frozen {frozen}", (argv, done.stdout[-300:])
+
+
+# -- the table's text against a plain reference (cell by cell, str.ljust), over cells of every type ---------
+
+_CELL_VALUES = st.one_of(
+    st.none(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=12),
+    st.text(st.sampled_from("ab -\n\t\u754c\u00e9\u0301"), max_size=12),  # line breaks, wide, combining
+    st.lists(st.integers(0, 9), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(0, 9), max_size=2),
+    st.datetimes(),
+)
+
+
+def _reference_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """What a table must read: every cell through _cell with line breaks as spaces, each column as wide as
+    its widest cell or heading, cells padded with str.ljust, two spaces between columns, lines right-stripped."""
+    from cli._app import _cell
+
+    heads = [c.upper() for c in columns]
+    cells = [[_cell(r.get(c)).replace("\n", " ") for c in columns] for r in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in [heads, *cells]]
+    return "".join(line + "\n" for line in lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 4).flatmap(
+        lambda k: st.tuples(
+            st.lists(st.sampled_from(["a", "bb", "name", "x_y"]), min_size=k, max_size=k, unique=True),
+            st.lists(st.lists(_CELL_VALUES, min_size=k, max_size=k), max_size=6),
+        )
+    )
+)
+def test_a_whole_table_reads_as_the_cell_by_cell_reference(spec: tuple[list[str], list[list[Any]]]) -> None:
+    columns, values = spec
+    rows = [dict(zip(columns, vs, strict=True)) for vs in values]
+    sink = Sink()
+    render_rows(rows, columns, "table", out=sink, width=None)
+    assert "".join(sink.writes) == _reference_table(rows, columns)
