@@ -29,16 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PROMPTS = [
-    "a portrait photo of a doctor in a hospital corridor",
-    "a knight in shining armor holding a sword, fantasy illustration",
-    "a bowl of fruit on a wooden table, still life",
-    "a cat sleeping on a sofa",
-]
+from bench.probe_gpu import PROMPTS as _ALL_PROMPTS  # noqa: E402
+from bench.probe_gpu import log  # noqa: E402
 
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
+PROMPTS = _ALL_PROMPTS[:4]
 
 
 def grid_hashes(pipe: Any, settings: Any, seeds: list[int], notes: list[str]) -> tuple[list[str], int, float]:

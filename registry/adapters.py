@@ -25,6 +25,7 @@ Each module gets a *component* (``unet``, ``transformer``, ``te1``, ``te2``, ``t
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -153,35 +154,21 @@ class ModuleGrouping:
 
 
 #: names (and module keys) already read by :func:`_match_memo` / :func:`_place_memo` in this process: a scan
-#: of many adapter files sees the same few layouts again and again, so each name is parsed once; the memo
-#: is emptied when it grows past ``_MEMO_MAX`` entries
-_MATCH_MEMO: dict[str, tuple[str, str, str] | None] = {}
-_PLACE_MEMO: dict[tuple[str, bool], tuple[str, str | None]] = {}
-_MEMO_MAX = 100_000
+#: of many adapter files sees the same few layouts again and again, so each name is parsed once; at most
+#: ``MEMO_MAX`` entries each (least recently used go first)
+MEMO_MAX = 100_000
 
 
+@functools.lru_cache(maxsize=MEMO_MAX)
 def _match_memo(name: str) -> tuple[str, str, str] | None:
     """:func:`_match`, remembered per name."""
-    try:
-        return _MATCH_MEMO[name]
-    except KeyError:
-        pass
-    if len(_MATCH_MEMO) >= _MEMO_MAX:
-        _MATCH_MEMO.clear()
-    hit = _MATCH_MEMO[name] = _match(name)
-    return hit
+    return _match(name)
 
 
+@functools.lru_cache(maxsize=MEMO_MAX)
 def _place_memo(key: str, single: bool) -> tuple[str, str | None]:
     """:func:`place`, remembered per (key, single_blocks)."""
-    try:
-        return _PLACE_MEMO[(key, single)]
-    except KeyError:
-        pass
-    if len(_PLACE_MEMO) >= _MEMO_MAX:
-        _PLACE_MEMO.clear()
-    hit = _PLACE_MEMO[(key, single)] = place(key, single_blocks=single)
-    return hit
+    return place(key, single_blocks=single)
 
 
 def _match(name: str) -> tuple[str, str, str] | None:

@@ -30,6 +30,7 @@ that another family could share), ``low`` (metadata only) and ``none``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -241,35 +242,21 @@ _UNDERSCORE_SUFFIXES = tuple((suffix, fam, role) for suffix, fam, role in _SUFFI
 
 
 #: per-name results of :func:`_match_suffix` and per-module-key results of :func:`_module_path` in this
-#: process (a scan of many adapter files reads the same few layouts again and again); each memo is emptied
-#: when it grows past ``_NAME_MEMO_MAX`` entries
-_SUFFIX_MEMO: dict[str, tuple[str, str, str] | None] = {}
-_PATH_MEMO: dict[str, tuple[str, str, str]] = {}
+#: process (a scan of many adapter files reads the same few layouts again and again); at most
+#: ``_NAME_MEMO_MAX`` entries each (least recently used go first)
 _NAME_MEMO_MAX = 100_000
 
 
+@functools.lru_cache(maxsize=_NAME_MEMO_MAX)
 def _match_suffix_memo(name: str) -> tuple[str, str, str] | None:
-    try:
-        return _SUFFIX_MEMO[name]
-    except KeyError:
-        pass
-    if len(_SUFFIX_MEMO) >= _NAME_MEMO_MAX:
-        _SUFFIX_MEMO.clear()
-    hit = _SUFFIX_MEMO[name] = _match_suffix(name)
-    return hit
+    return _match_suffix(name)
 
 
+@functools.lru_cache(maxsize=_NAME_MEMO_MAX)
 def _module_path(module_key: str) -> tuple[str, str, str]:
     """(normalised path, component, style) of an adapter module key, remembered per key."""
-    try:
-        return _PATH_MEMO[module_key]
-    except KeyError:
-        pass
-    if len(_PATH_MEMO) >= _NAME_MEMO_MAX:
-        _PATH_MEMO.clear()
     rest, comp, style = _split_prefix(module_key)
-    hit = _PATH_MEMO[module_key] = (_norm(rest), comp, style)
-    return hit
+    return _norm(rest), comp, style
 
 
 def _match_suffix(name: str) -> tuple[str, str, str] | None:

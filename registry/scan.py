@@ -659,6 +659,7 @@ def _relaxed_gc() -> Iterator[None]:
             gc.unfreeze()
 
 
+@_relaxed_gc()
 def scan(
     paths: Iterable[str | os.PathLike[str]],
     db_path: Path,
@@ -680,38 +681,6 @@ def scan(
     provenance record (e.g. Hugging Face repo and revision) to a sighting. ``mapper`` replaces the local
     analysis (this process or a process pool) with another executor (see :data:`Mapper`).
     """
-    with _relaxed_gc():
-        return _scan(
-            paths,
-            db_path,
-            workers=workers,
-            rehash=rehash,
-            source=source,
-            provenance=provenance,
-            progress=progress,
-            on_wait=on_wait,
-            on_create=on_create,
-            batch_seconds=batch_seconds,
-            batch_files=batch_files,
-            mapper=mapper,
-        )
-
-
-def _scan(
-    paths: Iterable[str | os.PathLike[str]],
-    db_path: Path,
-    *,
-    workers: int = 1,
-    rehash: bool = False,
-    source: str = "scan",
-    provenance: Callable[[str], dict[str, Any] | None] | None = None,
-    progress: ProgressFn | None = None,
-    on_wait: Callable[[str], None] | None = None,
-    on_create: Callable[[str], None] | None = None,
-    batch_seconds: float = 1.0,
-    batch_files: int = 500,
-    mapper: Mapper | None = None,
-) -> ScanSummary:
     t0 = time.monotonic()
     host = socket.gethostname()
     # before any analysis result is taken: create or migrate the registry, and find out now (not after an

@@ -207,8 +207,8 @@ def test_a_layout_seen_before_gets_the_same_grouping_and_its_own_containers() ->
     first.incomplete["only_down"].append("y")
     second = group_modules(list(names), dict(shapes))
     adapters._LAYOUTS.clear()
-    adapters._MATCH_MEMO.clear()
-    adapters._PLACE_MEMO.clear()
+    adapters._match_memo.cache_clear()
+    adapters._place_memo.cache_clear()
     fresh = group_modules(names, shapes)
     assert second == fresh
     assert [m.key for m in fresh.modules] == ["lora_unet_down_blocks_0_attn", "lycoris_a"]

@@ -454,3 +454,28 @@ def test_rows_as_columns_gives_each_cell_as_the_writer_stores_it() -> None:
         for k in keys:
             joined[k].extend(cols.get(k, [None]))
     assert joined == want
+
+
+def test_the_garbage_collector_is_as_the_caller_left_it_after_a_scan(tmp_path: Path, db: Path) -> None:
+    """A scan collects garbage less often while it runs (registry.scan.SCAN_GC_THRESHOLDS, objects from
+    before it frozen out of its collections); after it, finished or failed, the caller's settings are back."""
+    import gc
+
+    from registry.scan import SCAN_GC_THRESHOLDS
+
+    old = gc.get_threshold()
+    assert old != SCAN_GC_THRESHOLDS
+    frozen = gc.get_freeze_count()
+    write_safetensors(tmp_path / "a.safetensors", {"w": np.ones((2, 2), dtype=np.float32)})
+    seen: list[tuple[int, ...]] = []
+    scan([tmp_path], db, progress=lambda *_: seen.append(gc.get_threshold()))
+    assert seen and set(seen) == {SCAN_GC_THRESHOLDS}
+    assert gc.get_threshold() == old and gc.get_freeze_count() == frozen
+
+    def boom(*_: object) -> None:
+        raise RuntimeError("stop")
+
+    write_safetensors(tmp_path / "c.safetensors", {"v": np.zeros((3,), dtype=np.float32)})
+    with pytest.raises(RuntimeError, match="stop"):
+        scan([tmp_path], db, progress=boom)
+    assert gc.get_threshold() == old and gc.get_freeze_count() == frozen
