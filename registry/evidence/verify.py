@@ -162,8 +162,12 @@ def check_pdf(folder: Path, record_raw: bytes | None) -> Check:
     try:
         from pypdf import PdfReader
 
+        wanted = [RECORD_NAME] + ([METADATA_NAME] if (folder / METADATA_NAME).is_file() else [])
         reader = PdfReader(str(pdf))
+        # pypdf parses lazily: everything is read here, so that a damaged object anywhere (found by
+        # flipping single bits) is a failed check, not an exception out of the verifier
         attachments = reader.attachments
+        carried = {name: attachments.get(name) for name in wanted}
         root: Any = reader.trailer["/Root"]
         af = root.get("/AF")
         af_names = [str(x.get_object().get("/F")) for x in af] if af is not None else []
@@ -171,10 +175,9 @@ def check_pdf(folder: Path, record_raw: bytes | None) -> Check:
         return Check("report attachment", SKIP, "pypdf is not installed")
     except Exception as e:  # noqa: BLE001 - a damaged PDF is a failed check
         return Check("report attachment", FAIL, f"{PDF_NAME} cannot be read as a PDF ({type(e).__name__}: {str(e) or 'no reason given'})")
-    wanted = [RECORD_NAME] + ([METADATA_NAME] if (folder / METADATA_NAME).is_file() else [])
     problems = []
     for name in wanted:
-        got = attachments.get(name)
+        got = carried[name]
         if not got:
             problems.append(f"{PDF_NAME} carries no {name}")
             continue

@@ -306,3 +306,31 @@ def test_missing_pango_is_one_clear_error_before_anything_is_written(
     with pytest.raises(MissingExtra, match=r"libpango-1.0-0.*--no-pdf"):
         built.write(tmp_path / "nopdf", pdf=True)
     assert not (tmp_path / "nopdf").exists()
+
+
+@pytest.mark.skipif(not PDF, reason=NO_PDF)
+def test_a_flipped_bit_anywhere_in_the_pdf_is_a_finding_not_a_crash(built: Built, tmp_path: Path) -> None:
+    """pypdf parses lazily and raises many kinds of error on damaged objects; the attachment check reads
+    everything inside its guard, so a flipped bit gives a result, never an exception. Flipped: every byte
+    of the embedded files' dictionaries (where a "(" turned ")" once escaped as an AttributeError) and
+    150 positions spread over the whole file."""
+    import re
+
+    from registry.evidence.verify import PDF_NAME, RECORD_NAME, check_pdf
+
+    copy = built.copy(tmp_path)
+    pdf = copy / PDF_NAME
+    good = pdf.read_bytes()
+    record = (copy / RECORD_NAME).read_bytes()
+    assert check_pdf(copy, record).outcome == PASS
+    dicts = [m.span() for m in re.finditer(rb"\d+ 0 obj\s*<</Type /EmbeddedFile.*?stream\r?\n", good, re.S)]
+    assert len(dicts) == 2  # record.json and metadata.json
+    positions = sorted({i for a, b in dicts for i in range(a, b)} | set(range(0, len(good), len(good) // 150)))
+    seen: dict[str, int] = {}
+    for i in positions:
+        data = bytearray(good)
+        data[i] ^= 0x01
+        pdf.write_bytes(bytes(data))
+        got = check_pdf(copy, record).outcome
+        seen[got] = seen.get(got, 0) + 1
+    assert seen.get(FAIL, 0) > 0 and set(seen) <= {PASS, FAIL}
