@@ -4,8 +4,10 @@
     python bench/probe_gpu_checks.py --smoke    # on a CPU: the tiny pipeline, reproducibility parts only
 
 1. Reproducibility: the same grid (prompts × seeds, settings, batch size) generated twice into fresh
-   stores; how many sample hashes agree.
-2. Batch size: the same grid at another batch size; how many sample hashes agree with (1). The grid
+   stores; how many sample hashes agree. Then (1b) the same grid with the prompts in reverse order, so
+   that every sample has other partners and another position in its batch of the same size.
+2. Batch size: the same grid at another batch size; how many sample hashes agree with (1), and how far
+   the pixels are apart (mean and largest difference in 8-bit levels); (2b) that grid twice. The grid
    journal keys a sample by (prompt, negative prompt, seed) and records the batch size beside it, so this
    says whether a grid resumed or halved at another batch size holds the same pixels.
 3. Running out of GPU memory (GPU only): the allocator is capped a little above what batch 2 needs, the
@@ -24,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,23 +38,40 @@ from bench.probe_gpu import log  # noqa: E402
 PROMPTS = _ALL_PROMPTS[:4]
 
 
-def grid_hashes(pipe: Any, settings: Any, seeds: list[int], notes: list[str]) -> tuple[list[str], int, float]:
-    """Generate the grid into a fresh store with the probe's own code; (hashes in grid order, batch used, s)."""
+def grid_hashes(
+    pipe: Any, settings: Any, seeds: list[int], notes: list[str], prompts: list[str] | None = None,
+    suffix: Callable[[], str] = lambda: "",
+) -> tuple[list[str], int, float, list[Any]]:
+    """Generate the grid into a fresh store with the probe's own code; (hashes in grid order, batch used,
+    seconds, images in grid order)."""
     from registry.probe.battery import Prompt
     from registry.probe.run import Grid, NullProgress, fill_grid
     from registry.probe.samples import SampleStore
 
     class Notes(NullProgress):
         def note(self, msg: str) -> None:
+            msg += suffix()
             notes.append(msg)
             log(f"  probe says: {msg}")
 
-    ps = [Prompt(f"c/{i}", t, "check", "check") for i, t in enumerate(PROMPTS)]
+    ps = [Prompt(f"c/{i}", t, "check", "check") for i, t in enumerate(prompts or PROMPTS)]
     with tempfile.TemporaryDirectory() as d:
-        grid = Grid(SampleStore(Path(d)), "check", {"check": True})
+        store = SampleStore(Path(d))
+        grid = Grid(store, "check", {"check": True})
         t = time.perf_counter()
         recs, bs = fill_grid(pipe, grid, ps, seeds, "", settings, Notes(), "off")
-        return [r.sha256 for r in recs], bs, time.perf_counter() - t
+        took = time.perf_counter() - t
+        return [r.sha256 for r in recs], bs, took, [store.get(r.sha256) for r in recs]
+
+
+def pixel_difference(a: list[Any], b: list[Any]) -> dict[str, float]:
+    """How far two grids' images are apart, in 8-bit levels: mean and largest absolute difference, and the
+    share of pixel values that differ at all."""
+    import numpy as np
+
+    d = np.abs(np.stack(a).astype(np.int16) - np.stack(b).astype(np.int16))
+    return {"mean_levels": round(float(d.mean()), 4), "max_levels": int(d.max()),
+            "share_differing": round(float((d > 0).mean()), 6)}
 
 
 def agree(a: list[str], b: list[str]) -> int:
@@ -89,33 +109,52 @@ def main() -> int:
     seeds = [0, 1]
     notes: list[str] = []
 
-    h1, _, s1 = grid_hashes(pipe, base, seeds, notes)
-    h1b, _, _ = grid_hashes(pipe, base, seeds, notes)
+    h1, _, s1, im1 = grid_hashes(pipe, base, seeds, notes)
+    h1b, _, _, _ = grid_hashes(pipe, base, seeds, notes)
     res["repeat_same_batch"] = {"samples": len(h1), "agree": agree(h1, h1b), "seconds": s1}
     log(f"1. same grid, batch 8, twice: {agree(h1, h1b)} of {len(h1)} sample hashes agree")
+    # the same samples, the same batch size, other partners and positions in the batch: the prompts in
+    # reverse order, so every sample sits elsewhere in its batch
+    hr, _, _, imr = grid_hashes(pipe, base, seeds, notes, prompts=PROMPTS[::-1])
+    n_p, n_s = len(PROMPTS), len(seeds)
+    back = [(n_p - 1 - i // n_s) * n_s + i % n_s for i in range(len(hr))]  # reversed grid -> original order
+    hr = [hr[back[i]] for i in range(len(hr))]
+    imr = [imr[back[i]] for i in range(len(imr))]
+    res["same_batch_other_positions"] = {"agree": agree(h1, hr), "samples": len(h1), **pixel_difference(im1, imr)}
+    log(f"1b. batch 8, other positions in the batch: {agree(h1, hr)} of {len(h1)} agree; "
+        f"pixels {pixel_difference(im1, imr)}")
 
     if device == "cuda":
         free_memory()
         torch.cuda.reset_peak_memory_stats()
-        resident = torch.cuda.memory_allocated()
-    h2, _, _ = grid_hashes(pipe, dataclasses.replace(base, batch_size=2), seeds, notes)
-    res["batch_2_vs_8"] = {"agree": agree(h1, h2), "samples": len(h1)}
-    log(f"2. batch 2 against batch 8: {agree(h1, h2)} of {len(h1)} sample hashes agree")
+        resident = torch.cuda.memory_reserved()
+    h2, _, _, im2 = grid_hashes(pipe, dataclasses.replace(base, batch_size=2), seeds, notes)
+    res["batch_2_vs_8"] = {"agree": agree(h1, h2), "samples": len(h1), **pixel_difference(im1, im2)}
+    log(f"2. batch 2 against batch 8: {agree(h1, h2)} of {len(h1)} sample hashes agree; "
+        f"pixels {pixel_difference(im1, im2)}")
+    h2b, _, _, _ = grid_hashes(pipe, dataclasses.replace(base, batch_size=2), seeds, notes)
+    res["repeat_batch_2"] = {"agree": agree(h2, h2b), "samples": len(h2)}
+    log(f"2b. batch 2, twice: {agree(h2, h2b)} of {len(h2)} agree")
 
     if device == "cuda":
-        peak2 = torch.cuda.max_memory_allocated()
+        # the cap (set_per_process_memory_fraction) bounds what the caching allocator reserves, so it is
+        # set from reserved memory, not from the smaller allocated figure
+        peak2 = torch.cuda.max_memory_reserved()
         total = torch.cuda.get_device_properties(0).total_memory
         cap = resident + 1.5 * (peak2 - resident)
         free_memory()
         torch.cuda.set_per_process_memory_fraction(cap / total)
-        log(f"3. resident {resident / 2**30:.2f} GiB, batch-2 peak {peak2 / 2**30:.2f} GiB; "
+        log(f"3. reserved at rest {resident / 2**30:.2f} GiB, batch-2 peak reserved {peak2 / 2**30:.2f} GiB; "
             f"allocator capped at {cap / 2**30:.2f} GiB; asking for batch 16")
+        # what is left after the probe gives memory back, at each of its notes
+        suffix = lambda: (f" [then allocated {torch.cuda.memory_allocated() / 2**30:.2f} GiB, "  # noqa: E731
+                          f"reserved {torch.cuda.memory_reserved() / 2**30:.2f} GiB]")
         n0 = len(notes)
         try:
-            h3, bs3, s3 = grid_hashes(pipe, dataclasses.replace(base, batch_size=16), seeds, notes)
+            h3, bs3, s3, _ = grid_hashes(pipe, dataclasses.replace(base, batch_size=16), seeds, notes, suffix=suffix)
             h2s = h2
             if bs3 != 2:
-                h2s, _, _ = grid_hashes(pipe, dataclasses.replace(base, batch_size=bs3), seeds, notes)
+                h2s, _, _, _ = grid_hashes(pipe, dataclasses.replace(base, batch_size=bs3), seeds, notes)
             res["oom_halving"] = {"finished": True, "batch_used": bs3, "notes": notes[n0:], "seconds": s3,
                                   "agree_with_same_batch": agree(h3, h2s), "samples": len(h3),
                                   "cap_bytes": cap, "batch2_peak_bytes": peak2, "resident_bytes": resident}

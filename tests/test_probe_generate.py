@@ -3,6 +3,7 @@ messages, conditional-noise magnitude, OOM halving, the open_clip embedder on a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -182,14 +183,57 @@ def test_oom_halves_the_batch_and_says_so(pipe: Any, torch: Any) -> None:
     tight = Tight(pipe, 2)
     bs = run_jobs(tight, jobs, s, "", lambda b, im, n, size: got.append(([j.index for j in b], size)), notes.append)
     assert bs == 2
-    assert tight.calls == [5, 4, 2, 2, 1]
-    assert got == [([0, 1], 2), ([2, 3], 2), ([4], 2)]
-    assert notes == [
-        "out of GPU memory with 5 images per batch; halving the batch to 4",
-        "out of GPU memory with 4 images per batch; halving the batch to 2",
-    ]
+    assert tight.calls == [5, 2, 2, 1]
+    # each sample is recorded with the number of images generated with it, the last batch's one included
+    assert got == [([0, 1], 2), ([2, 3], 2), ([4], 1)]
+    assert notes == ["out of GPU memory with 5 images per batch; halving the batch to 2"]
+    # a batch larger than the jobs is halved from what was tried, never "halved" to the same size
+    tight, notes = Tight(pipe, 1), []
+    assert run_jobs(tight, jobs[:2], dataclasses.replace(s, batch_size=16), "", lambda *a: None, notes.append) == 1
+    assert tight.calls == [2, 1, 1]
+    assert notes == ["out of GPU memory with 2 images per batch; halving the batch to 1"]
     with pytest.raises(ProbeError, match="out of GPU memory even with one image per batch"):
         run_jobs(Tight(pipe, 0), jobs[:1], s, "", lambda *a: None)
+
+
+def test_oom_frees_the_failed_calls_memory_before_retrying(pipe: Any, torch: Any, monkeypatch: Any) -> None:
+    """The failed call's activations are referenced by the exception's traceback until its handler ends;
+    memory is given back after that, or every smaller batch runs out too (found on an H200)."""
+    import gc
+    import weakref
+
+    import registry.probe.generate as gen
+
+    class Activations:
+        pass
+
+    refs: list[Any] = []
+
+    class Failing:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.calls = inner, 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def __call__(self, **kw: Any) -> Any:
+            self.calls += 1
+            if self.calls == 1:
+                held = Activations()  # a local of the failing frame, as a pipeline's latents are
+                refs.append(weakref.ref(held))
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return self.inner(**kw)
+
+    alive_at_free: list[bool] = []
+
+    def free() -> None:
+        gc.collect()
+        alive_at_free.append(refs[-1]() is not None)
+
+    monkeypatch.setattr(gen, "free_memory", free)
+    s = gen.GenSettings(**{**SETTINGS, "batch_size": 2, "noise_steps": 0})
+    gen.run_jobs(Failing(pipe), [gen.Job(0, "a", 0), gen.Job(1, "b", 1)], s, "", lambda *a: None)
+    assert alive_at_free == [False]
 
 
 def test_open_clip_embedder_on_a_tiny_config(torch: Any, tmp_path: Path) -> None:

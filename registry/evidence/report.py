@@ -632,7 +632,9 @@ METHODOLOGY = (
         "Contact sheets show the LoRA-off and LoRA-on samples side by side; sample files are identified by "
         "SHA-256 in the record.",
         "A probe measures behaviour on its prompt battery with its embedder; other prompts may behave "
-        "differently. Generation is reproducible on the same device and software, not across all hardware.",
+        "differently. Sample files are regenerated bit for bit on the same device and software in the same "
+        "batches (the batch size is recorded with each sample), not across all hardware; on a GPU another "
+        "batch size or order changed about 11% of pixel values by one or two levels of 255 (measured on an H200).",
     ),
     (
         "Declarations, contradictions and overfitting indicators",

@@ -377,8 +377,10 @@ def generate_batch(
     pipe: Any, prompts: Sequence[str], seeds: Sequence[int], settings: GenSettings, negative: str,
     recorder: CondNoiseRecorder | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """uint8 images (B, H, W, 3) and conditional-noise magnitudes (B,) or None, one CPU generator per
-    image so that a sample does not depend on its batch or device."""
+    """uint8 images (B, H, W, 3) and conditional-noise magnitudes (B,) or None. One CPU generator per
+    image, so that a sample's starting noise depends on its seed alone, not on its batch or device. Its
+    pixels are reproduced on the same device and software at the same number of images per call; on a
+    GPU another batch size changes them (kernels are chosen by shape: docs/probe.md)."""
     import torch
 
     gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
@@ -441,9 +443,10 @@ def run_jobs(
     note: Callable[[str], None] = lambda m: None,
     batch_size: int | None = None,
 ) -> int:
-    """Generate ``jobs`` in batches; ``done(batch, images, noise, batch_size)`` after each. On running
-    out of GPU memory the batch is halved (and ``note`` says so), down to 1. Returns the batch size that
-    worked."""
+    """Generate ``jobs`` in batches; ``done(batch, images, noise, n)`` after each, ``n`` being the number
+    of images generated together in that call (on a GPU a sample's pixels depend on it: see
+    docs/probe.md). On running out of GPU memory the images of the failed call are halved (and ``note``
+    says so), down to 1. Returns the batch size that worked."""
     bs = max(1, batch_size or settings.batch_size)
     den = denoiser(pipe)
     recorder = CondNoiseRecorder(den, settings.noise_steps) if den is not None and settings.noise_steps > 0 else None
@@ -451,6 +454,7 @@ def run_jobs(
         i = 0
         while i < len(jobs):
             batch = list(jobs[i : i + bs])
+            out_of_memory = False
             try:
                 images, noise = generate_batch(
                     pipe, [j.prompt for j in batch], [j.seed for j in batch], settings, negative, recorder
@@ -458,16 +462,22 @@ def run_jobs(
             except Exception as e:  # noqa: BLE001 - only memory exhaustion is handled here
                 if not _is_oom(e):
                     raise
+                out_of_memory = True
+            if out_of_memory:
+                # only now, outside the handler: until it ends, the exception's traceback holds the failed
+                # call's frames and with them its activations, so no memory could be given back
+                if recorder is not None:
+                    recorder.start(0)
                 free_memory()
-                if bs == 1:
+                if len(batch) == 1:
                     raise ProbeError(
                         "out of GPU memory even with one image per batch; use a smaller resolution, "
                         "--dtype float16/bfloat16 or a larger GPU"
-                    ) from None
-                bs = max(1, bs // 2)
+                    )
+                bs = len(batch) // 2
                 note(f"out of GPU memory with {len(batch)} images per batch; halving the batch to {bs}")
                 continue
-            done(batch, images, noise, bs)
+            done(batch, images, noise, len(batch))
             i += len(batch)
     finally:
         if recorder is not None:

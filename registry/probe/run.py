@@ -1,6 +1,6 @@
 """One probe run: the LoRA-off grid (cached), the LoRA-on grid, embeddings, figures, summary, contact
-sheet. Resumable (every finished batch is journaled) and deterministic (same inputs, device and
-software → the same sample hashes).
+sheet. Resumable (every finished batch is journaled) and deterministic (same inputs, device, software
+and batches → the same sample hashes; on a GPU the batch size and order change the last bits of pixels).
 
 Grids are journals ``grids/<key>.jsonl`` in the sample store, keyed by the model's content identity and
 the generation settings (steps, guidance, size, scheduler, dtype, device, library versions); each line
