@@ -10,9 +10,12 @@
    the pixels are apart (mean and largest difference in 8-bit levels); (2b) that grid twice. The grid
    journal keys a sample by (prompt, negative prompt, seed) and records the batch size beside it, so this
    says whether a grid resumed or halved at another batch size holds the same pixels.
-3. Running out of GPU memory (GPU only): the allocator is capped a little above what batch 2 needs, the
+3. The figures: one whole probe (a random rank-16 LoRA, the built-in batteries' first prompts, one
+   embedder object for both) at batch 8 and at batch 2, in fresh stores; every figure's change, against
+   the width of its confidence interval, and whether the summary lines are the same.
+4. Running out of GPU memory (GPU only): the allocator is capped a little above what batch 2 needs, the
    grid is asked for at batch 16, and the probe's own halving (``run_jobs``) must finish it, saying so;
-   its hashes are compared with (2) at the batch size it settled on.
+   its hashes are compared with an uncapped run at the batch size it settled on.
 
 Prints each result and writes them as JSON to ``--out`` (default ``$OUT/probe_gpu_checks.json`` when
 ``$OUT`` is set).
@@ -72,6 +75,56 @@ def pixel_difference(a: list[Any], b: list[Any]) -> dict[str, float]:
     d = np.abs(np.stack(a).astype(np.int16) - np.stack(b).astype(np.int16))
     return {"mean_levels": round(float(d.mean()), 4), "max_levels": int(d.max()),
             "share_differing": round(float((d > 0).mean()), 6)}
+
+
+def whole_probe(pipe: Any, settings: Any, lora: Path, embedder: Any, seeds: list[int], prompts: int) -> Any:
+    """One whole probe into a fresh store (the probe's own ``run_probe``)."""
+    from registry.probe.battery import Battery, combine, load_battery
+    from registry.probe.metrics import MetricSettings
+    from registry.probe.run import ModelSource, ProbeRequest, run_probe
+    from registry.probe.samples import SampleStore
+
+    parts = []
+    for name in ("people", "characters", "objects"):
+        b = load_battery(name)
+        parts.append(Battery(b.name, b.version, b.prompts[:prompts], b.description, "", b.parts))
+    req = ProbeRequest(
+        base=ModelSource("offline:check", "check@seed0", load=lambda: pipe),
+        battery=combine(parts, name="check"),
+        seeds=seeds,
+        embedder=embedder,
+        adapter=lora,
+        settings=settings,
+        metric_settings=MetricSettings(n_boot=1000),
+        trigger_words=["sks"],
+    )
+    with tempfile.TemporaryDirectory() as d:
+        return run_probe(req, SampleStore(Path(d)))
+
+
+def figure_changes(a: Any, b: Any) -> dict[str, Any]:
+    """Each figure of probe ``a`` against the same figure of ``b``: the largest change, and the largest
+    change as a share of the figure's confidence-interval width in ``a``."""
+    by = {(m.name, m.group, m.arm): m for m in b.metrics}
+    worst, worst_share, n = 0.0, 0.0, 0
+    rows = []
+    for m in a.metrics:
+        o = by.get((m.name, m.group, m.arm))
+        if o is None or m.value is None or o.value is None:
+            continue
+        n += 1
+        d = abs(m.value - o.value)
+        width = (m.hi - m.lo) if m.hi is not None and m.lo is not None else None
+        share = d / width if width else None
+        worst = max(worst, d)
+        if share is not None:
+            worst_share = max(worst_share, share)
+        rows.append({"figure": f"{m.name}/{m.group}/{m.arm}", "a": m.value, "b": o.value, "change": d,
+                     "interval_a": [m.lo, m.hi], "interval_b": [o.lo, o.hi], "share_of_interval": share})
+    by_change = sorted(rows, key=lambda r: -r["change"])[:5]
+    by_share = sorted(rows, key=lambda r: -(r["share_of_interval"] or 0.0))[:5]
+    return {"figures": n, "largest_change": worst, "largest_share_of_interval": worst_share,
+            "same_summary": a.summary == b.summary, "top": by_change, "top_share": by_share}
 
 
 def agree(a: list[str], b: list[str]) -> int:
@@ -135,16 +188,42 @@ def main() -> int:
     h2b, _, _, _ = grid_hashes(pipe, dataclasses.replace(base, batch_size=2), seeds, notes)
     res["repeat_batch_2"] = {"agree": agree(h2, h2b), "samples": len(h2)}
     log(f"2b. batch 2, twice: {agree(h2, h2b)} of {len(h2)} agree")
+    # the cap of check 4 (set_per_process_memory_fraction) bounds what the caching allocator reserves, so
+    # it is set from reserved memory, not from the smaller allocated figure; taken before check 3
+    peak2 = torch.cuda.max_memory_reserved() if device == "cuda" else 0
+
+    from registry.probe.embed import make_embedder
+    from registry.probe.offline import random_lora
+
+    with tempfile.TemporaryDirectory() as d:
+        lora = random_lora(pipe, Path(d) / "random.safetensors", rank=16)
+        embedder = make_embedder("open_clip:ViT-B-32" if device == "cuda" else "pixel", device=device)
+        n_prompts = 2 if device == "cuda" else 1
+        pa = whole_probe(pipe, base, lora, embedder, [0, 1, 2, 3], n_prompts)
+        pb = whole_probe(pipe, dataclasses.replace(base, batch_size=2), lora, embedder, [0, 1, 2, 3], n_prompts)
+    ha = [x.sha256 for x in pa.samples]
+    hb = [x.sha256 for x in pb.samples]
+    res["figures_batch_8_vs_2"] = {"samples": len(ha), "hashes_agree": agree(ha, hb), **figure_changes(pa, pb),
+                                   "summary_8": pa.summary, "summary_2": pb.summary}
+    fc = res["figures_batch_8_vs_2"]
+    log(f"3. whole probe at batch 8 vs 2: {len(ha)} samples, {fc['hashes_agree']} hashes agree; {fc['figures']} "
+        f"figures, largest change {fc['largest_change']:.3g}, {fc['largest_share_of_interval']:.3g} of its "
+        f"interval; same summary: {fc['same_summary']}")
+    for r in fc["top"] + fc["top_share"]:
+        log(f"   {r}")
+    for x, y in zip(pa.summary, pb.summary, strict=False):
+        if x != y:
+            log(f"   summary at batch 8: {x}\n   summary at batch 2: {y}")
+    del pa, pb, embedder
+    if device == "cuda":
+        free_memory()
 
     if device == "cuda":
-        # the cap (set_per_process_memory_fraction) bounds what the caching allocator reserves, so it is
-        # set from reserved memory, not from the smaller allocated figure
-        peak2 = torch.cuda.max_memory_reserved()
         total = torch.cuda.get_device_properties(0).total_memory
         cap = resident + 1.5 * (peak2 - resident)
         free_memory()
         torch.cuda.set_per_process_memory_fraction(cap / total)
-        log(f"3. reserved at rest {resident / 2**30:.2f} GiB, batch-2 peak reserved {peak2 / 2**30:.2f} GiB; "
+        log(f"4. reserved at rest {resident / 2**30:.2f} GiB, batch-2 peak reserved {peak2 / 2**30:.2f} GiB; "
             f"allocator capped at {cap / 2**30:.2f} GiB; asking for batch 16")
         # what is left after the probe gives memory back, at each of its notes
         suffix = lambda: (f" [then allocated {torch.cuda.memory_allocated() / 2**30:.2f} GiB, "  # noqa: E731
