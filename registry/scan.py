@@ -463,6 +463,10 @@ class _Pool:
                 except FutureTimeout:
                     idle()  # nothing to commit for now
             self.taken += 1
+            if self.taken == len(self.futures):
+                # every result is in: the workers exit (about 30 ms) while this process commits the last
+                # batch, instead of after it (``close`` then finds them gone)
+                self.ex.shutdown(wait=False)
             yield done
 
     def core_free(self) -> bool:
