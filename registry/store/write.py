@@ -15,7 +15,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import chain, repeat
 from typing import Any
 
 import duckdb
@@ -349,28 +348,6 @@ def _existing_path_findings(con: duckdb.DuckDBPyConnection, keys: list[tuple[str
     return {(h, p, bytes(r) if r is not None else None, rid, m) for h, p, r, rid, m in rows}
 
 
-def join_columns(parts: Sequence[tuple[str, dict[str, list[Any]]]]) -> dict[str, list[Any]]:
-    """Several files' columns of one table as one set of columns: ``blob_sha256`` first (each file's
-    digest once per row), then every column of any file in the order first seen, None for the rows of a
-    file that lacks it."""
-    sizes = [len(next(iter(cols.values()), [])) for _, cols in parts]
-    out: dict[str, list[Any]] = {
-        "blob_sha256": list(chain.from_iterable(repeat(sha, n) for (sha, _), n in zip(parts, sizes, strict=True)))
-    }
-    names = dict.fromkeys(k for _, cols in parts for k in cols)
-    if all(len(cols) == len(names) for _, cols in parts):  # every file has every column (the usual case)
-        for k in names:
-            out[k] = list(chain.from_iterable(cols[k] for _, cols in parts))
-        return out
-    for k in names:
-        column: list[Any] = []
-        for (_, cols), n in zip(parts, sizes, strict=True):
-            v = cols.get(k)
-            column.extend(v if v is not None else [None] * n)
-        out[k] = column
-    return out
-
-
 def write_batch(
     con: duckdb.DuckDBPyConnection, items: Sequence[FileWrite], derived_tables: Iterable[str] = ()
 ) -> None:
@@ -409,8 +386,7 @@ def write_batch(
         }
         finding_rows: list[dict[str, Any]] = []
         extra_rows: dict[str, list[dict[str, Any]]] = {}
-        #: per table, each file's (sha256, columns), joined into one set of columns at the insert
-        extra_cols: dict[str, list[tuple[str, dict[str, list[Any]]]]] = {}
+        extra_cols: dict[str, dict[str, list[Any]]] = {}
         sighting_cols: dict[str, list[Any]] = {
             k: []
             for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance")
@@ -444,7 +420,16 @@ def write_batch(
                 for table, rows in b.rows.items():
                     extra_rows.setdefault(table, []).extend({**r, "blob_sha256": b.sha256} for r in rows)
                 for table, cols in b.columns.items():
-                    extra_cols.setdefault(table, []).append((b.sha256, cols))
+                    n_rows = len(next(iter(cols.values()), []))
+                    have = extra_cols.setdefault(table, {k: [] for k in ("blob_sha256", *cols)})
+                    have["blob_sha256"].extend([b.sha256] * n_rows)
+                    for k, v in cols.items():
+                        if k not in have:  # a column this batch's earlier files did not have
+                            have[k] = [None] * (len(have["blob_sha256"]) - n_rows)
+                        have[k].extend(v)
+                    for v in have.values():
+                        if len(v) < len(have["blob_sha256"]):
+                            v.extend([None] * (len(have["blob_sha256"]) - len(v)))
                 action = "blob.reanalyze" if b.sha256 in known else "blob.add"
                 log.append(
                     action,
@@ -573,10 +558,9 @@ def write_batch(
         insert_rows(con, "findings", finding_rows)
         for table, rows in extra_rows.items():
             insert_rows(con, table, rows)
-        for table, parts in extra_cols.items():
-            joined = join_columns(parts)
-            if joined["blob_sha256"]:
-                insert_columns(con, table, joined)
+        for table, cols in extra_cols.items():
+            if cols["blob_sha256"]:
+                insert_columns(con, table, cols)
         # the list rows of every model this batch touched (content, sightings, findings), in this transaction
         refresh_listing(con, [i.sighting.sha256 for i in items] + [i.blob.sha256 for i in items if i.blob is not None])
         log.flush()
