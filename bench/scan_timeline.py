@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -144,15 +145,22 @@ def main() -> None:
             scanmod.scan([], db)
         _WORKER_LOG = str(root / "workers.log")
         instrument()
+        ch0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0, c0 = time.perf_counter(), time.process_time()
         scanmod.scan([folder], db, workers=args.workers)
         t1, c1 = time.perf_counter(), time.process_time()
+        ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         tasks = [tuple(float(x) for x in line.split()) for line in Path(_WORKER_LOG).read_text().splitlines()]
     rows = [(s, e, cs, ce, n, dep, "parent") for s, e, cs, ce, n, dep, _ in EVENTS]
     for s, e, cs, ce, n, pid in tasks:
         rows.append((s, e, cs, ce, f"worker task ({int(n)} files)", 0, f"w{int(pid)}"))
     rows.sort()
-    print(f"scan: {(t1 - t0) * 1e3:.1f} ms wall, parent CPU {(c1 - c0) * 1e3:.1f} ms")
+    children = (ch1.ru_utime + ch1.ru_stime) - (ch0.ru_utime + ch0.ru_stime)
+    in_tasks = sum(ce - cs for _, _, cs, ce, _, _ in tasks)
+    print(
+        f"scan: {(t1 - t0) * 1e3:.1f} ms wall, parent CPU {(c1 - c0) * 1e3:.1f} ms, workers' CPU {children * 1e3:.1f} ms "
+        f"({in_tasks * 1e3:.1f} of it analysing files)"
+    )
     print(f"{'start':>8s} {'end':>8s} {'wall':>7s} {'cpu':>7s}  step")
     for s, e, cs, ce, n, dep, who in rows:
         print(f"{(s - t0) * 1e3:8.1f} {(e - t0) * 1e3:8.1f} {(e - s) * 1e3:7.1f} {(ce - cs) * 1e3:7.1f}  {'  ' * dep}{n} [{who}]")

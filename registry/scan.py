@@ -693,11 +693,20 @@ def scan(
     writer = HeldWriter(Path(db_path), on_wait)
     # the registry's own files (database, write-ahead log, head file) are not models, even when --db
     # puts them inside a scanned folder
-    own = {
-        os.path.realpath(p)
-        for p in (db_path, str(db_path) + ".wal", head_path(Path(db_path)), waiting_path(Path(db_path)))
-    }
-    items = [it for it in discover(paths) if os.path.realpath(it.path) not in own]
+    own_paths = (db_path, str(db_path) + ".wal", head_path(Path(db_path)), waiting_path(Path(db_path)))
+    own = {os.path.realpath(p) for p in own_paths}
+    # a found file is one of them when it is the same file (device and inode, which discovery has: no
+    # realpath per file, 30 µs each), and a path that could not be stat'ed when its real path is theirs
+    own_ids = set()
+    for p in own_paths:
+        with contextlib.suppress(OSError):
+            st_own = os.stat(p)
+            own_ids.add((st_own.st_dev, st_own.st_ino))
+    items = [
+        it
+        for it in discover(paths)
+        if ((it.st.st_dev, it.st.st_ino) not in own_ids if it.st is not None else os.path.realpath(it.path) not in own)
+    ]
     # A registry that does not exist yet holds nothing to skip: the workers start on every file while this
     # process creates it (creating one costs 0.1–0.4 s); they are stopped if it cannot be created.
     pool: _Pool | None = None

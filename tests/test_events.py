@@ -100,3 +100,19 @@ def test_a_logged_batch_verifies_for_every_kind_of_payload(tmp_path: Path) -> No
         con.execute("COMMIT")
         check = verify_chain(con)
         assert check.ok and check.n_events == len(PAYLOADS)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["/m/plain.safetensors", "/m/a b~!.sft", "/m/tab\there", "/m/new\nline", "/m/del\x7f", "/m/é.safetensors",
+     os.fsdecode(b"/m/bad\xffname"), "/m/\u2028sep", "/m/\x00nul"],
+)
+def test_display_and_raw_forms_of_plain_paths_are_those_of_the_bytes(name: str) -> None:
+    """``display_path``/``raw_path`` take a shortcut for printable ASCII text: the same results as going
+    through the bytes (the rule they document)."""
+    from registry.paths import _escape_controls, display_path, raw_path
+
+    b = os.fsencode(name)
+    want = _escape_controls(b.decode("utf-8", "backslashreplace"))
+    assert display_path(name) == want == display_path(b)
+    assert raw_path(name) == (None if want.encode("utf-8") == b else b) == raw_path(b)

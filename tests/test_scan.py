@@ -312,6 +312,9 @@ def test_the_registry_inside_a_scanned_folder_is_not_scanned(tmp_path: Path) -> 
     write_safetensors(tmp_path / "m.safetensors", {"w": np.zeros((2, 2), dtype=np.float32)})
     db = tmp_path / "r.duckdb"
     scan([tmp_path], db)
+    # other names of the same files: a symbolic link to the database, a hard link to its head file
+    (tmp_path / "link.safetensors").symlink_to(db)
+    os.link(tmp_path / "r.duckdb.head", tmp_path / "head-copy.json")
     summary = scan([tmp_path], db, rehash=True)
     assert sorted(Path(p).name for p in summary.shas) == ["m.safetensors"]
     assert summary.files == 1 and not summary.finding_list

@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from registry.paths import clean_obj, clean_text
+from registry.paths import already_clean, clean_obj, clean_text
 
 GENESIS = "0" * 64
 
@@ -67,7 +67,7 @@ def payload_text(payload: Any) -> str:
     that are not strings would sort otherwise once they are) and tuples lists, and every value JSON
     writes (numbers by their ``repr``, other objects as strings) reads back as the same text
     (tests/test_events.py checks every kind against that round trip)."""
-    return canonical(clean_obj(payload))
+    return canonical(payload if already_clean(payload) else clean_obj(payload))
 
 
 def _enc(value: str | None) -> str:

@@ -421,15 +421,20 @@ def write_batch(
                     extra_rows.setdefault(table, []).extend({**r, "blob_sha256": b.sha256} for r in rows)
                 for table, cols in b.columns.items():
                     n_rows = len(next(iter(cols.values()), []))
-                    have = extra_cols.setdefault(table, {k: [] for k in ("blob_sha256", *cols)})
+                    have = extra_cols.get(table)
+                    if have is None:
+                        have = extra_cols[table] = {k: [] for k in ("blob_sha256", *cols)}
                     have["blob_sha256"].extend([b.sha256] * n_rows)
                     for k, v in cols.items():
-                        if k not in have:  # a column this batch's earlier files did not have
-                            have[k] = [None] * (len(have["blob_sha256"]) - n_rows)
-                        have[k].extend(v)
-                    for v in have.values():
-                        if len(v) < len(have["blob_sha256"]):
-                            v.extend([None] * (len(have["blob_sha256"]) - len(v)))
+                        column = have.get(k)
+                        if column is None:  # a column this batch's earlier files did not have
+                            column = have[k] = [None] * (len(have["blob_sha256"]) - n_rows)
+                        column.extend(v)
+                    if len(have) != len(cols) + 1:  # earlier files had a column this one lacks
+                        total = len(have["blob_sha256"])
+                        for v in have.values():
+                            if len(v) < total:
+                                v.extend([None] * (total - len(v)))
                 action = "blob.reanalyze" if b.sha256 in known else "blob.add"
                 log.append(
                     action,
