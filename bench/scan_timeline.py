@@ -111,7 +111,7 @@ def instrument() -> None:
     _wrap(scanmod, "write_batch")
     _wrap(scanmod, "update_after_write", "head file")
     _wrap_cm(scanmod, "connect", "connect")
-    for name in ("migrate", "_refresh_views", "check_writable", "_open", "_schema_state"):
+    for name in ("migrate", "create_schema", "_refresh_views", "check_writable", "_open", "_schema_state"):
         _wrap(dbmod, name)
     _wrap(anchormod, "check_before_write")
     _wrap(listing_table, "rebuild_listing")
