@@ -41,11 +41,15 @@ def path_bytes(p: str | bytes | os.PathLike[str]) -> bytes:
 
 def display_path(p: str | bytes | os.PathLike[str]) -> str:
     """A printable, single-line UTF-8 form of a path (undecodable bytes as ``\\xNN``, controls escaped)."""
+    if type(p) is str and p.isascii() and p.isprintable():  # (most paths: their own display form)
+        return p
     return _escape_controls(os.fsencode(p).decode("utf-8", "backslashreplace"))
 
 
 def raw_path(p: str | bytes | os.PathLike[str]) -> bytes | None:
     """The exact bytes of the path when its display form is not exactly those bytes, else None."""
+    if type(p) is str and p.isascii() and p.isprintable():
+        return None
     b = os.fsencode(p)
     return None if display_path(p).encode("utf-8") == b else b
 

@@ -7,9 +7,10 @@ lock touches ``<registry>.waiting`` and waits (with a message through ``on_wait`
 seconds, then gets :class:`RegistryBusy`.
 
 Migrations are files ``migrations/NNNN_name.sql``, applied in name order, each in its own explicit
-transaction with its statements executed one by one, and recorded in ``migrations``. Views are files
-``views/*.sql`` (``CREATE OR REPLACE VIEW``), re-applied whenever their combined text changes; they are
-the stable query surface documented in the README.
+transaction with its statements executed one by one, and recorded in ``migrations``. A registry being
+created (no ``migrations`` table) gets them all at once instead (:func:`create_schema`: one transaction,
+one ``execute``, the same catalog and ``migrations`` rows). Views are files ``views/*.sql`` (``CREATE OR REPLACE VIEW``), re-applied
+whenever their combined text changes; they are the stable query surface documented in the README.
 
 Only a write open creates a registry; a write open first checks that the registry can be written and
 that its event log still matches the head file beside it (``anchor.py``), and moves the head file after
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import importlib
 import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from registry.errors import RegistryBusy, RegistryCorrupt, RegistryError, UsageError
 from registry.store._duck import duckdb, full
@@ -134,11 +137,24 @@ def _statements(sql: str) -> list[str]:
     return [s.query for s in duckdb.extract_statements(sql) if s.query.strip()]
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply pending migrations (each in its own transaction) and refresh views; return names applied."""
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL, sha256 VARCHAR)"
-    )
+MIGRATIONS_TABLE_SQL = (
+    "CREATE TABLE IF NOT EXISTS migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL, sha256 VARCHAR)"
+)
+META_TABLE_SQL = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+
+
+def migrate(con: duckdb.DuckDBPyConnection, *, at_once: bool = True) -> list[str]:
+    """Apply pending migrations (each in its own transaction) and refresh views; return names applied.
+
+    A database without the ``migrations`` table (a registry being created) gets the whole schema in one
+    transaction instead (:func:`create_schema`: the same statements in the same order, the same
+    ``migrations`` rows); ``at_once=False`` applies the migrations one by one there too (tests compare
+    the two)."""
+    if at_once:
+        applied = create_schema(con)
+        if applied is not None:
+            return applied
+    con.execute(MIGRATIONS_TABLE_SQL)
     done = {r[0] for r in con.execute("SELECT name FROM migrations").fetchall()}
     applied = []
     for f in sorted(MIGRATIONS_DIR.glob("*.sql")):
@@ -162,19 +178,72 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     return applied
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> list[str] | None:
+    """Create the whole schema in a database without one, in one transaction and one ``execute``: the
+    ``migrations`` table, every migration's statements in name order, their ``migrations`` rows (name,
+    time, SHA-256 of the file's text, as :func:`migrate` records them one by one), the ``meta`` table and
+    the views with their digest. The result is the catalog that applying the migrations one by one gives
+    (tests/test_db_create.py compares the two); the ``model_listing`` table is empty, as the view is over
+    empty tables. Executing the statements one by one, each migration in its own transaction, cost about
+    twice as much (each statement parsed and executed through a call of its own).
+
+    Returns the names applied, or None, changing nothing, when the database has a ``migrations`` table
+    already (another process created the registry first: it is migrated step by step, if at all). Any
+    other failure rolls back everything and raises :class:`RegistryError`."""
+    files = sorted(MIGRATIONS_DIR.glob("*.sql"))
+    texts = [(f.stem, f.read_text(encoding="utf-8")) for f in files]
+    digest, parts = _views_sql()
+    rows = ", ".join(f"({_literal(name)}, now(), {_literal(_sha256_hex(sql.encode()))})" for name, sql in texts)
+    # each file's text as it is, on lines of its own (a file may end in a comment), then a separator
+    script = "\n;\n".join(
+        [
+            *(sql for _, sql in texts),
+            f"INSERT INTO migrations VALUES {rows}",
+            META_TABLE_SQL,
+            *parts,
+            f"INSERT OR REPLACE INTO meta VALUES ('views_sha256', {_literal(digest)})",
+        ]
+    )
+    con.execute("BEGIN TRANSACTION")
+    try:
+        try:
+            con.execute(MIGRATIONS_TABLE_SQL.replace(" IF NOT EXISTS", ""))
+        except duckdb.CatalogException:
+            con.execute("ROLLBACK")
+            return None
+        con.execute(script)
+        con.execute("COMMIT")
+    except Exception as e:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise RegistryError(f"creating the registry's schema failed: {e}") from e
+    return [name for name, _ in texts]
+
+
 def _sha256_hex(data: bytes) -> str:
     """SHA-256 of ``data`` in hex. Every open digests the views' text (:func:`_schema_state`); the
     interpreter's own SHA-256 module does it without loading OpenSSL, which ``import hashlib`` does (3-4 ms
     of every ``show`` and ``ls``); hashlib where that module is missing."""
+    return str(_sha256_constructor()(data).hexdigest())
+
+
+@functools.cache
+def _sha256_constructor() -> Callable[[bytes], Any]:
+    """The interpreter's own ``sha256`` (looked up once: a module that is missing is searched for on the
+    whole ``sys.path`` at each attempt, ~0.6 ms, and creating a registry digests every migration)."""
     for name in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
         try:
             mod = importlib.import_module(name)
         except ImportError:
             continue
-        return str(mod.sha256(data).hexdigest())
+        return mod.sha256
     import hashlib
 
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256
 
 
 def _views_sql() -> tuple[str, list[str]]:
@@ -192,7 +261,7 @@ def _refresh_views(con: duckdb.DuckDBPyConnection, rebuild: bool = False) -> Non
     from registry.store.listing_table import has_listing, rebuild_listing
 
     digest, parts = _views_sql()
-    con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute(META_TABLE_SQL)
     row = con.execute("SELECT value FROM meta WHERE key = 'views_sha256'").fetchone()
     if row and row[0] == digest and not rebuild:
         return
@@ -367,11 +436,14 @@ def connect(
     check_writable(path)
     con = _open(path, False, timeout, on_wait)
     try:
-        needs, newer = _schema_state(con)
-        if newer:
-            raise _newer_error(path, newer)
-        if needs:
-            migrate(con)
+        # a registry created by this open gets its schema at once, unless another process created it
+        # meanwhile (this one waited for the lock): then it is as any other registry
+        if not created or create_schema(con) is None:
+            needs, newer = _schema_state(con)
+            if newer:
+                raise _newer_error(path, newer)
+            if needs:
+                migrate(con)
         anchor.check_before_write(con, path)
         if created and on_create is not None:
             on_create(f"created a new registry at {path}")
