@@ -64,12 +64,18 @@ class FileContext:
     #: rows given as columns (:meth:`add_columns`), for tables with many rows per file
     columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
+    #: the whole file's bytes, when the scan read them all already (a small file): :meth:`buffer` serves
+    #: them instead of mapping the file
+    data: bytes | None = field(default=None, repr=False)
     _map: mmap.mmap | None = field(default=None, repr=False)
     _fh: Any = field(default=None, repr=False)
 
     # -- raw access ---------------------------------------------------------------------------
     def buffer(self) -> memoryview:
-        """A read-only memory map of the whole file (opened lazily, closed by :meth:`close`)."""
+        """A read-only memory map of the whole file (opened lazily, closed by :meth:`close`), or a view of
+        :attr:`data` when given."""
+        if self.data is not None:
+            return memoryview(self.data)
         if self._map is None:
             if self.size == 0:
                 return memoryview(b"")

@@ -336,7 +336,8 @@ def _analyse_file(
             finding(R_HTML.id, "this is a saved web page (HTML), not a model: the download probably failed or needed a login")
         )
     hashes = h.as_dict()
-    ctx = FileContext(Path(path), size, fmt, hashes, header=header)
+    # a file that the first read took whole (a few KiB): its analyzers read those bytes, not a map of it
+    ctx = FileContext(Path(path), size, fmt, hashes, header=header, data=head if len(head) == size else None)
     ctx.findings.extend(content_findings)
     if header is not None:
         ctx.tensors = list(header.tensors)

@@ -1,0 +1,128 @@
+"""The worker's shortcuts (issue 21) give what the long way gives: a small file scanned from the bytes the
+scan already read, identification remembered per layout, the statistics' exact fast paths."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from registry import identify as ident_mod
+from registry.files import safetensors as st
+from registry.files.pickles import scan_file
+from registry.identify import identify
+from tests.builders import safetensors_bytes
+from tests.pickle_builders import (
+    canary_payloads,
+    legacy_torch_bytes,
+    safetensors_pickle_polyglot,
+    torch_zip_bytes,
+)
+
+
+def _scan_fields(s: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(s)
+    d.pop("elapsed_s")
+    return d
+
+
+def _small_files(root: Path) -> list[Path]:
+    rng = np.random.default_rng(5)
+    arrays = {"model.diffusion_model.out.2.weight": np.arange(32, dtype=np.float16).reshape(4, 8)}
+    files = {
+        "lora.safetensors": safetensors_bytes(
+            {"a.lora_down.weight": rng.standard_normal((2, 4)).astype(np.float16)}, {"ss_seed": "1"}
+        ),
+        "trailing.safetensors": safetensors_bytes({"w": np.ones(3, np.float32)}) + b"PK\x03\x04 appended",
+        "polyglot.safetensors": safetensors_pickle_polyglot(canary_payloads("/nonexistent/x")["os.system p2"]),
+        "model.ckpt": torch_zip_bytes(arrays, wrap="state_dict"),
+        "legacy.pt": legacy_torch_bytes(arrays),
+        "evil.pkl": canary_payloads("/nonexistent/x")["builtins.exec"],
+        "empty.bin": b"",
+    }
+    out = []
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+        out.append(root / name)
+    return out
+
+
+@pytest.mark.parametrize("recover", [True, False])
+def test_scan_file_from_the_bytes_read_is_the_scan_of_the_file(tmp_path: Path, recover: bool) -> None:
+    for p in _small_files(tmp_path):
+        data = p.read_bytes()
+        header = None
+        if p.suffix == ".safetensors":
+            n = int.from_bytes(data[:8], "little")
+            header = st.parse_header(data[8 : 8 + n], n, len(data))
+        a = scan_file(p, recover_tensors=recover, safetensors_header=header)
+        b = scan_file(p, recover_tensors=recover, safetensors_header=header, data=data)
+        assert _scan_fields(a) == _scan_fields(b), p.name
+    # the cases above are not all alike: the comparison covers safe, dangerous and container verdicts
+    verdicts = {scan_file(p).verdict for p in _small_files(tmp_path)}
+    assert len(verdicts) >= 3, verdicts
+
+
+def _pairs_sdxl_like() -> list[tuple[str, tuple[int, ...]]]:
+    from tests.archspecs import clip_modules, lora_tensors, unet_modules
+
+    shapes = {
+        **lora_tensors(unet_modules("sd1", "ldm"), rank=8, prefix="lora_unet_"),
+        **lora_tensors(clip_modules(768, 12), rank=8, prefix="lora_te_text_model_encoder_layers_"),
+    }
+    return [(k, tuple(v)) for k, v in shapes.items()]
+
+
+def _fresh(pairs: list[tuple[str, tuple[int, ...]]], meta: dict[str, str] | None) -> Any:
+    ident_mod._identify_shapes.cache_clear()
+    return identify(pairs, meta)
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        None,
+        {"ss_base_model_version": "sd_v1"},
+        {"ss_base_model_version": "sdxl_base_v1-0"},  # contradicts the shapes: a finding
+        {"modelspec.architecture": "stable-diffusion-v1/lora", "ss_base_model_version": "sdxl_base_v1-0"},
+        {"ss_v2": "true"},
+    ],
+)
+def test_identify_remembered_layout_gives_the_fresh_answer(meta: dict[str, str] | None) -> None:
+    pairs = _pairs_sdxl_like()
+    want = _fresh(pairs, meta)
+    # the memo holds the layout now, filled by a call with other metadata
+    _fresh(pairs, {"ss_base_model_version": "flux1"})
+    for _ in range(2):
+        got = identify(pairs, meta)
+        assert got == want
+        assert [f.as_dict() for f in got[1]] == [f.as_dict() for f in want[1]]
+    assert ident_mod._identify_shapes.cache_info().hits >= 2
+
+
+def test_identify_memo_answers_are_not_shared() -> None:
+    # a layout whose answer from the shapes has findings (adapter tensors inside a checkpoint)
+    pairs = [(f"model.diffusion_model.input_blocks.{i}.0.weight", (320, 4, 3, 3)) for i in range(6)]
+    pairs += _pairs_sdxl_like()[:4]
+    ident_mod._identify_shapes.cache_clear()
+    a, fa = identify(pairs, None)
+    assert a.kind == "checkpoint" and [f.rule_id for f in fa] == ["identify.adapter-keys-in-checkpoint"]
+    fa.append("changed")  # type: ignore[arg-type]
+    for f in fa[:-1]:
+        f.evidence["x"] = 1
+    dict(a.details)["x"] = 1
+    a.details["y"] = 2  # type: ignore[index]
+    b, fb = identify(pairs, None)
+    assert "changed" not in fb
+    assert all("x" not in f.evidence for f in fb)
+    assert "y" not in b.details
+
+
+def test_identify_memo_is_bounded() -> None:
+    ident_mod._identify_shapes.cache_clear()
+    for i in range(ident_mod.SHAPES_MEMO_MAX + 10):
+        identify([(f"lora_unet_m{i}.lora_down.weight", (4, 8)), (f"lora_unet_m{i}.lora_up.weight", (8, 4))])
+    assert ident_mod._identify_shapes.cache_info().currsize == ident_mod.SHAPES_MEMO_MAX
