@@ -620,8 +620,10 @@ try:  # numpy's own kernels (what np.linalg.qr / cholesky / inv call after their
     _QR_ERR: Any = getattr(np.linalg._linalg, "_raise_linalgerror_qr", None)
     _CHOL_LO: Any = getattr(_umath_linalg, "cholesky_lo", None)
     _INV: Any = getattr(_umath_linalg, "inv", None)
+    _SVD: Any = getattr(_umath_linalg, "svd", None)
+    _SVD_ERR: Any = getattr(np.linalg._linalg, "_raise_linalgerror_svd_nonconvergence", None)
 except ImportError:  # pragma: no cover - another numpy layout: the public function
-    _QR_R_RAW = _QR_ERR = _CHOL_LO = _INV = None
+    _QR_R_RAW = _QR_ERR = _CHOL_LO = _INV = _SVD = _SVD_ERR = None
 
 
 def _qr_r_overwrite(a: np.ndarray) -> np.ndarray:
@@ -633,6 +635,15 @@ def _qr_r_overwrite(a: np.ndarray) -> np.ndarray:
         _QR_R_RAW(a, signature="d->d")
     mn = min(a.shape[-2:])
     return np.triu(a[..., :mn, :])
+
+
+def _svdvals(a: np.ndarray) -> np.ndarray:
+    """``np.linalg.svd(a, compute_uv=False)`` of a float64 stack: numpy's own kernel and error handling,
+    without the wrapper's checks (a sizeable part of a one-module file's statistics)."""
+    if _SVD is None or _SVD_ERR is None or a.dtype != np.float64 or a.ndim < 2:
+        return np.linalg.svd(a, compute_uv=False)
+    with np.errstate(call=_SVD_ERR, invalid="call", over="ignore", divide="ignore", under="ignore"):
+        return _SVD(a, signature="d->d")
 
 
 #: the Gram path's admission: a module's spectrum comes from Cholesky factors of its Gram matrices only when
@@ -665,23 +676,25 @@ def lora_sv_stack(
     if grams is None:
         grams = _grams(ups, downs)
     gu, gd = grams
+    svs = np.empty((k, min(m, r, n)))
+    gram_path = bool(k and r and m >= r and n >= r and _CHOL_LO is not None and _INV is not None)
     with np.errstate(all="ignore"):
         nu = np.sqrt(np.trace(gu, axis1=1, axis2=2))
         nd = np.sqrt(np.trace(gd, axis1=1, axis2=2))
-    svs = np.empty((k, min(m, r, n)))
-    ok = np.zeros(k, dtype=bool)
-    if k and r and m >= r and n >= r and _CHOL_LO is not None and _INV is not None:
-        with np.errstate(all="ignore"):
+        if gram_path:
             lu = _CHOL_LO(gu, signature="d->d")  # NaN where not positive definite
             ld = _CHOL_LO(gd, signature="d->d")
             bound = (m + r + 2) * _EPS * np.square(nu) * np.square(_INV(lu, signature="d->d")).sum(axis=(1, 2))
             bound += (n + r + 2) * _EPS * np.square(nd) * np.square(_INV(ld, signature="d->d")).sum(axis=(1, 2))
             ok = np.isfinite(bound) & (bound <= GRAM_TOL)  # (bound is twice the half-sum: the margin)
+        else:
+            ok = np.zeros(k, dtype=bool)
+    if gram_path:
         sel = np.flatnonzero(ok)
         if sel.size == k:
-            svs[:] = np.linalg.svd(np.swapaxes(lu, 1, 2) @ ld, compute_uv=False)
+            svs[:] = _svdvals(np.swapaxes(lu, 1, 2) @ ld)
         elif sel.size:
-            svs[sel] = np.linalg.svd(np.swapaxes(lu[sel], 1, 2) @ ld[sel], compute_uv=False)
+            svs[sel] = _svdvals(np.swapaxes(lu[sel], 1, 2) @ ld[sel])
     rest = np.flatnonzero(~ok)
     if rest.size:
         r1 = _qr_r_overwrite(ups[rest])  # (fancy indexing copies: the QR overwrites its input)
@@ -823,26 +836,29 @@ def _figures_stack(svs: np.ndarray, max_rank: int) -> list[SpectralFigures]:
     if sv.shape[1] == 0:
         return [figures(svs[j], max_rank=max_rank) for j in range(k)]
     sq = sv**2
-    energy = np.sum(sq, axis=1)
+    add = np.add.reduce  # (what np.sum and ndarray.sum call, without their wrappers)
+    energy = add(sq, axis=1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         p = sq / energy[:, None]
-        ent_e = np.sum(p * np.log(p), axis=1)
-        q = sv / sv.sum(axis=1)[:, None]
-        ent_rv = np.sum(q * np.log(q), axis=1)
-        cum = np.cumsum(sq, axis=1) / sq.sum(axis=1)[:, None]
-    plain = (p[:, -1] > 0) & (q[:, -1] > 0) & np.isfinite(ent_e) & np.isfinite(ent_rv)
+        ent_e = add(p * np.log(p), axis=1)
+        q = sv / add(sv, axis=1)[:, None]
+        ent_rv = add(q * np.log(q), axis=1)
+        cum = np.cumsum(sq, axis=1) / add(sq, axis=1)[:, None]
+    plain = ((p[:, -1] > 0) & (q[:, -1] > 0) & np.isfinite(ent_e) & np.isfinite(ent_rv)).tolist()
     n = sv.shape[1]
-    r90 = np.minimum(np.sum(cum < 0.9 * 0.9, axis=1), n - 1) + 1
-    r99 = np.minimum(np.sum(cum < 0.99 * 0.99, axis=1), n - 1) + 1
+    r90 = (np.minimum(add(cum < 0.9 * 0.9, axis=1), n - 1) + 1).tolist()
+    r99 = (np.minimum(add(cum < 0.99 * 0.99, axis=1), n - 1) + 1).tolist()
     lead = sv[:, :SV_KEEP].tolist()
+    # (Python numbers from here: tolist gives each float64 exactly)
+    energies, ents_e, ents_rv = energy.tolist(), ent_e.tolist(), ent_rv.tolist()
     out: list[SpectralFigures] = []
     for j in range(k):
         if not plain[j]:
             out.append(figures(svs[j], max_rank=max_rank))
             continue
-        fro = math.sqrt(float(energy[j]))
+        fro = math.sqrt(energies[j])
         total = fro * fro
-        s1 = float(sv[j, 0])
+        s1 = lead[j][0]
         if total == 0.0:
             out.append(figures(svs[j], max_rank=max_rank))
             continue
@@ -852,11 +868,11 @@ def _figures_stack(svs: np.ndarray, max_rank: int) -> list[SpectralFigures]:
                 fro=fro,
                 spectral=s1,
                 stable_rank=total / (s1 * s1),
-                eff_rank_energy=math.exp(-float(ent_e[j])),
-                eff_rank_rv=math.exp(-float(ent_rv[j])),
+                eff_rank_energy=math.exp(-ents_e[j]),
+                eff_rank_rv=math.exp(-ents_rv[j]),
                 top1_share=s1 * s1 / total,
-                rank90=1 if small else int(r90[j]),
-                rank99=1 if small else int(r99[j]),
+                rank90=1 if small else r90[j],
+                rank99=1 if small else r99[j],
                 sv=lead[j],
                 n_sv=n,
             )
@@ -1665,6 +1681,20 @@ def _median(xs: list[float]) -> float | None:
     return float(s[h]) if len(s) % 2 else (s[h - 1] + s[h]) / 2.0
 
 
+def _mean(xs: list[float]) -> float:
+    """``float(np.mean(xs))`` of a non-empty list, the same value, without numpy's per-call overhead for the
+    few values of a small file: numpy adds fewer than 8 values left to right (the base case of its pairwise
+    sum) and divides the sum by the count. Only for positive values (where starting the sum from 0.0 or
+    from the first value is the same); a zero, a negative value or a NaN takes numpy's own path."""
+    n = len(xs)
+    if n < 8 and all(x > 0 for x in xs):
+        total = 0.0
+        for x in xs:
+            total += x
+        return float(total / n)
+    return float(np.mean(xs))
+
+
 def _spread(values: list[Any]) -> dict[str, float | int] | None:
     """Median, range and count of a per-module figure (modules where it is known), or None."""
     xs = [float(v) for v in values if v is not None]
@@ -1694,9 +1724,9 @@ def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, A
         "alphas": alphas[:32],
         "total_fro": math.sqrt(energy),
         "max_spectral": max((m.spectral for m in ok if m.spectral is not None), default=None),
-        "mean_eff_rank": float(np.mean(effs)) if effs else None,
+        "mean_eff_rank": _mean(effs) if effs else None,
         "median_eff_rank": _median(effs),
-        "mean_rank_use": float(np.mean(uses)) if uses else None,
+        "mean_rank_use": _mean(uses) if uses else None,
         "sum_rank90": sum(m.rank90 for m in known if m.rank90 is not None),
         "sum_rank99": sum(m.rank99 for m in known if m.rank99 is not None),
         "sum_max_rank": sum(m.max_rank for m in known if m.max_rank is not None),
@@ -1736,7 +1766,7 @@ def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, A
                 "n_modules": len(ms),
                 "fro": math.sqrt(e),
                 "energy_share": e / energy if energy > 0 else None,
-                "mean_eff_rank": float(np.mean(eff)) if eff else None,
+                "mean_eff_rank": _mean(eff) if eff else None,
                 "max_spectral": max((m.spectral for m in good if m.spectral is not None), default=None),
             }
         )

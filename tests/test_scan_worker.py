@@ -126,3 +126,46 @@ def test_identify_memo_is_bounded() -> None:
     for i in range(ident_mod.SHAPES_MEMO_MAX + 10):
         identify([(f"lora_unet_m{i}.lora_down.weight", (4, 8)), (f"lora_unet_m{i}.lora_up.weight", (8, 4))])
     assert ident_mod._identify_shapes.cache_info().currsize == ident_mod.SHAPES_MEMO_MAX
+
+
+def test_mean_is_numpys_mean() -> None:
+    from registry.stats import _mean
+
+    rng = np.random.default_rng(11)
+    for n in range(1, 20):
+        for _ in range(300):
+            xs = (rng.random(n) * 10.0 ** rng.uniform(-8, 8, n)).tolist()
+            if rng.random() < 0.1:
+                xs[int(rng.integers(n))] = float(rng.choice([0.0, -0.0, -1.5, np.inf, np.nan]))
+            want, got = float(np.mean(xs)), _mean(xs)
+            assert got == want or (np.isnan(want) and np.isnan(got)), (xs, got, want)
+
+
+def test_svdvals_is_numpys_svd() -> None:
+    from registry.stats import _svdvals
+
+    rng = np.random.default_rng(12)
+    for shape in [(1, 4, 4), (7, 8, 8), (3, 5, 9), (2, 16, 3), (6, 6)]:
+        a = rng.standard_normal(shape) * 10.0 ** rng.uniform(-6, 6)
+        assert _svdvals(a).tobytes() == np.linalg.svd(a, compute_uv=False).tobytes()
+    with pytest.raises(np.linalg.LinAlgError):
+        _svdvals(np.full((2, 3, 3), np.nan))
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.svd(np.full((2, 3, 3), np.nan), compute_uv=False)
+
+
+def test_figures_of_a_stack_are_the_figures_of_each_row() -> None:
+    """The group path (``_figures_stack``) against :func:`figures` row by row, ==, including rows with a
+    zero singular value, an all-zero row and values at kohya's lower limit."""
+    from registry.stats import _figures_stack, figures
+
+    rng = np.random.default_rng(13)
+    for k, n in [(1, 4), (3, 8), (40, 8), (5, 1), (9, 64)]:
+        svs = np.abs(rng.standard_normal((k, n))) * 10.0 ** rng.uniform(-9, 3, (k, 1))
+        if k > 2:
+            svs[1, -1] = 0.0
+            svs[2] = 0.0
+        for max_rank in (n, max(n - 1, 0)):
+            got = _figures_stack(svs, max_rank)
+            want = [figures(svs[j], max_rank=max_rank) for j in range(k)]
+            assert got == want
