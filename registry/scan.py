@@ -396,10 +396,49 @@ def _rows_and_columns(ctx: FileContext) -> dict[str, Any]:
     columns = dict(ctx.columns)
     for table, trows in ctx.rows.items():
         if trows and table not in columns:
-            columns[table] = rows_as_columns(trows)
+            columns[table] = _one_row_columns(trows[0]) if len(trows) == 1 else rows_as_columns(trows)
         else:
             rows[table] = trows
     return {"rows": rows, "columns": columns}
+
+
+_PLAIN_CELL = frozenset((int, float, bool, type(None)))
+#: the writer's encoder for dict cells (``registry.store.write``: sorted keys, ``default=str``)
+_CELL_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
+
+def _flat_dict(v: dict[Any, Any]) -> bool:
+    """A dict of ASCII text keys to plain values, or to such dicts one level down (a summary's counts and
+    per-figure spreads): what the writer stores as JSON text of the dict as it is."""
+    for k, x in v.items():
+        if type(k) is not str or not k.isascii():
+            return False
+        t = type(x)
+        if t in _PLAIN_CELL or (t is str and x.isascii()):
+            continue
+        if t is not dict:
+            return False
+        for k2, y in x.items():
+            if type(k2) is not str or not k2.isascii() or not (type(y) in _PLAIN_CELL or (type(y) is str and y.isascii())):
+                return False
+    return True
+
+
+def _one_row_columns(row: dict[str, Any]) -> dict[str, list[Any]]:
+    """``rows_as_columns([row])``, the same cells, with the common cells (numbers, ASCII text, flat lists,
+    flat dicts) made without the writer's general cleaning walk; any other cell goes through it."""
+    out: dict[str, list[Any]] = {}
+    for k, v in row.items():
+        t = type(v)
+        if t in _PLAIN_CELL or (t is str and v.isascii()):
+            out[k] = [v]
+        elif t is dict and _flat_dict(v):
+            out[k] = [_CELL_JSON.encode(v)]
+        elif t is list and all(type(x) in _PLAIN_CELL or (type(x) is str and x.isascii()) for x in v):
+            out[k] = [v]
+        else:
+            out[k] = rows_as_columns([{k: v}])[k]
+    return out
 
 
 #: a worker task takes consecutive small files up to this many bytes and files (one task per file would

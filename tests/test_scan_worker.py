@@ -169,3 +169,56 @@ def test_figures_of_a_stack_are_the_figures_of_each_row() -> None:
             got = _figures_stack(svs, max_rank)
             want = [figures(svs[j], max_rank=max_rank) for j in range(k)]
             assert got == want
+
+
+
+def _cells() -> Any:
+    from hypothesis import strategies as hs
+
+    text = hs.one_of(
+        hs.text(max_size=6),
+        hs.sampled_from(["lora", "unet", "", "caf\\u00e9", "\\udcff raw", "x\\ny", "é"]).map(lambda s: s.encode().decode("unicode_escape")),
+    )
+    key = hs.one_of(text, hs.integers(-3, 3), hs.booleans(), hs.none(), hs.floats(allow_nan=False, width=32))
+    plain = hs.one_of(hs.none(), hs.booleans(), hs.integers(-(2**40), 2**40), hs.floats(allow_nan=True), text)
+    return hs.recursive(
+        plain,
+        lambda inner: hs.one_of(
+            hs.lists(inner, max_size=4),
+            hs.lists(inner, max_size=3).map(tuple),
+            hs.dictionaries(key, inner, max_size=4),
+        ),
+        max_leaves=10,
+    )
+
+
+def test_one_row_columns_are_the_writers_columns() -> None:
+    """``_one_row_columns(row)`` against the writer's own ``rows_as_columns([row])`` (==, NaN as NaN) for
+    any cell: numbers, text with lone surrogates or controls, lists, tuples, dicts with non-text keys."""
+    import json as _json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as hs
+
+    from registry.scan import _one_row_columns
+    from registry.store.write import rows_as_columns
+
+    @settings(max_examples=400, deadline=None)
+    @given(hs.dictionaries(hs.sampled_from(["a", "b", "c", "per_module", "forms"]), _cells(), max_size=5))
+    def check(row: dict[str, Any]) -> None:
+        want = rows_as_columns([row])
+        got = _one_row_columns(row)
+        assert list(got) == list(want)
+        # (repr through JSON: NaN == NaN, and -0.0 apart from 0.0)
+        assert _json.dumps(got, default=repr) == _json.dumps(want, default=repr)
+
+    check()
+    raw = "\udcff raw"  # a lone surrogate (an undecodable name byte): the writer stores it as \xff
+    tricky: list[dict[str, Any]] = [
+        {"n_modules": 1, "forms": {"lora": 1}, "ranks": [4], "alphas": [], "per_module": {"rank": {"n": 1, "median": 4.0}, "x": None}},
+        {"a": raw, "b": [raw], "c": {"k": raw}, "d": {"k": {"k2": raw}}, "e": {raw: 1}, "f": {"k": {raw: 1}}},
+        {"a": {1: "x"}, "b": {True: 1, "k": 2}, "c": {"k": {None: 1}}, "d": (1, 2), "e": [[1], {"k": 1}], "f": "é\n"},
+        {"a": {"k": [1, 2]}, "b": {"k": {"k2": [1]}}, "c": {"é": 1}, "d": ["é", 1.5, None, True]},
+    ]
+    for row in tricky:
+        assert _json.dumps(_one_row_columns(row), default=repr) == _json.dumps(rows_as_columns([row]), default=repr), row
