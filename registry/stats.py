@@ -327,8 +327,8 @@ def module_columns(mods: list[ModuleStats]) -> dict[str, list[Any]]:
     cols: dict[str, list[Any]] = {}
     for f in _ROW_FIELDS:
         vals = [getattr(m, f) for m in mods]
-        if f in _TEXT_FIELDS:
-            vals = [clean_text(v) if v is not None else None for v in vals]
+        if f in _TEXT_FIELDS:  # (ASCII text is stored as it is: clean_text would return it unchanged)
+            vals = [v if v is None or v.isascii() else clean_text(v) for v in vals]
         cols["module" if f == "key" else f] = vals
     cols["sv"] = [list(m.sv) for m in mods]
     cols["extra"] = [_extra_text(m.extra) if m.extra else None for m in mods]

@@ -39,6 +39,8 @@ _JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
 def _json(v: Any) -> str:
+    if not v and type(v) in (list, dict):  # (most files: nothing to list; the encoder's own text)
+        return "[]" if type(v) is list else "{}"
     return _JSON.encode(v)
 
 
