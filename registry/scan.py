@@ -31,7 +31,7 @@ from registry.errors import RegistryError, SafetensorsError
 from registry.files import safetensors as st
 from registry.files.sniff import SNIFF_BYTES, file_reader, sniff_bytes
 from registry.findings import Finding, Severity, finding, from_error, rule
-from registry.hashing import hash_file
+from registry.hashing import hash_bytes, hash_file
 from registry.paths import clean_text, display_path, raw_path
 from registry.store._duck import full
 from registry.store.anchor import head_path, update_after_write
@@ -283,9 +283,18 @@ def _analyse_file(
     out = Analysed(path, size, mtime_ns, _i64(inode), _i64(device), None, None, [])
     try:
         with open(path, "rb") as fh:
+            before = os.fstat(fh.fileno())
             head = fh.read(SNIFF_BYTES)
-            size = os.fstat(fh.fileno()).st_size
+            after = os.fstat(fh.fileno())
+            size = after.st_size
             out.size = size
+            # a small file read whole by this first read, unchanged meanwhile (size and modification time, as
+            # hash_file checks): hashed and analysed from these bytes, not opened again
+            whole = (
+                len(head) == size == before.st_size
+                and after.st_mtime_ns == before.st_mtime_ns
+                and statmod.S_ISREG(after.st_mode)
+            )
             fmt = sniff_bytes(head, size, file_reader(fh))
             if fmt == "unknown" and path.lower().endswith((".safetensors", ".sft")):
                 fmt = "safetensors"  # named so and unrecognisable: the parser says precisely what is wrong
@@ -310,7 +319,7 @@ def _analyse_file(
         return out
     t_hash = time.perf_counter()
     try:
-        h = hash_file(path, data_start, on_bytes=on_bytes)
+        h = hash_bytes(head, data_start) if whole else hash_file(path, data_start, on_bytes=on_bytes)
         out.steps["hashing"] = time.perf_counter() - t_hash
     except (OSError, RegistryError) as e:
         out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e}"))
@@ -337,7 +346,7 @@ def _analyse_file(
         )
     hashes = h.as_dict()
     # a file that the first read took whole (a few KiB): its analyzers read those bytes, not a map of it
-    ctx = FileContext(Path(path), size, fmt, hashes, header=header, data=head if len(head) == size else None)
+    ctx = FileContext(Path(path), size, fmt, hashes, header=header, data=head if whole else None)
     ctx.findings.extend(content_findings)
     if header is not None:
         ctx.tensors = list(header.tensors)

@@ -4,6 +4,7 @@ scan already read, identification remembered per layout, the statistics' exact f
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +223,48 @@ def test_one_row_columns_are_the_writers_columns() -> None:
     ]
     for row in tricky:
         assert _json.dumps(_one_row_columns(row), default=repr) == _json.dumps(rows_as_columns([row]), default=repr), row
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 100, 4095, 4096, 70_000])
+def test_hash_bytes_is_hash_file(tmp_path: Path, size: int) -> None:
+    from registry.hashing import hash_bytes, hash_file
+
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    p = tmp_path / "f.bin"
+    p.write_bytes(data)
+    for start in (None, 0, 8, size // 2, size, size + 5):
+        for limit in (10 << 20, size, max(size - 1, 0)):
+            assert hash_bytes(data, start, git_sha1_limit=limit) == hash_file(p, start, git_sha1_limit=limit)
+    with pytest.raises(ValueError):
+        hash_bytes(data, -1)
+
+
+def test_small_files_are_read_once_and_large_ones_hashed_from_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the scan's first read takes whole is hashed from those bytes (the same digests as
+    ``hash_file``); a larger one still goes through ``hash_file``."""
+    from registry import scan as scan_mod
+    from registry.hashing import hash_file
+
+    calls: list[str] = []
+
+    def counting(path: Any, *a: Any, **k: Any) -> Any:
+        calls.append(str(path))
+        return hash_file(path, *a, **k)
+
+    monkeypatch.setattr(scan_mod, "hash_file", counting)
+    rng = np.random.default_rng(3)
+    small = tmp_path / "small.safetensors"
+    small.write_bytes(safetensors_bytes({"a.lora_down.weight": rng.standard_normal((2, 4)).astype(np.float16),
+                                         "a.lora_up.weight": rng.standard_normal((4, 2)).astype(np.float16)}))  # fmt: skip
+    large = tmp_path / "large.safetensors"
+    large.write_bytes(safetensors_bytes({"a.lora_down.weight": rng.standard_normal((8, 640)).astype(np.float16),
+                                         "a.lora_up.weight": rng.standard_normal((640, 8)).astype(np.float16)}))  # fmt: skip
+    scan_mod._init_worker(set())
+    for p in (small, large):
+        s = p.stat()
+        out = scan_mod.analyse_file(str(p), s.st_size, s.st_mtime_ns, s.st_ino, s.st_dev)
+        assert out.blob is not None and out.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+        n = int.from_bytes(p.read_bytes()[:8], "little")
+        assert out.blob.hashes == hash_file(p, 8 + n).as_dict()
+        assert out.blob.columns["lora_modules"]["fro"][0] > 0
+    assert calls == [str(large)]
