@@ -19,14 +19,21 @@ import socket
 import stat as statmod
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from registry.analysis import FileContext, analyzer_versions, derived_tables, load_analyzers, run_analyzers
+from registry.analysis import (
+    FileContext,
+    analyzer_versions,
+    batch_point,
+    derived_tables,
+    load_analyzers,
+    run_analyzers,
+)
 from registry.errors import RegistryError, SafetensorsError
 from registry.files import safetensors as st
 from registry.files.sniff import SNIFF_BYTES, file_reader, sniff_bytes
@@ -280,6 +287,28 @@ def analyse_file(
 def _analyse_file(
     path: str, size: int, mtime_ns: int, inode: int, device: int, rehash: bool, on_bytes: Callable[[int], None] | None
 ) -> Analysed:
+    steps = _analyse_steps(path, size, mtime_ns, inode, device, rehash, on_bytes, None)
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        return done.value
+
+
+def _analyse_steps(
+    path: str,
+    size: int,
+    mtime_ns: int,
+    inode: int,
+    device: int,
+    rehash: bool,
+    on_bytes: Callable[[int], None] | None,
+    split: int | None,
+) -> Generator[FileContext, None, Analysed]:
+    """:func:`analyse_file` as steps: with ``split`` (an analyzer order), it yields the file's context once
+    the analyzers before that order have run, and goes on with the others when resumed (a worker's task
+    runs the batch hook of the analyzer at ``split`` over all its files in between); without, it never
+    yields. The generator's value is the :class:`Analysed` file."""
     out = Analysed(path, size, mtime_ns, _i64(inode), _i64(device), None, None, [])
     try:
         with open(path, "rb") as fh:
@@ -352,7 +381,12 @@ def _analyse_file(
         ctx.tensors = list(header.tensors)
         ctx.metadata = dict(header.metadata or {})
     try:
-        run_analyzers(ctx)
+        if split is None:
+            run_analyzers(ctx)
+        else:
+            run_analyzers(ctx, orders=(-(1 << 30), split))
+            yield ctx
+            run_analyzers(ctx, orders=(split, 1 << 30))
     finally:
         ctx.close()
     out.steps.update(ctx.facts.get("seconds") or {})
@@ -457,8 +491,46 @@ CHUNK_FILES = 64
 
 
 def analyse_files(items: list[tuple[str, int, int, int, int]], rehash: bool = False) -> list[Analysed]:
-    """:func:`analyse_file` for each (path, size, mtime_ns, inode, device) of a worker task, in order."""
-    return [analyse_file(p, size, mtime, ino, dev, rehash) for p, size, mtime, ino, dev in items]
+    """:func:`analyse_file` for each (path, size, mtime_ns, inode, device) of a worker task, in order, the
+    same results. With several files, the analyzer with a ``batch`` hook (statistics: spectra stacked by
+    shape across the files) does its work for all of them at once: each file is analysed up to that
+    analyzer, the hook runs over their contexts, then each file is finished."""
+    point = batch_point() if len(items) > 1 else None
+    if point is None:
+        return [analyse_file(p, size, mtime, ino, dev, rehash) for p, size, mtime, ino, dev in items]
+    split, hook = point
+    results: list[Analysed | None] = [None] * len(items)
+    paused: list[tuple[int, Generator[FileContext, None, Analysed], FileContext, float]] = []
+    try:
+        for k, (p, size, mtime, ino, dev) in enumerate(items):
+            t0 = time.perf_counter()
+            steps = _analyse_steps(p, size, mtime, ino, dev, rehash, None, split)
+            try:
+                ctx = next(steps)
+            except StopIteration as done:
+                results[k] = done.value
+                results[k].seconds = time.perf_counter() - t0  # type: ignore[union-attr]
+            else:
+                paused.append((k, steps, ctx, time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        if len(paused) > 1:
+            hook([ctx for _, _, ctx, _ in paused])
+        share = (time.perf_counter() - t0) / max(len(paused), 1)
+        while paused:
+            k, steps, _, before = paused.pop(0)
+            t0 = time.perf_counter()
+            try:
+                next(steps)
+            except StopIteration as done:
+                results[k] = done.value
+                results[k].seconds = before + share + time.perf_counter() - t0  # type: ignore[union-attr]
+            else:  # pragma: no cover - the steps yield once
+                raise RuntimeError("analysis steps yielded twice")
+    finally:
+        for _, steps, _, _ in paused:
+            steps.close()  # (an interrupted task: each context's map is closed)
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
 
 
 def _chunks(todo: list[ScanItem], workers: int) -> Iterator[list[ScanItem]]:

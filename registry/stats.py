@@ -720,6 +720,17 @@ def _grams(ups: np.ndarray, downs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 CHUNK_ELEMENTS = 1 << 19
 
 
+@dataclass(frozen=True)
+class _Source:
+    """Where the stacked path reads one file's modules from (see :func:`lora_report`)."""
+
+    load: Loader
+    cfg: Mapping[str, Any] | None
+    dtypes: Mapping[str, str] | None
+    load_into: Callable[[str, np.ndarray], None] | None = None
+    load_scalar: Callable[[str], float] | None = None
+
+
 def _stacked_lora(
     plain: list[tuple[int, AdapterModule, tuple[int, int, int]]],
     load: Loader,
@@ -728,6 +739,62 @@ def _stacked_lora(
     load_into: Callable[[str, np.ndarray], None] | None = None,
     load_scalar: Callable[[str], float] | None = None,
 ) -> tuple[dict[int, ModuleStats], list[int]]:
+    """:func:`_stacked_many` for the modules of one file."""
+    src = _Source(load, cfg, dtypes, load_into, load_scalar)
+    done, redo = _stacked_many([(i, mod, shape, src) for i, mod, shape in plain])
+    return done, redo
+
+
+@dataclass
+class StackedFile:
+    """One file's plain LoRA modules for :func:`stacked_lora_files` (the arguments of :func:`lora_report`
+    with ``shapes``), and, once computed, what the stacked path gave for them."""
+
+    grouping: ModuleGrouping
+    load: Loader
+    metadata: Mapping[str, str] | None
+    dtypes: Mapping[str, str] | None
+    shapes: Mapping[str, tuple[int, ...] | list[int]]
+    load_into: Callable[[str, np.ndarray], None] | None = None
+    load_scalar: Callable[[str], float] | None = None
+    #: (plain modules with their shapes, their statistics by module index, the indices the stacked path
+    #: left to the module-by-module one), filled by :func:`stacked_lora_files`
+    result: tuple[list[tuple[int, AdapterModule, tuple[int, int, int]]], dict[int, ModuleStats], list[int]] | None = None
+
+
+def _plain_modules(grouping: ModuleGrouping, shapes: Mapping[str, tuple[int, ...] | list[int]]) -> list[tuple[int, AdapterModule, tuple[int, int, int]]]:
+    def shape_of(name: str) -> tuple[int, ...] | None:
+        s = shapes.get(name)
+        return tuple(s) if s is not None else None
+
+    return [(i, mod, sh) for i, mod in enumerate(grouping.modules) if (sh := _plain_shape(mod, shape_of)) is not None]
+
+
+def stacked_lora_files(files: list[StackedFile]) -> None:
+    """The stacked path for the plain LoRA modules of several files at once: modules of one shape share
+    a stack whatever file they come from (a worker's task of small files: one numpy call per stack, not
+    per file). A module's values do not depend on its stack, so each file's result is what
+    :func:`lora_report` computes for it alone, bit for bit; :func:`lora_report` takes it through ``stacked``."""
+    items: list[tuple[Any, AdapterModule, tuple[int, int, int], _Source]] = []
+    plains = []
+    with single_threaded_blas():
+        for f, sf in enumerate(files):
+            plain = _plain_modules(sf.grouping, sf.shapes)
+            plains.append(plain)
+            src = _Source(sf.load, peft_config_from_metadata(sf.metadata), sf.dtypes, sf.load_into, sf.load_scalar)
+            items.extend(((f, i), mod, shape, src) for i, mod, shape in plain)
+        done, redo = _stacked_many(items)
+    for f, sf in enumerate(files):
+        sf.result = (plains[f], {}, [])
+    for (f, i), out in done.items():
+        cast(tuple, files[f].result)[1][i] = out
+    for f, i in redo:
+        cast(tuple, files[f].result)[2].append(i)
+
+
+def _stacked_many(
+    plain: list[tuple[Any, AdapterModule, tuple[int, int, int], _Source]],
+) -> tuple[dict[Any, ModuleStats], list[Any]]:
     """Statistics of plain LoRA modules, one shape group at a time, in chunks of about
     :data:`CHUNK_ELEMENTS`: the factors are decoded straight into a preallocated float64 stack (no
     per-module float64 copies, no ``np.stack``), the Gram matrices of both factors taken in one BLAS pass
@@ -738,15 +805,15 @@ def _stacked_lora(
     does not depend on the stack it is in); a module that needs anything else (a non-finite value, an
     alpha that is not one finite number, a tensor that cannot be decoded) is returned in the second
     list, for that path to handle exactly as before."""
-    done: dict[int, ModuleStats] = {}
-    redo: list[int] = []
-    groups: dict[tuple[int, int, int], list[tuple[int, AdapterModule]]] = {}
-    for i, mod, shape in plain:
-        groups.setdefault(shape, []).append((i, mod))
+    done: dict[Any, ModuleStats] = {}
+    redo: list[Any] = []
+    groups: dict[tuple[int, int, int], list[tuple[Any, AdapterModule, _Source]]] = {}
+    for i, mod, shape, src in plain:
+        groups.setdefault(shape, []).append((i, mod, src))
     for (m, r, n), group in groups.items():
         per = r * (m + n)
         step = max(1, CHUNK_ELEMENTS // per)
-        kept: list[tuple[int, ModuleStats]] = []
+        kept: list[tuple[Any, ModuleStats]] = []
         svs_parts: list[np.ndarray] = []
         for c0 in range(0, len(group), step):
             items = group[c0 : c0 + step]
@@ -756,7 +823,8 @@ def _stacked_lora(
             downs = space[k * m * r :].reshape(k, r, n)  # each down factor as stored (r × n)
             keep = np.ones(k, dtype=bool)
             outs: list[ModuleStats] = []
-            for j, (_i, mod) in enumerate(items):
+            for j, (_i, mod, src) in enumerate(items):
+                load, load_into, load_scalar, dtypes = src.load, src.load_into, src.load_scalar, src.dtypes
                 out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
                 outs.append(out)
                 try:
@@ -784,7 +852,7 @@ def _stacked_lora(
                     scale = alpha / r
                     out.extra["alpha_source"] = "tensor"
                 else:
-                    alpha, sc = _peft_alpha(mod.key, r, cfg) if out.convention == "peft" else (None, None)
+                    alpha, sc = _peft_alpha(mod.key, r, src.cfg) if out.convention == "peft" else (None, None)
                     if sc is not None:
                         out.extra["alpha_source"] = "peft-metadata"
                         scale = sc
@@ -798,7 +866,7 @@ def _stacked_lora(
             suspect = ~(np.isfinite(gu).all(axis=(1, 2)) & np.isfinite(gd).all(axis=(1, 2)))
             for j in np.flatnonzero(suspect & keep).tolist():
                 keep[j] = bool(np.isfinite(ups[j]).all() and np.isfinite(downs[j]).all())
-            for j, (i, _) in enumerate(items):
+            for j, (i, _, _) in enumerate(items):
                 if not keep[j]:
                     redo.append(i)
             sel = np.flatnonzero(keep)
@@ -811,11 +879,11 @@ def _stacked_lora(
             try:
                 svs, nus, nds = lora_sv_stack(ups, downs, (gu, gd))
             except (ValueError, np.linalg.LinAlgError):
-                redo.extend(i for i, _ in items)  # one bad matrix: each on its own, failures on the module
+                redo.extend(i for i, _, _ in items)  # one bad matrix: each on its own, failures on the module
                 continue
             for out, nu, nd in zip(outs, nus.tolist(), nds.tolist(), strict=True):
                 out.balance = nu / nd if nd > 0 else None
-            kept.extend((i, out) for (i, _), out in zip(items, outs, strict=True))
+            kept.extend((i, out) for (i, _, _), out in zip(items, outs, strict=True))
             svs_parts.append(svs)
         if not kept:
             continue
@@ -1792,6 +1860,7 @@ def lora_report(
     shapes: Mapping[str, tuple[int, ...] | list[int]] | None = None,
     load_into: Callable[[str, np.ndarray], None] | None = None,
     load_scalar: Callable[[str], float] | None = None,
+    stacked: tuple[list[tuple[int, AdapterModule, tuple[int, int, int]]], dict[int, ModuleStats], list[int]] | None = None,
 ) -> LoraReport:
     """Statistics of every module of an adapter file, its summary, profile and findings. ``shapes``
     (tensor name -> shape, from the file's header) lets plain LoRA modules go into their shape group's
@@ -1799,7 +1868,8 @@ def lora_report(
     given with ``shapes``, decodes a tensor straight into a float64 slot of its stack
     (:func:`registry.files.dtypes.decode_into`). ``load_scalar(name)``, when given with ``shapes``, reads a
     plain LoRA module's alpha as one float: ``float(load(name))`` for a one-element tensor, NaN for any other
-    (what the stacked path does with ``load`` otherwise)."""
+    (what the stacked path does with ``load`` otherwise). ``stacked``: what :func:`stacked_lora_files`
+    computed for this file's plain modules (with ``shapes``), instead of computing it here."""
     cfg = peft_config_from_metadata(metadata)
     arrays: dict[str, np.ndarray] = {}  # (callers without shapes: the arrays read to learn them)
     if shapes is None:
@@ -1821,10 +1891,13 @@ def lora_report(
         return arrays[name] if name in arrays else load(name)
 
     with single_threaded_blas():
-        plain = [(i, mod, sh) for i, mod in enumerate(grouping.modules) if (sh := _plain_shape(mod, shape_of)) is not None]
-        stacked, redo = _stacked_lora(
-            plain, cached, cfg, dtypes, *((load_into, load_scalar) if shapes is not None else (None, None))
-        )
+        if stacked is not None and shapes is not None:
+            plain, done, redo = stacked
+        else:
+            plain = [(i, mod, sh) for i, mod in enumerate(grouping.modules) if (sh := _plain_shape(mod, shape_of)) is not None]
+            done, redo = _stacked_lora(
+                plain, cached, cfg, dtypes, *((load_into, load_scalar) if shapes is not None else (None, None))
+            )
         rest = set(redo) | (set(range(len(grouping.modules))) - {i for i, _, _ in plain})
         batch: list[_Deferred] = []
         slow: dict[int, Any] = {}
@@ -1833,7 +1906,7 @@ def lora_report(
             for i in sorted(rest):
                 slow[i] = module_stats(grouping.modules[i], load, cfg, dtypes, batch, sketches)
         run_batch(batch)
-        mods = [stacked[i] if i in stacked else slow[i] for i in range(len(grouping.modules))]
+        mods = [done[i] if i in done else slow[i] for i in range(len(grouping.modules))]
     summary, profile = summarise(mods)
     summary["incomplete_modules"] = len(grouping.incomplete)
     summary["unassigned_tensors"] = len(grouping.unassigned)

@@ -268,3 +268,110 @@ def test_small_files_are_read_once_and_large_ones_hashed_from_the_file(tmp_path:
         assert out.blob.hashes == hash_file(p, 8 + n).as_dict()
         assert out.blob.columns["lora_modules"]["fro"][0] > 0
     assert calls == [str(large)]
+
+
+def _task_files(root: Path) -> list[Path]:
+    """Small files of every kind a worker task meets: kohya LoRAs of shared and different shapes (alpha or
+    none, conv, a NaN module, an all-zero one, one whose factors do not fit), a PEFT LoRA whose adapter
+    config sets alpha per module, a LyCORIS file, a checkpoint-like file, a PyTorch zip, a pickle, an empty
+    file, a file larger than one read (mapped, not held)."""
+    rng = np.random.default_rng(8)
+
+    def f16(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.05).astype(np.float16)
+
+    files: dict[str, bytes] = {}
+    for i in range(6):
+        t: dict[str, np.ndarray] = {
+            "lora_unet_a.lora_down.weight": f16(4, 8),
+            "lora_unet_a.lora_up.weight": f16(8, 4),
+            f"lora_unet_b{i % 2}.lora_down.weight": f16(2 + i % 3, 16),
+            f"lora_unet_b{i % 2}.lora_up.weight": f16(12, 2 + i % 3),
+        }
+        if i % 2:
+            t["lora_unet_a.alpha"] = np.asarray(2.0, dtype=np.float16)
+        if i == 1:
+            t["lora_unet_c.lora_down.weight"] = f16(4, 8, 3, 3)
+            t["lora_unet_c.lora_up.weight"] = f16(6, 4, 1, 1)
+        if i == 2:
+            bad = f16(4, 8)
+            bad[0, 0] = np.nan
+            t["lora_unet_a.lora_down.weight"] = bad
+        if i == 3:
+            t["lora_unet_a.lora_up.weight"] = np.zeros((8, 4), np.float16)
+        if i == 4:
+            t["lora_unet_d.lora_down.weight"] = f16(4, 8)
+            t["lora_unet_d.lora_up.weight"] = f16(8, 5)  # ranks differ
+        files[f"k{i}.safetensors"] = safetensors_bytes(t, {"ss_seed": str(i)})
+    peft = {f"transformer.blocks.{b}.attn.to_k.lora_{ab}.weight": f16(4, 8) if ab == "A" else f16(8, 4) for b in range(2) for ab in "AB"}
+    cfg = '{"r": 4, "lora_alpha": 8, "alpha_pattern": {"blocks.1.attn.to_k": 2}}'
+    files["peft.safetensors"] = safetensors_bytes(peft, {"lora_adapter_metadata": cfg})
+    files["loha.safetensors"] = safetensors_bytes(
+        {"lora_unet_e.hada_w1_a": f16(8, 2), "lora_unet_e.hada_w1_b": f16(2, 8), "lora_unet_e.hada_w2_a": f16(8, 2),
+         "lora_unet_e.hada_w2_b": f16(2, 8), "lora_unet_a.lora_down.weight": f16(4, 8), "lora_unet_a.lora_up.weight": f16(8, 4)}
+    )  # fmt: skip
+    files["ckpt.safetensors"] = safetensors_bytes({"model.diffusion_model.input_blocks.0.0.weight": f16(8, 4, 3, 3)})
+    files["model.ckpt"] = torch_zip_bytes({"model.diffusion_model.out.2.weight": np.arange(32, dtype=np.float16).reshape(4, 8)}, wrap="state_dict")
+    files["evil.pkl"] = canary_payloads("/nonexistent/x")["builtins.exec"]
+    files["empty.safetensors"] = b""
+    files["large.safetensors"] = safetensors_bytes({"lora_unet_a.lora_down.weight": f16(4, 800), "lora_unet_a.lora_up.weight": f16(800, 4)})
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    return [root / n for n in files]
+
+
+def _comparable(a: Any) -> str:
+    import json as _json
+
+    d = dataclasses.asdict(a.blob) if a.blob is not None else None
+    if d is not None:
+        for table, col in (("lora_summary", "seconds"), ("checkpoint_summary", "seconds"), ("pickle_scans", "elapsed_ms")):
+            d["columns"].get(table, {}).pop(col, None)
+    return _json.dumps([a.path, a.sha256, d, [dataclasses.asdict(f) for f in a.path_findings]], default=repr, sort_keys=True)
+
+
+def test_a_task_of_files_gives_each_file_its_own_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``analyse_files`` runs the statistics' batch hook over the task's files (spectra stacked by shape
+    across them); every file's results are those of ``analyse_file`` on it alone (==, NaN as NaN)."""
+    from registry import scan as scan_mod
+    from registry import stats as stats_mod
+
+    calls: list[int] = []
+    real = stats_mod.stacked_lora_files
+
+    def counting(files: Any) -> None:
+        calls.append(len(files))
+        real(files)
+
+    monkeypatch.setattr("registry.analyzers.stats.stacked_lora_files", counting)
+    scan_mod._init_worker(set())
+    paths = _task_files(tmp_path)
+    items = [(str(p), p.stat().st_size, p.stat().st_mtime_ns, p.stat().st_ino, p.stat().st_dev) for p in paths]
+    alone = [scan_mod.analyse_file(*it) for it in items]
+    assert calls == []
+    together = scan_mod.analyse_files(items)
+    assert calls == [9]  # the six kohya files, PEFT, LyCORIS and the large one
+    assert [_comparable(a) for a in together] == [_comparable(a) for a in alone]
+    kinds = {a.path.rsplit("/", 1)[1]: a.blob.columns.get("lora_modules", {}).get("method") for a in together if a.blob}
+    assert kinds["k2.safetensors"] is not None and kinds["loha.safetensors"] is not None
+    # the interesting cases are there: a NaN module, a zero module, a misfit, PEFT alphas
+    found = {f.rule_id for a in together if a.blob for f in a.blob.findings}
+    assert {"stats.nonfinite-factor", "stats.zero-update", "stats.module-unreadable"} <= found, found
+    peft = next(a for a in together if a.path.endswith("peft.safetensors"))
+    assert peft.blob is not None and sorted(peft.blob.columns["lora_modules"]["alpha"]) == [2.0, 8.0]
+
+
+def test_a_failing_batch_hook_leaves_each_file_to_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry import scan as scan_mod
+
+    def broken(files: Any) -> None:
+        raise RuntimeError("boom")
+
+    scan_mod._init_worker(set())
+    paths = _task_files(tmp_path)
+    items = [(str(p), p.stat().st_size, p.stat().st_mtime_ns, p.stat().st_ino, p.stat().st_dev) for p in paths]
+    alone = [scan_mod.analyse_file(*it) for it in items]
+    monkeypatch.setattr("registry.analyzers.stats.stacked_lora_files", broken)
+    together = scan_mod.analyse_files(items)
+    assert [_comparable(a) for a in together] == [_comparable(a) for a in alone]
+    assert not any(f.rule_id == "analyzer.crashed" for a in together if a.blob for f in a.blob.findings)
