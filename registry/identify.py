@@ -1823,11 +1823,17 @@ def identify(
 #: files whose (name, shape) pairs :func:`_identify_shapes` remembers: the answer from the shapes is a pure
 #: function of the pairs, and a collection's LoRAs share few layouts (one per trainer, architecture and rank)
 SHAPES_MEMO_MAX = 32
+#: layouts of more tensors than this are not remembered (the memo keeps its layouts' names alive: at most
+#: about SHAPES_MEMO_MAX × this many)
+SHAPES_MEMO_TENSORS = 20_000
 
 
 def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, str] | None) -> tuple[Identity, list[Finding]]:
     claims = _claims(metadata)
-    ident, findings = _identify_shapes(tuple(pairs))
+    if len(pairs) <= SHAPES_MEMO_TENSORS:
+        ident, findings = _identify_shapes(tuple(pairs))
+    else:
+        ident, findings = _identify_shapes.__wrapped__(tuple(pairs))
     # (the memo's answer is shared: a copy of what a caller may change, the findings and the details map)
     if findings:
         findings = copy.deepcopy(findings)

@@ -122,11 +122,17 @@ def test_identify_memo_answers_are_not_shared() -> None:
     assert "y" not in b.details
 
 
-def test_identify_memo_is_bounded() -> None:
+def test_identify_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     ident_mod._identify_shapes.cache_clear()
     for i in range(ident_mod.SHAPES_MEMO_MAX + 10):
         identify([(f"lora_unet_m{i}.lora_down.weight", (4, 8)), (f"lora_unet_m{i}.lora_up.weight", (8, 4))])
     assert ident_mod._identify_shapes.cache_info().currsize == ident_mod.SHAPES_MEMO_MAX
+    # a layout of more tensors than the limit is answered, not remembered
+    monkeypatch.setattr(ident_mod, "SHAPES_MEMO_TENSORS", 3)
+    ident_mod._identify_shapes.cache_clear()
+    pairs = _pairs_sdxl_like()[:4]
+    want = ident_mod._identify_shapes.__wrapped__(tuple(pairs))
+    assert identify(pairs) == (want[0], want[1]) and ident_mod._identify_shapes.cache_info().currsize == 0
 
 
 def test_mean_is_numpys_mean() -> None:
