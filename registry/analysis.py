@@ -64,12 +64,18 @@ class FileContext:
     #: rows given as columns (:meth:`add_columns`), for tables with many rows per file
     columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
+    #: the whole file's bytes, when the scan read them all already (a small file): :meth:`buffer` serves
+    #: them instead of mapping the file
+    data: bytes | None = field(default=None, repr=False)
     _map: mmap.mmap | None = field(default=None, repr=False)
     _fh: Any = field(default=None, repr=False)
 
     # -- raw access ---------------------------------------------------------------------------
     def buffer(self) -> memoryview:
-        """A read-only memory map of the whole file (opened lazily, closed by :meth:`close`)."""
+        """A read-only memory map of the whole file (opened lazily, closed by :meth:`close`), or a view of
+        :attr:`data` when given."""
+        if self.data is not None:
+            return memoryview(self.data)
         if self._map is None:
             if self.size == 0:
                 return memoryview(b"")
@@ -125,6 +131,10 @@ class Analyzer:
     version: str = "1"
     #: blob-keyed tables this analyzer fills (cleared for a blob before ``scan --rehash`` rewrites it)
     tables: tuple[str, ...] = ()
+    #: optional: work for several files at once (a worker's task of small files), run on their contexts
+    #: after every earlier analyzer and before this one; ``run`` then finishes each file with the same
+    #: results as alone. Must not raise (a failure leaves ``run`` to do all the work).
+    batch: Callable[[list[FileContext]], None] | None = None
 
 
 _ANALYZERS: list[Analyzer] | None = None
@@ -146,11 +156,15 @@ def load_analyzers() -> list[Analyzer]:
     return _ANALYZERS
 
 
-def run_analyzers(ctx: FileContext, only: set[str] | None = None) -> None:
-    """Run every analyzer on ``ctx``; a crash becomes a finding, never an exception."""
+def run_analyzers(ctx: FileContext, only: set[str] | None = None, orders: tuple[int, int] | None = None) -> None:
+    """Run every analyzer on ``ctx`` (those of ``only``; those whose ``order`` lies in ``[lo, hi)`` of
+    ``orders``, for a scan that runs the later ones for several files at once); a crash becomes a
+    finding, never an exception."""
     seconds: dict[str, float] = ctx.facts.setdefault("seconds", {})
     for a in load_analyzers():
         if only is not None and a.name not in only:
+            continue
+        if orders is not None and not orders[0] <= a.order < orders[1]:
             continue
         t0 = time.perf_counter()
         try:
@@ -170,6 +184,14 @@ def run_analyzers(ctx: FileContext, only: set[str] | None = None) -> None:
             )
         finally:
             seconds[a.name] = time.perf_counter() - t0
+
+
+def batch_point() -> tuple[int, Callable[[list[FileContext]], None]] | None:
+    """The order and ``batch`` hook of the first analyzer that has one (see :class:`Analyzer`), or None."""
+    for a in load_analyzers():
+        if a.batch is not None:
+            return a.order, a.batch
+    return None
 
 
 def analyzer_versions() -> str:

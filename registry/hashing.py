@@ -189,27 +189,7 @@ def hash_file(
         if hasattr(os, "posix_fadvise") and size > INLINE_LIMIT:
             os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
-        whole = hashlib.sha256()
-        v1 = hashlib.sha256()
-        b3 = blake3.blake3()
-        crc = _Crc()
-        data = hashlib.sha256() if data_start is not None else None
-        git = None
-        if size <= git_sha1_limit:
-            git = hashlib.sha1(usedforsecurity=False)
-            git.update(b"blob %d\0" % size)
-        crc_cost = 0.03 if CRC32_IMPL == "isal" else 0.3
-        sinks = [
-            _Sink(whole.update, 0, None, 1.0),
-            _Sink(b3.update, 0, None, 0.22),
-            _Sink(crc.update, 0, None, crc_cost),
-            _Sink(v1.update, AUTOV1_START, AUTOV1_END, 0.0),
-        ]
-        if data is not None:
-            assert data_start is not None
-            sinks.append(_Sink(data.update, data_start, None, 1.0))
-        if git is not None:
-            sinks.append(_Sink(git.update, 0, None, 0.95))
+        sinks, finish = _digests(size, data_start, git_sha1_limit)
 
         if size < INLINE_LIMIT or size <= chunk_size:
             total = _read_inline(fh, p, size, sinks, chunk_size)
@@ -220,17 +200,61 @@ def hash_file(
         if end.st_size != size or end.st_mtime_ns != st.st_mtime_ns:
             raise RegistryError(f"{p}: the file changed while it was being hashed; scan it again")
 
-    sha = whole.hexdigest()
-    return Hashes(
-        sha256=sha,
-        autov1=v1.hexdigest()[:8],
-        autov2=sha[:10],
-        autov3=data.hexdigest() if data is not None else None,
-        blake3=b3.hexdigest(),
-        crc32=f"{crc.value & 0xFFFFFFFF:08x}",
-        git_sha1=git.hexdigest() if git is not None else None,
-        size=total,
-    )
+    return finish(total)
+
+
+def hash_bytes(data: bytes, data_start: int | None = None, *, git_sha1_limit: int = 10 << 20) -> Hashes:
+    """:func:`hash_file`'s digests of a file's whole content held in memory (a small file that the caller
+    read whole, checking itself that it did not change meanwhile): the same values, without opening the
+    file again."""
+    if data_start is not None and data_start < 0:
+        raise ValueError(f"data_start must be >= 0, not {data_start}")
+    sinks, finish = _digests(len(data), data_start, git_sha1_limit)
+    mv = memoryview(data)
+    for sink in sinks:
+        sink.feed(0, mv)
+    return finish(len(data))
+
+
+def _digests(size: int, data_start: int | None, git_sha1_limit: int) -> tuple[list[_Sink], Callable[[int], Hashes]]:
+    """The sinks that compute every digest of a ``size``-byte file, and the function that reads their
+    :class:`Hashes` once every byte was fed (given the byte count)."""
+    whole = hashlib.sha256()
+    v1 = hashlib.sha256()
+    b3 = blake3.blake3()
+    crc = _Crc()
+    data = hashlib.sha256() if data_start is not None else None
+    git = None
+    if size <= git_sha1_limit:
+        git = hashlib.sha1(usedforsecurity=False)
+        git.update(b"blob %d\0" % size)
+    crc_cost = 0.03 if CRC32_IMPL == "isal" else 0.3
+    sinks = [
+        _Sink(whole.update, 0, None, 1.0),
+        _Sink(b3.update, 0, None, 0.22),
+        _Sink(crc.update, 0, None, crc_cost),
+        _Sink(v1.update, AUTOV1_START, AUTOV1_END, 0.0),
+    ]
+    if data is not None:
+        assert data_start is not None
+        sinks.append(_Sink(data.update, data_start, None, 1.0))
+    if git is not None:
+        sinks.append(_Sink(git.update, 0, None, 0.95))
+
+    def finish(total: int) -> Hashes:
+        sha = whole.hexdigest()
+        return Hashes(
+            sha256=sha,
+            autov1=v1.hexdigest()[:8],
+            autov2=sha[:10],
+            autov3=data.hexdigest() if data is not None else None,
+            blake3=b3.hexdigest(),
+            crc32=f"{crc.value & 0xFFFFFFFF:08x}",
+            git_sha1=git.hexdigest() if git is not None else None,
+            size=total,
+        )
+
+    return sinks, finish
 
 
 def _grew(p: Path, size: int) -> RegistryError:

@@ -29,6 +29,7 @@ that another family could share), ``low`` (metadata only) and ``none``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import re
@@ -1819,20 +1820,39 @@ def identify(
         return ident, [finding(R_INTERNAL.id, what, error=type(exc).__name__, tensors=len(pairs))]
 
 
+#: files whose (name, shape) pairs :func:`_identify_shapes` remembers: the answer from the shapes is a pure
+#: function of the pairs, and a collection's LoRAs share few layouts (one per trainer, architecture and rank)
+SHAPES_MEMO_MAX = 32
+#: layouts of more tensors than this are not remembered (the memo keeps its layouts' names alive: at most
+#: about SHAPES_MEMO_MAX × this many)
+SHAPES_MEMO_TENSORS = 20_000
+
+
 def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, str] | None) -> tuple[Identity, list[Finding]]:
     claims = _claims(metadata)
+    if len(pairs) <= SHAPES_MEMO_TENSORS:
+        ident, findings = _identify_shapes(tuple(pairs))
+    else:
+        ident, findings = _identify_shapes.__wrapped__(tuple(pairs))
+    # (the memo's answer is shared: a copy of what a caller may change, the findings and the details map)
+    if findings:
+        findings = copy.deepcopy(findings)
+    ident = dataclasses.replace(ident, details=dict(ident.details))
+    return _apply_claims(ident, claims, list(findings))
+
+
+@functools.lru_cache(maxsize=SHAPES_MEMO_MAX)
+def _identify_shapes(key: tuple[tuple[str, tuple[int, ...]], ...]) -> tuple[Identity, list[Finding]]:
+    """Everything :func:`_identify` decides from the tensors alone (the metadata's claims come after);
+    remembered for the last :data:`SHAPES_MEMO_MAX` layouts."""
+    pairs = list(key)
     findings: list[Finding] = []
     if not pairs:
-        ident = Identity(
-            kind="unknown",
-            evidence=(Evidence("the file has no tensors"),),
-            claims=tuple(claims),
-        )
-        return _apply_claims(ident, claims, findings)
+        return Identity(kind="unknown", evidence=(Evidence("the file has no tensors"),)), findings
 
     small = _tiny_decoders(pairs)
     if small is not None:
-        return _apply_claims(small, claims, findings)
+        return small, findings
 
     emb = _embedding(pairs)
     if emb is not None:
@@ -1849,7 +1869,7 @@ def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, s
             arch_candidates=cands,
             details=details,
         )
-        return _apply_claims(ident, claims, findings)
+        return ident, findings
 
     listed = _lora_list_roles(pairs)
     split = _split(pairs, listed[0] if listed else None)
@@ -1884,7 +1904,7 @@ def _identify(pairs: list[tuple[str, tuple[int, ...]]], metadata: Mapping[str, s
                          details={**ident.details, "container": "list"})  # fmt: skip
     ident, fs = _check_conflicts(ident)
     findings += fs
-    return _apply_claims(ident, claims, findings)
+    return ident, findings
 
 
 # marker tensors some checkpoints carry for their loaders (ComfyUI reads them): name → (variant, what)

@@ -20,19 +20,26 @@ import socket
 import stat as statmod
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from registry.analysis import FileContext, analyzer_versions, derived_tables, load_analyzers, run_analyzers
+from registry.analysis import (
+    FileContext,
+    analyzer_versions,
+    batch_point,
+    derived_tables,
+    load_analyzers,
+    run_analyzers,
+)
 from registry.errors import RegistryError, SafetensorsError
 from registry.files import safetensors as st
 from registry.files.sniff import SNIFF_BYTES, file_reader, sniff_bytes
 from registry.findings import Finding, Severity, finding, from_error, rule
-from registry.hashing import hash_file
+from registry.hashing import hash_bytes, hash_file
 from registry.paths import clean_text, display_path, raw_path
 from registry.store._duck import full
 from registry.store.anchor import head_path, update_after_write
@@ -281,12 +288,43 @@ def analyse_file(
 def _analyse_file(
     path: str, size: int, mtime_ns: int, inode: int, device: int, rehash: bool, on_bytes: Callable[[int], None] | None
 ) -> Analysed:
+    steps = _analyse_steps(path, size, mtime_ns, inode, device, rehash, on_bytes, None)
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        return done.value
+
+
+def _analyse_steps(
+    path: str,
+    size: int,
+    mtime_ns: int,
+    inode: int,
+    device: int,
+    rehash: bool,
+    on_bytes: Callable[[int], None] | None,
+    split: int | None,
+) -> Generator[FileContext, None, Analysed]:
+    """:func:`analyse_file` as steps: with ``split`` (an analyzer order), it yields the file's context once
+    the analyzers before that order have run, and goes on with the others when resumed (a worker's task
+    runs the batch hook of the analyzer at ``split`` over all its files in between); without, it never
+    yields. The generator's value is the :class:`Analysed` file."""
     out = Analysed(path, size, mtime_ns, _i64(inode), _i64(device), None, None, [])
     try:
         with open(path, "rb") as fh:
+            before = os.fstat(fh.fileno())
             head = fh.read(SNIFF_BYTES)
-            size = os.fstat(fh.fileno()).st_size
+            after = os.fstat(fh.fileno())
+            size = after.st_size
             out.size = size
+            # a small file read whole by this first read, unchanged meanwhile (size and modification time, as
+            # hash_file checks): hashed and analysed from these bytes, not opened again
+            whole = (
+                len(head) == size == before.st_size
+                and after.st_mtime_ns == before.st_mtime_ns
+                and statmod.S_ISREG(after.st_mode)
+            )
             fmt = sniff_bytes(head, size, file_reader(fh))
             if fmt == "unknown" and path.lower().endswith((".safetensors", ".sft")):
                 fmt = "safetensors"  # named so and unrecognisable: the parser says precisely what is wrong
@@ -311,7 +349,7 @@ def _analyse_file(
         return out
     t_hash = time.perf_counter()
     try:
-        h = hash_file(path, data_start, on_bytes=on_bytes)
+        h = hash_bytes(head, data_start) if whole else hash_file(path, data_start, on_bytes=on_bytes)
         out.steps["hashing"] = time.perf_counter() - t_hash
     except (OSError, RegistryError) as e:
         out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e}"))
@@ -337,13 +375,19 @@ def _analyse_file(
             finding(R_HTML.id, "this is a saved web page (HTML), not a model: the download probably failed or needed a login")
         )
     hashes = h.as_dict()
-    ctx = FileContext(Path(path), size, fmt, hashes, header=header)
+    # a file that the first read took whole (a few KiB): its analyzers read those bytes, not a map of it
+    ctx = FileContext(Path(path), size, fmt, hashes, header=header, data=head if whole else None)
     ctx.findings.extend(content_findings)
     if header is not None:
         ctx.tensors = list(header.tensors)
         ctx.metadata = dict(header.metadata or {})
     try:
-        run_analyzers(ctx)
+        if split is None:
+            run_analyzers(ctx)
+        else:
+            run_analyzers(ctx, orders=(-(1 << 30), split))
+            yield ctx
+            run_analyzers(ctx, orders=(split, 1 << 30))
     finally:
         ctx.close()
     out.steps.update(ctx.facts.get("seconds") or {})
@@ -396,10 +440,49 @@ def _rows_and_columns(ctx: FileContext) -> dict[str, Any]:
     columns = dict(ctx.columns)
     for table, trows in ctx.rows.items():
         if trows and table not in columns:
-            columns[table] = rows_as_columns(trows)
+            columns[table] = _one_row_columns(trows[0]) if len(trows) == 1 else rows_as_columns(trows)
         else:
             rows[table] = trows
     return {"rows": rows, "columns": columns}
+
+
+_PLAIN_CELL = frozenset((int, float, bool, type(None)))
+#: the writer's encoder for dict cells (``registry.store.write``: sorted keys, ``default=str``)
+_CELL_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
+
+def _flat_dict(v: dict[Any, Any]) -> bool:
+    """A dict of ASCII text keys to plain values, or to such dicts one level down (a summary's counts and
+    per-figure spreads): what the writer stores as JSON text of the dict as it is."""
+    for k, x in v.items():
+        if type(k) is not str or not k.isascii():
+            return False
+        t = type(x)
+        if t in _PLAIN_CELL or (t is str and x.isascii()):
+            continue
+        if t is not dict:
+            return False
+        for k2, y in x.items():
+            if type(k2) is not str or not k2.isascii() or not (type(y) in _PLAIN_CELL or (type(y) is str and y.isascii())):
+                return False
+    return True
+
+
+def _one_row_columns(row: dict[str, Any]) -> dict[str, list[Any]]:
+    """``rows_as_columns([row])``, the same cells, with the common cells (numbers, ASCII text, flat lists,
+    flat dicts) made without the writer's general cleaning walk; any other cell goes through it."""
+    out: dict[str, list[Any]] = {}
+    for k, v in row.items():
+        t = type(v)
+        if t in _PLAIN_CELL or (t is str and v.isascii()):
+            out[k] = [v]
+        elif t is dict and _flat_dict(v):
+            out[k] = [_CELL_JSON.encode(v)]
+        elif t is list and all(type(x) in _PLAIN_CELL or (type(x) is str and x.isascii()) for x in v):
+            out[k] = [v]
+        else:
+            out[k] = rows_as_columns([{k: v}])[k]
+    return out
 
 
 #: a worker task takes consecutive small files up to this many bytes and files (one task per file would
@@ -409,8 +492,46 @@ CHUNK_FILES = 64
 
 
 def analyse_files(items: list[tuple[str, int, int, int, int]], rehash: bool = False) -> list[Analysed]:
-    """:func:`analyse_file` for each (path, size, mtime_ns, inode, device) of a worker task, in order."""
-    return [analyse_file(p, size, mtime, ino, dev, rehash) for p, size, mtime, ino, dev in items]
+    """:func:`analyse_file` for each (path, size, mtime_ns, inode, device) of a worker task, in order, the
+    same results. With several files, the analyzer with a ``batch`` hook (statistics: spectra stacked by
+    shape across the files) does its work for all of them at once: each file is analysed up to that
+    analyzer, the hook runs over their contexts, then each file is finished."""
+    point = batch_point() if len(items) > 1 else None
+    if point is None:
+        return [analyse_file(p, size, mtime, ino, dev, rehash) for p, size, mtime, ino, dev in items]
+    split, hook = point
+    results: list[Analysed | None] = [None] * len(items)
+    paused: list[tuple[int, Generator[FileContext, None, Analysed], FileContext, float]] = []
+    try:
+        for k, (p, size, mtime, ino, dev) in enumerate(items):
+            t0 = time.perf_counter()
+            steps = _analyse_steps(p, size, mtime, ino, dev, rehash, None, split)
+            try:
+                ctx = next(steps)
+            except StopIteration as done:
+                results[k] = done.value
+                results[k].seconds = time.perf_counter() - t0  # type: ignore[union-attr]
+            else:
+                paused.append((k, steps, ctx, time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        if len(paused) > 1:
+            hook([ctx for _, _, ctx, _ in paused])
+        share = (time.perf_counter() - t0) / max(len(paused), 1)
+        while paused:
+            k, steps, _, before = paused.pop(0)
+            t0 = time.perf_counter()
+            try:
+                next(steps)
+            except StopIteration as done:
+                results[k] = done.value
+                results[k].seconds = before + share + time.perf_counter() - t0  # type: ignore[union-attr]
+            else:  # pragma: no cover - the steps yield once
+                raise RuntimeError("analysis steps yielded twice")
+    finally:
+        for _, steps, _, _ in paused:
+            steps.close()  # (an interrupted task: each context's map is closed)
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
 
 
 def _chunks(todo: list[ScanItem], workers: int) -> Iterator[list[ScanItem]]:

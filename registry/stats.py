@@ -327,8 +327,8 @@ def module_columns(mods: list[ModuleStats]) -> dict[str, list[Any]]:
     cols: dict[str, list[Any]] = {}
     for f in _ROW_FIELDS:
         vals = [getattr(m, f) for m in mods]
-        if f in _TEXT_FIELDS:
-            vals = [clean_text(v) if v is not None else None for v in vals]
+        if f in _TEXT_FIELDS:  # (ASCII text is stored as it is: clean_text would return it unchanged)
+            vals = [v if v is None or v.isascii() else clean_text(v) for v in vals]
         cols["module" if f == "key" else f] = vals
     cols["sv"] = [list(m.sv) for m in mods]
     cols["extra"] = [_extra_text(m.extra) if m.extra else None for m in mods]
@@ -620,8 +620,10 @@ try:  # numpy's own kernels (what np.linalg.qr / cholesky / inv call after their
     _QR_ERR: Any = getattr(np.linalg._linalg, "_raise_linalgerror_qr", None)
     _CHOL_LO: Any = getattr(_umath_linalg, "cholesky_lo", None)
     _INV: Any = getattr(_umath_linalg, "inv", None)
+    _SVD: Any = getattr(_umath_linalg, "svd", None)
+    _SVD_ERR: Any = getattr(np.linalg._linalg, "_raise_linalgerror_svd_nonconvergence", None)
 except ImportError:  # pragma: no cover - another numpy layout: the public function
-    _QR_R_RAW = _QR_ERR = _CHOL_LO = _INV = None
+    _QR_R_RAW = _QR_ERR = _CHOL_LO = _INV = _SVD = _SVD_ERR = None
 
 
 def _qr_r_overwrite(a: np.ndarray) -> np.ndarray:
@@ -633,6 +635,15 @@ def _qr_r_overwrite(a: np.ndarray) -> np.ndarray:
         _QR_R_RAW(a, signature="d->d")
     mn = min(a.shape[-2:])
     return np.triu(a[..., :mn, :])
+
+
+def _svdvals(a: np.ndarray) -> np.ndarray:
+    """``np.linalg.svd(a, compute_uv=False)`` of a float64 stack: numpy's own kernel and error handling,
+    without the wrapper's checks (a sizeable part of a one-module file's statistics)."""
+    if _SVD is None or _SVD_ERR is None or a.dtype != np.float64 or a.ndim < 2:
+        return np.linalg.svd(a, compute_uv=False)
+    with np.errstate(call=_SVD_ERR, invalid="call", over="ignore", divide="ignore", under="ignore"):
+        return _SVD(a, signature="d->d")
 
 
 #: the Gram path's admission: a module's spectrum comes from Cholesky factors of its Gram matrices only when
@@ -665,23 +676,25 @@ def lora_sv_stack(
     if grams is None:
         grams = _grams(ups, downs)
     gu, gd = grams
+    svs = np.empty((k, min(m, r, n)))
+    gram_path = bool(k and r and m >= r and n >= r and _CHOL_LO is not None and _INV is not None)
     with np.errstate(all="ignore"):
         nu = np.sqrt(np.trace(gu, axis1=1, axis2=2))
         nd = np.sqrt(np.trace(gd, axis1=1, axis2=2))
-    svs = np.empty((k, min(m, r, n)))
-    ok = np.zeros(k, dtype=bool)
-    if k and r and m >= r and n >= r and _CHOL_LO is not None and _INV is not None:
-        with np.errstate(all="ignore"):
+        if gram_path:
             lu = _CHOL_LO(gu, signature="d->d")  # NaN where not positive definite
             ld = _CHOL_LO(gd, signature="d->d")
             bound = (m + r + 2) * _EPS * np.square(nu) * np.square(_INV(lu, signature="d->d")).sum(axis=(1, 2))
             bound += (n + r + 2) * _EPS * np.square(nd) * np.square(_INV(ld, signature="d->d")).sum(axis=(1, 2))
             ok = np.isfinite(bound) & (bound <= GRAM_TOL)  # (bound is twice the half-sum: the margin)
+        else:
+            ok = np.zeros(k, dtype=bool)
+    if gram_path:
         sel = np.flatnonzero(ok)
         if sel.size == k:
-            svs[:] = np.linalg.svd(np.swapaxes(lu, 1, 2) @ ld, compute_uv=False)
+            svs[:] = _svdvals(np.swapaxes(lu, 1, 2) @ ld)
         elif sel.size:
-            svs[sel] = np.linalg.svd(np.swapaxes(lu[sel], 1, 2) @ ld[sel], compute_uv=False)
+            svs[sel] = _svdvals(np.swapaxes(lu[sel], 1, 2) @ ld[sel])
     rest = np.flatnonzero(~ok)
     if rest.size:
         r1 = _qr_r_overwrite(ups[rest])  # (fancy indexing copies: the QR overwrites its input)
@@ -707,6 +720,17 @@ def _grams(ups: np.ndarray, downs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 CHUNK_ELEMENTS = 1 << 19
 
 
+@dataclass(frozen=True)
+class _Source:
+    """Where the stacked path reads one file's modules from (see :func:`lora_report`)."""
+
+    load: Loader
+    cfg: Mapping[str, Any] | None
+    dtypes: Mapping[str, str] | None
+    load_into: Callable[[str, np.ndarray], None] | None = None
+    load_scalar: Callable[[str], float] | None = None
+
+
 def _stacked_lora(
     plain: list[tuple[int, AdapterModule, tuple[int, int, int]]],
     load: Loader,
@@ -715,6 +739,62 @@ def _stacked_lora(
     load_into: Callable[[str, np.ndarray], None] | None = None,
     load_scalar: Callable[[str], float] | None = None,
 ) -> tuple[dict[int, ModuleStats], list[int]]:
+    """:func:`_stacked_many` for the modules of one file."""
+    src = _Source(load, cfg, dtypes, load_into, load_scalar)
+    done, redo = _stacked_many([(i, mod, shape, src) for i, mod, shape in plain])
+    return done, redo
+
+
+@dataclass
+class StackedFile:
+    """One file's plain LoRA modules for :func:`stacked_lora_files` (the arguments of :func:`lora_report`
+    with ``shapes``), and, once computed, what the stacked path gave for them."""
+
+    grouping: ModuleGrouping
+    load: Loader
+    metadata: Mapping[str, str] | None
+    dtypes: Mapping[str, str] | None
+    shapes: Mapping[str, tuple[int, ...] | list[int]]
+    load_into: Callable[[str, np.ndarray], None] | None = None
+    load_scalar: Callable[[str], float] | None = None
+    #: (plain modules with their shapes, their statistics by module index, the indices the stacked path
+    #: left to the module-by-module one), filled by :func:`stacked_lora_files`
+    result: tuple[list[tuple[int, AdapterModule, tuple[int, int, int]]], dict[int, ModuleStats], list[int]] | None = None
+
+
+def _plain_modules(grouping: ModuleGrouping, shapes: Mapping[str, tuple[int, ...] | list[int]]) -> list[tuple[int, AdapterModule, tuple[int, int, int]]]:
+    def shape_of(name: str) -> tuple[int, ...] | None:
+        s = shapes.get(name)
+        return tuple(s) if s is not None else None
+
+    return [(i, mod, sh) for i, mod in enumerate(grouping.modules) if (sh := _plain_shape(mod, shape_of)) is not None]
+
+
+def stacked_lora_files(files: list[StackedFile]) -> None:
+    """The stacked path for the plain LoRA modules of several files at once: modules of one shape share
+    a stack whatever file they come from (a worker's task of small files: one numpy call per stack, not
+    per file). A module's values do not depend on its stack, so each file's result is what
+    :func:`lora_report` computes for it alone, bit for bit; :func:`lora_report` takes it through ``stacked``."""
+    items: list[tuple[Any, AdapterModule, tuple[int, int, int], _Source]] = []
+    plains = []
+    with single_threaded_blas():
+        for f, sf in enumerate(files):
+            plain = _plain_modules(sf.grouping, sf.shapes)
+            plains.append(plain)
+            src = _Source(sf.load, peft_config_from_metadata(sf.metadata), sf.dtypes, sf.load_into, sf.load_scalar)
+            items.extend(((f, i), mod, shape, src) for i, mod, shape in plain)
+        done, redo = _stacked_many(items)
+    for f, sf in enumerate(files):
+        sf.result = (plains[f], {}, [])
+    for (f, i), out in done.items():
+        cast(tuple, files[f].result)[1][i] = out
+    for f, i in redo:
+        cast(tuple, files[f].result)[2].append(i)
+
+
+def _stacked_many(
+    plain: list[tuple[Any, AdapterModule, tuple[int, int, int], _Source]],
+) -> tuple[dict[Any, ModuleStats], list[Any]]:
     """Statistics of plain LoRA modules, one shape group at a time, in chunks of about
     :data:`CHUNK_ELEMENTS`: the factors are decoded straight into a preallocated float64 stack (no
     per-module float64 copies, no ``np.stack``), the Gram matrices of both factors taken in one BLAS pass
@@ -725,15 +805,15 @@ def _stacked_lora(
     does not depend on the stack it is in); a module that needs anything else (a non-finite value, an
     alpha that is not one finite number, a tensor that cannot be decoded) is returned in the second
     list, for that path to handle exactly as before."""
-    done: dict[int, ModuleStats] = {}
-    redo: list[int] = []
-    groups: dict[tuple[int, int, int], list[tuple[int, AdapterModule]]] = {}
-    for i, mod, shape in plain:
-        groups.setdefault(shape, []).append((i, mod))
+    done: dict[Any, ModuleStats] = {}
+    redo: list[Any] = []
+    groups: dict[tuple[int, int, int], list[tuple[Any, AdapterModule, _Source]]] = {}
+    for i, mod, shape, src in plain:
+        groups.setdefault(shape, []).append((i, mod, src))
     for (m, r, n), group in groups.items():
         per = r * (m + n)
         step = max(1, CHUNK_ELEMENTS // per)
-        kept: list[tuple[int, ModuleStats]] = []
+        kept: list[tuple[Any, ModuleStats]] = []
         svs_parts: list[np.ndarray] = []
         for c0 in range(0, len(group), step):
             items = group[c0 : c0 + step]
@@ -743,7 +823,8 @@ def _stacked_lora(
             downs = space[k * m * r :].reshape(k, r, n)  # each down factor as stored (r × n)
             keep = np.ones(k, dtype=bool)
             outs: list[ModuleStats] = []
-            for j, (_i, mod) in enumerate(items):
+            for j, (_i, mod, src) in enumerate(items):
+                load, load_into, load_scalar, dtypes = src.load, src.load_into, src.load_scalar, src.dtypes
                 out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
                 outs.append(out)
                 try:
@@ -771,7 +852,7 @@ def _stacked_lora(
                     scale = alpha / r
                     out.extra["alpha_source"] = "tensor"
                 else:
-                    alpha, sc = _peft_alpha(mod.key, r, cfg) if out.convention == "peft" else (None, None)
+                    alpha, sc = _peft_alpha(mod.key, r, src.cfg) if out.convention == "peft" else (None, None)
                     if sc is not None:
                         out.extra["alpha_source"] = "peft-metadata"
                         scale = sc
@@ -785,7 +866,7 @@ def _stacked_lora(
             suspect = ~(np.isfinite(gu).all(axis=(1, 2)) & np.isfinite(gd).all(axis=(1, 2)))
             for j in np.flatnonzero(suspect & keep).tolist():
                 keep[j] = bool(np.isfinite(ups[j]).all() and np.isfinite(downs[j]).all())
-            for j, (i, _) in enumerate(items):
+            for j, (i, _, _) in enumerate(items):
                 if not keep[j]:
                     redo.append(i)
             sel = np.flatnonzero(keep)
@@ -798,11 +879,11 @@ def _stacked_lora(
             try:
                 svs, nus, nds = lora_sv_stack(ups, downs, (gu, gd))
             except (ValueError, np.linalg.LinAlgError):
-                redo.extend(i for i, _ in items)  # one bad matrix: each on its own, failures on the module
+                redo.extend(i for i, _, _ in items)  # one bad matrix: each on its own, failures on the module
                 continue
             for out, nu, nd in zip(outs, nus.tolist(), nds.tolist(), strict=True):
                 out.balance = nu / nd if nd > 0 else None
-            kept.extend((i, out) for (i, _), out in zip(items, outs, strict=True))
+            kept.extend((i, out) for (i, _, _), out in zip(items, outs, strict=True))
             svs_parts.append(svs)
         if not kept:
             continue
@@ -823,26 +904,29 @@ def _figures_stack(svs: np.ndarray, max_rank: int) -> list[SpectralFigures]:
     if sv.shape[1] == 0:
         return [figures(svs[j], max_rank=max_rank) for j in range(k)]
     sq = sv**2
-    energy = np.sum(sq, axis=1)
+    add = np.add.reduce  # (what np.sum and ndarray.sum call, without their wrappers)
+    energy = add(sq, axis=1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         p = sq / energy[:, None]
-        ent_e = np.sum(p * np.log(p), axis=1)
-        q = sv / sv.sum(axis=1)[:, None]
-        ent_rv = np.sum(q * np.log(q), axis=1)
-        cum = np.cumsum(sq, axis=1) / sq.sum(axis=1)[:, None]
-    plain = (p[:, -1] > 0) & (q[:, -1] > 0) & np.isfinite(ent_e) & np.isfinite(ent_rv)
+        ent_e = add(p * np.log(p), axis=1)
+        q = sv / add(sv, axis=1)[:, None]
+        ent_rv = add(q * np.log(q), axis=1)
+        cum = np.cumsum(sq, axis=1) / add(sq, axis=1)[:, None]
+    plain = ((p[:, -1] > 0) & (q[:, -1] > 0) & np.isfinite(ent_e) & np.isfinite(ent_rv)).tolist()
     n = sv.shape[1]
-    r90 = np.minimum(np.sum(cum < 0.9 * 0.9, axis=1), n - 1) + 1
-    r99 = np.minimum(np.sum(cum < 0.99 * 0.99, axis=1), n - 1) + 1
+    r90 = (np.minimum(add(cum < 0.9 * 0.9, axis=1), n - 1) + 1).tolist()
+    r99 = (np.minimum(add(cum < 0.99 * 0.99, axis=1), n - 1) + 1).tolist()
     lead = sv[:, :SV_KEEP].tolist()
+    # (Python numbers from here: tolist gives each float64 exactly)
+    energies, ents_e, ents_rv = energy.tolist(), ent_e.tolist(), ent_rv.tolist()
     out: list[SpectralFigures] = []
     for j in range(k):
         if not plain[j]:
             out.append(figures(svs[j], max_rank=max_rank))
             continue
-        fro = math.sqrt(float(energy[j]))
+        fro = math.sqrt(energies[j])
         total = fro * fro
-        s1 = float(sv[j, 0])
+        s1 = lead[j][0]
         if total == 0.0:
             out.append(figures(svs[j], max_rank=max_rank))
             continue
@@ -852,11 +936,11 @@ def _figures_stack(svs: np.ndarray, max_rank: int) -> list[SpectralFigures]:
                 fro=fro,
                 spectral=s1,
                 stable_rank=total / (s1 * s1),
-                eff_rank_energy=math.exp(-float(ent_e[j])),
-                eff_rank_rv=math.exp(-float(ent_rv[j])),
+                eff_rank_energy=math.exp(-ents_e[j]),
+                eff_rank_rv=math.exp(-ents_rv[j]),
                 top1_share=s1 * s1 / total,
-                rank90=1 if small else int(r90[j]),
-                rank99=1 if small else int(r99[j]),
+                rank90=1 if small else r90[j],
+                rank99=1 if small else r99[j],
                 sv=lead[j],
                 n_sv=n,
             )
@@ -1665,6 +1749,20 @@ def _median(xs: list[float]) -> float | None:
     return float(s[h]) if len(s) % 2 else (s[h - 1] + s[h]) / 2.0
 
 
+def _mean(xs: list[float]) -> float:
+    """``float(np.mean(xs))`` of a non-empty list, the same value, without numpy's per-call overhead for the
+    few values of a small file: numpy adds fewer than 8 values left to right (the base case of its pairwise
+    sum) and divides the sum by the count. Only for positive values (where starting the sum from 0.0 or
+    from the first value is the same); a zero, a negative value or a NaN takes numpy's own path."""
+    n = len(xs)
+    if n < 8 and all(x > 0 for x in xs):
+        total = 0.0
+        for x in xs:
+            total += x
+        return float(total / n)
+    return float(np.mean(xs))
+
+
 def _spread(values: list[Any]) -> dict[str, float | int] | None:
     """Median, range and count of a per-module figure (modules where it is known), or None."""
     xs = [float(v) for v in values if v is not None]
@@ -1694,9 +1792,9 @@ def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, A
         "alphas": alphas[:32],
         "total_fro": math.sqrt(energy),
         "max_spectral": max((m.spectral for m in ok if m.spectral is not None), default=None),
-        "mean_eff_rank": float(np.mean(effs)) if effs else None,
+        "mean_eff_rank": _mean(effs) if effs else None,
         "median_eff_rank": _median(effs),
-        "mean_rank_use": float(np.mean(uses)) if uses else None,
+        "mean_rank_use": _mean(uses) if uses else None,
         "sum_rank90": sum(m.rank90 for m in known if m.rank90 is not None),
         "sum_rank99": sum(m.rank99 for m in known if m.rank99 is not None),
         "sum_max_rank": sum(m.max_rank for m in known if m.max_rank is not None),
@@ -1736,7 +1834,7 @@ def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, A
                 "n_modules": len(ms),
                 "fro": math.sqrt(e),
                 "energy_share": e / energy if energy > 0 else None,
-                "mean_eff_rank": float(np.mean(eff)) if eff else None,
+                "mean_eff_rank": _mean(eff) if eff else None,
                 "max_spectral": max((m.spectral for m in good if m.spectral is not None), default=None),
             }
         )
@@ -1762,6 +1860,7 @@ def lora_report(
     shapes: Mapping[str, tuple[int, ...] | list[int]] | None = None,
     load_into: Callable[[str, np.ndarray], None] | None = None,
     load_scalar: Callable[[str], float] | None = None,
+    stacked: tuple[list[tuple[int, AdapterModule, tuple[int, int, int]]], dict[int, ModuleStats], list[int]] | None = None,
 ) -> LoraReport:
     """Statistics of every module of an adapter file, its summary, profile and findings. ``shapes``
     (tensor name -> shape, from the file's header) lets plain LoRA modules go into their shape group's
@@ -1769,7 +1868,8 @@ def lora_report(
     given with ``shapes``, decodes a tensor straight into a float64 slot of its stack
     (:func:`registry.files.dtypes.decode_into`). ``load_scalar(name)``, when given with ``shapes``, reads a
     plain LoRA module's alpha as one float: ``float(load(name))`` for a one-element tensor, NaN for any other
-    (what the stacked path does with ``load`` otherwise)."""
+    (what the stacked path does with ``load`` otherwise). ``stacked``: what :func:`stacked_lora_files`
+    computed for this file's plain modules (with ``shapes``), instead of computing it here."""
     cfg = peft_config_from_metadata(metadata)
     arrays: dict[str, np.ndarray] = {}  # (callers without shapes: the arrays read to learn them)
     if shapes is None:
@@ -1791,10 +1891,13 @@ def lora_report(
         return arrays[name] if name in arrays else load(name)
 
     with single_threaded_blas():
-        plain = [(i, mod, sh) for i, mod in enumerate(grouping.modules) if (sh := _plain_shape(mod, shape_of)) is not None]
-        stacked, redo = _stacked_lora(
-            plain, cached, cfg, dtypes, *((load_into, load_scalar) if shapes is not None else (None, None))
-        )
+        if stacked is not None and shapes is not None:
+            plain, done, redo = stacked
+        else:
+            plain = [(i, mod, sh) for i, mod in enumerate(grouping.modules) if (sh := _plain_shape(mod, shape_of)) is not None]
+            done, redo = _stacked_lora(
+                plain, cached, cfg, dtypes, *((load_into, load_scalar) if shapes is not None else (None, None))
+            )
         rest = set(redo) | (set(range(len(grouping.modules))) - {i for i, _, _ in plain})
         batch: list[_Deferred] = []
         slow: dict[int, Any] = {}
@@ -1803,7 +1906,7 @@ def lora_report(
             for i in sorted(rest):
                 slow[i] = module_stats(grouping.modules[i], load, cfg, dtypes, batch, sketches)
         run_batch(batch)
-        mods = [stacked[i] if i in stacked else slow[i] for i in range(len(grouping.modules))]
+        mods = [done[i] if i in done else slow[i] for i in range(len(grouping.modules))]
     summary, profile = summarise(mods)
     summary["incomplete_modules"] = len(grouping.incomplete)
     summary["unassigned_tensors"] = len(grouping.unassigned)

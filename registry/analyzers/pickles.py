@@ -39,6 +39,8 @@ _JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
 def _json(v: Any) -> str:
+    if not v and type(v) in (list, dict):  # (most files: nothing to list; the encoder's own text)
+        return "[]" if type(v) is list else "{}"
     return _JSON.encode(v)
 
 
@@ -98,7 +100,7 @@ def run(ctx: FileContext) -> None:
         if f is not None:
             ctx.findings.append(f)
     if ctx.format in _SCANNED:
-        scan = scan_file(ctx.path)
+        scan = scan_file(ctx.path, data=ctx.data)
         _record(ctx, scan)
         ctx.facts["handled"] = True
         ctx.facts["format"] = scan.format
@@ -124,14 +126,14 @@ def run(ctx: FileContext) -> None:
         # always recorded, so that a safe safetensors file has the verdict ``safe`` (not "not scanned"):
         # the scan looks where the header does not account for the bytes (gaps, trailing data, an appended
         # zip, a header that does not parse) and at the pickle a loader would read from byte 0
-        _record(ctx, scan_file(ctx.path, recover_tensors=False, safetensors_header=ctx.header))
+        _record(ctx, scan_file(ctx.path, recover_tensors=False, safetensors_header=ctx.header, data=ctx.data))
         return
     # other formats: is the start of the file also a pickle that imports something, or is a zip archive
     # appended to it (a polyglot)?
     if ctx.size and ctx.format not in ("empty",):
         buf = ctx.buffer()
         if buf[0] in VALID_OPCODES or find_appended_zip(buf, 0, len(buf)) is not None:
-            scan = scan_file(ctx.path, recover_tensors=False)
+            scan = scan_file(ctx.path, recover_tensors=False, data=ctx.data)
             if scan.streams or scan.evasions or scan.unscannable:
                 _record(ctx, scan)
 

@@ -24,7 +24,7 @@ import numpy as np
 from registry.adapters import group_modules
 from registry.analysis import Analyzer, FileContext
 from registry.files.dtypes import decode, decode_into
-from registry.stats import lora_report, module_columns
+from registry.stats import StackedFile, lora_report, module_columns, stacked_lora_files
 from registry.tensorstats import tensor_stats, tensor_summary
 
 TABLES = ("lora_modules", "lora_summary", "lora_profile", "tensor_stats", "checkpoint_summary")
@@ -50,51 +50,93 @@ def _declared_kind(ctx: FileContext) -> str | None:
     return None
 
 
-def run(ctx: FileContext) -> None:
+#: the key of ``ctx.facts`` under which :func:`precompute` leaves a file's plan for :func:`run`
+_PLAN = "_stats_plan"
+
+
+def _plan(ctx: FileContext) -> tuple[str, StackedFile | None] | None:
+    """Which statistics the file gets ("adapter" with its modules and readers, or "checkpoint"), or None
+    when it has no readable tensors."""
     # safetensors files, and pickle-based files whose tensors the pickles analyzer recovered (absolute offsets)
     readable = (ctx.format == "safetensors" and ctx.header is not None) or "container" in ctx.facts
     if not readable or not ctx.tensors:
-        return
+        return None
     by_name = {t.name: t for t in ctx.tensors}
     grouping = group_modules(by_name, {k: t.shape for k, t in by_name.items()})
     in_modules = sum(len(m.parts) for m in grouping.modules)
     kind = _declared_kind(ctx)
     if kind is None:
         kind = "adapter" if grouping.modules and in_modules * 2 >= len(ctx.tensors) else "checkpoint"
+    if not (kind == "adapter" and grouping.modules):
+        return "checkpoint", None
+
+    def load(name: str) -> Any:
+        t = by_name[name]
+        return decode(ctx.raw(t), t.dtype, t.shape)
+
+    buf = ctx.buffer()  # (one view of the map for every tensor)
+    end = len(buf)
+
+    def load_into(name: str, out: np.ndarray) -> None:
+        t = by_name[name]
+        direct = _DIRECT.get(t.dtype)
+        if direct is not None and t.nbytes == out.size * direct.itemsize and t.offset + t.nbytes <= end:
+            # what decode_into does with ctx.raw(t), without slicing a view of the map per tensor
+            np.copyto(out, np.frombuffer(buf, direct, out.size, t.offset).reshape(out.shape), casting="unsafe")
+        else:
+            decode_into(ctx.raw(t), t.dtype, out)
+
+    def load_scalar(name: str) -> float:
+        t = by_name[name]
+        fmt = _SCALAR.get(t.dtype)
+        if fmt is not None and t.nbytes == fmt[1] and math.prod(t.shape) == 1 and t.offset + t.nbytes <= end:
+            return float(fmt[0].unpack_from(buf, t.offset)[0])  # (exact: F16/F32 widen to float64 exactly)
+        a = np.asarray(load(name), dtype=np.float64)
+        return float(a.ravel()[0]) if a.size == 1 else math.nan
+
+    return "adapter", StackedFile(
+        grouping,
+        load,
+        ctx.metadata,
+        {k: t.dtype for k, t in by_name.items()},
+        {k: t.shape for k, t in by_name.items()},
+        load_into,
+        load_scalar,
+    )
+
+
+def precompute(ctxs: list[FileContext]) -> None:
+    """Plan the statistics of several files (a worker's task) and compute their plain LoRA modules'
+    spectra together, stacked by shape across the files (:func:`registry.stats.stacked_lora_files`):
+    :func:`run` then finishes each file with the same values as alone. Run after the analyzers before
+    this one. Any failure here leaves each file to compute its own (and report it) in :func:`run`."""
+    files: list[StackedFile] = []
+    for ctx in ctxs:
+        try:
+            plan = _plan(ctx)
+        except Exception:  # noqa: BLE001 - run() meets it again and records it as the analyzer's failure
+            continue
+        ctx.facts[_PLAN] = plan
+        if plan is not None and plan[1] is not None:
+            files.append(plan[1])
+    if len(files) < 2:
+        return
+    try:
+        stacked_lora_files(files)
+    except Exception:  # noqa: BLE001 - each file computes its own in run()
+        for f in files:
+            f.result = None
+
+
+def run(ctx: FileContext) -> None:
+    plan = ctx.facts.pop(_PLAN) if _PLAN in ctx.facts else _plan(ctx)
+    if plan is None:
+        return
     t0 = time.perf_counter()
-    if kind == "adapter" and grouping.modules:
-        def load(name: str) -> Any:
-            t = by_name[name]
-            return decode(ctx.raw(t), t.dtype, t.shape)
-
-        buf = ctx.buffer()  # (one view of the map for every tensor)
-        end = len(buf)
-
-        def load_into(name: str, out: np.ndarray) -> None:
-            t = by_name[name]
-            direct = _DIRECT.get(t.dtype)
-            if direct is not None and t.nbytes == out.size * direct.itemsize and t.offset + t.nbytes <= end:
-                # what decode_into does with ctx.raw(t), without slicing a view of the map per tensor
-                np.copyto(out, np.frombuffer(buf, direct, out.size, t.offset).reshape(out.shape), casting="unsafe")
-            else:
-                decode_into(ctx.raw(t), t.dtype, out)
-
-        def load_scalar(name: str) -> float:
-            t = by_name[name]
-            fmt = _SCALAR.get(t.dtype)
-            if fmt is not None and t.nbytes == fmt[1] and math.prod(t.shape) == 1 and t.offset + t.nbytes <= end:
-                return float(fmt[0].unpack_from(buf, t.offset)[0])  # (exact: F16/F32 widen to float64 exactly)
-            a = np.asarray(load(name), dtype=np.float64)
-            return float(a.ravel()[0]) if a.size == 1 else math.nan
-
+    kind, sf = plan
+    if sf is not None:
         rep = lora_report(
-            grouping,
-            load,
-            ctx.metadata,
-            {k: t.dtype for k, t in by_name.items()},
-            {k: t.shape for k, t in by_name.items()},
-            load_into,
-            load_scalar,
+            sf.grouping, sf.load, sf.metadata, sf.dtypes, sf.shapes, sf.load_into, sf.load_scalar, stacked=sf.result
         )
         seconds = time.perf_counter() - t0
         ctx.add_columns("lora_modules", module_columns(rep.modules))
@@ -112,4 +154,4 @@ def run(ctx: FileContext) -> None:
     ctx.facts["stats"] = {"kind": "checkpoint", **summary}
 
 
-ANALYZER = Analyzer("stats", 40, run, version="2", tables=TABLES)
+ANALYZER = Analyzer("stats", 40, run, version="2", tables=TABLES, batch=precompute)

@@ -1204,15 +1204,23 @@ def scan_file(
     limits: Limits = DEFAULT_LIMITS,
     recover_tensors: bool = True,
     safetensors_header: st.SafetensorsHeader | None = None,
+    data: bytes | None = None,
 ) -> PickleScan:
     """Scan a file statically. Never raises for bad content: problems become the verdict and findings.
 
     ``safetensors_header``: the file's header, when the caller has parsed it already (not parsed twice).
+    ``data``: the whole file's bytes, when the caller holds them already (a small file): scanned as
+    the file itself would be (absolute offsets), without opening it again.
     """
     t0 = time.perf_counter()
     p = os.fspath(path)
     s = _Scanner(p, limits, recover_tensors)
     s.st_header = safetensors_header
+    if data is not None:
+        if not data:
+            return s.result("empty", time.perf_counter() - t0)
+        fmt = _guarded(s, zipread.Region(data, 0, len(data), True), io.BytesIO(data))
+        return s.result(fmt, time.perf_counter() - t0)
     with open(p, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
