@@ -459,34 +459,6 @@ def test_rows_as_columns_gives_each_cell_as_the_writer_stores_it() -> None:
     assert joined == want
 
 
-def test_join_columns_gives_the_columns_of_every_files_rows_end_to_end() -> None:
-    """A commit joins each table's per-file columns (``write.join_columns``): the same as converting all
-    the batch's rows at once with their blob's digest added first, whether every file has the same
-    columns (the usual case), some lack columns others have, or a file has several rows or none."""
-    from registry.store.write import join_columns, rows_as_columns
-
-    files = {
-        "a": [{"x": 1, "y": "p"}],
-        "b": [{"x": 2, "y": "q"}, {"x": 3, "y": None}],
-        "c": [{"x": 4, "y": "r"}],
-    }
-
-    def expected(fs: dict[str, list[dict]]) -> dict[str, list]:
-        return rows_as_columns([{"blob_sha256": sha, **r} for sha, rows in fs.items() for r in rows])
-
-    parts = [(sha, rows_as_columns(rows)) for sha, rows in files.items()]
-    assert join_columns(parts) == expected(files)
-    assert list(join_columns(parts)) == ["blob_sha256", "x", "y"]
-    # columns that only some files have: None in the others' rows, in the order first seen
-    uneven = {"a": [{"x": 1}], "b": [{"y": "q", "z": [1, 2]}, {"y": "s", "z": None}], "c": [{"x": 4, "w": 0.5}]}
-    parts = [(sha, rows_as_columns(rows)) for sha, rows in uneven.items()]
-    assert join_columns(parts) == expected(uneven)
-    assert list(join_columns(parts)) == ["blob_sha256", "x", "y", "z", "w"]
-    # a file with no rows adds none (its columns still named)
-    parts = [("a", {"x": [1]}), ("e", {"x": [], "v": []}), ("c", {"x": [4]})]
-    assert join_columns(parts) == {"blob_sha256": ["a", "c"], "x": [1, 4], "v": [None, None]}
-
-
 def test_the_garbage_collector_is_as_the_caller_left_it_after_a_scan(tmp_path: Path, db: Path) -> None:
     """A scan collects garbage less often while it runs (registry.scan.SCAN_GC_THRESHOLDS, objects from
     before it frozen out of its collections); after it, finished or failed, the caller's settings are back."""

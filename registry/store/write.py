@@ -15,7 +15,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import chain, repeat
 from typing import Any
 
 import duckdb
@@ -272,42 +271,6 @@ def findings_digest(rows: Iterable[tuple[str, str, str, str | None]]) -> str:
     return hashlib.sha256(("\n".join(items)).encode("utf-8")).hexdigest()
 
 
-#: ``findings_digest`` of no findings (most files)
-_NO_FINDINGS_DIGEST = hashlib.sha256(b"").hexdigest()
-
-
-def _findings_digest_of_rows(rows: list[dict[str, Any]]) -> str:
-    """:func:`findings_digest` of ``findings`` rows (``finding_row``)."""
-    if not rows:
-        return _NO_FINDINGS_DIGEST
-    return findings_digest((r["rule_id"], r["severity"], r["message"], r["evidence"]) for r in rows)
-
-
-def _chain(lists: Iterable[Iterable[Any]]) -> list[Any]:
-    return list(chain.from_iterable(lists))
-
-
-def join_columns(parts: Sequence[tuple[str, dict[str, list[Any]]]]) -> dict[str, list[Any]]:
-    """One table's columns of several files (``(blob sha256, its columns)``, each file's columns of equal
-    length), end to end with a ``blob_sha256`` column first: every column any file has, in the order first
-    seen, None for the rows of a file that lacks it. One pass per column over the files (a batch of tiny
-    files has ~120 one-element columns per file, so per-file, per-column list work was most of a commit's
-    Python); when every file has the same columns, the per-file work is one ``values()`` each."""
-    ns = [len(next(iter(cols.values()), ())) for _, cols in parts]
-    out: dict[str, list[Any]] = {"blob_sha256": _chain(repeat(sha, n) for (sha, _), n in zip(parts, ns, strict=True))}
-    first = tuple(parts[0][1]) if parts else ()
-    if all(tuple(cols) == first for _, cols in parts):
-        for k, column in zip(first, zip(*(cols.values() for _, cols in parts), strict=True), strict=True):
-            out[k] = _chain(column)
-        return out
-    names: dict[str, None] = {}
-    for _, cols in parts:
-        names.update(dict.fromkeys(cols))
-    for k in names:
-        out[k] = _chain(cols[k] if k in cols else repeat(None, n) for (_, cols), n in zip(parts, ns, strict=True))
-    return out
-
-
 BLOB_DIGEST_COLUMNS = (
     "sha256", "size", "autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1",
     "format", "header_len", "n_tensors", "metadata", "analyzers",
@@ -322,19 +285,16 @@ def blob_digest(values: Sequence[Any]) -> str:
     return hashlib.sha256(canonical(vals).encode("utf-8")).hexdigest()
 
 
-def sighting_payload(s: SightingRecord, path: str | None = None, raw: bytes | None = None) -> dict[str, Any]:
-    """A sighting event's payload; ``path`` and ``raw``: the path's ``display_path`` and ``raw_path``
-    when the caller has them already."""
-    if path is None:
-        path, raw = display_path(s.path), raw_path(s.path)
+def sighting_payload(s: SightingRecord) -> dict[str, Any]:
     out: dict[str, Any] = {
         "sha256": s.sha256,
         "host": s.host,
-        "path": path,
+        "path": display_path(s.path),
         "size": s.size,
         "mtime_ns": s.mtime_ns,
         "source": s.source,
     }
+    raw = raw_path(s.path)
     if raw is not None:
         out["path_raw_hex"] = raw.hex()
     return out
@@ -406,48 +366,75 @@ def write_batch(
     try:
         log = EventLog(con)
         known = existing_blobs(con, [i.blob.sha256 for i in items if i.blob is not None])
-        # each file's (host, display path, exact bytes), computed once
-        item_keys = [(i.sighting.host, display_path(i.sighting.path), raw_path(i.sighting.path)) for i in items]
-        keys = sorted(set(item_keys), key=lambda k: (k[0], k[1], k[2] or b""))
+        keys = sorted(
+            {(i.sighting.host, display_path(i.sighting.path), raw_path(i.sighting.path)) for i in items},
+            key=lambda k: (k[0], k[1], k[2] or b""),
+        )
         seen_paths = _existing_sightings(con, keys)
         seen_path_findings = _existing_path_findings(
-            con, [k for i, k in zip(items, item_keys, strict=True) if i.sighting.sha256 is None]
+            con, [(i.sighting.host, display_path(i.sighting.path), raw_path(i.sighting.path)) for i in items if i.sighting.sha256 is None]
         )
-        # per-file parts, joined into one column per table after the loop (one pass per column, not a
-        # list operation per column per file)
-        blob_rows: list[list[Any]] = []
-        tensor_parts: list[tuple[str, TensorRows]] = []
+        blob_rows: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "sha256", "size", "autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1",
+                "format", "header_len", "n_tensors", "metadata", "analyzers", "first_seen",
+            )
+        }
+        tensor_cols: dict[str, list[Any]] = {
+            k: [] for k in ("blob_sha256", "idx", "name", "dtype", "shape", "data_begin", "data_end", "file_offset", "nbytes")
+        }
         finding_rows: list[dict[str, Any]] = []
         extra_rows: dict[str, list[dict[str, Any]]] = {}
-        extra_parts: dict[str, list[tuple[str, dict[str, list[Any]]]]] = {}
-        sighting_rows: list[tuple[Any, ...]] = []
+        extra_cols: dict[str, dict[str, list[Any]]] = {}
+        sighting_cols: dict[str, list[Any]] = {
+            k: []
+            for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance")
+        }
         updates: list[tuple[int, SightingRecord]] = []
         written: set[str] = set()
         replace: set[str] = set()
-        for item, key in zip(items, item_keys, strict=True):
+        for item in items:
             b = item.blob
             s = item.sighting
-            _, spath, sraw = key
+            spath, sraw = display_path(s.path), raw_path(s.path)
             if b is not None and b.sha256 not in written and (b.sha256 not in known or item.reanalyze):
                 if b.sha256 in known:
                     replace.add(b.sha256)
                 written.add(b.sha256)
-                h = b.hashes
-                row = [  # BLOB_DIGEST_COLUMNS
-                    b.sha256, b.size, h.get("autov1"), h.get("autov2"), h.get("autov3"), h.get("blake3"),
-                    h.get("crc32"), h.get("git_sha1"), b.format, b.header_len, b.n_tensors, b.metadata_json,
-                    b.analyzers,
-                ]  # fmt: skip
-                blob_rows.append(row)
-                tensor_parts.append((b.sha256, b.tensors))
+                row = [getattr(b, k) if k not in ("autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1", "metadata") else None
+                       for k in BLOB_DIGEST_COLUMNS]
+                for k in ("autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1"):
+                    row[BLOB_DIGEST_COLUMNS.index(k)] = b.hashes.get(k)
+                row[BLOB_DIGEST_COLUMNS.index("metadata")] = b.metadata_json
+                for k, v in zip(BLOB_DIGEST_COLUMNS, row, strict=True):
+                    blob_rows[k].append(v)
+                blob_rows["first_seen"].append(now)
+                t = b.tensors
+                n = len(t)
+                tensor_cols["blob_sha256"].extend([b.sha256] * n)
+                tensor_cols["idx"].extend(range(n))
+                for k in ("name", "dtype", "shape", "data_begin", "data_end", "file_offset", "nbytes"):
+                    tensor_cols[k].extend(getattr(t, k))
                 fr = [finding_row(f, b.sha256, s.host, s.path, now) for f in b.findings]
                 for table, rows in b.rows.items():
                     extra_rows.setdefault(table, []).extend({**r, "blob_sha256": b.sha256} for r in rows)
                 for table, cols in b.columns.items():
-                    parts = extra_parts.get(table)
-                    if parts is None:
-                        parts = extra_parts[table] = []
-                    parts.append((b.sha256, cols))
+                    n_rows = len(next(iter(cols.values()), []))
+                    have = extra_cols.get(table)
+                    if have is None:
+                        have = extra_cols[table] = {k: [] for k in ("blob_sha256", *cols)}
+                    have["blob_sha256"].extend([b.sha256] * n_rows)
+                    for k, v in cols.items():
+                        column = have.get(k)
+                        if column is None:  # a column this batch's earlier files did not have
+                            column = have[k] = [None] * (len(have["blob_sha256"]) - n_rows)
+                        column.extend(v)
+                    if len(have) != len(cols) + 1:  # earlier files had a column this one lacks
+                        total = len(have["blob_sha256"])
+                        for v in have.values():
+                            if len(v) < total:
+                                v.extend([None] * (total - len(v)))
                 action = "blob.reanalyze" if b.sha256 in known else "blob.add"
                 log.append(
                     action,
@@ -456,18 +443,16 @@ def write_batch(
                         "sha256": b.sha256,
                         "size": b.size,
                         "format": b.format,
-                        "autov3": h.get("autov3"),
-                        "blake3": h.get("blake3"),
+                        "autov3": b.hashes.get("autov3"),
+                        "blake3": b.hashes.get("blake3"),
                         "findings": len(b.findings),
-                        "findings_sha256": _findings_digest_of_rows(fr),
+                        "findings_sha256": findings_digest((r["rule_id"], r["severity"], r["message"], r["evidence"]) for r in fr),
                         "blob_row_sha256": blob_digest(row),
                         "analyzers": b.analyzers,
                     },
                     at=now,
                 )
-                if fr:
-                    seq = log.seq
-                    finding_rows.extend({**r, "event_seq": seq} for r in fr)
+                finding_rows.extend({**r, "event_seq": log.seq} for r in fr)
             if s.sha256 is None:
                 fr = [
                     finding_row(f, None, s.host, s.path, now)
@@ -480,13 +465,14 @@ def write_batch(
                 payload: dict[str, Any] = {"host": s.host, "path": spath, "findings": [r["rule_id"] for r in fr]}
                 if sraw is not None:
                     payload["path_raw_hex"] = sraw.hex()
-                payload["findings_sha256"] = _findings_digest_of_rows(fr)
+                payload["findings_sha256"] = findings_digest((r["rule_id"], r["severity"], r["message"], r["evidence"]) for r in fr)
                 log.append("path.unreadable", None, payload, at=now)
                 finding_rows.extend({**r, "event_seq": log.seq} for r in fr)
                 continue
             for f in s.path_findings:
                 finding_rows.append(finding_row(f, s.sha256, s.host, s.path, now))
-            prior = [r for r in seen_paths.get(key, ()) if r[1] == s.sha256]
+            key = (s.host, spath, sraw)
+            prior = [r for r in seen_paths.get(key, []) if r[1] == s.sha256]
             if prior:
                 sid, _, size, mtime, inode, dev, latest = prior[0]
                 if latest and (size, mtime, inode, dev) == (s.size, s.mtime_ns, s.inode, s.device):
@@ -498,22 +484,29 @@ def write_batch(
                 ]
                 log.append("sighting.update", s.sha256, {**sighting_payload(s), "sighting_id": sid}, at=now)
                 continue
-            earlier = seen_paths.get(key)
-            mine = (-1, s.sha256, s.size, s.mtime_ns, s.inode, s.device, True)
-            seen_paths[key] = [(*r[:6], False) for r in earlier] + [mine] if earlier else [mine]
-            sighting_rows.append(
-                (
-                    s.sha256, s.host, spath, sraw, s.size, s.mtime_ns, s.inode, s.device, s.source,
-                    json.dumps(clean_obj(s.provenance), sort_keys=True) if s.provenance else None,
-                )
-            )  # fmt: skip
-            log.append("sighting.add", s.sha256, sighting_payload(s, spath, sraw), at=now)
+            seen_paths[key] = [(*r[:6], False) for r in seen_paths.get(key, [])] + [
+                (-1, s.sha256, s.size, s.mtime_ns, s.inode, s.device, True)
+            ]
+            for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance"):
+                if k == "blob_sha256":
+                    sighting_cols[k].append(s.sha256)
+                elif k == "path":
+                    sighting_cols[k].append(spath)
+                elif k == "path_raw":
+                    sighting_cols[k].append(sraw)
+                elif k == "seen_at":
+                    sighting_cols[k].append(now)
+                elif k == "provenance":
+                    sighting_cols[k].append(json.dumps(clean_obj(s.provenance), sort_keys=True) if s.provenance else None)
+                else:
+                    sighting_cols[k].append(getattr(s, k))
+            log.append("sighting.add", s.sha256, sighting_payload(s), at=now)
 
         if replace:
             settle(con)
             con.register("_replace", pa.table({"sha256": sorted(replace)}))
             try:
-                for table in {"tensors", "tensor_summary", *derived_tables, *extra_rows, *extra_parts}:
+                for table in {"tensors", "tensor_summary", *derived_tables, *extra_rows, *extra_cols}:
                     con.execute(f'DELETE FROM "{table}" WHERE blob_sha256 IN (SELECT sha256 FROM _replace)')
                 con.execute("DELETE FROM findings WHERE blob_sha256 IN (SELECT sha256 FROM _replace)")
                 con.execute("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM _replace)")
@@ -524,55 +517,53 @@ def write_batch(
                 "UPDATE sightings SET size = ?, mtime_ns = ?, inode = ?, device = ?, seen_at = ?, source = ? WHERE id = ?",
                 [s.size, s.mtime_ns, s.inode, s.device, now, s.source, sid],
             )
-        if blob_rows:
-            blob_cols = dict(zip(BLOB_DIGEST_COLUMNS, map(list, zip(*blob_rows, strict=True)), strict=True))
-            blob_cols["metadata"] = pa.array(blob_cols["metadata"], pa.string())
-            blob_cols["first_seen"] = timestamps([now] * len(blob_rows))
-            insert_columns(con, "blobs", pa.table(blob_cols))
-        if any(len(t) for _, t in tensor_parts):
+        if blob_rows["sha256"]:
+            insert_columns(
+                con,
+                "blobs",
+                pa.table(
+                    {
+                        **{k: v for k, v in blob_rows.items() if k not in ("metadata", "first_seen")},
+                        "metadata": pa.array(blob_rows["metadata"], pa.string()),
+                        "first_seen": timestamps(blob_rows["first_seen"]),
+                    }
+                ),
+            )
+        if tensor_cols["name"]:
             tensor_tbl = pa.table(
                 {
-                    "blob_sha256": pa.array(_chain(repeat(sha, len(t)) for sha, t in tensor_parts), pa.string()),
-                    "idx": pa.array(_chain(range(len(t)) for _, t in tensor_parts), pa.int32()),
-                    "name": pa.array(_chain(t.name for _, t in tensor_parts), pa.string()),
-                    "dtype": pa.array(_chain(t.dtype for _, t in tensor_parts), pa.string()),
-                    "shape": pa.array(_chain(t.shape for _, t in tensor_parts), pa.list_(pa.int64())),
-                    "data_begin": pa.array(_chain(t.data_begin for _, t in tensor_parts), pa.int64()),
-                    "data_end": pa.array(_chain(t.data_end for _, t in tensor_parts), pa.int64()),
-                    "file_offset": pa.array(_chain(t.file_offset for _, t in tensor_parts), pa.int64()),
-                    "nbytes": pa.array(_chain(t.nbytes for _, t in tensor_parts), pa.int64()),
+                    "blob_sha256": pa.array(tensor_cols["blob_sha256"], pa.string()),
+                    "idx": pa.array(tensor_cols["idx"], pa.int32()),
+                    "name": pa.array(tensor_cols["name"], pa.string()),
+                    "dtype": pa.array(tensor_cols["dtype"], pa.string()),
+                    "shape": pa.array(tensor_cols["shape"], pa.list_(pa.int64())),
+                    "data_begin": pa.array(tensor_cols["data_begin"], pa.int64()),
+                    "data_end": pa.array(tensor_cols["data_end"], pa.int64()),
+                    "file_offset": pa.array(tensor_cols["file_offset"], pa.int64()),
+                    "nbytes": pa.array(tensor_cols["nbytes"], pa.int64()),
                 }
             )
             insert_columns(con, "tensors", tensor_tbl)
             insert_tensor_summary(con, tensor_tbl)
-        if sighting_rows:
-            c_sha, c_host, c_path, c_raw, c_size, c_mtime, c_inode, c_dev, c_source, c_prov = map(
-                list, zip(*sighting_rows, strict=True)
-            )
+        if sighting_cols["path"]:
             insert_columns(
                 con,
                 "sightings",
                 pa.table(
                     {
-                        "blob_sha256": c_sha,
-                        "host": c_host,
-                        "path": c_path,
-                        "size": c_size,
-                        "mtime_ns": c_mtime,
-                        "source": c_source,
-                        "seen_at": timestamps([now] * len(sighting_rows)),
-                        "path_raw": pa.array(c_raw, pa.binary()),
-                        "inode": pa.array(c_inode, pa.int64()),
-                        "device": pa.array(c_dev, pa.int64()),
-                        "provenance": pa.array(c_prov, pa.string()),
+                        **{k: v for k, v in sighting_cols.items() if k not in ("provenance", "inode", "device", "path_raw", "seen_at")},
+                        "seen_at": timestamps(sighting_cols["seen_at"]),
+                        "path_raw": pa.array(sighting_cols["path_raw"], pa.binary()),
+                        "inode": pa.array(sighting_cols["inode"], pa.int64()),
+                        "device": pa.array(sighting_cols["device"], pa.int64()),
+                        "provenance": pa.array(sighting_cols["provenance"], pa.string()),
                     }
                 ),
             )
         insert_rows(con, "findings", finding_rows)
         for table, rows in extra_rows.items():
             insert_rows(con, table, rows)
-        for table, parts in extra_parts.items():
-            cols = join_columns(parts)
+        for table, cols in extra_cols.items():
             if cols["blob_sha256"]:
                 insert_columns(con, table, cols)
         # the list rows of every model this batch touched (content, sightings, findings), in this transaction
