@@ -683,13 +683,8 @@ Mapper = Callable[[list[ScanItem], set[str], bool], Iterable[Analysed]]
 
 #: the scanning process's garbage-collector thresholds while a scan runs (restored after it): its commits
 #: build and drop large batches of rows, so at the default rate it collected every few hundred rows, and
-#: each full collection walked every object of the process (~0.1 s per scan of 1,000 small files). The
-#: first threshold is above what one batch keeps alive until its commit frees it (the workers' results and
-#: the batch's rows, all freed by reference counting: ~350 container objects per tiny file, ~176,000 at
-#: most for a batch of ``batch_files=500`` tiny files, ~22,000 for real-layout LoRAs), so the youngest
-#: generation is not walked at all in a scan of small files; at 20,000 it was walked ~8 times per 1,000
-#: tiny files, each time over the pending results (~3 ms each, ~27 µs per file of the parent's CPU)
-SCAN_GC_THRESHOLDS = (250_000, 50, 100)
+#: each full collection walked every object of the process (~0.1 s per scan of 1,000 small files)
+SCAN_GC_THRESHOLDS = (20_000, 50, 100)
 
 
 @contextlib.contextmanager
