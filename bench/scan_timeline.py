@@ -4,7 +4,8 @@ Builds the ``real`` (real-layout SD 1.5 / SDXL LoRAs) or ``tiny`` folder of ``be
 and scans it once with the default options, with the parent's steps wrapped to record when they start
 and end (wall clock and this process's CPU, DuckDB's threads included), and each worker task's start and
 end (the workers are forked, so they inherit the wrapping; ``time.perf_counter`` is the same monotonic
-clock in every process). Prints the events in time order, then the parent's wall and CPU per step.
+clock in every process). Prints the parent's garbage collections during the scan (count per generation and
+their CPU), the events in time order, then the parent's wall and CPU per step.
 
     python bench/scan_timeline.py [--real 6] [--tiny 0] [--workers 0] [--existing]
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import os
 import resource
 import sys
@@ -36,6 +38,20 @@ from registry.store import listing_table, write  # noqa: E402
 EVENTS: list[tuple[float, float, float, float, str, int, int]] = []
 _DEPTH = [0]
 _WORKER_LOG = ""
+#: the parent's garbage collections during the timed scan: count per generation, and their CPU seconds
+_GC_N = [0, 0, 0]
+_GC_CPU = [0.0, 0.0]  # total, start of the current one
+_PARENT = os.getpid()
+
+
+def _gc_tally(phase: str, info: dict[str, Any]) -> None:
+    if os.getpid() != _PARENT:  # a forked worker inherits the callback
+        return
+    if phase == "start":
+        _GC_CPU[1] = time.thread_time()
+    else:
+        _GC_CPU[0] += time.thread_time() - _GC_CPU[1]
+        _GC_N[info["generation"]] += 1
 
 
 def _wrap(owner: Any, attr: str, name: str | None = None) -> None:
@@ -146,9 +162,11 @@ def main() -> None:
         _WORKER_LOG = str(root / "workers.log")
         instrument()
         ch0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        gc.callbacks.append(_gc_tally)
         t0, c0 = time.perf_counter(), time.process_time()
         scanmod.scan([folder], db, workers=args.workers)
         t1, c1 = time.perf_counter(), time.process_time()
+        gc.callbacks.remove(_gc_tally)
         ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         tasks = [tuple(float(x) for x in line.split()) for line in Path(_WORKER_LOG).read_text().splitlines()]
     rows = [(s, e, cs, ce, n, dep, "parent") for s, e, cs, ce, n, dep, _ in EVENTS]
@@ -161,6 +179,7 @@ def main() -> None:
         f"scan: {(t1 - t0) * 1e3:.1f} ms wall, parent CPU {(c1 - c0) * 1e3:.1f} ms, workers' CPU {children * 1e3:.1f} ms "
         f"({in_tasks * 1e3:.1f} of it analysing files)"
     )
+    print(f"parent GC: collections by generation {_GC_N}, {_GC_CPU[0] * 1e3:.1f} ms CPU")
     print(f"{'start':>8s} {'end':>8s} {'wall':>7s} {'cpu':>7s}  step")
     for s, e, cs, ce, n, dep, who in rows:
         print(f"{(s - t0) * 1e3:8.1f} {(e - t0) * 1e3:8.1f} {(e - s) * 1e3:7.1f} {(ce - cs) * 1e3:7.1f}  {'  ' * dep}{n} [{who}]")
