@@ -129,8 +129,14 @@ def test_probe_end_to_end(tiny_folder_and_lora: tuple[Path, Path], tmp_path: Pat
                          "disc, plain background", "ohwx, disc, plain background"]
     names = {(m["name"], m["group"], m["arm"]) for m in probe["metrics"]}
     assert ("concentration", "all", "collapse") in names and ("concentration", "trigger-dependence", "delta") in names
+    # the record names every sample by SHA-256, with its batch size: the same as probe_samples
+    code, out, _ = run("query", "SELECT arm, prompt_id, seed, sha256, batch_size, cached FROM probe_samples "
+                       "ORDER BY rowid", "--format", "json")
+    assert probe["samples"] == json.loads(out) and len(probe["samples"]) == 32
+    assert {x["batch_size"] for x in probe["samples"]} == {8}
     code, text, _ = run("show", str(lora))
     assert "Probe (what generation shows)" in text and "Prompt dependence (same seed)" in text
+    assert "  Samples " in text and "32 (16 off, 16 on), each by SHA-256 in the JSON record; batch size 8" in text
     assert "run #1 (its only run of this model)" in text
     code, out, _ = run("query", "SELECT run_id, n_prompts, n_seeds, collapse IS NOT NULL AS c, prompt_ratio IS NOT NULL AS r, "
                        "attraction_gain IS NOT NULL AS g FROM probe_latest", "--format", "json")

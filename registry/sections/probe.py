@@ -34,7 +34,7 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
     # most models have no probe run: answer that without importing the probe's record code (numpy)
     if con.execute("SELECT 1 FROM probe_runs WHERE blob_sha256 = ? LIMIT 1", [sha256]).fetchone() is None:
         return None
-    from registry.probe.record import metrics, runs, sample_path
+    from registry.probe.record import metrics, runs, sample_path, samples
 
     rs = runs(con, sha256)
     if not rs:
@@ -61,6 +61,12 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
         "skipped": r["skipped"],
         "notes": r["notes"],
         "metrics": metrics(con, r["id"]),
+        # every sample of the run by SHA-256 (the PNG in the sample store), with the number of images
+        # generated with it: on a GPU a sample's pixels depend on its batch (docs/probe.md)
+        "samples": [
+            {k: x[k] for k in ("arm", "prompt_id", "seed", "sha256", "batch_size", "cached")}
+            for x in samples(con, r["id"])
+        ],
         "sheet": str(sample_path(r["store_root"], r["sheet_sha256"])) if r["sheet_sha256"] else None,
         "sheet_sha256": r["sheet_sha256"],
         "event_hash": r["event_hash"],
@@ -98,6 +104,15 @@ def render(v: dict[str, Any]) -> list[Line]:
         if not any((name, group, a) in by for a in arms):
             continue
         lines.append((label, ", ".join(f"{a} {_fmt(by.get((name, group, a)))}" for a in arms)))
+    smp = v.get("samples") or []
+    if smp:
+        per_arm: dict[str, int] = {}
+        for x in smp:
+            per_arm[x["arm"]] = per_arm.get(x["arm"], 0) + 1
+        sizes = sorted({x["batch_size"] for x in smp if x.get("batch_size") is not None})
+        lines.append(("Samples", f"{len(smp)} ({', '.join(f'{n} {a}' for a, n in per_arm.items())}), each by SHA-256 in "
+                                 f"the JSON record; {'batch size' if len(sizes) == 1 else 'batch sizes'} "
+                                 f"{', '.join(map(str, sizes)) or 'not recorded'}"))
     if v.get("sheet"):
         lines.append(("Contact sheet", v["sheet"]))
     lines.extend(v.get("summary") or [])
