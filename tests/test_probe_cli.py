@@ -130,10 +130,16 @@ def test_probe_end_to_end(tiny_folder_and_lora: tuple[Path, Path], tmp_path: Pat
     names = {(m["name"], m["group"], m["arm"]) for m in probe["metrics"]}
     assert ("concentration", "all", "collapse") in names and ("concentration", "trigger-dependence", "delta") in names
     # the record names every sample by SHA-256, with its batch size: the same as probe_samples
-    code, out, _ = run("query", "SELECT arm, prompt_id, seed, sha256, batch_size, cached FROM probe_samples "
-                       "ORDER BY rowid", "--format", "json")
+    code, out, _ = run("query", "SELECT arm, prompt_id, seed, sha256, batch_size, batch_key, batch_position, cached "
+                       "FROM probe_samples ORDER BY rowid", "--format", "json")
     assert probe["samples"] == json.loads(out) and len(probe["samples"]) == 32
     assert {x["batch_size"] for x in probe["samples"]} == {8}
+    # 16 samples an arm at batch 8: two batches an arm, each sample at its place in the grid's order
+    batches: dict[str, list[int]] = {}
+    for x in probe["samples"]:
+        batches.setdefault(x["batch_key"], []).append(x["batch_position"])
+    assert len(batches) == 4 and all(sorted(p) == list(range(8)) for p in batches.values())
+    assert [x["batch_position"] for x in probe["samples"]] == list(range(8)) * 4
     code, text, _ = run("show", str(lora))
     assert "Probe (what generation shows)" in text and "Prompt dependence (same seed)" in text
     assert "  Samples " in text and "32 (16 off, 16 on), each by SHA-256 in the JSON record; batch size 8" in text

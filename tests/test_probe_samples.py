@@ -95,3 +95,30 @@ def test_pixel_embedder() -> None:
         make_embedder("clip")
     with pytest.raises(UsageError):
         make_embedder("pixel:x")
+
+
+def test_grid_entries_name_their_batch_and_place_as_journaled(tmp_path: Path) -> None:
+    """Each journal line is one batch: its samples get the key of the line's job keys in order and their
+    place in it, when appended and when the journal is read back (also a journal written before batch
+    keys existed: they come from the line itself)."""
+    import json
+
+    from registry.probe.run import Grid, batch_key
+
+    store = SampleStore(tmp_path)
+    shas = [store.put(_img(i)) for i in range(5)]
+    grid = Grid(store, "g", {"h": 1})
+    grid.append([{"key": f"k{i}", "sha256": shas[i], "cond_noise": None} for i in (0, 1, 2)], 3, 0.1)
+    grid.append([{"key": f"k{i}", "sha256": shas[i], "cond_noise": None} for i in (4, 3)], 2, 0.1)
+    first, second = batch_key("g", ["k0", "k1", "k2"]), batch_key("g", ["k4", "k3"])
+    assert first != second and first != batch_key("g", ["k1", "k0", "k2"]) and len(first) == 16
+    assert first != batch_key("other grid", ["k0", "k1", "k2"])  # the LoRA-on grid has the same job keys
+    want = {"k0": (first, 0, 3), "k1": (first, 1, 3), "k2": (first, 2, 3), "k4": (second, 0, 2), "k3": (second, 1, 2)}
+
+    def seen(g: Grid) -> dict[str, tuple[str, int, int]]:
+        return {k: (e["batch_key"], e["batch_position"], e["batch_size"]) for k, e in g.entries.items()}
+
+    assert seen(grid) == want
+    assert seen(Grid(store, "g", {"h": 1})) == want
+    lines = grid.path.read_text().splitlines()
+    assert all("batch_key" not in json.loads(x).get("jobs", [{}])[0] for x in lines[1:])  # derived, not stored

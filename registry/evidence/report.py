@@ -633,7 +633,7 @@ METHODOLOGY = (
         "SHA-256 in the record.",
         "A probe measures behaviour on its prompt battery with its embedder; other prompts may behave "
         "differently. Sample files are regenerated bit for bit on the same device and software in the same "
-        "batches (the batch size is recorded with each sample), not across all hardware; on a GPU another "
+        "batches (each sample's batch and place in it are in the record), not across all hardware; on a GPU another "
         "batch size or order changed about 11% of pixel values by one or two levels of 255 (measured on an H200).",
     ),
     (

@@ -88,6 +88,8 @@ def record_run(con: duckdb.DuckDBPyConnection, blob_sha256: str, result: Any, ba
             "cond_noise": pa.array([x.cond_noise for x in s], pa.float64()),
             "batch_size": pa.array([x.batch_size for x in s], pa.int32()),
             "cached": [x.cached for x in s],
+            "batch_key": pa.array([x.batch_key for x in s], pa.string()),
+            "batch_position": pa.array([x.batch_position for x in s], pa.int32()),
             "embedding": pa.array(emb, pa.list_(pa.float32())),
         }))
         ms = result.metrics
@@ -141,7 +143,9 @@ def metrics(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict[str, Any]]
 
 
 def samples(con: duckdb.DuckDBPyConnection, run_id: int, with_embeddings: bool = False) -> list[dict[str, Any]]:
-    cols = "arm, prompt_id, prompt, seed, sha256, cond_noise, batch_size, cached" + (", embedding" if with_embeddings else "")
+    cols = "arm, prompt_id, prompt, seed, sha256, cond_noise, batch_size, cached, batch_key, batch_position" + (
+        ", embedding" if with_embeddings else ""
+    )
     return fetch_dicts(con, f"SELECT {cols} FROM probe_samples WHERE run_id = ? ORDER BY rowid", [run_id])
 
 

@@ -98,6 +98,9 @@ class SampleRecord:
     cond_noise: float | None
     batch_size: int
     cached: bool
+    #: the batch the sample was generated in (:func:`batch_key`) and its place there, from 0
+    batch_key: str | None = None
+    batch_position: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -229,8 +232,22 @@ def job_key(prompt: str, negative: str, seed: int) -> str:
     return digest([prompt, negative, int(seed)])[:32]
 
 
+def batch_key(grid: str, job_keys: Sequence[str]) -> str:
+    """The batch of these jobs, in this order, in grid ``grid`` (one line of its journal; the LoRA-off and
+    LoRA-on grids have the same job keys): on a GPU a sample's pixels depend on its batch, not only on its
+    own inputs."""
+    return digest([grid, list(job_keys)])[:16]
+
+
+def _batch_entries(grid: str, jobs: list[dict[str, Any]], batch_size: int | None) -> list[dict[str, Any]]:
+    """A journal line's jobs as grid entries: each with the line's batch size, batch key and its place."""
+    key = batch_key(grid, [j["key"] for j in jobs])
+    return [{**j, "batch_size": batch_size, "batch_key": key, "batch_position": i} for i, j in enumerate(jobs)]
+
+
 class Grid:
-    """The journal of one (model, settings) grid: job key → (sha256, cond noise, batch size)."""
+    """The journal of one (model, settings) grid: job key → (sha256, cond noise, batch size, batch key and
+    place in the batch)."""
 
     def __init__(self, store: SampleStore, key: str, header: dict[str, Any]) -> None:
         self.store = store
@@ -244,9 +261,9 @@ class Grid:
                         rec = json.loads(line)
                     except ValueError:
                         continue  # a torn last line from a kill: that batch is redone
-                    for j in rec.get("jobs", []):
-                        if store.has(j["sha256"]):
-                            self.entries.setdefault(j["key"], {**j, "batch_size": rec.get("batch_size")})
+                    for e in _batch_entries(key, rec.get("jobs", []), rec.get("batch_size")):
+                        if store.has(e["sha256"]):
+                            self.entries.setdefault(e["key"], e)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "w", encoding="utf-8") as fh:
@@ -259,8 +276,8 @@ class Grid:
             fh.write(canonical(rec) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        for j in jobs:
-            self.entries.setdefault(j["key"], {**j, "batch_size": batch_size})
+        for e in _batch_entries(self.key, jobs, batch_size):
+            self.entries.setdefault(e["key"], e)
 
 
 def _grid_header(model_key: str, settings: Any, pipe: Any, device: dict[str, Any], versions: dict[str, str]) -> dict[str, Any]:
@@ -341,7 +358,8 @@ def fill_grid(
         e = grid.entries[k]
         p = prompts[j.index // len(seeds)]
         out.append(SampleRecord(arm, p.id, p.text, j.seed, e["sha256"], e.get("cond_noise"),
-                                int(e.get("batch_size") or bs_used), k in cached))
+                                int(e.get("batch_size") or bs_used), k in cached,
+                                e.get("batch_key"), e.get("batch_position")))
     return out, bs_used
 
 

@@ -61,10 +61,10 @@ def load(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any] | None:
         "skipped": r["skipped"],
         "notes": r["notes"],
         "metrics": metrics(con, r["id"]),
-        # every sample of the run by SHA-256 (the PNG in the sample store), with the number of images
-        # generated with it: on a GPU a sample's pixels depend on its batch (docs/probe.md)
+        # every sample of the run by SHA-256 (the PNG in the sample store), with its batch (size, key and
+        # place): on a GPU a sample's pixels depend on its batch (docs/probe.md)
         "samples": [
-            {k: x[k] for k in ("arm", "prompt_id", "seed", "sha256", "batch_size", "cached")}
+            {k: x[k] for k in ("arm", "prompt_id", "seed", "sha256", "batch_size", "batch_key", "batch_position", "cached")}
             for x in samples(con, r["id"])
         ],
         "sheet": str(sample_path(r["store_root"], r["sheet_sha256"])) if r["sheet_sha256"] else None,
