@@ -12,7 +12,6 @@ finding, and a file whose format modelreg cannot read yet is recorded with its h
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import json
 import os
@@ -560,22 +559,17 @@ class _Pool:
     def __init__(self, todo: list[ScanItem], workers: int, known: set[str], rehash: bool) -> None:
         self.workers = workers
         self.taken = 0
-        self.started = time.monotonic()
         self.ex = ProcessPoolExecutor(max_workers=workers, initializer=_init_pool_worker, initargs=(set(known), os.getpid()))
         self.futures: list[Future[list[Analysed]]] = []
-        #: each task's weight (files, and bytes counted as files of 64 KiB) and when its result came in
-        self.weights: list[float] = []
-        self.finished: dict[int, float] = {}
         try:
             for chunk in _chunks(todo, workers):
-                self.weights.append(sum(1 + (it.st.st_size if it.st else 0) / (CHUNK_BYTES / CHUNK_FILES) for it in chunk))
-                fut = self.ex.submit(
-                    analyse_files,
-                    [(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev) for it in chunk if it.st],
-                    rehash,
+                self.futures.append(
+                    self.ex.submit(
+                        analyse_files,
+                        [(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev) for it in chunk if it.st],
+                        rehash,
+                    )
                 )
-                fut.add_done_callback(functools.partial(self._finished, len(self.futures)))
-                self.futures.append(fut)
         except BaseException:
             self.close()
             raise
@@ -610,37 +604,6 @@ class _Pool:
                 if busy >= self.workers:
                     return False
         return True
-
-    def _finished(self, i: int, _fut: Future[list[Analysed]]) -> None:
-        self.finished.setdefault(i, time.monotonic())  # (in the executor's thread)
-
-    def time_left(self, now: float | None = None) -> float | None:
-        """About how long until the unfinished tasks are done, from the tasks done so far (seconds per
-        unit of weight) and when each unfinished one started (a worker takes the next task when it ends
-        one, so the task ``workers`` places after the k-th to finish starts about then); None before
-        any task has finished."""
-        now = time.monotonic() if now is None else now
-        done = sorted(self.finished.items(), key=lambda kv: kv[1])
-        if not done:
-            return None
-        order = [i for i, _ in done]
-        ends = [t for _, t in done]
-
-        def start(i: int) -> float:
-            return ends[i - self.workers] if self.workers <= i < self.workers + len(ends) else self.started
-
-        spent = sum(ends[k] - start(i) for k, i in enumerate(order) if i >= self.workers)
-        weight = sum(self.weights[i] for i in order if i >= self.workers)
-        if weight <= 0:
-            spent = sum(ends[k] - self.started for k, i in enumerate(order))
-            weight = sum(self.weights[i] for i in order)
-        per = spent / weight if weight > 0 else 0.0
-        left = 0.0
-        for i in range(len(self.futures)):
-            if i not in self.finished:
-                begun = start(i) if i < self.workers + len(ends) else now
-                left = max(left, begun + per * self.weights[i] - now)
-        return left
 
     def close(self) -> None:
         """Stop: tasks not started are cancelled; the workers finish the file they are on."""
@@ -729,10 +692,6 @@ def effective_workers(requested: int, n_files: int, n_bytes: int = 0) -> int:
 
 #: the next batch waits at least this many times as long as the last commit took
 COMMIT_SHARE = 10.0
-#: about what a commit costs whatever its size (the listing refresh, a dozen statements, ``COMMIT``; 45-60 ms
-#: on the 2-core development machine): when the workers' last tasks end sooner, the files done so far wait
-#: for them and go in the same commit (one fixed cost at the end instead of two)
-COMMIT_FIXED_SECONDS = 0.05
 #: a scan holds its write connection across batches at most this long before letting go for a moment
 HOLD_SECONDS = 5.0
 #: in-process scans let go of the registry before analysing a file at least this big (it takes a while)
@@ -996,22 +955,11 @@ def scan(
         pool = _Pool(todo, workers, known, rehash)
     try:
         if pool is not None:
-
-            def idle() -> None:
-                # still waiting a while after a commit was put off: the estimate was short, write now
-                if pending and pool.core_free():
-                    commit()
-                writer.maybe_release()
-
-            for done_chunk in pool.results(idle):
+            for done_chunk in pool.results(writer.maybe_release):
                 for a in done_chunk:
                     accept(a)
                 if pending and pool.core_free():
-                    # a core would idle meanwhile: write now rather than all at the end, unless the last
-                    # tasks end sooner than a commit's fixed cost (then one commit after them is shorter)
-                    left = pool.time_left()
-                    if left is None or left > COMMIT_FIXED_SECONDS:
-                        commit()
+                    commit()  # a core would idle meanwhile: write now rather than all at the end
         elif mapper is not None:
             for a in mapper(todo, set(known), rehash):
                 accept(a)

@@ -482,31 +482,3 @@ def test_the_garbage_collector_is_as_the_caller_left_it_after_a_scan(tmp_path: P
     with pytest.raises(RuntimeError, match="stop"):
         scan([tmp_path], db, progress=boom)
     assert gc.get_threshold() == old and gc.get_freeze_count() == frozen
-
-
-def test_the_pool_estimates_when_its_last_tasks_end() -> None:
-    """``_Pool.time_left``: seconds per unit of weight from the tasks done (each started when the task
-    ``workers`` places before it in finishing order ended), applied to the unfinished ones."""
-    from concurrent.futures import Future
-
-    from registry.scan import _Pool
-
-    pool = _Pool.__new__(_Pool)
-    pool.workers = 2
-    pool.started = 100.0
-    pool.weights = [10.0, 10.0, 10.0, 10.0, 10.0, 20.0]
-    pool.futures = [Future() for _ in pool.weights]
-    pool.finished = {}
-    assert pool.time_left(now=100.1) is None  # nothing to go by yet
-    # tasks 0 and 1 (started with the pool) end at 0.2 and 0.25 s; 2 and 3 take their places and end
-    # 0.2 s later: 0.02 s per unit of weight
-    pool.finished = {0: 100.2, 1: 100.25, 2: 100.4, 3: 100.45}
-    # task 4 started at 0.4 s (ends about 0.6), task 5 (twice the weight) at 0.45 s (ends about 0.85)
-    assert pool.time_left(now=100.5) == pytest.approx(0.35)
-    # task 5 ends first, after 0.35 s (0.0175 s a unit): 0.75 s for 40 units in all, so task 4 (10 units
-    # from 0.4 s) ends about 0.5875 s
-    pool.finished[5] = 100.8
-    assert pool.time_left(now=100.5) == pytest.approx(0.0875)
-    assert pool.time_left(now=100.7) == 0.0  # overdue: no time left to wait for
-    pool.finished[4] = 100.9
-    assert pool.time_left(now=101.0) == 0.0
