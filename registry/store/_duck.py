@@ -24,7 +24,7 @@ import importlib.util
 import os
 import sys
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 #: every name the store takes from this module (the module is the package when one is missing)
 USED = (
@@ -76,3 +76,17 @@ def full() -> None:
     """Import the ``duckdb`` package, so that every connection (open or not) has its relation methods and
     can scan Arrow tables given to ``register``."""
     importlib.import_module("duckdb")
+
+
+#: the name by which SQL given to :func:`with_arrow` reads its Arrow table
+ARROW_IN = "_arrow_in"
+
+
+def with_arrow(con: Any, sql: str, table: Any, params: list[Any] | None = None) -> Any:
+    """Execute ``sql``, in which the name ``_arrow_in`` is the Arrow ``table``: DuckDB's replacement scan
+    finds it among the local variables of the function that calls ``execute`` (this one). About half the
+    cost of ``register``, ``execute`` and ``unregister`` (0.9 against 1.9 ms a statement with DuckDB 2.0:
+    a commit runs a dozen), and a pending result does not stop it (``register`` needs ``registry.store.write.settle``). Name
+    the table once in ``sql``: each mention is looked up again."""
+    _arrow_in = table  # noqa: F841 - read by DuckDB's replacement scan, by name
+    return con.execute(sql, params) if params is not None else con.execute(sql)

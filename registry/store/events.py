@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from registry.paths import already_clean, clean_obj, clean_text
+from registry.store._duck import ARROW_IN, with_arrow
 
 GENESIS = "0" * 64
 
@@ -131,10 +132,11 @@ class EventLog:
                 "hash": pa.array(cols[7], pa.string()),
             }
         )
-        _events_in = tbl  # noqa: F841 - read by DuckDB's replacement scan, by name (no register: half the cost)
-        self.con.execute(
+        with_arrow(
+            self.con,
             "INSERT INTO events SELECT seq, CAST(event_at AS TIMESTAMPTZ), actor, action, subject, "
-            "CAST(payload AS JSON), prev_hash, hash FROM _events_in"
+            f"CAST(payload AS JSON), prev_hash, hash FROM {ARROW_IN}",
+            tbl,
         )
         self._pending.clear()
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from registry.findings import Finding
 from registry.paths import already_clean, clean_obj, clean_text, display_path, raw_path
+from registry.store._duck import ARROW_IN, with_arrow
 from registry.store.events import EventLog, canonical
 from registry.store.listing_table import refresh_listing
 
@@ -203,20 +204,6 @@ def _arrow_columns(data: dict[str, Any]) -> dict[str, Any]:
                 v = timestamps(v)
         out[k] = v
     return out
-
-
-#: the name by which SQL given to :func:`with_arrow` reads its Arrow table
-ARROW_IN = "_arrow_in"
-
-
-def with_arrow(con: duckdb.DuckDBPyConnection, sql: str, table: pa.Table, params: list[Any] | None = None) -> Any:
-    """Execute ``sql``, in which the name ``_arrow_in`` is the Arrow ``table``: DuckDB's replacement scan
-    finds it among the local variables of the function that calls ``execute`` (this one). About half the
-    cost of ``register``, ``execute`` and ``unregister`` (0.9 against 1.9 ms a statement with DuckDB 2.0:
-    a commit runs a dozen), and a pending result does not stop it (``register`` needs :func:`settle`). Name
-    the table once in ``sql``: each mention is looked up again."""
-    _arrow_in = table  # noqa: F841 - read by DuckDB's replacement scan, by name
-    return con.execute(sql, params) if params is not None else con.execute(sql)
 
 
 def insert_columns(con: duckdb.DuckDBPyConnection, table: str, data: dict[str, Any] | pa.Table) -> None:
