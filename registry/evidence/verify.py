@@ -136,7 +136,11 @@ def check_record(record_raw: bytes | None, record: Any, error: str | None) -> li
 def check_metadata(folder: Path, record: Any) -> Check:
     """``metadata.json`` is the record's verbatim embedded metadata, in RFC 8785 form."""
     path = folder / METADATA_NAME
-    verbatim = (record.get("metadata") or {}).get("verbatim") if isinstance(record, Mapping) else None
+    if not isinstance(record, Mapping):
+        # no record to compare with: saying the model has no metadata would be a claim nothing supports
+        return Check("metadata file", FAIL if path.is_file() else SKIP,
+                     f"cannot be checked: {RECORD_NAME} is missing or unreadable")
+    verbatim = (record.get("metadata") or {}).get("verbatim")
     if not path.is_file():
         if verbatim is None:
             return Check("metadata file", SKIP, f"the model file has no embedded metadata, so there is no {METADATA_NAME}")

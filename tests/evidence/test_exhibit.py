@@ -334,3 +334,14 @@ def test_a_flipped_bit_anywhere_in_the_pdf_is_a_finding_not_a_crash(built: Built
         got = check_pdf(copy, record).outcome
         seen[got] = seen.get(got, 0) + 1
     assert seen.get(FAIL, 0) > 0 and set(seen) <= {PASS, FAIL}
+
+
+def test_an_unreadable_record_makes_no_claim_about_the_models_metadata(built: Built, tmp_path: Path) -> None:
+    copy = built.copy(tmp_path)
+    (copy / "record.json").write_bytes(b"{")
+    got = {c.name: c for c in verify_exhibit(copy, public_key=built.pub)}
+    assert got["metadata file"].outcome == FAIL  # metadata.json is there, with nothing to check it against
+    assert got["metadata file"].detail == "cannot be checked: record.json is missing or unreadable"
+    (copy / "metadata.json").unlink()
+    got = {c.name: c for c in verify_exhibit(copy, public_key=built.pub)}
+    assert got["metadata file"].outcome == SKIP and "no embedded metadata" not in got["metadata file"].detail
