@@ -613,6 +613,44 @@ def _scratch(n: int) -> np.ndarray:
     return _SCRATCH[:n]
 
 
+_CODES: np.ndarray | None = None
+
+
+def _codes_scratch(n: int) -> np.ndarray:
+    """``n`` int32 elements of per-process scratch space for F16 codes (as :func:`_scratch`)."""
+    global _CODES
+    if n > SCRATCH_MAX:
+        return np.empty(n, dtype=np.int32)
+    if _CODES is None or _CODES.size < n:
+        _CODES = np.empty(max(n, 1 << 16), dtype=np.int32)
+    return _CODES[:n]
+
+
+#: an F16 code whose exponent bits are all ones (Inf, NaN) comes out of :func:`_widen_f16_codes` as a finite
+#: value of at least this magnitude; every finite F16 value is below it (the largest is 65504)
+_F16_CODED_LIMIT = 65536.0
+_F16_CODED_TRACE = _F16_CODED_LIMIT * _F16_CODED_LIMIT
+#: the float32 bits of an F16 code sign-extended to int32 and shifted left by 13: the sign (bit 31, set by the
+#: sign extension with bits 28–30) and the 5 exponent and 10 mantissa bits (bits 13–27)
+_F16_BITS_MASK = np.int32(-0x70000001)  # 0x8FFFFFFF
+_F16_SCALE = np.float32(2.0**112)
+
+
+def _widen_f16_codes(codes: np.ndarray, out: np.ndarray) -> None:
+    """``out[:] = codes`` read as F16 values, widened to float64 exactly, for codes given as sign-extended
+    int32 (``np.copyto(int32_array, f16_array.view("<i2"))``); ``codes`` is overwritten. Moving the F16
+    exponent and mantissa bits into a float32 (shift by 13) gives the value times 2**-112, normal and
+    subnormal F16 values alike; multiplying by 2**112 is exact, and so is the widening to float64: the same
+    bits as numpy's F16→float64 cast, for every finite code (checked for all 63,488 in the tests), at about
+    half its cost. Inf and NaN codes come out as finite values of at least 2**16 (:data:`_F16_CODED_LIMIT`):
+    callers that meet one treat the module as numpy's cast would let them (a non-finite factor)."""
+    np.left_shift(codes, 13, out=codes)
+    np.bitwise_and(codes, _F16_BITS_MASK, out=codes)
+    f32 = codes.view(np.float32)
+    np.multiply(f32, _F16_SCALE, out=f32)
+    np.copyto(out, f32)
+
+
 try:  # numpy's own kernels (what np.linalg.qr / cholesky / inv call after their checks)
     from numpy.linalg import _umath_linalg
 
@@ -729,6 +767,7 @@ class _Source:
     dtypes: Mapping[str, str] | None
     load_into: Callable[[str, np.ndarray], None] | None = None
     load_scalar: Callable[[str], float] | None = None
+    load_codes: Callable[[str, np.ndarray], bool] | None = None
 
 
 def _stacked_lora(
@@ -738,9 +777,10 @@ def _stacked_lora(
     dtypes: Mapping[str, str] | None,
     load_into: Callable[[str, np.ndarray], None] | None = None,
     load_scalar: Callable[[str], float] | None = None,
+    load_codes: Callable[[str, np.ndarray], bool] | None = None,
 ) -> tuple[dict[int, ModuleStats], list[int]]:
     """:func:`_stacked_many` for the modules of one file."""
-    src = _Source(load, cfg, dtypes, load_into, load_scalar)
+    src = _Source(load, cfg, dtypes, load_into, load_scalar, load_codes)
     done, redo = _stacked_many([(i, mod, shape, src) for i, mod, shape in plain])
     return done, redo
 
@@ -760,6 +800,8 @@ class StackedFile:
     #: (plain modules with their shapes, their statistics by module index, the indices the stacked path
     #: left to the module-by-module one), filled by :func:`stacked_lora_files`
     result: tuple[list[tuple[int, AdapterModule, tuple[int, int, int]]], dict[int, ModuleStats], list[int]] | None = None
+    #: see :func:`lora_report`'s ``load_codes``
+    load_codes: Callable[[str, np.ndarray], bool] | None = None
 
 
 def _plain_modules(grouping: ModuleGrouping, shapes: Mapping[str, tuple[int, ...] | list[int]]) -> list[tuple[int, AdapterModule, tuple[int, int, int]]]:
@@ -781,7 +823,9 @@ def stacked_lora_files(files: list[StackedFile]) -> None:
         for f, sf in enumerate(files):
             plain = _plain_modules(sf.grouping, sf.shapes)
             plains.append(plain)
-            src = _Source(sf.load, peft_config_from_metadata(sf.metadata), sf.dtypes, sf.load_into, sf.load_scalar)
+            src = _Source(
+                sf.load, peft_config_from_metadata(sf.metadata), sf.dtypes, sf.load_into, sf.load_scalar, sf.load_codes
+            )
             items.extend(((f, i), mod, shape, src) for i, mod, shape in plain)
         done, redo = _stacked_many(items)
     for f, sf in enumerate(files):
@@ -823,12 +867,27 @@ def _stacked_many(
             downs = space[k * m * r :].reshape(k, r, n)  # each down factor as stored (r × n)
             keep = np.ones(k, dtype=bool)
             outs: list[ModuleStats] = []
+            # F16 factors: their codes gathered as int32 and widened for the whole chunk at once after the loop
+            # (_widen_f16_codes); ``coded[j]``: both factors of module j came that way; ``late``: the factors
+            # of other dtypes, decoded into their slots once the chunk is widened
+            codes = _codes_scratch(k * per) if any(src.load_codes is not None for _, _, src in items) else None
+            coded = np.zeros(k, dtype=bool)
+            late: list[tuple[int, Callable[[str, np.ndarray], None], str, np.ndarray]] = []
             for j, (_i, mod, src) in enumerate(items):
                 load, load_into, load_scalar, dtypes = src.load, src.load_into, src.load_scalar, src.dtypes
                 out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
                 outs.append(out)
                 try:
-                    if load_into is not None:
+                    if codes is not None and src.load_codes is not None and load_into is not None:
+                        up_name, down_name = mod.parts["up"], mod.parts["down"]
+                        cu = src.load_codes(up_name, codes[j * m * r : (j + 1) * m * r])
+                        cd = src.load_codes(down_name, codes[k * m * r + j * r * n : k * m * r + (j + 1) * r * n])
+                        coded[j] = cu and cd
+                        if not cu:
+                            late.append((j, load_into, up_name, ups[j]))
+                        if not cd:
+                            late.append((j, load_into, down_name, downs[j]))
+                    elif load_into is not None:
                         load_into(mod.parts["up"], ups[j])
                         load_into(mod.parts["down"], downs[j])
                     else:
@@ -860,12 +919,27 @@ def _stacked_many(
                         scale = 1.0
                 out.n_out, out.n_in, out.rank, out.max_rank = m, n, r, min(r, m, n)
                 out.alpha, out.scale, out.method = alpha, scale, "factored"
+            if codes is not None:
+                _widen_f16_codes(codes, space)
+                for j, into, name, slot in late:
+                    try:
+                        into(name, slot)
+                    except Exception:  # noqa: BLE001 - as above
+                        keep[j] = False
             gu, gd = _grams(ups, downs)
             # a non-finite value makes its Gram matrix non-finite (an overflowing square does too: such a
             # module stays here only if every value is finite)
             suspect = ~(np.isfinite(gu).all(axis=(1, 2)) & np.isfinite(gd).all(axis=(1, 2)))
+            if coded.any():
+                # an F16 Inf or NaN code widened by _widen_f16_codes is a finite value of at least 2**16 (every
+                # finite F16 value is below): its square alone makes the trace of its factor's Gram at least
+                # 2**32 (sums of non-negative squares only grow), so such a module is a suspect here
+                with np.errstate(invalid="ignore"):
+                    suspect |= coded & ((np.trace(gu, axis1=1, axis2=2) >= _F16_CODED_TRACE) | (np.trace(gd, axis1=1, axis2=2) >= _F16_CODED_TRACE))
             for j in np.flatnonzero(suspect & keep).tolist():
                 keep[j] = bool(np.isfinite(ups[j]).all() and np.isfinite(downs[j]).all())
+                if keep[j] and coded[j]:
+                    keep[j] = bool(np.abs(ups[j]).max() < _F16_CODED_LIMIT and np.abs(downs[j]).max() < _F16_CODED_LIMIT)
             for j, (i, _, _) in enumerate(items):
                 if not keep[j]:
                     redo.append(i)
@@ -1861,6 +1935,7 @@ def lora_report(
     load_into: Callable[[str, np.ndarray], None] | None = None,
     load_scalar: Callable[[str], float] | None = None,
     stacked: tuple[list[tuple[int, AdapterModule, tuple[int, int, int]]], dict[int, ModuleStats], list[int]] | None = None,
+    load_codes: Callable[[str, np.ndarray], bool] | None = None,
 ) -> LoraReport:
     """Statistics of every module of an adapter file, its summary, profile and findings. ``shapes``
     (tensor name -> shape, from the file's header) lets plain LoRA modules go into their shape group's
@@ -1869,7 +1944,11 @@ def lora_report(
     (:func:`registry.files.dtypes.decode_into`). ``load_scalar(name)``, when given with ``shapes``, reads a
     plain LoRA module's alpha as one float: ``float(load(name))`` for a one-element tensor, NaN for any other
     (what the stacked path does with ``load`` otherwise). ``stacked``: what :func:`stacked_lora_files`
-    computed for this file's plain modules (with ``shapes``), instead of computing it here."""
+    computed for this file's plain modules (with ``shapes``), instead of computing it here. ``load_codes(name,
+    out)``, with ``load_into``: when the tensor is a plain F16 tensor of ``out.size`` elements, copies its codes
+    into the int32 array ``out`` sign-extended (``np.copyto(out, codes.view("<i2"))``) and returns True, else
+    returns False (the tensor is then decoded by ``load_into``); the stacked path widens a chunk's codes at
+    once (:func:`_widen_f16_codes`), the same values."""
     cfg = peft_config_from_metadata(metadata)
     arrays: dict[str, np.ndarray] = {}  # (callers without shapes: the arrays read to learn them)
     if shapes is None:
@@ -1896,7 +1975,7 @@ def lora_report(
         else:
             plain = [(i, mod, sh) for i, mod in enumerate(grouping.modules) if (sh := _plain_shape(mod, shape_of)) is not None]
             done, redo = _stacked_lora(
-                plain, cached, cfg, dtypes, *((load_into, load_scalar) if shapes is not None else (None, None))
+                plain, cached, cfg, dtypes, *((load_into, load_scalar, load_codes) if shapes is not None else (None, None, None))
             )
         rest = set(redo) | (set(range(len(grouping.modules))) - {i for i, _, _ in plain})
         batch: list[_Deferred] = []

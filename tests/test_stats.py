@@ -548,6 +548,12 @@ def _random_lora_file(seed: int) -> dict[str, np.ndarray]:
             up[:] = 0  # an all-zero update
         elif u < 0.2:
             down[0, -1] = np.inf
+        elif u < 0.25:
+            up[-1, 0] = np.nan
+        elif u < 0.3:
+            up[0, 0] = 60000.0  # (finite in every dtype: a square above 2**31, near F16's largest)
+        if rng.random() < 0.1:
+            down = down.astype(np.float32)  # factors of two dtypes
         if rng.random() < 0.2:
             up, down = up.reshape(m, r, 1, 1), down.reshape(r, n, 1, 1)
         k = f"lora_unet_down_blocks_0_attentions_{i}_proj_in"
@@ -562,7 +568,8 @@ def test_stacked_lora_path_equals_module_by_module_bit_for_bit(seed: int) -> Non
     """Plain LoRA modules go through one preallocated float64 stack per shape and figures computed for
     the whole group; every row is identical (==, not approximately) to the module-by-module path's,
     whether the shapes come from the arrays, from a header map, or the factors are decoded into the
-    stack from their bytes."""
+    stack from their bytes, F16 factors widened from their codes chunk by chunk (Inf and NaN codes among
+    them, F16 values near the largest, F16 and F32 factors in one module)."""
     from registry.files.dtypes import decode_into
 
     t = _random_lora_file(seed)
@@ -575,10 +582,18 @@ def test_stacked_lora_path_equals_module_by_module_bit_for_bit(seed: int) -> Non
         a = t[name]
         decode_into(a.astype(a.dtype.newbyteorder("<")).tobytes(), st_dtype[a.dtype], out)
 
+    def load_codes(name: str, out: np.ndarray) -> bool:
+        a = t[name]
+        if a.dtype != np.float16 or a.size != out.size:
+            return False
+        np.copyto(out, a.astype("<f2").view("<i2").ravel())
+        return True
+
     for rep in (
         lora_report(g, lambda n: t[n]),
         lora_report(g, lambda n: t[n], shapes=shapes),
         lora_report(g, lambda n: t[n], shapes=shapes, load_into=load_into),
+        lora_report(g, lambda n: t[n], shapes=shapes, load_into=load_into, load_codes=load_codes),
     ):
         got = [m.as_row() for m in rep.modules]
         assert len(got) == len(want)
@@ -735,3 +750,20 @@ def test_extra_text_is_the_json_of_the_dict_whether_remembered_or_not(extra: dic
     want = clean_text(json.dumps(stats._finite(extra), sort_keys=True, allow_nan=False))
     assert stats._extra_text(extra) == want
     assert stats._extra_text(dict(extra)) == want  # (a second time: from the memo where it is kept)
+
+
+def test_f16_codes_widen_to_numpys_float64_for_every_code() -> None:
+    """``_widen_f16_codes`` against numpy's F16→float64 cast at all 65,536 codes: the same bits for each of
+    the 63,488 finite ones (zeros, subnormals, both signs), and at least 2**16 in magnitude for Inf and NaN
+    codes (which the stacked path then treats as non-finite)."""
+    codes16 = np.arange(65536, dtype=np.uint16).view("<i2")
+    want = codes16.view("<f2").astype(np.float64)
+    work = np.empty(codes16.size, dtype=np.int32)
+    np.copyto(work, codes16)
+    got = np.empty(codes16.size)
+    stats._widen_f16_codes(work, got)
+    finite = np.isfinite(want)
+    assert int(finite.sum()) == 63488
+    assert np.array_equal(got[finite].view(np.uint64), want[finite].view(np.uint64))
+    assert np.all(np.abs(got[~finite]) >= stats._F16_CODED_LIMIT)
+    assert float(np.abs(got[finite]).max()) == 65504.0 < stats._F16_CODED_LIMIT
