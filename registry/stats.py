@@ -868,9 +868,11 @@ def _stacked_many(
             keep = np.ones(k, dtype=bool)
             outs: list[ModuleStats] = []
             # F16 factors: their codes gathered as int32 and widened for the whole chunk at once after the loop
-            # (_widen_f16_codes); ``coded[j]``: both factors of module j came that way; ``late``: the factors
+            # (_widen_f16_codes); ``coded[j]``: a factor of module j came that way; ``late``: the factors
             # of other dtypes, decoded into their slots once the chunk is widened
-            codes = _codes_scratch(k * per) if any(src.load_codes is not None for _, _, src in items) else None
+            # (only when every module of the chunk can be read so: the widening writes every slot)
+            wide = all(src.load_codes is not None and src.load_into is not None for _, _, src in items)
+            codes = _codes_scratch(k * per) if wide else None
             coded = np.zeros(k, dtype=bool)
             late: list[tuple[int, Callable[[str, np.ndarray], None], str, np.ndarray]] = []
             for j, (_i, mod, src) in enumerate(items):
@@ -878,11 +880,12 @@ def _stacked_many(
                 out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
                 outs.append(out)
                 try:
-                    if codes is not None and src.load_codes is not None and load_into is not None:
+                    if codes is not None:
+                        assert src.load_codes is not None and load_into is not None
                         up_name, down_name = mod.parts["up"], mod.parts["down"]
                         cu = src.load_codes(up_name, codes[j * m * r : (j + 1) * m * r])
                         cd = src.load_codes(down_name, codes[k * m * r + j * r * n : k * m * r + (j + 1) * r * n])
-                        coded[j] = cu and cd
+                        coded[j] = cu or cd
                         if not cu:
                             late.append((j, load_into, up_name, ups[j]))
                         if not cd:

@@ -554,6 +554,8 @@ def _random_lora_file(seed: int) -> dict[str, np.ndarray]:
             up[0, 0] = 60000.0  # (finite in every dtype: a square above 2**31, near F16's largest)
         if rng.random() < 0.1:
             down = down.astype(np.float32)  # factors of two dtypes
+            if rng.random() < 0.5:
+                up[0, 0] = rng.choice([np.nan, np.inf])  # a non-finite F16 factor beside an F32 one
         if rng.random() < 0.2:
             up, down = up.reshape(m, r, 1, 1), down.reshape(r, n, 1, 1)
         k = f"lora_unet_down_blocks_0_attentions_{i}_proj_in"
@@ -750,6 +752,48 @@ def test_extra_text_is_the_json_of_the_dict_whether_remembered_or_not(extra: dic
     want = clean_text(json.dumps(stats._finite(extra), sort_keys=True, allow_nan=False))
     assert stats._extra_text(extra) == want
     assert stats._extra_text(dict(extra)) == want  # (a second time: from the memo where it is kept)
+
+
+def test_f16_codes_with_inf_or_nan_leave_the_stack_as_numpys_cast_would() -> None:
+    """Modules whose F16 factors hold Inf or NaN codes (beside an F16 or an F32 factor), and modules with
+    large finite values (F16 near its largest, F32 above 2**16), read through ``load_codes``: every row is
+    the module-by-module path's, the non-finite modules counted as such."""
+    rng = np.random.default_rng(77)
+    t: dict[str, np.ndarray] = {}
+    cases = [("nan", np.float32), ("inf", np.float32), ("nan", np.float16), ("-inf", np.float16),
+             ("big", np.float32), ("big", np.float16), ("plain", np.float32), ("plain", np.float16)]  # fmt: skip
+    for i, (what, down_dt) in enumerate(cases * 2):
+        up = (rng.standard_normal((32, 4)) * 0.05).astype(np.float16)
+        down = (rng.standard_normal((4, 32)) * 0.05).astype(down_dt)
+        if what in ("nan", "inf", "-inf"):
+            up[i % 32, i % 4] = float(what)
+        elif what == "big":
+            up[0, 0] = 65504.0
+            if down_dt == np.float32:
+                down[0, 0] = 1e6
+        k = f"lora_unet_down_blocks_0_attentions_{i}_proj_in"
+        t[f"{k}.lora_up.weight"], t[f"{k}.lora_down.weight"] = up, down
+    want = [m.as_row() for m in _module_by_module(t)]
+    shapes = {k: tuple(v.shape) for k, v in t.items()}
+
+    def load_into(name: str, out: np.ndarray) -> None:
+        np.copyto(out, t[name].reshape(out.shape), casting="unsafe")
+
+    def load_codes(name: str, out: np.ndarray) -> bool:
+        a = t[name]
+        if a.dtype != np.float16:
+            return False
+        np.copyto(out, a.view("<i2").ravel())
+        return True
+
+    rep = lora_report(group_modules(t, shapes), lambda n: t[n], shapes=shapes, load_into=load_into, load_codes=load_codes)
+    got = [m.as_row() for m in rep.modules]
+    bad = {f"lora_unet_down_blocks_0_attentions_{i}_proj_in" for i, (w, _) in enumerate(cases * 2) if w in ("nan", "inf", "-inf")}
+    assert {g["module"] for g in got if g["nonfinite"] > 0} == bad and len(bad) == 8
+    for a, b in zip(got, want, strict=True):
+        for k in a:
+            same = a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k]))
+            assert same, (a["module"], k, a[k], b[k])
 
 
 def test_f16_codes_widen_to_numpys_float64_for_every_code() -> None:
