@@ -75,7 +75,7 @@ import math
 import os
 import re
 import threading
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
@@ -1848,52 +1848,68 @@ def _spread(values: list[Any]) -> dict[str, float | int] | None:
     return {"n": len(xs), "median": cast(float, _median(xs)), "min": min(xs), "max": max(xs)}
 
 
+def _counts(values: list[str]) -> dict[str, int]:
+    """``dict(sorted(Counter(values).items()))``, without a Counter."""
+    c: dict[str, int] = {}
+    for v in values:
+        c[v] = c.get(v, 0) + 1
+    return dict(sorted(c.items())) if len(c) > 1 else c
+
+
+_LORA_FAMILY_FORMS = frozenset({"lora", "loha", "lokr", "glora"})
+
+
 def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Per-file totals and the profile by component and block."""
+    """Per-file totals and the profile by component and block. (The sums run over the modules in order,
+    as ``sum`` of the same sequences did: the same values bit for bit.)"""
     ok = [m for m in mods if m.fro is not None]
-    energy = sum(m.fro**2 for m in ok if m.fro is not None)
+    energy = sum([m.fro**2 for m in ok if m.fro is not None])
     effs = [m.eff_rank_energy for m in ok if m.eff_rank_energy is not None]
     # rank use: effective rank over the largest rank the form can reach (≤ 1 by construction)
     uses = [m.eff_rank_energy / m.max_rank for m in ok if m.eff_rank_energy is not None and m.max_rank]
     # totals over the modules whose rank90 and rank99 are both known, with the reachable ranks of the same
     known = [m for m in ok if m.rank90 is not None and m.rank99 is not None and m.max_rank is not None]
     errors = [m.sv_error for m in mods if m.sv_error is not None]
-    ranks = sorted({m.rank for m in mods if m.rank is not None and m.form in {"lora", "loha", "lokr", "glora"}})
+    family = _LORA_FAMILY_FORMS
+    ranks = sorted({m.rank for m in mods if m.rank is not None and m.form in family})
     alphas = sorted({m.alpha for m in mods if m.alpha is not None})
+    spectrals = [m.spectral for m in ok if m.spectral is not None]
+    sketches = [m.extra["sketch"] for m in ok if m.extra and "sketch" in m.extra]
     summary: dict[str, Any] = {
         "n_modules": len(mods),
-        "forms": dict(sorted(Counter(m.form for m in mods).items())),
-        "conventions": dict(sorted(Counter(m.convention for m in mods).items())),
-        "components": dict(sorted(Counter(m.component for m in mods).items())),
+        "forms": _counts([m.form for m in mods]),
+        "conventions": _counts([m.convention for m in mods]),
+        "components": _counts([m.component for m in mods]),
         "ranks": ranks[:32],
         "alphas": alphas[:32],
         "total_fro": math.sqrt(energy),
-        "max_spectral": max((m.spectral for m in ok if m.spectral is not None), default=None),
+        "max_spectral": max(spectrals) if spectrals else None,
         "mean_eff_rank": _mean(effs) if effs else None,
         "median_eff_rank": _median(effs),
         "mean_rank_use": _mean(uses) if uses else None,
-        "sum_rank90": sum(m.rank90 for m in known if m.rank90 is not None),
-        "sum_rank99": sum(m.rank99 for m in known if m.rank99 is not None),
-        "sum_max_rank": sum(m.max_rank for m in known if m.max_rank is not None),
+        "sum_rank90": sum([m.rank90 for m in known if m.rank90 is not None]),
+        "sum_rank99": sum([m.rank99 for m in known if m.rank99 is not None]),
+        "sum_max_rank": sum([m.max_rank for m in known if m.max_rank is not None]),
         "rank_modules": len(known),
-        "sum_rank": sum(m.rank for m in ok if m.rank is not None and m.form in {"lora", "loha", "lokr", "glora"}),
+        "sum_rank": sum([m.rank for m in ok if m.rank is not None and m.form in family]),
         "per_module": {
-            **{
-                name: _spread([getattr(m, name) for m in ok])
-                for name in ("rank", "max_rank", "eff_rank_energy", "rank90", "rank99")
-            },
+            "rank": _spread([m.rank for m in ok]),
+            "max_rank": _spread([m.max_rank for m in ok]),
+            "eff_rank_energy": _spread(effs),
+            "rank90": _spread([m.rank90 for m in ok]),
+            "rank99": _spread([m.rank99 for m in ok]),
             # sketched modules: the certain bounds of their rank90 / rank99 ([lo, hi] in extra["sketch"])
             **{
-                f"{name}_{end}": _spread([m.extra["sketch"][name][i] for m in ok if "sketch" in m.extra])
+                f"{name}_{end}": _spread([sk[name][i] for sk in sketches]) if sketches else None
                 for name in ("rank90", "rank99") for i, end in ((0, "lo"), (1, "hi"))
             },
         },
         "max_sv_error": max(errors) if errors else None,
-        "dora": sum(1 for m in mods if "dora" in m.extra),
-        "nonfinite_modules": sum(1 for m in mods if m.nonfinite),
-        "zero_modules": sum(1 for m in ok if m.fro == 0.0),
-        "failed_modules": sum(1 for m in mods if m.error),
-        "approximate_modules": sum(1 for m in mods if not m.exact),
+        "dora": sum([1 for m in mods if m.extra and "dora" in m.extra]),
+        "nonfinite_modules": sum([1 for m in mods if m.nonfinite]),
+        "zero_modules": sum([1 for m in ok if m.fro == 0.0]),
+        "failed_modules": sum([1 for m in mods if m.error]),
+        "approximate_modules": sum([1 for m in mods if not m.exact]),
     }
     groups: dict[tuple[str, str], list[ModuleStats]] = {}
     for m in mods:
@@ -1902,8 +1918,9 @@ def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, A
     profile = []
     for (comp, block), ms in groups.items():
         good = [m for m in ms if m.fro is not None]
-        e = sum(m.fro**2 for m in good if m.fro is not None)
+        e = sum([m.fro**2 for m in good if m.fro is not None])
         eff = [m.eff_rank_energy for m in good if m.eff_rank_energy is not None]
+        spec = [m.spectral for m in good if m.spectral is not None]
         profile.append(
             {
                 "component": comp,
@@ -1912,7 +1929,7 @@ def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, A
                 "fro": math.sqrt(e),
                 "energy_share": e / energy if energy > 0 else None,
                 "mean_eff_rank": _mean(eff) if eff else None,
-                "max_spectral": max((m.spectral for m in good if m.spectral is not None), default=None),
+                "max_spectral": max(spec) if spec else None,
             }
         )
     profile.sort(key=lambda p: (str(p["component"]), p["block"] != "(all)", _block_key(str(p["block"]))))
