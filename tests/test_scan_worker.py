@@ -231,7 +231,7 @@ def test_one_row_columns_are_the_writers_columns() -> None:
         assert _json.dumps(_one_row_columns(row), default=repr) == _json.dumps(rows_as_columns([row]), default=repr), row
 
 
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 100, 4095, 4096, 70_000])
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 100, 4095, 4096, 70_000, 0x100000 + 100, 0x110000 + 5])
 def test_hash_bytes_is_hash_file(tmp_path: Path, size: int) -> None:
     from registry.hashing import hash_bytes, hash_file
 
