@@ -432,16 +432,17 @@ def _analyse_steps(
             )
         else:
             ctx.findings.append(finding(R_UNSUPPORTED.id, f"format not yet supported: {words}; recorded with its hashes only", format=fmt))
-    tensors = TensorRows()
-    is_st = header is not None
-    for t in ctx.tensors:
-        tensors.name.append(t.name)
-        tensors.dtype.append(t.dtype)
-        tensors.shape.append(list(t.shape))
-        tensors.data_begin.append(t.begin if is_st else None)
-        tensors.data_end.append(t.end if is_st else None)
-        tensors.file_offset.append(t.offset)
-        tensors.nbytes.append(t.nbytes)
+    ts = ctx.tensors
+    nothing: list[int | None] = [None] * len(ts)
+    tensors = TensorRows(
+        name=[t.name for t in ts],
+        dtype=[t.dtype for t in ts],
+        shape=[list(t.shape) for t in ts],
+        data_begin=[t.begin for t in ts] if header is not None else nothing,
+        data_end=[t.end for t in ts] if header is not None else list(nothing),
+        file_offset=[t.offset for t in ts],
+        nbytes=[t.nbytes for t in ts],
+    )
     meta_json = None
     if header is not None and "__metadata__" in _raw_keys(header):
         meta_json = json.dumps(header.raw_metadata, ensure_ascii=False)
