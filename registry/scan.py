@@ -309,7 +309,10 @@ def _mapped_adapter(header: st.SafetensorsHeader, size: int) -> bool:
     if not (INLINE_LIMIT < size <= POPULATE_MAX) or not header.tensors or not getattr(mmap, "MAP_POPULATE", 0):
         return False
     shapes = {t.name: t.shape for t in header.tensors}
-    grouping = group_modules(shapes, shapes)
+    try:
+        grouping = group_modules(shapes, shapes)
+    except Exception:  # noqa: BLE001 - the analyzer meets it again and records it; the file is read as any other
+        return False
     return sum(len(m.parts) for m in grouping.modules) * 2 >= len(header.tensors)
 
 
