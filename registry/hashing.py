@@ -27,6 +27,7 @@ than it saves.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import queue
 import stat
@@ -203,17 +204,113 @@ def hash_file(
     return finish(total)
 
 
+def hash_map(
+    path: str | os.PathLike[str],
+    fd: int,
+    data_start: int | None = None,
+    *,
+    chunk_size: int = 8 << 20,
+    git_sha1_limit: int = 10 << 20,
+    on_bytes: Callable[[int], None] | None = None,
+) -> tuple[Hashes, mmap.mmap]:
+    """:func:`hash_file`'s digests of the regular file ``path``, open as ``fd``, read through a read-only memory map
+    of it instead of into buffers: the same values and checks (not a regular file, changed while hashed),
+    without copying the file's bytes into a ring of buffers (and without the first touch of those buffers
+    in a fresh process). The lanes hash slices of the map, at most :data:`RING_BUFFERS` chunks ahead of the
+    slowest lane. Returns the map with the digests (the caller closes it; a scan's analyzers read the file
+    through it). Where the platform offers ``MAP_POPULATE``, every page is mapped at once.
+
+    Only for files whose analysis maps them anyway: a file truncated while it is mapped makes the process
+    fail on the next read of a page past the new end (``SIGBUS``), where :func:`hash_file` reports it."""
+    if data_start is not None and data_start < 0:
+        raise ValueError(f"data_start must be >= 0, not {data_start}")
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise RegistryError(f"{path}: not a regular file, cannot hash it")
+    size = st.st_size
+    if size == 0:
+        raise ValueError("hash_map needs a non-empty file (an empty one cannot be mapped)")
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    m = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
+    try:
+        sinks, finish = _digests(size, data_start, git_sha1_limit)
+        mv = memoryview(m)
+        try:
+            if size <= chunk_size:
+                for sink in sinks:
+                    sink.feed(0, mv)
+            else:
+                _map_lanes(mv, sinks, chunk_size, on_bytes)
+        finally:
+            mv.release()
+        end = os.fstat(fd)
+        if end.st_size != size or end.st_mtime_ns != st.st_mtime_ns:
+            raise RegistryError(f"{path}: the file changed while it was being hashed; scan it again")
+    except BaseException:
+        m.close()
+        raise
+    return finish(size), m
+
+
+def _map_lanes(mv: memoryview, sinks: list[_Sink], chunk_size: int, on_bytes: Callable[[int], None] | None) -> None:
+    """:func:`_read_lanes` over a mapped file: the lanes get slices of the map, no copies."""
+    done: queue.SimpleQueue[int] = queue.SimpleQueue()
+    lanes = [_Lane(group, done) for group in _spread(sinks, [0.0] * N_LANES) if group]
+    for lane in lanes:
+        lane.start()
+    size = len(mv)
+    in_flight = 0  # chunks handed out and not yet hashed by every lane (each lane reports each chunk)
+    try:
+        for off in range(0, size, chunk_size):
+            while in_flight >= RING_BUFFERS * len(lanes):
+                done.get()
+                in_flight -= 1
+            for lane in lanes:
+                if lane.error is not None:
+                    raise lane.error
+            chunk = mv[off : off + chunk_size]
+            for lane in lanes:
+                lane.todo.put((0, off, chunk))
+            in_flight += len(lanes)
+            del chunk
+            if on_bytes is not None:
+                on_bytes(min(off + chunk_size, size))
+    finally:
+        for lane in lanes:
+            lane.todo.put(None)
+        for lane in lanes:
+            lane.join()
+    for lane in lanes:
+        if lane.error is not None:
+            raise lane.error
+
+
 def hash_bytes(data: bytes, data_start: int | None = None, *, git_sha1_limit: int = 10 << 20) -> Hashes:
     """:func:`hash_file`'s digests of a file's whole content held in memory (a small file that the caller
     read whole, checking itself that it did not change meanwhile): the same values, without opening the
     file again."""
     if data_start is not None and data_start < 0:
         raise ValueError(f"data_start must be >= 0, not {data_start}")
-    sinks, finish = _digests(len(data), data_start, git_sha1_limit)
+    # (each digest of the bytes in one call: the values of _digests' sinks fed once, without the sinks, which
+    # cost more than the digests of a file of a few hundred bytes)
+    size = len(data)
     mv = memoryview(data)
-    for sink in sinks:
-        sink.feed(0, mv)
-    return finish(len(data))
+    sha = hashlib.sha256(mv).hexdigest()
+    git = None
+    if size <= git_sha1_limit:
+        g = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+        g.update(mv)
+        git = g.hexdigest()
+    return Hashes(
+        sha256=sha,
+        autov1=hashlib.sha256(mv[AUTOV1_START:AUTOV1_END]).hexdigest()[:8],
+        autov2=sha[:10],
+        autov3=hashlib.sha256(mv[data_start:]).hexdigest() if data_start is not None else None,
+        blake3=blake3.blake3(mv).hexdigest(),
+        crc32=f"{crc32_fn(mv, 0) & 0xFFFFFFFF:08x}",
+        git_sha1=git,
+        size=size,
+    )
 
 
 def _digests(size: int, data_start: int | None, git_sha1_limit: int) -> tuple[list[_Sink], Callable[[int], Hashes]]:

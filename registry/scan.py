@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import mmap
 import os
 import socket
 import stat as statmod
@@ -26,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from registry.adapters import group_modules
 from registry.analysis import (
+    POPULATE_MAX,
     FileContext,
     analyzer_versions,
     batch_point,
@@ -38,7 +41,7 @@ from registry.errors import RegistryError, SafetensorsError
 from registry.files import safetensors as st
 from registry.files.sniff import SNIFF_BYTES, file_reader, sniff_bytes
 from registry.findings import Finding, Severity, finding, from_error, rule
-from registry.hashing import hash_bytes, hash_file
+from registry.hashing import INLINE_LIMIT, hash_bytes, hash_file, hash_map
 from registry.paths import clean_text, display_path, raw_path
 from registry.store._duck import full
 from registry.store.anchor import head_path, update_after_write
@@ -295,6 +298,24 @@ def _analyse_file(
         return done.value
 
 
+def _mapped_adapter(header: st.SafetensorsHeader, size: int) -> bool:
+    """Whether the statistics analyzer will read this safetensors file through a memory map of it: an
+    adapter (at least half of its tensors in adapter modules, as that analyzer decides without an
+    identification that says otherwise) that is mapped with every page at once (at most
+    :data:`~registry.analysis.POPULATE_MAX` bytes) and larger than one inline hash. Such a file is hashed
+    from that map (:func:`registry.hashing.hash_map`) and analysed through it. Only a choice of how to read
+    the bytes: the digests and the analysis are the same either way. The grouping is remembered per layout
+    (:func:`registry.adapters.group_modules`), so the analyzer's own grouping of the file costs nothing more."""
+    if not (INLINE_LIMIT < size <= POPULATE_MAX) or not header.tensors or not getattr(mmap, "MAP_POPULATE", 0):
+        return False
+    shapes = {t.name: t.shape for t in header.tensors}
+    try:
+        grouping = group_modules(shapes, shapes)
+    except Exception:  # noqa: BLE001 - the analyzer meets it again and records it; the file is read as any other
+        return False
+    return sum(len(m.parts) for m in grouping.modules) * 2 >= len(header.tensors)
+
+
 def _analyse_steps(
     path: str,
     size: int,
@@ -340,21 +361,35 @@ def _analyse_steps(
                     content_findings.append(from_error(e.rule_id, str(e), e.evidence))
                     if e.rule_id not in (st.R_TOO_SHORT.id, st.R_HEADER_TOO_LARGE.id, st.R_HEADER_BEYOND_EOF.id):
                         data_start = 8 + int.from_bytes(head[:8], "little")
+            t_hash = time.perf_counter()
+            fmap: mmap.mmap | None = None
+            if not whole and header is not None and _mapped_adapter(header, size):
+                # an adapter that the statistics read through a map of the file: hashed from that map
+                try:
+                    h, fmap = hash_map(path, fh.fileno(), data_start, on_bytes=on_bytes)
+                    out.steps["hashing"] = time.perf_counter() - t_hash
+                except RegistryError as e:
+                    out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e}"))
+                    return out
+                except OSError:  # no map of this file (a file system without them): read it as any other
+                    fmap = None
     except PermissionError:
         out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: permission denied", error="EACCES"))
         return out
     except OSError as e:
         out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e.strerror or e}", error=e.errno))
         return out
-    t_hash = time.perf_counter()
-    try:
-        h = hash_bytes(head, data_start) if whole else hash_file(path, data_start, on_bytes=on_bytes)
-        out.steps["hashing"] = time.perf_counter() - t_hash
-    except (OSError, RegistryError) as e:
-        out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e}"))
-        return out
+    if fmap is None:
+        try:
+            h = hash_bytes(head, data_start) if whole else hash_file(path, data_start, on_bytes=on_bytes)
+            out.steps["hashing"] = time.perf_counter() - t_hash
+        except (OSError, RegistryError) as e:
+            out.path_findings.append(finding(R_UNREADABLE.id, f"{path}: {e}"))
+            return out
     out.sha256 = h.sha256
     if h.sha256 in _KNOWN and not rehash:
+        if fmap is not None:
+            fmap.close()
         return out  # content already registered: a new sighting only
     if fmt == "empty":
         content_findings.append(finding(R_EMPTY.id, "the file is empty (0 bytes)"))
@@ -375,7 +410,7 @@ def _analyse_steps(
         )
     hashes = h.as_dict()
     # a file that the first read took whole (a few KiB): its analyzers read those bytes, not a map of it
-    ctx = FileContext(Path(path), size, fmt, hashes, header=header, data=head if whole else None)
+    ctx = FileContext(Path(path), size, fmt, hashes, header=header, data=head if whole else None, _map=fmap)
     ctx.findings.extend(content_findings)
     if header is not None:
         ctx.tensors = list(header.tensors)
@@ -400,16 +435,17 @@ def _analyse_steps(
             )
         else:
             ctx.findings.append(finding(R_UNSUPPORTED.id, f"format not yet supported: {words}; recorded with its hashes only", format=fmt))
-    tensors = TensorRows()
-    is_st = header is not None
-    for t in ctx.tensors:
-        tensors.name.append(t.name)
-        tensors.dtype.append(t.dtype)
-        tensors.shape.append(list(t.shape))
-        tensors.data_begin.append(t.begin if is_st else None)
-        tensors.data_end.append(t.end if is_st else None)
-        tensors.file_offset.append(t.offset)
-        tensors.nbytes.append(t.nbytes)
+    ts = ctx.tensors
+    nothing: list[int | None] = [None] * len(ts)
+    tensors = TensorRows(
+        name=[t.name for t in ts],
+        dtype=[t.dtype for t in ts],
+        shape=[list(t.shape) for t in ts],
+        data_begin=[t.begin for t in ts] if header is not None else nothing,
+        data_end=[t.end for t in ts] if header is not None else list(nothing),
+        file_offset=[t.offset for t in ts],
+        nbytes=[t.nbytes for t in ts],
+    )
     meta_json = None
     if header is not None and "__metadata__" in _raw_keys(header):
         meta_json = json.dumps(header.raw_metadata, ensure_ascii=False)

@@ -75,7 +75,7 @@ import math
 import os
 import re
 import threading
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
@@ -613,6 +613,44 @@ def _scratch(n: int) -> np.ndarray:
     return _SCRATCH[:n]
 
 
+_CODES: np.ndarray | None = None
+
+
+def _codes_scratch(n: int) -> np.ndarray:
+    """``n`` int32 elements of per-process scratch space for F16 codes (as :func:`_scratch`)."""
+    global _CODES
+    if n > SCRATCH_MAX:
+        return np.empty(n, dtype=np.int32)
+    if _CODES is None or _CODES.size < n:
+        _CODES = np.empty(max(n, 1 << 16), dtype=np.int32)
+    return _CODES[:n]
+
+
+#: an F16 code whose exponent bits are all ones (Inf, NaN) comes out of :func:`_widen_f16_codes` as a finite
+#: value of at least this magnitude; every finite F16 value is below it (the largest is 65504)
+_F16_CODED_LIMIT = 65536.0
+_F16_CODED_TRACE = _F16_CODED_LIMIT * _F16_CODED_LIMIT
+#: the float32 bits of an F16 code sign-extended to int32 and shifted left by 13: the sign (bit 31, set by the
+#: sign extension with bits 28–30) and the 5 exponent and 10 mantissa bits (bits 13–27)
+_F16_BITS_MASK = np.int32(-0x70000001)  # 0x8FFFFFFF
+_F16_SCALE = np.float32(2.0**112)
+
+
+def _widen_f16_codes(codes: np.ndarray, out: np.ndarray) -> None:
+    """``out[:] = codes`` read as F16 values, widened to float64 exactly, for codes given as sign-extended
+    int32 (``np.copyto(int32_array, f16_array.view("<i2"))``); ``codes`` is overwritten. Moving the F16
+    exponent and mantissa bits into a float32 (shift by 13) gives the value times 2**-112, normal and
+    subnormal F16 values alike; multiplying by 2**112 is exact, and so is the widening to float64: the same
+    bits as numpy's F16→float64 cast, for every finite code (checked for all 63,488 in the tests), at about
+    half its cost. Inf and NaN codes come out as finite values of at least 2**16 (:data:`_F16_CODED_LIMIT`):
+    callers that meet one treat the module as numpy's cast would let them (a non-finite factor)."""
+    np.left_shift(codes, 13, out=codes)
+    np.bitwise_and(codes, _F16_BITS_MASK, out=codes)
+    f32 = codes.view(np.float32)
+    np.multiply(f32, _F16_SCALE, out=f32)
+    np.copyto(out, f32)
+
+
 try:  # numpy's own kernels (what np.linalg.qr / cholesky / inv call after their checks)
     from numpy.linalg import _umath_linalg
 
@@ -729,6 +767,7 @@ class _Source:
     dtypes: Mapping[str, str] | None
     load_into: Callable[[str, np.ndarray], None] | None = None
     load_scalar: Callable[[str], float] | None = None
+    load_codes: Callable[[str, np.ndarray], bool] | None = None
 
 
 def _stacked_lora(
@@ -738,9 +777,10 @@ def _stacked_lora(
     dtypes: Mapping[str, str] | None,
     load_into: Callable[[str, np.ndarray], None] | None = None,
     load_scalar: Callable[[str], float] | None = None,
+    load_codes: Callable[[str, np.ndarray], bool] | None = None,
 ) -> tuple[dict[int, ModuleStats], list[int]]:
     """:func:`_stacked_many` for the modules of one file."""
-    src = _Source(load, cfg, dtypes, load_into, load_scalar)
+    src = _Source(load, cfg, dtypes, load_into, load_scalar, load_codes)
     done, redo = _stacked_many([(i, mod, shape, src) for i, mod, shape in plain])
     return done, redo
 
@@ -760,6 +800,8 @@ class StackedFile:
     #: (plain modules with their shapes, their statistics by module index, the indices the stacked path
     #: left to the module-by-module one), filled by :func:`stacked_lora_files`
     result: tuple[list[tuple[int, AdapterModule, tuple[int, int, int]]], dict[int, ModuleStats], list[int]] | None = None
+    #: see :func:`lora_report`'s ``load_codes``
+    load_codes: Callable[[str, np.ndarray], bool] | None = None
 
 
 def _plain_modules(grouping: ModuleGrouping, shapes: Mapping[str, tuple[int, ...] | list[int]]) -> list[tuple[int, AdapterModule, tuple[int, int, int]]]:
@@ -781,7 +823,9 @@ def stacked_lora_files(files: list[StackedFile]) -> None:
         for f, sf in enumerate(files):
             plain = _plain_modules(sf.grouping, sf.shapes)
             plains.append(plain)
-            src = _Source(sf.load, peft_config_from_metadata(sf.metadata), sf.dtypes, sf.load_into, sf.load_scalar)
+            src = _Source(
+                sf.load, peft_config_from_metadata(sf.metadata), sf.dtypes, sf.load_into, sf.load_scalar, sf.load_codes
+            )
             items.extend(((f, i), mod, shape, src) for i, mod, shape in plain)
         done, redo = _stacked_many(items)
     for f, sf in enumerate(files):
@@ -823,12 +867,30 @@ def _stacked_many(
             downs = space[k * m * r :].reshape(k, r, n)  # each down factor as stored (r × n)
             keep = np.ones(k, dtype=bool)
             outs: list[ModuleStats] = []
+            # F16 factors: their codes gathered as int32 and widened for the whole chunk at once after the loop
+            # (_widen_f16_codes); ``coded[j]``: a factor of module j came that way; ``late``: the factors
+            # of other dtypes, decoded into their slots once the chunk is widened
+            # (only when every module of the chunk can be read so: the widening writes every slot)
+            wide = all(src.load_codes is not None and src.load_into is not None for _, _, src in items)
+            codes = _codes_scratch(k * per) if wide else None
+            coded = np.zeros(k, dtype=bool)
+            late: list[tuple[int, Callable[[str, np.ndarray], None], str, np.ndarray]] = []
             for j, (_i, mod, src) in enumerate(items):
                 load, load_into, load_scalar, dtypes = src.load, src.load_into, src.load_scalar, src.dtypes
                 out = ModuleStats(mod.key, mod.form, mod.convention, mod.component, mod.block)
                 outs.append(out)
                 try:
-                    if load_into is not None:
+                    if codes is not None:
+                        assert src.load_codes is not None and load_into is not None
+                        up_name, down_name = mod.parts["up"], mod.parts["down"]
+                        cu = src.load_codes(up_name, codes[j * m * r : (j + 1) * m * r])
+                        cd = src.load_codes(down_name, codes[k * m * r + j * r * n : k * m * r + (j + 1) * r * n])
+                        coded[j] = cu or cd
+                        if not cu:
+                            late.append((j, load_into, up_name, ups[j]))
+                        if not cd:
+                            late.append((j, load_into, down_name, downs[j]))
+                    elif load_into is not None:
                         load_into(mod.parts["up"], ups[j])
                         load_into(mod.parts["down"], downs[j])
                     else:
@@ -860,12 +922,27 @@ def _stacked_many(
                         scale = 1.0
                 out.n_out, out.n_in, out.rank, out.max_rank = m, n, r, min(r, m, n)
                 out.alpha, out.scale, out.method = alpha, scale, "factored"
+            if codes is not None:
+                _widen_f16_codes(codes, space)
+                for j, into, name, slot in late:
+                    try:
+                        into(name, slot)
+                    except Exception:  # noqa: BLE001 - as above
+                        keep[j] = False
             gu, gd = _grams(ups, downs)
             # a non-finite value makes its Gram matrix non-finite (an overflowing square does too: such a
             # module stays here only if every value is finite)
             suspect = ~(np.isfinite(gu).all(axis=(1, 2)) & np.isfinite(gd).all(axis=(1, 2)))
+            if coded.any():
+                # an F16 Inf or NaN code widened by _widen_f16_codes is a finite value of at least 2**16 (every
+                # finite F16 value is below): its square alone makes the trace of its factor's Gram at least
+                # 2**32 (sums of non-negative squares only grow), so such a module is a suspect here
+                with np.errstate(invalid="ignore"):
+                    suspect |= coded & ((np.trace(gu, axis1=1, axis2=2) >= _F16_CODED_TRACE) | (np.trace(gd, axis1=1, axis2=2) >= _F16_CODED_TRACE))
             for j in np.flatnonzero(suspect & keep).tolist():
                 keep[j] = bool(np.isfinite(ups[j]).all() and np.isfinite(downs[j]).all())
+                if keep[j] and coded[j]:
+                    keep[j] = bool(np.abs(ups[j]).max() < _F16_CODED_LIMIT and np.abs(downs[j]).max() < _F16_CODED_LIMIT)
             for j, (i, _, _) in enumerate(items):
                 if not keep[j]:
                     redo.append(i)
@@ -1771,52 +1848,68 @@ def _spread(values: list[Any]) -> dict[str, float | int] | None:
     return {"n": len(xs), "median": cast(float, _median(xs)), "min": min(xs), "max": max(xs)}
 
 
+def _counts(values: list[str]) -> dict[str, int]:
+    """``dict(sorted(Counter(values).items()))``, without a Counter."""
+    c: dict[str, int] = {}
+    for v in values:
+        c[v] = c.get(v, 0) + 1
+    return dict(sorted(c.items())) if len(c) > 1 else c
+
+
+_LORA_FAMILY_FORMS = frozenset({"lora", "loha", "lokr", "glora"})
+
+
 def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Per-file totals and the profile by component and block."""
+    """Per-file totals and the profile by component and block. (The sums run over the modules in order,
+    as ``sum`` of the same sequences did: the same values bit for bit.)"""
     ok = [m for m in mods if m.fro is not None]
-    energy = sum(m.fro**2 for m in ok if m.fro is not None)
+    energy = sum([m.fro**2 for m in ok if m.fro is not None])
     effs = [m.eff_rank_energy for m in ok if m.eff_rank_energy is not None]
     # rank use: effective rank over the largest rank the form can reach (≤ 1 by construction)
     uses = [m.eff_rank_energy / m.max_rank for m in ok if m.eff_rank_energy is not None and m.max_rank]
     # totals over the modules whose rank90 and rank99 are both known, with the reachable ranks of the same
     known = [m for m in ok if m.rank90 is not None and m.rank99 is not None and m.max_rank is not None]
     errors = [m.sv_error for m in mods if m.sv_error is not None]
-    ranks = sorted({m.rank for m in mods if m.rank is not None and m.form in {"lora", "loha", "lokr", "glora"}})
+    family = _LORA_FAMILY_FORMS
+    ranks = sorted({m.rank for m in mods if m.rank is not None and m.form in family})
     alphas = sorted({m.alpha for m in mods if m.alpha is not None})
+    spectrals = [m.spectral for m in ok if m.spectral is not None]
+    sketches = [m.extra["sketch"] for m in ok if m.extra and "sketch" in m.extra]
     summary: dict[str, Any] = {
         "n_modules": len(mods),
-        "forms": dict(sorted(Counter(m.form for m in mods).items())),
-        "conventions": dict(sorted(Counter(m.convention for m in mods).items())),
-        "components": dict(sorted(Counter(m.component for m in mods).items())),
+        "forms": _counts([m.form for m in mods]),
+        "conventions": _counts([m.convention for m in mods]),
+        "components": _counts([m.component for m in mods]),
         "ranks": ranks[:32],
         "alphas": alphas[:32],
         "total_fro": math.sqrt(energy),
-        "max_spectral": max((m.spectral for m in ok if m.spectral is not None), default=None),
+        "max_spectral": max(spectrals) if spectrals else None,
         "mean_eff_rank": _mean(effs) if effs else None,
         "median_eff_rank": _median(effs),
         "mean_rank_use": _mean(uses) if uses else None,
-        "sum_rank90": sum(m.rank90 for m in known if m.rank90 is not None),
-        "sum_rank99": sum(m.rank99 for m in known if m.rank99 is not None),
-        "sum_max_rank": sum(m.max_rank for m in known if m.max_rank is not None),
+        "sum_rank90": sum([m.rank90 for m in known if m.rank90 is not None]),
+        "sum_rank99": sum([m.rank99 for m in known if m.rank99 is not None]),
+        "sum_max_rank": sum([m.max_rank for m in known if m.max_rank is not None]),
         "rank_modules": len(known),
-        "sum_rank": sum(m.rank for m in ok if m.rank is not None and m.form in {"lora", "loha", "lokr", "glora"}),
+        "sum_rank": sum([m.rank for m in ok if m.rank is not None and m.form in family]),
         "per_module": {
-            **{
-                name: _spread([getattr(m, name) for m in ok])
-                for name in ("rank", "max_rank", "eff_rank_energy", "rank90", "rank99")
-            },
+            "rank": _spread([m.rank for m in ok]),
+            "max_rank": _spread([m.max_rank for m in ok]),
+            "eff_rank_energy": _spread(effs),
+            "rank90": _spread([m.rank90 for m in ok]),
+            "rank99": _spread([m.rank99 for m in ok]),
             # sketched modules: the certain bounds of their rank90 / rank99 ([lo, hi] in extra["sketch"])
             **{
-                f"{name}_{end}": _spread([m.extra["sketch"][name][i] for m in ok if "sketch" in m.extra])
+                f"{name}_{end}": _spread([sk[name][i] for sk in sketches]) if sketches else None
                 for name in ("rank90", "rank99") for i, end in ((0, "lo"), (1, "hi"))
             },
         },
         "max_sv_error": max(errors) if errors else None,
-        "dora": sum(1 for m in mods if "dora" in m.extra),
-        "nonfinite_modules": sum(1 for m in mods if m.nonfinite),
-        "zero_modules": sum(1 for m in ok if m.fro == 0.0),
-        "failed_modules": sum(1 for m in mods if m.error),
-        "approximate_modules": sum(1 for m in mods if not m.exact),
+        "dora": sum([1 for m in mods if m.extra and "dora" in m.extra]),
+        "nonfinite_modules": sum([1 for m in mods if m.nonfinite]),
+        "zero_modules": sum([1 for m in ok if m.fro == 0.0]),
+        "failed_modules": sum([1 for m in mods if m.error]),
+        "approximate_modules": sum([1 for m in mods if not m.exact]),
     }
     groups: dict[tuple[str, str], list[ModuleStats]] = {}
     for m in mods:
@@ -1825,8 +1918,9 @@ def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, A
     profile = []
     for (comp, block), ms in groups.items():
         good = [m for m in ms if m.fro is not None]
-        e = sum(m.fro**2 for m in good if m.fro is not None)
+        e = sum([m.fro**2 for m in good if m.fro is not None])
         eff = [m.eff_rank_energy for m in good if m.eff_rank_energy is not None]
+        spec = [m.spectral for m in good if m.spectral is not None]
         profile.append(
             {
                 "component": comp,
@@ -1835,7 +1929,7 @@ def summarise(mods: list[ModuleStats]) -> tuple[dict[str, Any], list[dict[str, A
                 "fro": math.sqrt(e),
                 "energy_share": e / energy if energy > 0 else None,
                 "mean_eff_rank": _mean(eff) if eff else None,
-                "max_spectral": max((m.spectral for m in good if m.spectral is not None), default=None),
+                "max_spectral": max(spec) if spec else None,
             }
         )
     profile.sort(key=lambda p: (str(p["component"]), p["block"] != "(all)", _block_key(str(p["block"]))))
@@ -1861,6 +1955,7 @@ def lora_report(
     load_into: Callable[[str, np.ndarray], None] | None = None,
     load_scalar: Callable[[str], float] | None = None,
     stacked: tuple[list[tuple[int, AdapterModule, tuple[int, int, int]]], dict[int, ModuleStats], list[int]] | None = None,
+    load_codes: Callable[[str, np.ndarray], bool] | None = None,
 ) -> LoraReport:
     """Statistics of every module of an adapter file, its summary, profile and findings. ``shapes``
     (tensor name -> shape, from the file's header) lets plain LoRA modules go into their shape group's
@@ -1869,7 +1964,11 @@ def lora_report(
     (:func:`registry.files.dtypes.decode_into`). ``load_scalar(name)``, when given with ``shapes``, reads a
     plain LoRA module's alpha as one float: ``float(load(name))`` for a one-element tensor, NaN for any other
     (what the stacked path does with ``load`` otherwise). ``stacked``: what :func:`stacked_lora_files`
-    computed for this file's plain modules (with ``shapes``), instead of computing it here."""
+    computed for this file's plain modules (with ``shapes``), instead of computing it here. ``load_codes(name,
+    out)``, with ``load_into``: when the tensor is a plain F16 tensor of ``out.size`` elements, copies its codes
+    into the int32 array ``out`` sign-extended (``np.copyto(out, codes.view("<i2"))``) and returns True, else
+    returns False (the tensor is then decoded by ``load_into``); the stacked path widens a chunk's codes at
+    once (:func:`_widen_f16_codes`), the same values."""
     cfg = peft_config_from_metadata(metadata)
     arrays: dict[str, np.ndarray] = {}  # (callers without shapes: the arrays read to learn them)
     if shapes is None:
@@ -1896,7 +1995,7 @@ def lora_report(
         else:
             plain = [(i, mod, sh) for i, mod in enumerate(grouping.modules) if (sh := _plain_shape(mod, shape_of)) is not None]
             done, redo = _stacked_lora(
-                plain, cached, cfg, dtypes, *((load_into, load_scalar) if shapes is not None else (None, None))
+                plain, cached, cfg, dtypes, *((load_into, load_scalar, load_codes) if shapes is not None else (None, None, None))
             )
         rest = set(redo) | (set(range(len(grouping.modules))) - {i for i, _, _ in plain})
         batch: list[_Deferred] = []

@@ -294,3 +294,47 @@ def test_corpus_lora(tmp_path: Path) -> None:
     data = f.read_bytes()
     start = 8 + struct.unpack("<Q", data[:8])[0]
     assert hash_file(f, start) == expected(data, start)
+
+
+@pytest.mark.parametrize(("size", "chunk_size"), [(1, 8 << 20), (70_001, 8 << 20), ((2 << 20) + 777, 1 << 20), ((3 << 20) + 5, 100_003)])
+def test_hash_map_gives_hash_files_digests(tmp_path: Path, size: int, chunk_size: int) -> None:
+    """Hashing through a memory map (the scan's path for adapters it maps anyway): the same digests as the
+    definitions, in one piece or in chunks handed to the lanes (more chunks than the ring holds), with the
+    progress reaching the file's size; the map is the file's bytes."""
+    data = random_bytes(size, seed=size)
+    f = tmp_path / "m.bin"
+    f.write_bytes(data)
+    for start in (None, 0, 8 + 1_000, size - 1, size, size + 3):
+        seen: list[int] = []
+        with open(f, "rb") as fh:
+            h, m = hashing.hash_map(f, fh.fileno(), start, chunk_size=chunk_size, on_bytes=seen.append)
+        try:
+            assert h == expected(data, start) == hash_file(f, start)
+            assert m[:] == data
+        finally:
+            m.close()
+        if size > chunk_size:
+            assert seen == sorted(seen) and seen[-1] == size and len(seen) == -(-size // chunk_size)
+    with open(f, "rb") as fh, pytest.raises(ValueError):
+        hashing.hash_map(f, fh.fileno(), -1)
+
+
+def test_hash_map_reports_a_file_changed_while_hashed(tmp_path: Path) -> None:
+    data = random_bytes((3 << 20) + 11, seed=5)
+    f = tmp_path / "m.bin"
+    f.write_bytes(data)
+    st = f.stat()
+
+    def touch(_n: int) -> None:  # another program rewrites the file meanwhile (same size, new time)
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+    with open(f, "rb") as fh, pytest.raises(RegistryError, match="changed while it was being hashed"):
+        hashing.hash_map(f, fh.fileno(), None, chunk_size=1 << 20, on_bytes=touch)
+    d = tmp_path / "d"
+    d.mkdir()
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        with pytest.raises(RegistryError, match="not a regular file"):
+            hashing.hash_map(d, fd)
+    finally:
+        os.close(fd)

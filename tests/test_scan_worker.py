@@ -231,7 +231,7 @@ def test_one_row_columns_are_the_writers_columns() -> None:
         assert _json.dumps(_one_row_columns(row), default=repr) == _json.dumps(rows_as_columns([row]), default=repr), row
 
 
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 100, 4095, 4096, 70_000])
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 100, 4095, 4096, 70_000, 0x100000 + 100, 0x110000 + 5])
 def test_hash_bytes_is_hash_file(tmp_path: Path, size: int) -> None:
     from registry.hashing import hash_bytes, hash_file
 
@@ -381,3 +381,57 @@ def test_a_failing_batch_hook_leaves_each_file_to_itself(tmp_path: Path, monkeyp
     together = scan_mod.analyse_files(items)
     assert [_comparable(a) for a in together] == [_comparable(a) for a in alone]
     assert not any(f.rule_id == "analyzer.crashed" for a in together if a.blob for f in a.blob.findings)
+
+
+def test_mapped_adapters_are_hashed_from_their_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapter larger than one inline hash, which the statistics read through a map of the file, is hashed
+    from that map (``hash_map``) and analysed through the same map; a checkpoint-like file of that size is
+    still hashed by ``hash_file``. Both give exactly what the read path gives (digests, rows, columns,
+    findings)."""
+    from registry import hashing
+    from registry import scan as scan_mod
+    from registry.hashing import hash_file
+
+    rng = np.random.default_rng(12)
+    lora: dict[str, np.ndarray] = {}
+    for i in range(48):
+        lora[f"lora_unet_block_{i}.lora_down.weight"] = (rng.standard_normal((8, 320)) * 0.05).astype(np.float16)
+        lora[f"lora_unet_block_{i}.lora_up.weight"] = (rng.standard_normal((1280, 8)) * 0.05).astype(np.float16)
+        lora[f"lora_unet_block_{i}.alpha"] = np.asarray(4.0, dtype=np.float16)
+    adapter = tmp_path / "adapter.safetensors"
+    adapter.write_bytes(safetensors_bytes(lora, {"ss_network_dim": "8"}))
+    ckpt = tmp_path / "ckpt.safetensors"
+    ckpt.write_bytes(safetensors_bytes({"model.diffusion_model.w": rng.standard_normal((600, 1000)).astype(np.float16)}))
+    assert adapter.stat().st_size > hashing.INLINE_LIMIT and ckpt.stat().st_size > hashing.INLINE_LIMIT
+    calls: list[str] = []
+    real_map = scan_mod.hash_map
+
+    def spy(path: Any, *a: Any, **k: Any) -> Any:
+        calls.append(Path(path).name)
+        return real_map(path, *a, **k)
+
+    monkeypatch.setattr(scan_mod, "hash_map", spy)
+    scan_mod._init_worker(set())
+
+    def analyse(p: Path) -> Any:
+        s = p.stat()
+        out = scan_mod.analyse_file(str(p), s.st_size, s.st_mtime_ns, s.st_ino, s.st_dev)
+        assert out.blob is not None and not out.path_findings
+        return out.blob
+
+    mapped = {p.name: analyse(p) for p in (adapter, ckpt)}
+    assert calls == ["adapter.safetensors"]
+    monkeypatch.setattr(scan_mod, "_mapped_adapter", lambda header, size: False)
+    read = {p.name: analyse(p) for p in (adapter, ckpt)}
+    assert calls == ["adapter.safetensors"]
+    for name, p in (("adapter.safetensors", adapter), ("ckpt.safetensors", ckpt)):
+        n = int.from_bytes(p.read_bytes()[:8], "little")
+        assert mapped[name].hashes == read[name].hashes == hash_file(p, 8 + n).as_dict()
+        assert mapped[name].findings == read[name].findings
+        for table in set(mapped[name].columns) | set(read[name].columns):
+            a, b = dict(mapped[name].columns[table]), dict(read[name].columns[table])
+            for cols in (a, b):
+                cols.pop("seconds", None)
+                cols.pop("elapsed_ms", None)
+            assert a == b, table
+    assert mapped["adapter.safetensors"].columns["lora_modules"]["rank"] == [8] * 48

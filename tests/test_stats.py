@@ -548,6 +548,14 @@ def _random_lora_file(seed: int) -> dict[str, np.ndarray]:
             up[:] = 0  # an all-zero update
         elif u < 0.2:
             down[0, -1] = np.inf
+        elif u < 0.25:
+            up[-1, 0] = np.nan
+        elif u < 0.3:
+            up[0, 0] = 60000.0  # (finite in every dtype: a square above 2**31, near F16's largest)
+        if rng.random() < 0.1:
+            down = down.astype(np.float32)  # factors of two dtypes
+            if rng.random() < 0.5:
+                up[0, 0] = rng.choice([np.nan, np.inf])  # a non-finite F16 factor beside an F32 one
         if rng.random() < 0.2:
             up, down = up.reshape(m, r, 1, 1), down.reshape(r, n, 1, 1)
         k = f"lora_unet_down_blocks_0_attentions_{i}_proj_in"
@@ -562,7 +570,8 @@ def test_stacked_lora_path_equals_module_by_module_bit_for_bit(seed: int) -> Non
     """Plain LoRA modules go through one preallocated float64 stack per shape and figures computed for
     the whole group; every row is identical (==, not approximately) to the module-by-module path's,
     whether the shapes come from the arrays, from a header map, or the factors are decoded into the
-    stack from their bytes."""
+    stack from their bytes, F16 factors widened from their codes chunk by chunk (Inf and NaN codes among
+    them, F16 values near the largest, F16 and F32 factors in one module)."""
     from registry.files.dtypes import decode_into
 
     t = _random_lora_file(seed)
@@ -575,10 +584,18 @@ def test_stacked_lora_path_equals_module_by_module_bit_for_bit(seed: int) -> Non
         a = t[name]
         decode_into(a.astype(a.dtype.newbyteorder("<")).tobytes(), st_dtype[a.dtype], out)
 
+    def load_codes(name: str, out: np.ndarray) -> bool:
+        a = t[name]
+        if a.dtype != np.float16 or a.size != out.size:
+            return False
+        np.copyto(out, a.astype("<f2").view("<i2").ravel())
+        return True
+
     for rep in (
         lora_report(g, lambda n: t[n]),
         lora_report(g, lambda n: t[n], shapes=shapes),
         lora_report(g, lambda n: t[n], shapes=shapes, load_into=load_into),
+        lora_report(g, lambda n: t[n], shapes=shapes, load_into=load_into, load_codes=load_codes),
     ):
         got = [m.as_row() for m in rep.modules]
         assert len(got) == len(want)
@@ -735,3 +752,62 @@ def test_extra_text_is_the_json_of_the_dict_whether_remembered_or_not(extra: dic
     want = clean_text(json.dumps(stats._finite(extra), sort_keys=True, allow_nan=False))
     assert stats._extra_text(extra) == want
     assert stats._extra_text(dict(extra)) == want  # (a second time: from the memo where it is kept)
+
+
+def test_f16_codes_with_inf_or_nan_leave_the_stack_as_numpys_cast_would() -> None:
+    """Modules whose F16 factors hold Inf or NaN codes (beside an F16 or an F32 factor), and modules with
+    large finite values (F16 near its largest, F32 above 2**16), read through ``load_codes``: every row is
+    the module-by-module path's, the non-finite modules counted as such."""
+    rng = np.random.default_rng(77)
+    t: dict[str, np.ndarray] = {}
+    cases = [("nan", np.float32), ("inf", np.float32), ("nan", np.float16), ("-inf", np.float16),
+             ("big", np.float32), ("big", np.float16), ("plain", np.float32), ("plain", np.float16)]  # fmt: skip
+    for i, (what, down_dt) in enumerate(cases * 2):
+        up = (rng.standard_normal((32, 4)) * 0.05).astype(np.float16)
+        down = (rng.standard_normal((4, 32)) * 0.05).astype(down_dt)
+        if what in ("nan", "inf", "-inf"):
+            up[i % 32, i % 4] = float(what)
+        elif what == "big":
+            up[0, 0] = 65504.0
+            if down_dt == np.float32:
+                down[0, 0] = 1e6
+        k = f"lora_unet_down_blocks_0_attentions_{i}_proj_in"
+        t[f"{k}.lora_up.weight"], t[f"{k}.lora_down.weight"] = up, down
+    want = [m.as_row() for m in _module_by_module(t)]
+    shapes = {k: tuple(v.shape) for k, v in t.items()}
+
+    def load_into(name: str, out: np.ndarray) -> None:
+        np.copyto(out, t[name].reshape(out.shape), casting="unsafe")
+
+    def load_codes(name: str, out: np.ndarray) -> bool:
+        a = t[name]
+        if a.dtype != np.float16:
+            return False
+        np.copyto(out, a.view("<i2").ravel())
+        return True
+
+    rep = lora_report(group_modules(t, shapes), lambda n: t[n], shapes=shapes, load_into=load_into, load_codes=load_codes)
+    got = [m.as_row() for m in rep.modules]
+    bad = {f"lora_unet_down_blocks_0_attentions_{i}_proj_in" for i, (w, _) in enumerate(cases * 2) if w in ("nan", "inf", "-inf")}
+    assert {g["module"] for g in got if g["nonfinite"] > 0} == bad and len(bad) == 8
+    for a, b in zip(got, want, strict=True):
+        for k in a:
+            same = a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k]))
+            assert same, (a["module"], k, a[k], b[k])
+
+
+def test_f16_codes_widen_to_numpys_float64_for_every_code() -> None:
+    """``_widen_f16_codes`` against numpy's F16→float64 cast at all 65,536 codes: the same bits for each of
+    the 63,488 finite ones (zeros, subnormals, both signs), and at least 2**16 in magnitude for Inf and NaN
+    codes (which the stacked path then treats as non-finite)."""
+    codes16 = np.arange(65536, dtype=np.uint16).view("<i2")
+    want = codes16.view("<f2").astype(np.float64)
+    work = np.empty(codes16.size, dtype=np.int32)
+    np.copyto(work, codes16)
+    got = np.empty(codes16.size)
+    stats._widen_f16_codes(work, got)
+    finite = np.isfinite(want)
+    assert int(finite.sum()) == 63488
+    assert np.array_equal(got[finite].view(np.uint64), want[finite].view(np.uint64))
+    assert np.all(np.abs(got[~finite]) >= stats._F16_CODED_LIMIT)
+    assert float(np.abs(got[finite]).max()) == 65504.0 < stats._F16_CODED_LIMIT

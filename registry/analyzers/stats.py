@@ -31,6 +31,8 @@ TABLES = ("lora_modules", "lora_summary", "lora_profile", "tensor_stats", "check
 
 #: dtypes a tensor is decoded from straight out of the file's map (little-endian, as safetensors stores them)
 _DIRECT: dict[str, np.dtype[Any]] = {"F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+#: F16 tensors' codes, read as little-endian 16-bit integers (widened by the stacked path, registry.stats)
+_F16_CODES = np.dtype("<i2")
 #: one-element tensors (a LoRA module's alpha) read with ``struct``: (format, bytes)
 _SCALAR = {k: (struct.Struct(f), struct.Struct(f).size) for k, f in (("F16", "<e"), ("F32", "<f"), ("F64", "<d"))}
 
@@ -86,6 +88,13 @@ def _plan(ctx: FileContext) -> tuple[str, StackedFile | None] | None:
         else:
             decode_into(ctx.raw(t), t.dtype, out)
 
+    def load_codes(name: str, out: np.ndarray) -> bool:
+        t = by_name[name]
+        if t.dtype != "F16" or t.nbytes != out.size * 2 or t.offset + t.nbytes > end:
+            return False
+        np.copyto(out, np.frombuffer(buf, _F16_CODES, out.size, t.offset))
+        return True
+
     def load_scalar(name: str) -> float:
         t = by_name[name]
         fmt = _SCALAR.get(t.dtype)
@@ -102,6 +111,7 @@ def _plan(ctx: FileContext) -> tuple[str, StackedFile | None] | None:
         {k: t.shape for k, t in by_name.items()},
         load_into,
         load_scalar,
+        load_codes=load_codes,
     )
 
 
@@ -136,7 +146,8 @@ def run(ctx: FileContext) -> None:
     kind, sf = plan
     if sf is not None:
         rep = lora_report(
-            sf.grouping, sf.load, sf.metadata, sf.dtypes, sf.shapes, sf.load_into, sf.load_scalar, stacked=sf.result
+            sf.grouping, sf.load, sf.metadata, sf.dtypes, sf.shapes, sf.load_into, sf.load_scalar, stacked=sf.result,
+            load_codes=sf.load_codes,
         )
         seconds = time.perf_counter() - t0
         ctx.add_columns("lora_modules", module_columns(rep.modules))
