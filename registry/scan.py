@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,14 @@ R_UNSUPPORTED_CODE = rule(
     "format.unsupported-code",
     Severity.MEDIUM,
     "A format that can carry code was not scanned; treat it as unsafe to load",
+)
+R_WORKER_DIED = rule(
+    "file.analysis-died",
+    Severity.MEDIUM,
+    "The process analysing the file ended abruptly; the file was not recorded",
+    "A worker process died while it analysed this file, and again when it analysed it alone: a file "
+    "truncated while it was memory-mapped (SIGBUS), or a crash in a native library. The other files of "
+    "the scan were analysed and recorded; scan this file again when it no longer changes.",
 )
 R_CHANGED = rule("file.changed-during-scan", Severity.LOW, "The file changed while it was being read")
 
@@ -595,36 +604,85 @@ class _Pool:
     def __init__(self, todo: list[ScanItem], workers: int, known: set[str], rehash: bool) -> None:
         self.workers = workers
         self.taken = 0
-        self.ex = ProcessPoolExecutor(max_workers=workers, initializer=_init_pool_worker, initargs=(set(known), os.getpid()))
+        self.known = known
+        self.rehash = rehash
+        self.ex = self._executor(workers)
+        self.tasks: list[list[tuple[str, int, int, int, int]]] = []
         self.futures: list[Future[list[Analysed]]] = []
         try:
             for chunk in _chunks(todo, workers):
-                self.futures.append(
-                    self.ex.submit(
-                        analyse_files,
-                        [(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev) for it in chunk if it.st],
-                        rehash,
-                    )
-                )
+                task = [(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev) for it in chunk if it.st]
+                self.tasks.append(task)
+                self.futures.append(self.ex.submit(analyse_files, task, rehash))
         except BaseException:
             self.close()
             raise
 
+    def _executor(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=workers, initializer=_init_pool_worker, initargs=(set(self.known), os.getpid())
+        )
+
     def results(self, idle: Callable[[], None]) -> Iterator[list[Analysed]]:
-        """Each task's results in the files' order; ``idle()`` runs while waiting (a reader may get in)."""
-        for fut in self.futures:
+        """Each task's results in the files' order; ``idle()`` runs while waiting (a reader may get in).
+        A worker that dies (the pool is then broken) costs only the file it was on: see :meth:`_recover`."""
+        while self.taken < len(self.futures):
+            fut = self.futures[self.taken]
             while True:
                 try:
                     done = fut.result(timeout=0.25)
                     break
                 except FutureTimeout:
                     idle()  # nothing to commit for now
+                except BrokenProcessPool:
+                    self._recover()
+                    fut = self.futures[self.taken]
             self.taken += 1
             if self.taken == len(self.futures):
                 # every result is in: the workers exit (about 30 ms) while this process commits the last
                 # batch, instead of after it (``close`` then finds them gone)
                 self.ex.shutdown(wait=False)
             yield done
+
+    def _recover(self) -> None:
+        """After a worker died: every task not finished failed with it. The first ``2 × workers + 1`` of
+        them in order are the ones a worker could have started (the executor hands tasks out in order, at
+        most one more than the workers ahead): their files are analysed again one at a time in a pool of
+        one worker, so that a death is that file's, which gets a finding (``file.analysis-died``) and no
+        record. The other failed tasks go to a new pool as they were."""
+        self.ex.shutdown(wait=True, cancel_futures=True)
+        failed = [
+            k for k in range(self.taken, len(self.futures)) if not self.futures[k].done() or self.futures[k].exception() is not None
+        ]
+        suspects = failed[: 2 * self.workers + 1]
+        for k in suspects:
+            redone: Future[list[Analysed]] = Future()
+            redone.set_result(self._one_by_one(self.tasks[k]))
+            self.futures[k] = redone
+        self.ex = self._executor(self.workers)
+        for k in failed[len(suspects) :]:
+            self.futures[k] = self.ex.submit(analyse_files, self.tasks[k], self.rehash)
+
+    def _one_by_one(self, task: list[tuple[str, int, int, int, int]]) -> list[Analysed]:
+        out: list[Analysed] = []
+        while len(out) < len(task):
+            ex = self._executor(1)
+            try:
+                futs = [ex.submit(analyse_files, [item], self.rehash) for item in task[len(out) :]]
+                for f in futs:
+                    try:
+                        out.extend(f.result())
+                    except BrokenProcessPool:  # one worker, tasks in order: this file's analysis killed it
+                        path, size, mtime, ino, dev = task[len(out)]
+                        why = finding(
+                            R_WORKER_DIED.id,
+                            f"{path}: the process analysing it died, also with the file alone; not recorded",
+                        )
+                        out.append(Analysed(path, size, mtime, ino, dev, None, None, [why]))
+                        break
+            finally:
+                ex.shutdown(wait=True, cancel_futures=True)
+        return out
 
     def core_free(self) -> bool:
         """Whether fewer tasks than workers are left unfinished and the next task's results are not in yet:
