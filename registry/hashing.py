@@ -276,10 +276,19 @@ def _map_lanes(mv: memoryview, sinks: list[_Sink], chunk_size: int, on_bytes: Ca
             if on_bytes is not None:
                 on_bytes(min(off + chunk_size, size))
     finally:
-        for lane in lanes:
-            lane.todo.put(None)
-        for lane in lanes:
-            lane.join()
+        _stop_lanes(lanes)
+    _raise_lane_error(lanes)
+
+
+def _stop_lanes(lanes: list[_Lane]) -> None:
+    """Let every lane finish what it was given and end (in a ``finally``: an error already raised wins)."""
+    for lane in lanes:
+        lane.todo.put(None)
+    for lane in lanes:
+        lane.join()
+
+
+def _raise_lane_error(lanes: list[_Lane]) -> None:
     for lane in lanes:
         if lane.error is not None:
             raise lane.error
@@ -438,13 +447,8 @@ def _read_lanes(
             if on_bytes is not None:
                 on_bytes(total)
     finally:
-        for lane in lanes:
-            lane.todo.put(None)
-        for lane in lanes:
-            lane.join()
-    for lane in lanes:
-        if lane.error is not None:
-            raise lane.error
+        _stop_lanes(lanes)
+    _raise_lane_error(lanes)
     if total != size:
         raise _shrank(p, size, total)
     return total
