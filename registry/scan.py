@@ -45,6 +45,7 @@ from registry.store.anchor import head_path, update_after_write
 from registry.store.db import connect, someone_waiting, waiting_path
 from registry.store.write import (
     BlobRecord,
+    ColumnBlock,
     FileWrite,
     SightingRecord,
     TensorRows,
@@ -533,6 +534,23 @@ def analyse_files(items: list[tuple[str, int, int, int, int]], rehash: bool = Fa
     return results  # type: ignore[return-value]
 
 
+def analyse_task(items: list[tuple[str, int, int, int, int]], rehash: bool = False) -> list[Analysed]:
+    """A pool worker's task: :func:`analyse_files`, its results made cheap to hand over. The analyzers'
+    columns of all the task's blobs go into one :class:`ColumnBlock` that every blob refers to (pickled
+    once: a few long lists per table instead of ~120 one-row lists per small file), and a file's step
+    times are kept only when the scan summary names the file (slower than ``SLOW_SECONDS``)."""
+    results = analyse_files(items, rehash)
+    block = ColumnBlock()
+    for a in results:
+        if a.seconds <= SLOW_SECONDS:
+            a.steps = {}
+        b = a.blob
+        if b is not None and b.block is None:
+            b.block_index = block.add(b.sha256, b.columns)
+            b.block, b.columns = block, {}
+    return results
+
+
 def _chunks(todo: list[ScanItem], workers: int) -> Iterator[list[ScanItem]]:
     """Consecutive files in tasks of at most ``CHUNK_BYTES`` / ``CHUNK_FILES`` (a big file alone), and at
     least four tasks per worker when there are enough files, so that the workers stay evenly busy."""
@@ -565,7 +583,7 @@ class _Pool:
             for chunk in _chunks(todo, workers):
                 self.futures.append(
                     self.ex.submit(
-                        analyse_files,
+                        analyse_task,
                         [(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev) for it in chunk if it.st],
                         rehash,
                     )

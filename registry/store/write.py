@@ -58,6 +58,82 @@ class BlobRecord:
     rows: dict[str, list[dict[str, Any]]]
     #: rows as columns of storable values (``FileContext.add_columns``)
     columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: instead of ``columns``: this blob's rows are those at ``block_index`` of a block of several blobs'
+    #: columns (a worker task's hand-over, :class:`ColumnBlock`)
+    block: ColumnBlock | None = None
+    block_index: int = 0
+
+    def table_columns(self) -> dict[str, dict[str, list[Any]]]:
+        """This blob's rows as columns per table, wherever they are held (without ``blob_sha256``)."""
+        if self.block is None:
+            return self.columns
+        return {t: {k: v for k, v in cols.items() if k != "blob_sha256"} for t, cols in self.block.take([self.block_index]).items()}
+
+
+def join_columns(have: dict[str, dict[str, list[Any]]], table: str, cols: dict[str, list[Any]]) -> None:
+    """Append the rows ``cols`` (name -> one value per row) to ``have[table]``: a column that the rows
+    before lacked starts with None for them, and one these rows lack gets None for them."""
+    n_rows = len(next(iter(cols.values()), []))
+    dest = have.get(table)
+    if dest is None:
+        have[table] = {k: list(v) for k, v in cols.items()}
+        return
+    before = len(next(iter(dest.values()), []))
+    for k, v in cols.items():
+        column = dest.get(k)
+        if column is None:  # a column the rows before did not have
+            column = dest[k] = [None] * before
+        column.extend(v)
+    if len(dest) != len(cols):  # the rows before had a column these lack
+        total = before + n_rows
+        for v in dest.values():
+            if len(v) < total:
+                v.extend([None] * (total - len(v)))
+
+
+@dataclass
+class ColumnBlock:
+    """The analyzers' rows of several blobs as one set of columns per table, each with a ``blob_sha256``
+    column: what a worker task hands over for all its files (a small LoRA has ~120 columns of one row
+    each, so per file that was ~120 short lists to pickle, unpickle and append one by one; per task it is
+    as many long lists, joined once per table by the writer). ``counts[table][i]`` is the number of rows
+    of the block's ``i``-th blob in that table."""
+
+    tables: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    n: int = 0
+
+    def add(self, sha256: str, columns: dict[str, dict[str, list[Any]]]) -> int:
+        """Append one blob's columns (without ``blob_sha256``); its index in the block."""
+        i = self.n
+        for table, cols in columns.items():
+            n_rows = len(next(iter(cols.values()), []))
+            counts = self.counts.get(table)
+            if counts is None:
+                counts = self.counts[table] = [0] * i
+            counts.append(n_rows)
+            join_columns(self.tables, table, {"blob_sha256": [sha256] * n_rows, **cols})
+        self.n = i + 1
+        for counts in self.counts.values():
+            if len(counts) < self.n:
+                counts.append(0)
+        return i
+
+    def take(self, indices: Sequence[int]) -> dict[str, dict[str, list[Any]]]:
+        """The rows of the blobs at ``indices`` (ascending), per table: the block's own lists when that is
+        every blob."""
+        if len(indices) == self.n:
+            return self.tables
+        out: dict[str, dict[str, list[Any]]] = {}
+        for table, cols in self.tables.items():
+            counts = self.counts[table]
+            starts = [0] * (self.n + 1)
+            for j, c in enumerate(counts):
+                starts[j + 1] = starts[j] + c
+            rows = [r for i in indices for r in range(starts[i], starts[i + 1])]
+            if rows:
+                out[table] = {k: [v[r] for r in rows] for k, v in cols.items()}
+        return out
 
 
 @dataclass
@@ -379,6 +455,15 @@ def write_batch(
             for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance")
         }
         updates: list[tuple[int, SightingRecord]] = []
+        run: tuple[ColumnBlock, list[int]] | None = None
+
+        def flush_run() -> None:
+            nonlocal run
+            if run is not None:
+                for table, cols in run[0].take(run[1]).items():
+                    join_columns(extra_cols, table, cols)
+                run = None
+
         written: set[str] = set()
         replace: set[str] = set()
         for item in items:
@@ -406,22 +491,17 @@ def write_batch(
                 fr = [finding_row(f, b.sha256, s.host, s.path, now) for f in b.findings]
                 for table, rows in b.rows.items():
                     extra_rows.setdefault(table, []).extend({**r, "blob_sha256": b.sha256} for r in rows)
-                for table, cols in b.columns.items():
-                    n_rows = len(next(iter(cols.values()), []))
-                    have = extra_cols.get(table)
-                    if have is None:
-                        have = extra_cols[table] = {k: [] for k in ("blob_sha256", *cols)}
-                    have["blob_sha256"].extend([b.sha256] * n_rows)
-                    for k, v in cols.items():
-                        column = have.get(k)
-                        if column is None:  # a column this batch's earlier files did not have
-                            column = have[k] = [None] * (len(have["blob_sha256"]) - n_rows)
-                        column.extend(v)
-                    if len(have) != len(cols) + 1:  # earlier files had a column this one lacks
-                        total = len(have["blob_sha256"])
-                        for v in have.values():
-                            if len(v) < total:
-                                v.extend([None] * (total - len(v)))
+                if b.block is not None:
+                    # consecutive blobs of one block are joined as one run (in the files' order)
+                    if run and run[0] is b.block:
+                        run[1].append(b.block_index)
+                    else:
+                        flush_run()
+                        run = (b.block, [b.block_index])
+                else:
+                    flush_run()
+                    for table, cols in b.columns.items():
+                        join_columns(extra_cols, table, {"blob_sha256": [b.sha256] * len(next(iter(cols.values()), [])), **cols})
                 action = "blob.reanalyze" if b.sha256 in known else "blob.add"
                 log.append(
                     action,
@@ -488,6 +568,7 @@ def write_batch(
                 else:
                     sighting_cols[k].append(getattr(s, k))
             log.append("sighting.add", s.sha256, sighting_payload(s), at=now)
+        flush_run()
 
         if replace:
             settle(con)
