@@ -732,6 +732,8 @@ class HeldWriter:
         self.opened = 0.0
         self.opens = 0
         self.created = False
+        #: the event log's last (seq, hash) as this connection's last commit left it (None: read it)
+        self.head: tuple[int, str] | None = None
 
     def get(self, on_create: Callable[[str], None] | None = None) -> Any:
         """The held connection, opened (created, migrated, checked) when there is none."""
@@ -739,6 +741,7 @@ class HeldWriter:
             self.created = self.created or not self.path.exists()  # the head file is anchored from seq 0
             self._cm = connect(self.path, on_wait=self.on_wait, on_create=on_create)
             self.con = self._cm.__enter__()
+            self.head = None
             self.opened = time.monotonic()
             self.opens += 1
         return self.con
@@ -746,11 +749,14 @@ class HeldWriter:
     def commit(self, items: list[FileWrite], derived: Iterable[str]) -> None:
         self.get()
         try:
-            write_batch(self.con, items, derived)
-            update_after_write(self.con, self.path, self.created)
+            # while this connection is held no other process can write, so the log's head after a commit
+            # is the next one's start (not read again from a growing events table)
+            known_head = {"head": self.head} if self.head is not None else {}
+            self.head = write_batch(self.con, items, derived, **known_head)
+            update_after_write(self.con, self.path, self.created, self.head)
             self.created = False
         except BaseException as e:
-            cm, self._cm, self.con = self._cm, None, None
+            cm, self._cm, self.con, self.head = self._cm, None, None, None
             assert cm is not None
             # the connection's own handler names storage failures (no space …) and closes it
             if not cm.__exit__(type(e), e, e.__traceback__):
@@ -765,7 +771,7 @@ class HeldWriter:
 
     def release(self) -> None:
         if self._cm is not None:
-            cm, self._cm, self.con = self._cm, None, None
+            cm, self._cm, self.con, self.head = self._cm, None, None, None
             cm.__exit__(None, None, None)
 
 

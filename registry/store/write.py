@@ -412,9 +412,14 @@ def _existing_path_findings(con: duckdb.DuckDBPyConnection, keys: list[tuple[str
 
 
 def write_batch(
-    con: duckdb.DuckDBPyConnection, items: Sequence[FileWrite], derived_tables: Iterable[str] = ()
-) -> None:
-    """Write a batch of files in one transaction (rolled back entirely on any error).
+    con: duckdb.DuckDBPyConnection,
+    items: Sequence[FileWrite],
+    derived_tables: Iterable[str] = (),
+    head: tuple[int, str] | None = None,
+) -> tuple[int, str] | None:
+    """Write a batch of files in one transaction (rolled back entirely on any error). ``head``: the event
+    log's last (seq, hash) when the caller knows it (see :class:`EventLog`); returns the log's last (seq,
+    hash) after the batch (None for an empty batch).
 
     A path gains a sighting only for content it has not been seen with: the existing sightings are read
     inside this transaction (DuckDB admits one writing process at a time), so any number of concurrent
@@ -423,11 +428,11 @@ def write_batch(
     content) updates that sighting, with a ``sighting.update`` event.
     """
     if not items:
-        return
+        return head
     now = datetime.now(UTC)
     con.execute("BEGIN TRANSACTION")
     try:
-        log = EventLog(con)
+        log = EventLog(con, head)
         known = existing_blobs(con, [i.blob.sha256 for i in items if i.blob is not None])
         keys = sorted(
             {(i.sighting.host, display_path(i.sighting.path), raw_path(i.sighting.path)) for i in items},
@@ -454,6 +459,8 @@ def write_batch(
             k: []
             for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance")
         }
+        blob_columns = [blob_rows[k] for k in BLOB_DIGEST_COLUMNS]
+        sighting_columns = list(sighting_cols.values())
         updates: list[tuple[int, SightingRecord]] = []
         run: tuple[ColumnBlock, list[int]] | None = None
 
@@ -474,13 +481,14 @@ def write_batch(
                 if b.sha256 in known:
                     replace.add(b.sha256)
                 written.add(b.sha256)
-                row = [getattr(b, k) if k not in ("autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1", "metadata") else None
-                       for k in BLOB_DIGEST_COLUMNS]
-                for k in ("autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1"):
-                    row[BLOB_DIGEST_COLUMNS.index(k)] = b.hashes.get(k)
-                row[BLOB_DIGEST_COLUMNS.index("metadata")] = b.metadata_json
-                for k, v in zip(BLOB_DIGEST_COLUMNS, row, strict=True):
-                    blob_rows[k].append(v)
+                hs = b.hashes
+                row = [  # in the order of BLOB_DIGEST_COLUMNS
+                    b.sha256, b.size, hs.get("autov1"), hs.get("autov2"), hs.get("autov3"), hs.get("blake3"),
+                    hs.get("crc32"), hs.get("git_sha1"), b.format, b.header_len, b.n_tensors, b.metadata_json,
+                    b.analyzers,
+                ]  # fmt: skip
+                for column, v in zip(blob_columns, row, strict=True):
+                    column.append(v)
                 blob_rows["first_seen"].append(now)
                 t = b.tensors
                 n = len(t)
@@ -554,19 +562,13 @@ def write_batch(
             seen_paths[key] = [(*r[:6], False) for r in seen_paths.get(key, [])] + [
                 (-1, s.sha256, s.size, s.mtime_ns, s.inode, s.device, True)
             ]
-            for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance"):
-                if k == "blob_sha256":
-                    sighting_cols[k].append(s.sha256)
-                elif k == "path":
-                    sighting_cols[k].append(spath)
-                elif k == "path_raw":
-                    sighting_cols[k].append(sraw)
-                elif k == "seen_at":
-                    sighting_cols[k].append(now)
-                elif k == "provenance":
-                    sighting_cols[k].append(json.dumps(clean_obj(s.provenance), sort_keys=True) if s.provenance else None)
-                else:
-                    sighting_cols[k].append(getattr(s, k))
+            for column, v in zip(
+                sighting_columns,
+                (s.sha256, s.host, spath, sraw, s.size, s.mtime_ns, s.inode, s.device, now, s.source,
+                 json.dumps(clean_obj(s.provenance), sort_keys=True) if s.provenance else None),
+                strict=True,
+            ):  # fmt: skip
+                column.append(v)
             log.append("sighting.add", s.sha256, sighting_payload(s), at=now)
         flush_run()
 
@@ -638,6 +640,7 @@ def write_batch(
         refresh_listing(con, [i.sighting.sha256 for i in items] + [i.blob.sha256 for i in items if i.blob is not None])
         log.flush()
         con.execute("COMMIT")
+        return log.seq, log.head
     except BaseException:
         # a failed COMMIT (disk full …) may have ended the transaction already: the original error matters
         with contextlib.suppress(duckdb.Error):
