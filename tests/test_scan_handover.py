@@ -105,3 +105,38 @@ def test_duplicates_within_a_task_and_any_batch_size_store_the_same_rows(tmp_pat
             want = got
         else:
             assert got == want, name
+
+
+def test_the_held_writer_reads_the_log_head_again_after_letting_go(tmp_path: Path, monkeypatch: Any) -> None:
+    """Between two commits of a scan another writer appends an event (the scan had let go of the
+    registry): the scan's next events follow it, and the chain is whole."""
+    from registry.store.db import connect
+    from registry.store.events import append_event, verify_chain
+
+    rng = np.random.default_rng(6)
+    root = tmp_path / "m"
+    root.mkdir()
+    for i in range(6):
+        _tiny(root / f"f{i}.safetensors", rng, i)
+    db = tmp_path / "r.duckdb"
+    real = scan_mod.HeldWriter.commit
+    commits: list[int] = []
+
+    def commit_then_let_another_write(self: Any, items: Any, derived: Any) -> None:
+        real(self, items, derived)
+        commits.append(len(items))
+        if len(commits) == 2:
+            self.release()
+            with connect(db) as con:
+                con.execute("BEGIN TRANSACTION")
+                append_event(con, "test.interleaved", None, {"n": 1})
+                con.execute("COMMIT")
+
+    monkeypatch.setattr(scan_mod.HeldWriter, "commit", commit_then_let_another_write)
+    scan_mod.scan([root], db, workers=1, batch_files=2, batch_seconds=3600)
+    assert commits == [2, 2, 2]
+    with connect(db, read_only=True) as con:
+        assert verify_chain(con).ok
+        actions = [r[0] for r in con.execute("SELECT action FROM events ORDER BY seq").fetchall()]
+    assert actions.count("test.interleaved") == 1 and actions.count("sighting.add") == 6
+    assert actions.index("test.interleaved") < len(actions) - 4  # the last two files' events follow it
