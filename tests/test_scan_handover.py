@@ -21,9 +21,20 @@ def test_a_block_gives_back_each_blobs_rows() -> None:
     a = {"t": {"x": [1, 2], "y": ["p", "q"]}, "u": {"z": [1.5]}}
     b = {"t": {"x": [3], "w": [[1, 2]]}}  # a column the first lacks, one it has missing; no "u" rows
     c = {"u": {"z": [2.5, 3.5]}, "v": {"k": ["only"]}}  # no "t" rows; a table the others lack
+    d = {"t": {"x": [4], "y": ["r"]}, "u": {"z": [4.5]}, "v": {"k": ["again"]}}  # after others' columns
     block = ColumnBlock()
     assert [block.add(sha, cols) for sha, cols in (("A", a), ("B", b), ("C", c))] == [0, 1, 2]
     assert block.counts == {"t": [2, 1, 0], "u": [1, 0, 2], "v": [0, 0, 1]}
+    whole = ColumnBlock()
+    for sha, cols in (("A", a), ("B", b), ("C", c), ("D", d)):
+        whole.add(sha, cols)
+    assert whole.take([3]) == {
+        "t": {"blob_sha256": ["D"], "x": [4], "y": ["r"], "w": [None]},
+        "u": {"blob_sha256": ["D"], "z": [4.5]},
+        "v": {"blob_sha256": ["D"], "k": ["again"]},
+    }
+    assert whole.take([0, 1, 2, 3])["u"] == {"blob_sha256": ["A", "C", "C", "D"], "z": [1.5, 2.5, 3.5, 4.5]}
+    assert "_fast" not in pickle.loads(pickle.dumps(whole)).__dict__
 
     def joined(*files: tuple[str, dict[str, dict[str, list[Any]]]]) -> dict[str, dict[str, list[Any]]]:
         out: dict[str, dict[str, list[Any]]] = {}
@@ -33,6 +44,7 @@ def test_a_block_gives_back_each_blobs_rows() -> None:
         return out
 
     assert block.take([0, 1, 2]) == joined(("A", a), ("B", b), ("C", c))
+    assert whole.take([0, 1, 2, 3]) == joined(("A", a), ("B", b), ("C", c), ("D", d))
     assert block.take([0, 1, 2])["t"] == {
         "blob_sha256": ["A", "A", "B"], "x": [1, 2, 3], "y": ["p", "q", None], "w": [None, None, [1, 2]],
     }  # fmt: skip

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import sys
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -106,18 +107,37 @@ class ColumnBlock:
     def add(self, sha256: str, columns: dict[str, dict[str, list[Any]]]) -> int:
         """Append one blob's columns (without ``blob_sha256``); its index in the block."""
         i = self.n
+        # per table, while its columns are exactly those of the blob before (the usual case): their names
+        # and lists in that order, appended to without looking each one up (not pickled)
+        fast: dict[str, tuple[tuple[str, ...], list[list[Any]]]] = self.__dict__.setdefault("_fast", {})
         for table, cols in columns.items():
-            n_rows = len(next(iter(cols.values()), []))
+            values = cols.values()
+            n_rows = len(next(iter(values), []))
             counts = self.counts.get(table)
             if counts is None:
                 counts = self.counts[table] = [0] * i
             counts.append(n_rows)
+            names = tuple(cols)
+            same = fast.get(table)
+            if same is not None and same[0] == names:
+                dest = same[1]
+                dest[0].extend([sha256] * n_rows)
+                deque(map(list.extend, dest[1:], values), maxlen=0)
+                continue
             join_columns(self.tables, table, {"blob_sha256": [sha256] * n_rows, **cols})
+            have = self.tables[table]
+            if len(have) == len(names) + 1:  # exactly these columns: the next blob's may take the fast way
+                fast[table] = (names, [have["blob_sha256"], *(have[k] for k in names)])
+            else:
+                fast.pop(table, None)
         self.n = i + 1
         for counts in self.counts.values():
             if len(counts) < self.n:
                 counts.append(0)
         return i
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_fast"}
 
     def take(self, indices: Sequence[int]) -> dict[str, dict[str, list[Any]]]:
         """The rows of the blobs at ``indices`` (ascending), per table: the block's own lists when that is
