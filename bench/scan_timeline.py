@@ -116,7 +116,7 @@ def _worker_task(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def instrument() -> None:
-    scanmod.analyse_files = _worker_task(scanmod.analyse_files)  # type: ignore[assignment]
+    scanmod.analyse_task = _worker_task(scanmod.analyse_task)  # type: ignore[assignment]
     _wrap(scanmod, "discover", "discover")
     _wrap(scanmod._Pool, "__init__", "pool start")
     _wrap(scanmod._Pool, "close", "pool close")

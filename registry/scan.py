@@ -49,6 +49,7 @@ from registry.store.anchor import head_path, update_after_write
 from registry.store.db import connect, someone_waiting, waiting_path
 from registry.store.write import (
     BlobRecord,
+    ColumnBlock,
     FileWrite,
     SightingRecord,
     TensorRows,
@@ -578,6 +579,23 @@ def analyse_files(items: list[tuple[str, int, int, int, int]], rehash: bool = Fa
     return results  # type: ignore[return-value]
 
 
+def analyse_task(items: list[tuple[str, int, int, int, int]], rehash: bool = False) -> list[Analysed]:
+    """A pool worker's task: :func:`analyse_files`, its results made cheap to hand over. The analyzers'
+    columns of all the task's blobs go into one :class:`ColumnBlock` that every blob refers to (pickled
+    once: a few long lists per table instead of ~120 one-row lists per small file), and a file's step
+    times are kept only when the scan summary names the file (slower than ``SLOW_SECONDS``)."""
+    results = analyse_files(items, rehash)
+    block = ColumnBlock()
+    for a in results:
+        if a.seconds <= SLOW_SECONDS:
+            a.steps = {}
+        b = a.blob
+        if b is not None and b.block is None:
+            b.block_index = block.add(b.sha256, b.columns)
+            b.block, b.columns = block, {}
+    return results
+
+
 def _chunks(todo: list[ScanItem], workers: int) -> Iterator[list[ScanItem]]:
     """Consecutive files in tasks of at most ``CHUNK_BYTES`` / ``CHUNK_FILES`` (a big file alone), and at
     least four tasks per worker when there are enough files, so that the workers stay evenly busy."""
@@ -613,7 +631,7 @@ class _Pool:
             for chunk in _chunks(todo, workers):
                 task = [(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev) for it in chunk if it.st]
                 self.tasks.append(task)
-                self.futures.append(self.ex.submit(analyse_files, task, rehash))
+                self.futures.append(self.ex.submit(analyse_task, task, rehash))
         except BaseException:
             self.close()
             raise
@@ -661,14 +679,14 @@ class _Pool:
             self.futures[k] = redone
         self.ex = self._executor(self.workers)
         for k in failed[len(suspects) :]:
-            self.futures[k] = self.ex.submit(analyse_files, self.tasks[k], self.rehash)
+            self.futures[k] = self.ex.submit(analyse_task, self.tasks[k], self.rehash)
 
     def _one_by_one(self, task: list[tuple[str, int, int, int, int]]) -> list[Analysed]:
         out: list[Analysed] = []
         while len(out) < len(task):
             ex = self._executor(1)
             try:
-                futs = [ex.submit(analyse_files, [item], self.rehash) for item in task[len(out) :]]
+                futs = [ex.submit(analyse_task, [item], self.rehash) for item in task[len(out) :]]
                 for f in futs:
                     try:
                         out.extend(f.result())
@@ -808,6 +826,8 @@ class HeldWriter:
         self.opened = 0.0
         self.opens = 0
         self.created = False
+        #: the event log's last (seq, hash) as this connection's last commit left it (None: read it)
+        self.head: tuple[int, str] | None = None
 
     def get(self, on_create: Callable[[str], None] | None = None) -> Any:
         """The held connection, opened (created, migrated, checked) when there is none."""
@@ -815,6 +835,7 @@ class HeldWriter:
             self.created = self.created or not self.path.exists()  # the head file is anchored from seq 0
             self._cm = connect(self.path, on_wait=self.on_wait, on_create=on_create)
             self.con = self._cm.__enter__()
+            self.head = None
             self.opened = time.monotonic()
             self.opens += 1
         return self.con
@@ -822,11 +843,14 @@ class HeldWriter:
     def commit(self, items: list[FileWrite], derived: Iterable[str]) -> None:
         self.get()
         try:
-            write_batch(self.con, items, derived)
-            update_after_write(self.con, self.path, self.created)
+            # while this connection is held no other process can write, so the log's head after a commit
+            # is the next one's start (not read again from a growing events table)
+            known_head = {"head": self.head} if self.head is not None else {}
+            self.head = write_batch(self.con, items, derived, **known_head)
+            update_after_write(self.con, self.path, self.created, self.head)
             self.created = False
         except BaseException as e:
-            cm, self._cm, self.con = self._cm, None, None
+            cm, self._cm, self.con, self.head = self._cm, None, None, None
             assert cm is not None
             # the connection's own handler names storage failures (no space …) and closes it
             if not cm.__exit__(type(e), e, e.__traceback__):
@@ -841,7 +865,7 @@ class HeldWriter:
 
     def release(self) -> None:
         if self._cm is not None:
-            cm, self._cm, self.con = self._cm, None, None
+            cm, self._cm, self.con, self.head = self._cm, None, None, None
             cm.__exit__(None, None, None)
 
 

@@ -183,3 +183,31 @@ def test_every_ls_query_answers_the_same_through_the_listing_as_through_the_view
         assert [r["name"] for r in list_models(con, ListQuery(q='"café')).rows] == ["beta.safetensors"]
         assert [r["name"] for r in list_models(con, ListQuery(q="zqx")).rows] == ["Alpha_LoRA.safetensors"]
         assert list_models(con, ListQuery(limit=2, offset=50), count=True).total == 4
+
+
+def test_listing_of_a_declared_model_equals_the_view_after_versions_rechecks_and_reanalysis(
+    tmp_path: Path, db: Path
+) -> None:
+    """A writer's refresh leaves out the view's join of ``model_declarations`` (at most one row per model:
+    its current version with its latest check); with several versions and checks of a model's declaration
+    the view still has one row for it, and the refreshed listing equals the view."""
+    from tests.test_declare_cli import consistent, lora
+    from tests.test_declare_cli import run as declare_cli
+
+    _, sha = lora(tmp_path)
+    scan([tmp_path / "models"], db)
+    for n, count in enumerate((15, 30)):
+        doc = consistent(sha)
+        doc["datasets"][0]["itemCount"] = count
+        f = tmp_path / f"v{n}.json"
+        f.write_text(json.dumps(doc))
+        assert declare_cli("declare", sha[:12], str(f))[0] == 0
+    assert declare_cli("declare", "--recheck", sha[:12])[0] == 0
+    assert declare_cli("declare", "--recheck", sha[:12])[0] == 0
+    with connect(db, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM declarations").fetchone() == (2,)
+        assert con.execute("SELECT count(*) FROM declaration_checks").fetchone() == (4,)
+        assert con.execute("SELECT count(*) FROM models WHERE sha256 = ?", [sha]).fetchone() == (1,)
+    agree(db)
+    scan([tmp_path / "models"], db, rehash=True)  # the model's listing row is computed again
+    assert len(agree(db)) == 1

@@ -120,9 +120,12 @@ def check_before_write(con: duckdb.DuckDBPyConnection, db_path: Path) -> None:
         )
 
 
-def update_after_write(con: duckdb.DuckDBPyConnection, db_path: Path, created: bool) -> None:
-    """After a write connection's work: move the head file to the database's last event."""
-    cur = db_head(con)
+def update_after_write(
+    con: duckdb.DuckDBPyConnection, db_path: Path, created: bool, last: tuple[int, str] | None = None
+) -> None:
+    """After a write connection's work: move the head file to the database's last event (``last``, its
+    (seq, hash), when the writer knows it: it appended it; else read from the database)."""
+    cur = (last if last[0] > 0 else None) if last is not None else db_head(con)
     head = read_head(db_path)
     if head is not None and cur is not None and (head.seq, head.hash) == cur:
         return

@@ -89,10 +89,15 @@ def event_hash_of_text(seq: int, event_at: str, who: str, action: str, subject: 
 class EventLog:
     """Appends events within the caller's transaction, keeping the chain head in memory."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, head: tuple[int, str] | None = None) -> None:
+        """``head``: the log's last (seq, hash) when the caller knows it (a writer that has held ``con``
+        since its own last append: no other process can write meanwhile), else it is read (a scan of the
+        events table, which grows with the log)."""
         self.con = con
-        rows = con.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchall()
-        self.seq, self.head = (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
+        if head is None:
+            rows = con.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchall()
+            head = (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
+        self.seq, self.head = head
         self.actor = actor()
         self._pending: list[tuple[Any, ...]] = []
         self._at: tuple[datetime, str] | None = None  # the last time given and its text (a batch shares one)

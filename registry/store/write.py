@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import sys
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,101 @@ class BlobRecord:
     rows: dict[str, list[dict[str, Any]]]
     #: rows as columns of storable values (``FileContext.add_columns``)
     columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: instead of ``columns``: this blob's rows are those at ``block_index`` of a block of several blobs'
+    #: columns (a worker task's hand-over, :class:`ColumnBlock`)
+    block: ColumnBlock | None = None
+    block_index: int = 0
+
+    def table_columns(self) -> dict[str, dict[str, list[Any]]]:
+        """This blob's rows as columns per table, wherever they are held (without ``blob_sha256``)."""
+        if self.block is None:
+            return self.columns
+        return {t: {k: v for k, v in cols.items() if k != "blob_sha256"} for t, cols in self.block.take([self.block_index]).items()}
+
+
+def join_columns(have: dict[str, dict[str, list[Any]]], table: str, cols: dict[str, list[Any]]) -> None:
+    """Append the rows ``cols`` (name -> one value per row) to ``have[table]``: a column that the rows
+    before lacked starts with None for them, and one these rows lack gets None for them."""
+    n_rows = len(next(iter(cols.values()), []))
+    dest = have.get(table)
+    if dest is None:
+        have[table] = {k: list(v) for k, v in cols.items()}
+        return
+    before = len(next(iter(dest.values()), []))
+    for k, v in cols.items():
+        column = dest.get(k)
+        if column is None:  # a column the rows before did not have
+            column = dest[k] = [None] * before
+        column.extend(v)
+    if len(dest) != len(cols):  # the rows before had a column these lack
+        total = before + n_rows
+        for v in dest.values():
+            if len(v) < total:
+                v.extend([None] * (total - len(v)))
+
+
+@dataclass
+class ColumnBlock:
+    """The analyzers' rows of several blobs as one set of columns per table, each with a ``blob_sha256``
+    column: what a worker task hands over for all its files (a small LoRA has ~120 columns of one row
+    each, so per file that was ~120 short lists to pickle, unpickle and append one by one; per task it is
+    as many long lists, joined once per table by the writer). ``counts[table][i]`` is the number of rows
+    of the block's ``i``-th blob in that table."""
+
+    tables: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    n: int = 0
+
+    def add(self, sha256: str, columns: dict[str, dict[str, list[Any]]]) -> int:
+        """Append one blob's columns (without ``blob_sha256``); its index in the block."""
+        i = self.n
+        # per table, while its columns are exactly those of the blob before (the usual case): their names
+        # and lists in that order, appended to without looking each one up (not pickled)
+        fast: dict[str, tuple[tuple[str, ...], list[list[Any]]]] = self.__dict__.setdefault("_fast", {})
+        for table, cols in columns.items():
+            values = cols.values()
+            n_rows = len(next(iter(values), []))
+            counts = self.counts.get(table)
+            if counts is None:
+                counts = self.counts[table] = [0] * i
+            counts.append(n_rows)
+            names = tuple(cols)
+            same = fast.get(table)
+            if same is not None and same[0] == names:
+                dest = same[1]
+                dest[0].extend([sha256] * n_rows)
+                deque(map(list.extend, dest[1:], values), maxlen=0)
+                continue
+            join_columns(self.tables, table, {"blob_sha256": [sha256] * n_rows, **cols})
+            have = self.tables[table]
+            if len(have) == len(names) + 1:  # exactly these columns: the next blob's may take the fast way
+                fast[table] = (names, [have["blob_sha256"], *(have[k] for k in names)])
+            else:
+                fast.pop(table, None)
+        self.n = i + 1
+        for counts in self.counts.values():
+            if len(counts) < self.n:
+                counts.append(0)
+        return i
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_fast"}
+
+    def take(self, indices: Sequence[int]) -> dict[str, dict[str, list[Any]]]:
+        """The rows of the blobs at ``indices`` (ascending), per table: the block's own lists when that is
+        every blob."""
+        if len(indices) == self.n:
+            return self.tables
+        out: dict[str, dict[str, list[Any]]] = {}
+        for table, cols in self.tables.items():
+            counts = self.counts[table]
+            starts = [0] * (self.n + 1)
+            for j, c in enumerate(counts):
+                starts[j + 1] = starts[j] + c
+            rows = [r for i in indices for r in range(starts[i], starts[i + 1])]
+            if rows:
+                out[table] = {k: [v[r] for r in rows] for k, v in cols.items()}
+        return out
 
 
 @dataclass
@@ -336,9 +432,14 @@ def _existing_path_findings(con: duckdb.DuckDBPyConnection, keys: list[tuple[str
 
 
 def write_batch(
-    con: duckdb.DuckDBPyConnection, items: Sequence[FileWrite], derived_tables: Iterable[str] = ()
-) -> None:
-    """Write a batch of files in one transaction (rolled back entirely on any error).
+    con: duckdb.DuckDBPyConnection,
+    items: Sequence[FileWrite],
+    derived_tables: Iterable[str] = (),
+    head: tuple[int, str] | None = None,
+) -> tuple[int, str] | None:
+    """Write a batch of files in one transaction (rolled back entirely on any error). ``head``: the event
+    log's last (seq, hash) when the caller knows it (see :class:`EventLog`); returns the log's last (seq,
+    hash) after the batch (None for an empty batch).
 
     A path gains a sighting only for content it has not been seen with: the existing sightings are read
     inside this transaction (DuckDB admits one writing process at a time), so any number of concurrent
@@ -347,11 +448,11 @@ def write_batch(
     content) updates that sighting, with a ``sighting.update`` event.
     """
     if not items:
-        return
+        return head
     now = datetime.now(UTC)
     con.execute("BEGIN TRANSACTION")
     try:
-        log = EventLog(con)
+        log = EventLog(con, head)
         known = existing_blobs(con, [i.blob.sha256 for i in items if i.blob is not None])
         keys = sorted(
             {(i.sighting.host, display_path(i.sighting.path), raw_path(i.sighting.path)) for i in items},
@@ -378,7 +479,18 @@ def write_batch(
             k: []
             for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance")
         }
+        blob_columns = [blob_rows[k] for k in BLOB_DIGEST_COLUMNS]
+        sighting_columns = list(sighting_cols.values())
         updates: list[tuple[int, SightingRecord]] = []
+        run: tuple[ColumnBlock, list[int]] | None = None
+
+        def flush_run() -> None:
+            nonlocal run
+            if run is not None:
+                for table, cols in run[0].take(run[1]).items():
+                    join_columns(extra_cols, table, cols)
+                run = None
+
         written: set[str] = set()
         replace: set[str] = set()
         for item in items:
@@ -389,13 +501,14 @@ def write_batch(
                 if b.sha256 in known:
                     replace.add(b.sha256)
                 written.add(b.sha256)
-                row = [getattr(b, k) if k not in ("autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1", "metadata") else None
-                       for k in BLOB_DIGEST_COLUMNS]
-                for k in ("autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1"):
-                    row[BLOB_DIGEST_COLUMNS.index(k)] = b.hashes.get(k)
-                row[BLOB_DIGEST_COLUMNS.index("metadata")] = b.metadata_json
-                for k, v in zip(BLOB_DIGEST_COLUMNS, row, strict=True):
-                    blob_rows[k].append(v)
+                hs = b.hashes
+                row = [  # in the order of BLOB_DIGEST_COLUMNS
+                    b.sha256, b.size, hs.get("autov1"), hs.get("autov2"), hs.get("autov3"), hs.get("blake3"),
+                    hs.get("crc32"), hs.get("git_sha1"), b.format, b.header_len, b.n_tensors, b.metadata_json,
+                    b.analyzers,
+                ]  # fmt: skip
+                for column, v in zip(blob_columns, row, strict=True):
+                    column.append(v)
                 blob_rows["first_seen"].append(now)
                 t = b.tensors
                 n = len(t)
@@ -406,22 +519,17 @@ def write_batch(
                 fr = [finding_row(f, b.sha256, s.host, s.path, now) for f in b.findings]
                 for table, rows in b.rows.items():
                     extra_rows.setdefault(table, []).extend({**r, "blob_sha256": b.sha256} for r in rows)
-                for table, cols in b.columns.items():
-                    n_rows = len(next(iter(cols.values()), []))
-                    have = extra_cols.get(table)
-                    if have is None:
-                        have = extra_cols[table] = {k: [] for k in ("blob_sha256", *cols)}
-                    have["blob_sha256"].extend([b.sha256] * n_rows)
-                    for k, v in cols.items():
-                        column = have.get(k)
-                        if column is None:  # a column this batch's earlier files did not have
-                            column = have[k] = [None] * (len(have["blob_sha256"]) - n_rows)
-                        column.extend(v)
-                    if len(have) != len(cols) + 1:  # earlier files had a column this one lacks
-                        total = len(have["blob_sha256"])
-                        for v in have.values():
-                            if len(v) < total:
-                                v.extend([None] * (total - len(v)))
+                if b.block is not None:
+                    # consecutive blobs of one block are joined as one run (in the files' order)
+                    if run and run[0] is b.block:
+                        run[1].append(b.block_index)
+                    else:
+                        flush_run()
+                        run = (b.block, [b.block_index])
+                else:
+                    flush_run()
+                    for table, cols in b.columns.items():
+                        join_columns(extra_cols, table, {"blob_sha256": [b.sha256] * len(next(iter(cols.values()), [])), **cols})
                 action = "blob.reanalyze" if b.sha256 in known else "blob.add"
                 log.append(
                     action,
@@ -474,20 +582,15 @@ def write_batch(
             seen_paths[key] = [(*r[:6], False) for r in seen_paths.get(key, [])] + [
                 (-1, s.sha256, s.size, s.mtime_ns, s.inode, s.device, True)
             ]
-            for k in ("blob_sha256", "host", "path", "path_raw", "size", "mtime_ns", "inode", "device", "seen_at", "source", "provenance"):
-                if k == "blob_sha256":
-                    sighting_cols[k].append(s.sha256)
-                elif k == "path":
-                    sighting_cols[k].append(spath)
-                elif k == "path_raw":
-                    sighting_cols[k].append(sraw)
-                elif k == "seen_at":
-                    sighting_cols[k].append(now)
-                elif k == "provenance":
-                    sighting_cols[k].append(json.dumps(clean_obj(s.provenance), sort_keys=True) if s.provenance else None)
-                else:
-                    sighting_cols[k].append(getattr(s, k))
+            for column, v in zip(
+                sighting_columns,
+                (s.sha256, s.host, spath, sraw, s.size, s.mtime_ns, s.inode, s.device, now, s.source,
+                 json.dumps(clean_obj(s.provenance), sort_keys=True) if s.provenance else None),
+                strict=True,
+            ):  # fmt: skip
+                column.append(v)
             log.append("sighting.add", s.sha256, sighting_payload(s), at=now)
+        flush_run()
 
         if replace:
             settle(con)
@@ -557,6 +660,7 @@ def write_batch(
         refresh_listing(con, [i.sighting.sha256 for i in items] + [i.blob.sha256 for i in items if i.blob is not None])
         log.flush()
         con.execute("COMMIT")
+        return log.seq, log.head
     except BaseException:
         # a failed COMMIT (disk full …) may have ended the transaction already: the original error matters
         with contextlib.suppress(duckdb.Error):
