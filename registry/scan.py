@@ -669,8 +669,11 @@ class _Pool:
         one worker, so that a death is that file's, which gets a finding (``file.analysis-died``) and no
         record. The other failed tasks go to a new pool as they were."""
         self.ex.shutdown(wait=True, cancel_futures=True)
+        # (a task the broken executor had not failed yet may have been cancelled by the shutdown instead)
         failed = [
-            k for k in range(self.taken, len(self.futures)) if not self.futures[k].done() or self.futures[k].exception() is not None
+            k
+            for k in range(self.taken, len(self.futures))
+            if not self.futures[k].done() or self.futures[k].cancelled() or self.futures[k].exception() is not None
         ]
         suspects = failed[: 2 * self.workers + 1]
         for k in suspects:
