@@ -80,10 +80,11 @@ R_UNSUPPORTED_CODE = rule(
 R_WORKER_DIED = rule(
     "file.analysis-died",
     Severity.MEDIUM,
-    "The process analysing the file ended abruptly; the file was not recorded",
-    "A worker process died while it analysed this file, and again when it analysed it alone: a file "
-    "truncated while it was memory-mapped (SIGBUS), or a crash in a native library. The other files of "
-    "the scan were analysed and recorded; scan this file again when it no longer changes.",
+    "The process analysing the file died; no hashes or analysis of it were recorded",
+    "A worker process died while it analysed this file alone (after a worker had died while analysing a "
+    "group of files that included it). Possible causes: the file was truncated or replaced while it was "
+    "memory-mapped (the kernel then ends the process with SIGBUS), or a crash in a native library. The "
+    "scan's other files were analysed and recorded; scan this file again once it no longer changes.",
 )
 R_CHANGED = rule("file.changed-during-scan", Severity.LOW, "The file changed while it was being read")
 
@@ -697,7 +698,8 @@ class _Pool:
                         path, size, mtime, ino, dev = task[len(out)]
                         why = finding(
                             R_WORKER_DIED.id,
-                            f"{path}: the process analysing it died, also with the file alone; not recorded",
+                            f"{path}: the worker process died while analysing this file alone; no hashes or "
+                            "analysis of it were recorded",
                         )
                         out.append(Analysed(path, size, mtime, ino, dev, None, None, [why]))
                         break
