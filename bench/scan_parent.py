@@ -45,6 +45,8 @@ def main() -> None:
         build_tiny(folder, n)
         items = [it for it in scanmod.discover([folder]) if it.st is not None]
         scanmod._init_worker(set())
+        # the pool's hand-over as multiprocessing does it: this process pickles its own analysis results and
+        # unpickles those bytes below (never a model file; the files' contents are only ever parsed)
         tasks = [
             pickle.dumps(
                 scanmod.analyse_task([(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev) for it in chunk if it.st]),

@@ -300,26 +300,11 @@ def hash_bytes(data: bytes, data_start: int | None = None, *, git_sha1_limit: in
     file again."""
     if data_start is not None and data_start < 0:
         raise ValueError(f"data_start must be >= 0, not {data_start}")
-    # (each digest of the bytes in one call: the values of _digests' sinks fed once, without the sinks, which
-    # cost more than the digests of a file of a few hundred bytes)
-    size = len(data)
+    sinks, finish = _digests(len(data), data_start, git_sha1_limit)
     mv = memoryview(data)
-    sha = hashlib.sha256(mv).hexdigest()
-    git = None
-    if size <= git_sha1_limit:
-        g = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
-        g.update(mv)
-        git = g.hexdigest()
-    return Hashes(
-        sha256=sha,
-        autov1=hashlib.sha256(mv[AUTOV1_START:AUTOV1_END]).hexdigest()[:8],
-        autov2=sha[:10],
-        autov3=hashlib.sha256(mv[data_start:]).hexdigest() if data_start is not None else None,
-        blake3=blake3.blake3(mv).hexdigest(),
-        crc32=f"{crc32_fn(mv, 0) & 0xFFFFFFFF:08x}",
-        git_sha1=git,
-        size=size,
-    )
+    for sink in sinks:
+        sink.feed(0, mv)
+    return finish(len(data))
 
 
 def _digests(size: int, data_start: int | None, git_sha1_limit: int) -> tuple[list[_Sink], Callable[[int], Hashes]]:

@@ -64,12 +64,6 @@ class BlobRecord:
     block: ColumnBlock | None = None
     block_index: int = 0
 
-    def table_columns(self) -> dict[str, dict[str, list[Any]]]:
-        """This blob's rows as columns per table, wherever they are held (without ``blob_sha256``)."""
-        if self.block is None:
-            return self.columns
-        return {t: {k: v for k, v in cols.items() if k != "blob_sha256"} for t, cols in self.block.take([self.block_index]).items()}
-
 
 def join_columns(have: dict[str, dict[str, list[Any]]], table: str, cols: dict[str, list[Any]]) -> None:
     """Append the rows ``cols`` (name -> one value per row) to ``have[table]``: a column that the rows
