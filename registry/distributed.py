@@ -42,16 +42,9 @@ import pyarrow as pa
 
 from registry.analysis import analyzer_versions
 from registry.errors import RegistryError
-from registry.findings import Finding, Severity, finding, rule
-from registry.scan import Analysed, ScanItem, _init_worker, analyse_file
+from registry.findings import Finding, Severity, finding
+from registry.scan import R_TASK_FAILED, Analysed, ScanItem, _init_worker, analyse_file
 from registry.store.write import BlobRecord, TensorRows
-
-R_TASK_FAILED = rule(
-    "scan.task-failed",
-    Severity.MEDIUM,
-    "The file's analysis failed twice on the cluster (worker or node lost, or an error); it was not analysed",
-    "Scan the file again; it is not registered until an analysis completes.",
-)
 
 #: one file for a task: (path as bytes, size, mtime_ns, inode, device)
 FileSpec = tuple[bytes, int, int, int, int]

@@ -77,14 +77,17 @@ R_UNSUPPORTED_CODE = rule(
     Severity.MEDIUM,
     "A format that can carry code was not scanned; treat it as unsafe to load",
 )
-R_WORKER_DIED = rule(
-    "file.analysis-died",
+#: a file whose analysis failed again when it was retried on its own: by the local pool (its worker process
+#: died) or on a Ray cluster (registry.distributed: worker or node lost, or an error)
+R_TASK_FAILED = rule(
+    "scan.task-failed",
     Severity.MEDIUM,
-    "The process analysing the file died; no hashes or analysis of it were recorded",
-    "A worker process died while it analysed this file alone (after a worker had died while analysing a "
-    "group of files that included it). Possible causes: the file was truncated or replaced while it was "
-    "memory-mapped (the kernel then ends the process with SIGBUS), or a crash in a native library. The "
-    "scan's other files were analysed and recorded; scan this file again once it no longer changes.",
+    "The file's analysis failed again when retried on its own (worker process or node lost, or an error); "
+    "it was not analysed",
+    "Scan the file again; it is not registered until an analysis completes. A local worker process dies, "
+    "for example, when the file is truncated or replaced while it is memory-mapped (the kernel then ends "
+    "the process with SIGBUS) or when a native library crashes; the scan's other files are analysed and "
+    "recorded.",
 )
 R_CHANGED = rule("file.changed-during-scan", Severity.LOW, "The file changed while it was being read")
 
@@ -667,7 +670,7 @@ class _Pool:
         """After a worker died: every task not finished failed with it. The first ``2 × workers + 1`` of
         them in order are the ones a worker could have started (the executor hands tasks out in order, at
         most one more than the workers ahead): their files are analysed again one at a time in a pool of
-        one worker, so that a death is that file's, which gets a finding (``file.analysis-died``) and no
+        one worker, so that a death is that file's, which gets a finding (``scan.task-failed``) and no
         record. The other failed tasks go to a new pool as they were."""
         self.ex.shutdown(wait=True, cancel_futures=True)
         # (a task the broken executor had not failed yet may have been cancelled by the shutdown instead)
@@ -697,7 +700,7 @@ class _Pool:
                     except BrokenProcessPool:  # one worker, tasks in order: this file's analysis killed it
                         path, size, mtime, ino, dev = task[len(out)]
                         why = finding(
-                            R_WORKER_DIED.id,
+                            R_TASK_FAILED.id,
                             f"{path}: the worker process died while analysing this file alone; no hashes or "
                             "analysis of it were recorded",
                         )

@@ -1,6 +1,6 @@
 """A pool worker that dies (a file truncated while it is memory-mapped: SIGBUS; a crash in a native
 library) breaks the whole process pool. The scan then costs only that file: it gets a
-``file.analysis-died`` finding and no record, and every other file is analysed and recorded as a scan
+``scan.task-failed`` finding and no record, and every other file is analysed and recorded as a scan
 without the death records it."""
 
 from __future__ import annotations
@@ -81,10 +81,10 @@ def test_a_worker_that_dies_costs_only_its_file(tmp_path: Path, monkeypatch: pyt
     assert s.files == len(files)
     assert s.unreadable == 1
     assert s.new_blobs == len(files) - 1
-    assert [f[:2] for f in s.finding_list if f[0] == "file.analysis-died"] == [("file.analysis-died", "medium")]
+    assert [f[:2] for f in s.finding_list if f[0] == "scan.task-failed"] == [("scan.task-failed", "medium")]
     expected = {k: v for k, v in _sightings(tmp_path / "ref.duckdb").items() if k != "victim.safetensors"}
     assert _sightings(db) == expected  # (a file with no record has no sighting, only its finding)
-    assert _path_findings(db) == {"victim.safetensors": "file.analysis-died"}
+    assert _path_findings(db) == {"victim.safetensors": "scan.task-failed"}
     with connect(db, read_only=True) as con:
         assert verify_chain(con).ok
     assert ref.files == len(files)
@@ -100,4 +100,4 @@ def test_a_file_truncated_while_mapped_is_found_empty_on_its_second_reading(
     assert (s.files, s.new_blobs, s.unreadable) == (len(files), len(files), 0)
     assert _sightings(db)["victim.safetensors"] == hashlib.sha256(b"").hexdigest()
     assert [(f[0], Path(f[2]).name) for f in s.finding_list] == [("file.empty", "victim.safetensors")]
-    assert "file.analysis-died" not in {f[0] for f in s.finding_list}
+    assert "scan.task-failed" not in {f[0] for f in s.finding_list}
