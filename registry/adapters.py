@@ -296,24 +296,26 @@ _TE = [
     (re.compile(r"^(?:lora_te1_|lora_te_|text_encoder_|te1_|te_|conditioner_embedders_0_|cond_stage_model_|clip_l_|lora_clip_)"), "te1"),
 ]
 
+#: (pattern, block kind, text that every match of the pattern contains: a key without it is not searched,
+#: most of the patterns fail that test for any one key)
 _BLOCKS = [
-    (re.compile(r"(?:^|_)down_blocks_(\d+)"), "down"),
-    (re.compile(r"(?:^|_)mid_block(?:_|$)"), "mid"),
-    (re.compile(r"(?:^|_)up_blocks_(\d+)"), "up"),
-    (re.compile(r"(?:^|_)input_blocks_(\d+)"), "input"),
-    (re.compile(r"(?:^|_)middle_block(?:_|$)"), "middle"),
-    (re.compile(r"(?:^|_)output_blocks_(\d+)"), "output"),
-    (re.compile(r"(?:^|_)double_blocks_(\d+)"), "double"),
-    (re.compile(r"(?:^|_)single_blocks_(\d+)"), "single"),
-    (re.compile(r"(?:^|_)single_transformer_blocks_(\d+)"), "single"),
-    (re.compile(r"(?:^|_)joint_blocks_(\d+)"), "joint"),
-    (re.compile(r"(?:^|_)transformer_blocks_(\d+)"), "@transformer"),
-    (re.compile(r"(?:^|_)encoder_layers_(\d+)"), "layer"),
-    (re.compile(r"(?:^|_)encoder_block_(\d+)"), "layer"),
-    (re.compile(r"(?:^|_)layers_(\d+)"), "layer"),
-    (re.compile(r"(?:^|_)resblocks_(\d+)"), "layer"),
-    (re.compile(r"(?:^|_)([a-z]+)_blocks_(\d+)"), "@named"),
-    (re.compile(r"(?:^|_)blocks_(\d+)"), "block"),
+    (re.compile(r"(?:^|_)down_blocks_(\d+)"), "down", "down_blocks_"),
+    (re.compile(r"(?:^|_)mid_block(?:_|$)"), "mid", "mid_block"),
+    (re.compile(r"(?:^|_)up_blocks_(\d+)"), "up", "up_blocks_"),
+    (re.compile(r"(?:^|_)input_blocks_(\d+)"), "input", "input_blocks_"),
+    (re.compile(r"(?:^|_)middle_block(?:_|$)"), "middle", "middle_block"),
+    (re.compile(r"(?:^|_)output_blocks_(\d+)"), "output", "output_blocks_"),
+    (re.compile(r"(?:^|_)double_blocks_(\d+)"), "double", "double_blocks_"),
+    (re.compile(r"(?:^|_)single_blocks_(\d+)"), "single", "single_blocks_"),
+    (re.compile(r"(?:^|_)single_transformer_blocks_(\d+)"), "single", "single_transformer_blocks_"),
+    (re.compile(r"(?:^|_)joint_blocks_(\d+)"), "joint", "joint_blocks_"),
+    (re.compile(r"(?:^|_)transformer_blocks_(\d+)"), "@transformer", "transformer_blocks_"),
+    (re.compile(r"(?:^|_)encoder_layers_(\d+)"), "layer", "encoder_layers_"),
+    (re.compile(r"(?:^|_)encoder_block_(\d+)"), "layer", "encoder_block_"),
+    (re.compile(r"(?:^|_)layers_(\d+)"), "layer", "layers_"),
+    (re.compile(r"(?:^|_)resblocks_(\d+)"), "layer", "resblocks_"),
+    (re.compile(r"(?:^|_)([a-z]+)_blocks_(\d+)"), "@named", "_blocks_"),
+    (re.compile(r"(?:^|_)blocks_(\d+)"), "block", "blocks_"),
 ]
 
 
@@ -341,7 +343,9 @@ def place(key: str, single_blocks: bool = False) -> tuple[str, str | None]:
             break
     block: str | None = None
     kind = None
-    for pat, name in _BLOCKS:
+    for pat, name, text in _BLOCKS:
+        if text not in k:
+            continue
         m = pat.search(k)
         if m:
             kind = name

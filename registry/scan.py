@@ -641,6 +641,13 @@ class _Pool:
             raise
 
     def _executor(self, workers: int) -> ProcessPoolExecutor:
+        # BLAS limited to one thread here, before the workers are forked (they inherit it): limited in each
+        # worker instead, OpenBLAS started a thread of its own there after the fork, which spun on a core
+        # after its calls (measured: 30-60 ms of CPU per worker, over its first files, on 2 cores). This process keeps the
+        # limit, as an in-process scan does (``single_threaded_blas``: once per process).
+        from registry.stats import single_threaded_blas  # (the analyzers import it anyway)
+
+        single_threaded_blas()
         return ProcessPoolExecutor(
             max_workers=workers, initializer=_init_pool_worker, initargs=(set(self.known), os.getpid())
         )

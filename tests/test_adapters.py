@@ -218,3 +218,35 @@ def test_a_layout_seen_before_gets_the_same_grouping_and_its_own_containers() ->
     boft = group_modules(names, shapes | {"lycoris_a.oft_blocks": (2, 2, 4, 4)})
     assert {m.key: m.form for m in boft.modules}["lycoris_a"] == "boft"
     assert {m.key: m.form for m in fresh.modules}["lycoris_a"] == "oft"
+
+
+def _architecture_keys() -> list[str]:
+    """Module keys of every layout tests/archspecs.py builds, dotted and kohya-style, with variations that
+    meet each block pattern at the start, in the middle and next to a near miss."""
+    from tests import archspecs as a
+
+    paths = [m[0] for arch in a.UNET_CONFIGS for naming in ("diffusers", "ldm") for m in a.unet_modules(arch, naming)]
+    paths += [m[0] for m in a.clip_modules(768, 12) + a.t5_modules(2) + a.sd3_modules(blocks=2) + a.wan_modules(layers=2)]
+    paths += [m[0] for naming in ("bfl", "diffusers") for m in a.flux_modules(naming, double=2, single=2)]
+    paths += [m[0] for m in a.qwen_image_modules(layers=2) + a.ltx_modules(layers=2)]
+    keys = paths + [a.kohya_name(p, path) for p in ("lora_unet_", "lora_te1_", "lora_transformer_", "") for path in paths]
+    odd = ["blocks_1", "mid_block", "x_mid_block", "mid_blocks_1", "xmid_block_1", "middle_block", "refiner_blocks_2_x",
+           "single_transformer_blocks_0", "layers_7_blocks_2", "resblocks_1", "encoder_block_3", "Down_Blocks_1",
+           "lora_unet_up_blocks_0_upsamplers_0_conv", "model.diffusion_model.out.2", "text_encoder:3", "unet:12:up"]
+    return keys + odd
+
+
+def test_place_skips_patterns_only_where_they_cannot_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each block pattern is searched only in keys that hold the text every match of it contains: the same
+    answers as searching every pattern in every key (an empty text is in every key)."""
+    import registry.adapters as ad
+
+    keys = _architecture_keys()
+    assert len(keys) > 1000
+    assert all(text and text in pat.pattern for pat, _, text in ad._BLOCKS)
+    fast = [(place(k), place(k, single_blocks=True)) for k in keys]
+    monkeypatch.setattr(ad, "_BLOCKS", [(pat, name, "") for pat, name, _ in ad._BLOCKS])
+    slow = [(place(k), place(k, single_blocks=True)) for k in keys]
+    assert fast == slow
+    kinds = {b.partition(".")[0] for (_, b), _ in fast if b}
+    assert {"down", "mid", "up", "input", "middle", "output", "double", "single", "joint", "layer", "block"} <= kinds

@@ -435,3 +435,37 @@ def test_mapped_adapters_are_hashed_from_their_map(tmp_path: Path, monkeypatch: 
                 cols.pop("elapsed_ms", None)
             assert a == b, table
     assert mapped["adapter.safetensors"].columns["lora_modules"]["rank"] == [8] * 48
+
+
+def _blas_in_pool_worker() -> tuple[list[int], int]:
+    """A pool worker's BLAS thread counts before it computed anything, and its native threads that Python did
+    not start, after BLAS calls of the size that OpenBLAS would split across threads."""
+    import os
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from registry.stats import single_threaded_blas
+
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    a = np.ones((300, 300))
+    a @ a
+    single_threaded_blas()  # (what the statistics analyzer calls on a worker's first file)
+    a @ a
+    return before, len(os.listdir("/proc/self/task")) - threading.active_count()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc (Linux)")
+def test_pool_workers_inherit_one_blas_thread() -> None:
+    """The scan's workers are forked with BLAS already limited to one thread: limited in each worker after
+    the fork instead, OpenBLAS started a thread there that spun on a core after every call."""
+    from registry.scan import _Pool, load_analyzers
+
+    load_analyzers()
+    pool = _Pool([], 2, set(), False)
+    try:
+        before, native = pool.ex.submit(_blas_in_pool_worker).result(timeout=60)
+    finally:
+        pool.close()
+    assert before and all(n == 1 for n in before)
+    assert native == 0
