@@ -19,6 +19,7 @@ import os
 import socket
 import stat as statmod
 import sys
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -730,6 +731,45 @@ class _Pool:
         self.ex.shutdown(wait=True, cancel_futures=True)
 
 
+class _Opening:
+    """``fn()`` run in a thread of its own; :meth:`result` waits for it and gives its value or raises its
+    exception."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._fn = fn
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="modelreg-open-registry", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
+            self._error = e
+
+    def wait(self) -> None:
+        """Wait for the thread to end, even through interruptions (Ctrl-C while waiting)."""
+        while self._thread.is_alive():
+            with contextlib.suppress(BaseException):
+                self._thread.join()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _prepare_workers() -> None:
+    """Before forking the pool's workers: what each of them would otherwise do first, done once here and
+    inherited. BLAS is limited to one thread (``registry.stats.single_threaded_blas``: each worker walked
+    the loaded libraries for it, ~7 ms), which this process keeps, as an in-process scan does."""
+    from registry.stats import single_threaded_blas
+
+    single_threaded_blas()
+
+
 def _raw_keys(header: st.SafetensorsHeader) -> set[str]:
     return {"__metadata__"} if header.raw_metadata is not None or header.metadata is not None else set()
 
@@ -957,15 +997,30 @@ def scan(
     # A registry that does not exist yet holds nothing to skip: the workers start on every file while this
     # process creates it (creating one costs 0.1–0.4 s); they are stopped if it cannot be created.
     pool: _Pool | None = None
+    opening: _Opening | None = None
     if mapper is None and not os.path.lexists(db_path) and not os.path.lexists(str(db_path) + ".wal"):
         early = [it for it in items if it.st is not None]
         n_early = effective_workers(workers, len(early), sum(it.st.st_size for it in early if it.st is not None))
         if n_early > 1 and len(early) > 1:
-            load_analyzers()  # imported once here, inherited by the forked workers
-            pool = _Pool(early, n_early, set(), rehash)
+            # DuckDB creates the registry without holding the interpreter's lock: in a thread, on a core that
+            # would otherwise wait while this one imports what the workers inherit
+            opening = _Opening(lambda: load_index(db_path, host, on_wait, writer.get(on_create)))
+            try:
+                load_analyzers()  # imported once here, inherited by the forked workers
+                _prepare_workers()
+                pool = _Pool(early, n_early, set(), rehash)
+            except BaseException:
+                opening.wait()
+                writer.release()
+                raise
     try:
-        states, known, recorded_path_findings = load_index(db_path, host, on_wait, writer.get(on_create))
+        if opening is not None:
+            states, known, recorded_path_findings = opening.result()
+        else:
+            states, known, recorded_path_findings = load_index(db_path, host, on_wait, writer.get(on_create))
     except BaseException:
+        if opening is not None:
+            opening.wait()  # (interrupted while waiting: the thread holds the writer until it is done)
         writer.release()
         if pool is not None:
             pool.close()
@@ -1078,6 +1133,8 @@ def scan(
 
     workers = effective_workers(workers, len(todo), sum(it.st.st_size for it in todo if it.st is not None))
     if pool is None and mapper is None and workers > 1 and len(todo) > 1:
+        load_analyzers()
+        _prepare_workers()
         pool = _Pool(todo, workers, known, rehash)
     try:
         if pool is not None:
