@@ -54,6 +54,7 @@ from registry.store.write import (
     FileWrite,
     SightingRecord,
     TensorRows,
+    blob_event_text,
     rows_as_columns,
     write_batch,
 )
@@ -585,19 +586,23 @@ def analyse_files(items: list[tuple[str, int, int, int, int]], rehash: bool = Fa
 
 
 def analyse_task(items: list[tuple[str, int, int, int, int]], rehash: bool = False) -> list[Analysed]:
-    """A pool worker's task: :func:`analyse_files`, its results made cheap to hand over. The analyzers'
-    columns of all the task's blobs go into one :class:`ColumnBlock` that every blob refers to (pickled
-    once: a few long lists per table instead of ~120 one-row lists per small file), and a file's step
-    times are kept only when the scan summary names the file (slower than ``SLOW_SECONDS``)."""
+    """A pool worker's task: :func:`analyse_files`, its results made cheap to hand over and to commit. The
+    analyzers' columns of all the task's blobs go into one :class:`ColumnBlock` that every blob refers to
+    (pickled once: a few long lists per table instead of ~120 one-row lists per small file), each blob
+    carries the payload text of its event (``blob_event_text``: digests of its row and findings, made here
+    rather than by the process that commits every file), and a file's step times are kept only when the
+    scan summary names the file (slower than ``SLOW_SECONDS``)."""
     results = analyse_files(items, rehash)
     block = ColumnBlock()
     for a in results:
         if a.seconds <= SLOW_SECONDS:
             a.steps = {}
         b = a.blob
-        if b is not None and b.block is None:
-            b.block_index = block.add(b.sha256, b.columns)
-            b.block, b.columns = block, {}
+        if b is not None:
+            b.event_text = blob_event_text(b)
+            if b.block is None:
+                b.block_index = block.add(b.sha256, b.columns)
+                b.block, b.columns = block, {}
     return results
 
 
