@@ -744,23 +744,27 @@ class _Opening:
         self._fn = fn
         self._value: Any = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="modelreg-open-registry", daemon=True)
-        self._thread.start()
+        # (an Event, not Thread.join: a join that Ctrl-C interrupts can leave is_alive() saying False while
+        # the thread still runs)
+        self._done = threading.Event()
+        threading.Thread(target=self._run, name="modelreg-open-registry", daemon=True).start()
 
     def _run(self) -> None:
         try:
             self._value = self._fn()
         except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
             self._error = e
+        finally:
+            self._done.set()
 
     def wait(self) -> None:
-        """Wait for the thread to end, even through interruptions (Ctrl-C while waiting)."""
-        while self._thread.is_alive():
+        """Wait for the thread to end, through interruptions (Ctrl-C while waiting): it holds the writer."""
+        while not self._done.is_set():
             with contextlib.suppress(BaseException):
-                self._thread.join()
+                self._done.wait(0.05)
 
     def result(self) -> Any:
-        self._thread.join()
+        self._done.wait()
         if self._error is not None:
             raise self._error
         return self._value
