@@ -2,7 +2,8 @@
 
 Builds the ``real`` (real-layout SD 1.5 / SDXL LoRAs) or ``tiny`` folder of ``bench/scan_throughput.py``
 and scans it once with the default options, with the parent's steps wrapped to record when they start
-and end (wall clock and this process's CPU, DuckDB's threads included), and each worker task's start and
+and end (wall clock and this process's CPU, DuckDB's threads and the thread that creates a new registry
+included: a step's CPU counts what the other threads did meanwhile), and each worker task's start and
 end (the workers are forked, so they inherit the wrapping; ``time.perf_counter`` is the same monotonic
 clock in every process). Prints the parent's garbage collections during the scan (count per generation and
 their CPU), the events in time order, then the parent's wall and CPU per step.
@@ -21,6 +22,7 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +38,14 @@ from registry.store import listing_table, write  # noqa: E402
 
 #: (wall start, wall end, cpu start, cpu end, name, depth, pid)
 EVENTS: list[tuple[float, float, float, float, str, int, int]] = []
-_DEPTH = [0]
+_LOCAL = threading.local()  # nesting depth per thread (a new registry is created in a thread of its own)
+
+
+def _depth(step: int = 0) -> int:
+    _LOCAL.depth = getattr(_LOCAL, "depth", 0) + step
+    return int(_LOCAL.depth)
+
+
 _WORKER_LOG = ""
 #: the parent's garbage collections during the timed scan: count per generation, and their CPU seconds
 _GC_N = [0, 0, 0]
@@ -61,12 +70,11 @@ def _wrap(owner: Any, attr: str, name: str | None = None) -> None:
     @functools.wraps(fn)
     def wrapped(*a: Any, **k: Any) -> Any:
         t, c = time.perf_counter(), time.process_time()
-        _DEPTH[0] += 1
+        _depth(1)
         try:
             return fn(*a, **k)
         finally:
-            _DEPTH[0] -= 1
-            EVENTS.append((t, time.perf_counter(), c, time.process_time(), label, _DEPTH[0], os.getpid()))
+            EVENTS.append((t, time.perf_counter(), c, time.process_time(), label, _depth(-1), os.getpid()))
 
     setattr(owner, attr, wrapped)
 
@@ -82,21 +90,19 @@ def _wrap_cm(owner: Any, attr: str, name: str) -> None:
         class Timed:
             def __enter__(self) -> Any:
                 t, c = time.perf_counter(), time.process_time()
-                _DEPTH[0] += 1
+                _depth(1)
                 try:
                     return cm.__enter__()
                 finally:
-                    _DEPTH[0] -= 1
-                    EVENTS.append((t, time.perf_counter(), c, time.process_time(), name + ":open", _DEPTH[0], os.getpid()))
+                    EVENTS.append((t, time.perf_counter(), c, time.process_time(), name + ":open", _depth(-1), os.getpid()))
 
             def __exit__(self, *exc: Any) -> Any:
                 t, c = time.perf_counter(), time.process_time()
-                _DEPTH[0] += 1
+                _depth(1)
                 try:
                     return cm.__exit__(*exc)
                 finally:
-                    _DEPTH[0] -= 1
-                    EVENTS.append((t, time.perf_counter(), c, time.process_time(), name + ":close", _DEPTH[0], os.getpid()))
+                    EVENTS.append((t, time.perf_counter(), c, time.process_time(), name + ":close", _depth(-1), os.getpid()))
 
         return Timed()
 

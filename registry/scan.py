@@ -19,6 +19,7 @@ import os
 import socket
 import stat as statmod
 import sys
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -53,6 +54,7 @@ from registry.store.write import (
     FileWrite,
     SightingRecord,
     TensorRows,
+    blob_event_text,
     rows_as_columns,
     write_batch,
 )
@@ -584,19 +586,23 @@ def analyse_files(items: list[tuple[str, int, int, int, int]], rehash: bool = Fa
 
 
 def analyse_task(items: list[tuple[str, int, int, int, int]], rehash: bool = False) -> list[Analysed]:
-    """A pool worker's task: :func:`analyse_files`, its results made cheap to hand over. The analyzers'
-    columns of all the task's blobs go into one :class:`ColumnBlock` that every blob refers to (pickled
-    once: a few long lists per table instead of ~120 one-row lists per small file), and a file's step
-    times are kept only when the scan summary names the file (slower than ``SLOW_SECONDS``)."""
+    """A pool worker's task: :func:`analyse_files`, its results made cheap to hand over and to commit. The
+    analyzers' columns of all the task's blobs go into one :class:`ColumnBlock` that every blob refers to
+    (pickled once: a few long lists per table instead of ~120 one-row lists per small file), each blob
+    carries the payload text of its event (``blob_event_text``: digests of its row and findings, made here
+    rather than by the process that commits every file), and a file's step times are kept only when the
+    scan summary names the file (slower than ``SLOW_SECONDS``)."""
     results = analyse_files(items, rehash)
     block = ColumnBlock()
     for a in results:
         if a.seconds <= SLOW_SECONDS:
             a.steps = {}
         b = a.blob
-        if b is not None and b.block is None:
-            b.block_index = block.add(b.sha256, b.columns)
-            b.block, b.columns = block, {}
+        if b is not None:
+            b.event_text = blob_event_text(b)
+            if b.block is None:
+                b.block_index = block.add(b.sha256, b.columns)
+                b.block, b.columns = block, {}
     return results
 
 
@@ -735,6 +741,49 @@ class _Pool:
     def close(self) -> None:
         """Stop: tasks not started are cancelled; the workers finish the file they are on."""
         self.ex.shutdown(wait=True, cancel_futures=True)
+
+
+class _Opening:
+    """``fn()`` run in a thread of its own; :meth:`result` waits for it and gives its value or raises its
+    exception."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._fn = fn
+        self._value: Any = None
+        self._error: BaseException | None = None
+        # (an Event, not Thread.join: a join that Ctrl-C interrupts can leave is_alive() saying False while
+        # the thread still runs)
+        self._done = threading.Event()
+        threading.Thread(target=self._run, name="modelreg-open-registry", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller by result()
+            self._error = e
+        finally:
+            self._done.set()
+
+    def wait(self) -> None:
+        """Wait for the thread to end, through interruptions (Ctrl-C while waiting): it holds the writer."""
+        while not self._done.is_set():
+            with contextlib.suppress(BaseException):
+                self._done.wait(0.05)
+
+    def result(self) -> Any:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _prepare_workers() -> None:
+    """Before forking the pool's workers: what each of them would otherwise do first, done once here and
+    inherited. BLAS is limited to one thread (``registry.stats.single_threaded_blas``: each worker walked
+    the loaded libraries for it, ~7 ms), which this process keeps, as an in-process scan does."""
+    from registry.stats import single_threaded_blas
+
+    single_threaded_blas()
 
 
 def _raw_keys(header: st.SafetensorsHeader) -> set[str]:
@@ -964,15 +1013,30 @@ def scan(
     # A registry that does not exist yet holds nothing to skip: the workers start on every file while this
     # process creates it (creating one costs 0.1–0.4 s); they are stopped if it cannot be created.
     pool: _Pool | None = None
+    opening: _Opening | None = None
     if mapper is None and not os.path.lexists(db_path) and not os.path.lexists(str(db_path) + ".wal"):
         early = [it for it in items if it.st is not None]
         n_early = effective_workers(workers, len(early), sum(it.st.st_size for it in early if it.st is not None))
         if n_early > 1 and len(early) > 1:
-            load_analyzers()  # imported once here, inherited by the forked workers
-            pool = _Pool(early, n_early, set(), rehash)
+            # DuckDB creates the registry without holding the interpreter's lock: in a thread, on a core that
+            # would otherwise wait while this one imports what the workers inherit
+            opening = _Opening(lambda: load_index(db_path, host, on_wait, writer.get(on_create)))
+            try:
+                load_analyzers()  # imported once here, inherited by the forked workers
+                _prepare_workers()
+                pool = _Pool(early, n_early, set(), rehash)
+            except BaseException:
+                opening.wait()
+                writer.release()
+                raise
     try:
-        states, known, recorded_path_findings = load_index(db_path, host, on_wait, writer.get(on_create))
+        if opening is not None:
+            states, known, recorded_path_findings = opening.result()
+        else:
+            states, known, recorded_path_findings = load_index(db_path, host, on_wait, writer.get(on_create))
     except BaseException:
+        if opening is not None:
+            opening.wait()  # (interrupted while waiting: the thread holds the writer until it is done)
         writer.release()
         if pool is not None:
             pool.close()
@@ -1085,6 +1149,8 @@ def scan(
 
     workers = effective_workers(workers, len(todo), sum(it.st.st_size for it in todo if it.st is not None))
     if pool is None and mapper is None and workers > 1 and len(todo) > 1:
+        load_analyzers()
+        _prepare_workers()
         pool = _Pool(todo, workers, known, rehash)
     try:
         if pool is not None:

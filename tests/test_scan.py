@@ -393,6 +393,53 @@ def test_a_registry_that_cannot_be_created_stops_the_early_workers(tmp_path: Pat
     assert not db.exists()
 
 
+def test_ctrl_c_while_a_new_registry_is_created_stops_cleanly(tmp_path: Path) -> None:
+    """A new registry is created in a thread while the workers start; Ctrl-C meanwhile ends the scan with
+    KeyboardInterrupt once that thread is done with the registry (not with an error from closing it under
+    the thread), leaves no worker running, and leaves the registry created and empty."""
+    import signal
+    import time
+
+    root = tmp_path / "m"
+    for i in range(12):
+        write_safetensors(root / f"f{i:02}.safetensors", {"w": np.full(64, i, dtype=np.float32)})
+    db = tmp_path / "r.duckdb"
+    code = textwrap.dedent(
+        f"""
+        import signal, sys, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        from pathlib import Path
+        from registry.store import db as dbmod
+        from registry.scan import scan
+        real = dbmod.create_schema
+        def slow_create(con):
+            print("creating", flush=True)
+            time.sleep(1.5)  # the interrupt lands while this thread creates the registry
+            return real(con)
+        dbmod.create_schema = slow_create
+        try:
+            scan([{str(root)!r}], Path({str(db)!r}), workers=2)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(7)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == b"creating"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 7, err.decode()
+    assert b"interrupted" in out and b"generator already executing" not in err
+    c = counts(db)
+    assert c["blobs"] == 0 and c["events"] == 0
+    with connect(db, read_only=True) as con:
+        assert verify_chain(con).ok
+
+
 def test_stored_cells_skip_cleaning_only_when_cleaning_changes_nothing() -> None:
     """``_json_cell`` skips ``clean_obj`` for values it would not change; every kind of value below (text
     from undecodable file names, non-string keys, tuples, nesting, numpy scalars, non-ASCII text) is

@@ -105,6 +105,48 @@ def test_a_task_hands_over_one_block_with_each_files_rows(tmp_path: Path) -> Non
         assert a.blob.findings == b.blob.findings
 
 
+def test_the_event_text_a_worker_makes_is_the_one_the_writer_made() -> None:
+    """``blob_event_text`` (made by a pool worker) against the payload the writer built from the blob's
+    ``findings`` rows before: findings with text from undecodable file names, non-ASCII text, nested and
+    non-JSON evidence, and none at all."""
+    import json as _json
+    from datetime import UTC, datetime
+
+    from registry.findings import Finding, Severity
+    from registry.store.events import payload_text
+    from registry.store.write import (
+        TensorRows,
+        blob_digest,
+        blob_event_text,
+        blob_row,
+        finding_row,
+        findings_digest,
+    )
+
+    findings = [
+        Finding("file.unreadable", Severity.MEDIUM, "bad name \udcff here", {"path": "/m/\udcfe.safetensors"}),
+        Finding("stats.zero-update", Severity.LOW, "Größe ≥ 1", {"modules": ["a", "b"], "n": 2, "nested": {"x": [1.5, None]}}),
+        Finding("format.unsupported", Severity.LOW, "odd evidence", {"when": datetime(2020, 1, 2, tzinfo=UTC), 3: (1, 2)}),
+    ]
+    for fs in (findings, []):
+        b = BlobRecord(
+            sha256="a" * 64, size=123, hashes={"autov3": "b" * 12, "blake3": "c" * 64, "crc32": "0badf00d"},
+            format="safetensors", header_len=40, n_tensors=2, metadata_json='{"k": "v"}', analyzers="stats=2",
+            tensors=TensorRows(), findings=fs, rows={},
+        )  # fmt: skip
+        rows = [finding_row(f, b.sha256, "host", "/m/x.safetensors", datetime.now(UTC)) for f in fs]
+        before = payload_text(
+            {
+                "sha256": b.sha256, "size": b.size, "format": b.format, "autov3": b.hashes.get("autov3"),
+                "blake3": b.hashes.get("blake3"), "findings": len(fs),
+                "findings_sha256": findings_digest((r["rule_id"], r["severity"], r["message"], r["evidence"]) for r in rows),
+                "blob_row_sha256": blob_digest(blob_row(b)), "analyzers": b.analyzers,
+            }
+        )  # fmt: skip
+        assert blob_event_text(b) == before
+        assert _json.loads(before)["findings"] == len(fs)
+
+
 def test_duplicates_within_a_task_and_any_batch_size_store_the_same_rows(tmp_path: Path) -> None:
     """Copies of one file in the same worker task (the second is not written again) and commits that cut a
     task's files into several batches store what a scan in one process stores."""

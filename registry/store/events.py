@@ -103,6 +103,12 @@ class EventLog:
         self._at: tuple[datetime, str] | None = None  # the last time given and its text (a batch shares one)
 
     def append(self, action: str, subject: str | None, payload: dict[str, Any], at: datetime | None = None) -> str:
+        # the payload is stored as its canonical JSON text, so that re-hashing reads back what was hashed
+        return self.append_text(action, subject, payload_text(payload), at)
+
+    def append_text(self, action: str, subject: str | None, text: str, at: datetime | None = None) -> str:
+        """:meth:`append` of the payload whose :func:`payload_text` is ``text`` (made elsewhere: a scan's
+        worker makes its blobs' payload texts)."""
         at = at or datetime.now(UTC)
         if self._at is not None and self._at[0] is at:
             ts = self._at[1]
@@ -110,8 +116,6 @@ class EventLog:
             ts = _timestamp(at)
             self._at = (at, ts)
         seq = self.seq + 1
-        # the payload is stored as its canonical JSON text, so that re-hashing reads back what was hashed
-        text = payload_text(payload)
         subject = clean_text(subject) if subject is not None else None
         h = event_hash_of_text(seq, ts, self.actor, action, subject, text, self.head)
         self._pending.append((seq, ts, self.actor, action, subject, text, self.head, h))

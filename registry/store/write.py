@@ -24,7 +24,7 @@ import pyarrow as pa
 from registry.findings import Finding
 from registry.paths import already_clean, clean_obj, clean_text, display_path, raw_path
 from registry.store._duck import ARROW_IN, with_arrow
-from registry.store.events import EventLog, canonical
+from registry.store.events import EventLog, canonical, payload_text
 from registry.store.listing_table import refresh_listing
 
 
@@ -63,6 +63,9 @@ class BlobRecord:
     #: columns (a worker task's hand-over, :class:`ColumnBlock`)
     block: ColumnBlock | None = None
     block_index: int = 0
+    #: the payload text of the blob's event (:func:`blob_event_text`), made by the worker that analysed it
+    #: instead of by the one process that commits every file; None: made at commit
+    event_text: str | None = None
 
 
 def join_columns(have: dict[str, dict[str, list[Any]]], table: str, cols: dict[str, list[Any]]) -> None:
@@ -362,6 +365,39 @@ def blob_digest(values: Sequence[Any]) -> str:
     return hashlib.sha256(canonical(vals).encode("utf-8")).hexdigest()
 
 
+def blob_row(b: BlobRecord) -> list[Any]:
+    """The ``blobs`` row of ``b`` in the order of ``BLOB_DIGEST_COLUMNS`` (``first_seen`` apart)."""
+    hs = b.hashes
+    return [
+        b.sha256, b.size, hs.get("autov1"), hs.get("autov2"), hs.get("autov3"), hs.get("blake3"),
+        hs.get("crc32"), hs.get("git_sha1"), b.format, b.header_len, b.n_tensors, b.metadata_json,
+        b.analyzers,
+    ]  # fmt: skip
+
+
+def blob_event_text(b: BlobRecord, row: Sequence[Any] | None = None) -> str:
+    """The payload text (:func:`~registry.store.events.payload_text`) of the ``blob.add`` or
+    ``blob.reanalyze`` event of ``b``: it depends on the blob alone (its findings' digest is over the
+    columns of their rows that do not depend on where or when the file was seen)."""
+    digests = (
+        (f.rule_id, f.severity.label, clean_text(f.message), json.dumps(clean_obj(f.evidence), sort_keys=True, default=str))
+        for f in b.findings
+    )
+    return payload_text(
+        {
+            "sha256": b.sha256,
+            "size": b.size,
+            "format": b.format,
+            "autov3": b.hashes.get("autov3"),
+            "blake3": b.hashes.get("blake3"),
+            "findings": len(b.findings),
+            "findings_sha256": findings_digest(digests),
+            "blob_row_sha256": blob_digest(row if row is not None else blob_row(b)),
+            "analyzers": b.analyzers,
+        }
+    )
+
+
 def sighting_payload(s: SightingRecord) -> dict[str, Any]:
     out: dict[str, Any] = {
         "sha256": s.sha256,
@@ -495,12 +531,7 @@ def write_batch(
                 if b.sha256 in known:
                     replace.add(b.sha256)
                 written.add(b.sha256)
-                hs = b.hashes
-                row = [  # in the order of BLOB_DIGEST_COLUMNS
-                    b.sha256, b.size, hs.get("autov1"), hs.get("autov2"), hs.get("autov3"), hs.get("blake3"),
-                    hs.get("crc32"), hs.get("git_sha1"), b.format, b.header_len, b.n_tensors, b.metadata_json,
-                    b.analyzers,
-                ]  # fmt: skip
+                row = blob_row(b)
                 for column, v in zip(blob_columns, row, strict=True):
                     column.append(v)
                 blob_rows["first_seen"].append(now)
@@ -525,22 +556,8 @@ def write_batch(
                     for table, cols in b.columns.items():
                         join_columns(extra_cols, table, {"blob_sha256": [b.sha256] * len(next(iter(cols.values()), [])), **cols})
                 action = "blob.reanalyze" if b.sha256 in known else "blob.add"
-                log.append(
-                    action,
-                    b.sha256,
-                    {
-                        "sha256": b.sha256,
-                        "size": b.size,
-                        "format": b.format,
-                        "autov3": b.hashes.get("autov3"),
-                        "blake3": b.hashes.get("blake3"),
-                        "findings": len(b.findings),
-                        "findings_sha256": findings_digest((r["rule_id"], r["severity"], r["message"], r["evidence"]) for r in fr),
-                        "blob_row_sha256": blob_digest(row),
-                        "analyzers": b.analyzers,
-                    },
-                    at=now,
-                )
+                text = b.event_text if b.event_text is not None else blob_event_text(b, row)
+                log.append_text(action, b.sha256, text, at=now)
                 finding_rows.extend({**r, "event_seq": log.seq} for r in fr)
             if s.sha256 is None:
                 fr = [
