@@ -647,10 +647,12 @@ class _Pool:
             raise
 
     def _executor(self, workers: int) -> ProcessPoolExecutor:
-        # BLAS limited to one thread here, before the workers are forked (they inherit it): limited in each
-        # worker instead, OpenBLAS started a thread of its own there after the fork, which spun on a core
-        # after its calls (measured: 30-60 ms of CPU per worker, over its first files, on 2 cores). This process keeps the
-        # limit, as an in-process scan does (``single_threaded_blas``: once per process).
+        # BLAS limited to one thread here, before the workers are forked (they inherit it; every pool, the
+        # recovery's one-worker pools too, is made here): limited in each worker instead, each walked the
+        # loaded libraries for it (~7 ms) and OpenBLAS started a thread of its own there after the fork,
+        # which spun on a core after its calls (measured: 30-60 ms of CPU per worker, over its first files,
+        # on 2 cores). This process keeps the limit, as an in-process scan does (``single_threaded_blas``:
+        # once per process).
         from registry.stats import single_threaded_blas  # (the analyzers import it anyway)
 
         single_threaded_blas()
@@ -775,15 +777,6 @@ class _Opening:
         if self._error is not None:
             raise self._error
         return self._value
-
-
-def _prepare_workers() -> None:
-    """Before forking the pool's workers: what each of them would otherwise do first, done once here and
-    inherited. BLAS is limited to one thread (``registry.stats.single_threaded_blas``: each worker walked
-    the loaded libraries for it, ~7 ms), which this process keeps, as an in-process scan does."""
-    from registry.stats import single_threaded_blas
-
-    single_threaded_blas()
 
 
 def _raw_keys(header: st.SafetensorsHeader) -> set[str]:
@@ -1023,7 +1016,6 @@ def scan(
             opening = _Opening(lambda: load_index(db_path, host, on_wait, writer.get(on_create)))
             try:
                 load_analyzers()  # imported once here, inherited by the forked workers
-                _prepare_workers()
                 pool = _Pool(early, n_early, set(), rehash)
             except BaseException:
                 opening.wait()
@@ -1150,7 +1142,6 @@ def scan(
     workers = effective_workers(workers, len(todo), sum(it.st.st_size for it in todo if it.st is not None))
     if pool is None and mapper is None and workers > 1 and len(todo) > 1:
         load_analyzers()
-        _prepare_workers()
         pool = _Pool(todo, workers, known, rehash)
     try:
         if pool is not None:
