@@ -274,6 +274,21 @@ def handle_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         echo_err("modelreg: interrupted; everything committed so far is kept")
         raise click.exceptions.Exit(130) from None
+    except Exception as e:
+        if not interrupted_query(e):
+            raise
+        echo_err("modelreg: interrupted; everything committed so far is kept")
+        raise click.exceptions.Exit(130) from None
+
+
+def interrupted_query(e: BaseException) -> bool:
+    """Whether ``e`` is DuckDB's answer to Ctrl-C in the middle of a statement: DuckDB 2.x stops the
+    statement and raises ``RuntimeError("Query interrupted")`` instead of the ``KeyboardInterrupt`` the
+    signal would otherwise give (1.x: ``duckdb.InterruptException``); the statement's transaction is rolled
+    back, as for any failed statement."""
+    if type(e) is RuntimeError:
+        return str(e) == "Query interrupted"
+    return type(e).__name__ == "InterruptException" and type(e).__module__.lstrip("_").startswith("duckdb")
 
 
 def text_table(pairs: Sequence[tuple[str, Any]], out: io.TextIOBase | Any = None) -> None:

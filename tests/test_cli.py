@@ -163,3 +163,45 @@ def test_show_and_ls_import_only_what_they_need(tmp_path: Path, db: Path) -> Non
         done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip().splitlines()[-1] == "[]", (argv, done.stdout[-300:])
+
+
+def test_ctrl_c_during_a_query_is_one_line_and_exit_130(tmp_path: Path, db: Path) -> None:
+    """Ctrl-C while DuckDB runs a statement: DuckDB 2.x stops it and raises ``RuntimeError("Query
+    interrupted")``, not ``KeyboardInterrupt``; the CLI says so in one line and exits 130, as for an
+    interrupt anywhere else (no traceback)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    two_models(tmp_path)
+    run("scan", str(tmp_path / "m"))
+    sql = "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3"  # hours: runs until interrupted
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from cli.main import main; main()", "--db", str(db), "query", sql],
+        cwd=Path(__file__).parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # the statement runs once the registry is open: wait for the process to hold it
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                held = [os.readlink(f"/proc/{proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{proc.pid}/fd")]
+            except OSError:
+                held = []
+            if str(db) in held:
+                break
+            time.sleep(0.02)
+        time.sleep(0.5)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err.decode()
+    assert err.decode() == "modelreg: interrupted; everything committed so far is kept\n"
+    assert out == b""
