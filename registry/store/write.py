@@ -325,19 +325,27 @@ def existing_blobs(con: duckdb.DuckDBPyConnection, shas: Iterable[str]) -> set[s
     return {r[0] for r in with_arrow(con, sql, pa.table({"sha256": shas})).fetchall()}
 
 
+def finding_cells(f: Finding) -> tuple[str, str, str, str]:
+    """The stored ``rule_id``, ``severity``, ``message`` and ``evidence`` of ``f`` (what
+    :func:`findings_digest` digests): text that came from an undecodable file name made storable, the
+    evidence as sorted JSON."""
+    return f.rule_id, f.severity.label, clean_text(f.message), json.dumps(clean_obj(f.evidence), sort_keys=True, default=str)
+
+
 def finding_row(f: Finding, blob: str | None, host: str | None, path: str | None, now: datetime) -> dict[str, Any]:
     """A ``findings`` row; the path is stored in its display form (with ``path_raw`` when that differs
     from the exact bytes) and text that came from an undecodable file name is made storable."""
+    rule_id, severity, message, evidence = finding_cells(f)
     return {
         "blob_sha256": blob,
         "host": host,
         "path": display_path(path) if path is not None else None,
         "path_raw": raw_path(path) if path is not None else None,
-        "rule_id": f.rule_id,
-        "severity": f.severity.label,
+        "rule_id": rule_id,
+        "severity": severity,
         "severity_rank": int(f.severity),
-        "message": clean_text(f.message),
-        "evidence": json.dumps(clean_obj(f.evidence), sort_keys=True, default=str),
+        "message": message,
+        "evidence": evidence,
         "created_at": now,
     }
 
@@ -379,10 +387,6 @@ def blob_event_text(b: BlobRecord, row: Sequence[Any] | None = None) -> str:
     """The payload text (:func:`~registry.store.events.payload_text`) of the ``blob.add`` or
     ``blob.reanalyze`` event of ``b``: it depends on the blob alone (its findings' digest is over the
     columns of their rows that do not depend on where or when the file was seen)."""
-    digests = (
-        (f.rule_id, f.severity.label, clean_text(f.message), json.dumps(clean_obj(f.evidence), sort_keys=True, default=str))
-        for f in b.findings
-    )
     return payload_text(
         {
             "sha256": b.sha256,
@@ -391,7 +395,7 @@ def blob_event_text(b: BlobRecord, row: Sequence[Any] | None = None) -> str:
             "autov3": b.hashes.get("autov3"),
             "blake3": b.hashes.get("blake3"),
             "findings": len(b.findings),
-            "findings_sha256": findings_digest(digests),
+            "findings_sha256": findings_digest(finding_cells(f) for f in b.findings),
             "blob_row_sha256": blob_digest(row if row is not None else blob_row(b)),
             "analyzers": b.analyzers,
         }
