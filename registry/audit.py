@@ -54,11 +54,12 @@ from registry.sidecars import (
     parse_sidecar,
     unreadable,
 )
+from registry.store._duck import registered
 from registry.store.db import connect
 from registry.store.events import EventLog
 from registry.store.listing_table import refresh_listing
 from registry.store.remote import civitai_row
-from registry.store.write import finding_row, insert_rows, settle
+from registry.store.write import finding_row, insert_rows
 
 R_CIVITAI_POI = rule(
     "civitai.real-person",
@@ -480,23 +481,15 @@ def _under(p: Path, parent: Path) -> bool:
     return True
 
 
-def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
-    settle(con)
-    con.register(name, table)
-
-
 def _blob_hashes(con: duckdb.DuckDBPyConnection, shas: Iterable[str]) -> dict[str, dict[str, str | None]]:
     shas = sorted(set(shas))
     if not shas:
         return {}
-    _register(con, "_audit_shas", pa.table({"sha256": shas}))
-    try:
+    with registered(con, "_audit_shas", pa.table({"sha256": shas})):
         rows = con.execute(
             "SELECT b.sha256, b.autov1, b.autov2, b.autov3, b.blake3, b.crc32, b.git_sha1, b.size "
             "FROM blobs b JOIN _audit_shas USING (sha256)"
         ).fetchall()
-    finally:
-        con.unregister("_audit_shas")
     keys = ("sha256", "autov1", "autov2", "autov3", "blake3", "crc32", "git_sha1", "size")
     return {r[0]: dict(zip(keys, r, strict=True)) for r in rows}
 
@@ -691,19 +684,13 @@ def _check_and_record(
     touched: list[str | None] = []
     try:
         if replaced:
-            _register(con, "_replaced", pa.table({"p": [display_path(x) for x in replaced]}))
-            try:
+            with registered(con, "_replaced", pa.table({"p": [display_path(x) for x in replaced]})):
                 con.execute("DELETE FROM sidecar_claims WHERE host = ? AND sidecar_path IN (SELECT p FROM _replaced)", [host])
-            finally:
-                con.unregister("_replaced")
             stale_models = sorted({m for m, _, s in sidecars if s in set(replaced)})
-            _register(con, "_stale", pa.table({"p": [display_path(x) for x in stale_models]}))
-            try:
+            with registered(con, "_stale", pa.table({"p": [display_path(x) for x in stale_models]})):
                 stale_where = "host = ? AND rule_id LIKE 'sidecar.%' AND path IN (SELECT p FROM _stale)"
                 touched += [r[0] for r in con.execute(f"SELECT DISTINCT blob_sha256 FROM findings WHERE {stale_where}", [host]).fetchall()]
                 con.execute(f"DELETE FROM findings WHERE {stale_where}", [host])
-            finally:
-                con.unregister("_stale")
         insert_rows(con, "sidecar_claims", claim_rows)
         insert_rows(con, "remote_observations", observations)
         insert_rows(con, "findings", new_findings)
@@ -734,8 +721,8 @@ def _report_rows(
 
     if report.shas:
         paths = sorted(report.shas)
-        _register(con, "_audited", pa.table({"path": [display_path(p) for p in paths], "sha256": [report.shas[p] for p in paths]}))
-        try:
+        audited = pa.table({"path": [display_path(p) for p in paths], "sha256": [report.shas[p] for p in paths]})
+        with registered(con, "_audited", audited):
             result = con.execute(
                 "SELECT a.path, f.blob_sha256, f.rule_id, f.severity, f.message, CAST(f.evidence AS VARCHAR) "
                 "FROM _audited a JOIN findings f ON f.blob_sha256 = a.sha256 "
@@ -744,8 +731,6 @@ def _report_rows(
                 "ORDER BY f.severity_rank DESC, a.path, f.rule_id, f.message",
                 [host],
             ).fetchall()
-        finally:
-            con.unregister("_audited")
         for path, sha, rid, sev, msg, ev in result:
             push(
                 {
@@ -758,16 +743,13 @@ def _report_rows(
                 }
             )
     if no_content:
-        _register(con, "_nocontent", pa.table({"path": [display_path(p) for p in no_content]}))
-        try:
+        with registered(con, "_nocontent", pa.table({"path": [display_path(p) for p in no_content]})):
             result = con.execute(
                 "SELECT f.path, f.rule_id, f.severity, f.message, CAST(f.evidence AS VARCHAR) FROM findings f "
                 "JOIN _nocontent n ON n.path = f.path WHERE f.blob_sha256 IS NULL AND f.host = ? "
                 "ORDER BY f.severity_rank DESC, f.path",
                 [host],
             ).fetchall()
-        finally:
-            con.unregister("_nocontent")
         for path, rid, sev, msg, ev in result:
             push({"severity": sev, "rule_id": rid, "path": path, "blob_sha256": None, "message": msg, "evidence": json.loads(ev) if ev else {}})
     for loc in cache_findings:

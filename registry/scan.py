@@ -45,7 +45,7 @@ from registry.files.sniff import SNIFF_BYTES, file_reader, sniff_bytes
 from registry.findings import Finding, Severity, finding, from_error, rule
 from registry.hashing import INLINE_LIMIT, hash_bytes, hash_file, hash_map
 from registry.paths import clean_text, display_path, raw_path
-from registry.store._duck import full
+from registry.store._duck import registered
 from registry.store.anchor import head_path, update_after_write
 from registry.store.db import connect, someone_waiting, waiting_path
 from registry.store.write import (
@@ -1203,21 +1203,15 @@ def _count_covered(
     if summary.shas:
         paths = sorted(summary.shas)
         with connect(db_path, read_only=True, on_wait=on_wait) if con is None else contextlib.nullcontext(con) as con:
-            full()  # Arrow scans (a read-only open leaves the duckdb package unloaded)
-            con.execute("SELECT 1").fetchall()  # DuckDB 2: no register() while a result is pending
-            con.register(
-                "_covered",
-                pa.table({"path": [display_path(p) for p in paths], "sha256": [summary.shas[p] for p in paths]}),
-            )
-            try:
+            # (registered: Arrow scans, which a read-only open leaves unloaded with the duckdb package)
+            covered = pa.table({"path": [display_path(p) for p in paths], "sha256": [summary.shas[p] for p in paths]})
+            with registered(con, "_covered", covered):
                 rows = con.execute(
                     "SELECT f.severity, count(*) FROM _covered c JOIN findings f ON f.blob_sha256 = c.sha256 "
                     "WHERE NOT (f.rule_id LIKE 'hf-cache.%' OR f.rule_id LIKE 'sidecar.%') "
                     "   OR (f.path = c.path AND f.host = ?) GROUP BY f.severity",
                     [host],
                 ).fetchall()
-            finally:
-                con.unregister("_covered")
         for sev, n in rows:
             counts[sev] = counts.get(sev, 0) + int(n)
     summary.covered = counts

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import duckdb
@@ -151,3 +152,63 @@ def test_json_output_turns_decimals_into_numbers_without_importing_decimal_itsel
     from registry.jsonout import dumps
 
     assert dumps({"a": Decimal("1.25"), "b": [Decimal("-3")]}) == '{"a": 1.25, "b": [-3.0]}'
+
+
+def test_registered_raises_the_failed_statements_error_not_the_aborted_transactions() -> None:
+    """A statement that fails inside a transaction aborts it, and DuckDB then refuses ``unregister`` too
+    (``TransactionException: Current transaction is aborted``): ``registered`` raises the statement's
+    own error, and the name can be registered again after the rollback. Without failure the name is
+    gone after the block."""
+    import pyarrow as pa
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (x INTEGER)")
+    con.execute("BEGIN TRANSACTION")
+    with pytest.raises(duckdb.CatalogException, match="no_such_table"), _duck.registered(con, "_in", pa.table({"x": [1, 2]})):
+        con.execute("INSERT INTO t SELECT x FROM _in")
+        con.execute("SELECT * FROM no_such_table")
+    # what the old try/finally raised instead: the refusal, which hid the cause
+    with pytest.raises(duckdb.TransactionException, match="aborted"):
+        con.unregister("_in")
+    con.execute("ROLLBACK")
+    with _duck.registered(con, "_in", pa.table({"x": [3]})):
+        con.execute("INSERT INTO t SELECT x FROM _in")
+    assert con.execute("SELECT x FROM t").fetchall() == [(3,)]
+    with pytest.raises(duckdb.CatalogException):
+        con.execute("SELECT * FROM _in")
+    # a pending, half-fetched result does not stop it (DuckDB 2 refuses register() while one is)
+    con.execute("SELECT * FROM range(10)").fetchone()
+    with _duck.registered(con, "_in", pa.table({"x": [4]})):
+        assert con.execute("SELECT x FROM _in").fetchall() == [(4,)]
+
+
+def test_ctrl_c_inside_a_registered_block_in_a_transaction_is_the_interrupt() -> None:
+    """Ctrl-C while a statement runs in a ``registered`` block inside a transaction: DuckDB 2.x raises
+    ``RuntimeError("Query interrupted")`` (1.x: ``InterruptException``); that is what comes out, which the CLI
+    turns into its one "interrupted" line, not the aborted transaction's refusal to unregister."""
+    code = textwrap.dedent(
+        """
+        import os, signal, threading
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        import pyarrow as pa
+        from registry.store import _duck
+        from cli._app import interrupted_query
+        con = _duck.duckdb.connect()
+        con.execute("SET threads = 1")  # DuckDB notices Ctrl-C for certain only on the calling thread
+        con.execute("CREATE TABLE t (x INTEGER)")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            with _duck.registered(con, "_in", pa.table({"x": [7]})):
+                con.execute("INSERT INTO t SELECT x FROM _in")
+                threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+                # (a statement that reads only DuckDB's own tables: it checks for the interrupt throughout)
+                con.execute("SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3").fetchall()
+        except BaseException as e:
+            print(type(e).__name__, interrupted_query(e) or isinstance(e, KeyboardInterrupt), flush=True)
+        con.execute("ROLLBACK")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[1] == "True", out.stdout + out.stderr
+    assert out.stdout.split()[0] in ("RuntimeError", "InterruptException", "KeyboardInterrupt")

@@ -19,10 +19,12 @@ tables (write, events, audit) import the package themselves. ``show`` and ``ls``
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +88,26 @@ def with_arrow(con: Any, sql: str, table: Any, params: list[Any] | None = None) 
     """Execute ``sql``, in which the name ``_arrow_in`` is the Arrow ``table``: DuckDB's replacement scan
     finds it among the local variables of the function that calls ``execute`` (this one). About half the
     cost of ``register``, ``execute`` and ``unregister`` (0.9 against 1.9 ms a statement with DuckDB 2.0:
-    a commit runs a dozen), and a pending result does not stop it (``register`` needs ``registry.store.write.settle``). Name
+    a commit runs a dozen), and a pending result does not stop it (``register`` needs :func:`registered`'s first step). Name
     the table once in ``sql``: each mention is looked up again."""
     _arrow_in = table  # noqa: F841 - read by DuckDB's replacement scan, by name
     return con.execute(sql, params) if params is not None else con.execute(sql)
+
+
+@contextlib.contextmanager
+def registered(con: Any, name: str, table: Any) -> Iterator[None]:
+    """The Arrow ``table`` under ``name`` on ``con`` for the block (``register``, then ``unregister``).
+    A result still pending is finished first (DuckDB 2 refuses ``register`` while one is). When the block
+    fails inside a transaction (an error, or Ctrl-C: DuckDB 2.x's ``RuntimeError("Query interrupted")``),
+    the aborted transaction refuses even ``unregister``: the block's error is the one raised, not that
+    refusal (the caller rolls back; registering the name again later replaces the table)."""
+    full()  # Arrow scans are set up by the duckdb package
+    con.execute("SELECT 1").fetchall()
+    con.register(name, table)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
+        raise
+    con.unregister(name)

@@ -116,16 +116,11 @@ def refresh_listing(con: duckdb.DuckDBPyConnection, shas: Iterable[str | None]) 
         return
     import pyarrow as pa
 
-    from registry.store._duck import full
+    from registry.store._duck import registered
 
-    full()  # Arrow scans are set up by the duckdb package
-    con.execute("SELECT 1").fetchall()  # DuckDB 2: no register() while a result is pending
-    con.register("_listing_affected", pa.table({"sha256": pa.array(keys, pa.string())}))
-    try:
+    with registered(con, "_listing_affected", pa.table({"sha256": pa.array(keys, pa.string())})):
         con.execute(f"DELETE FROM {TABLE} WHERE sha256 {_IN_AFFECTED}")
         con.execute(f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) {fill_sql(True)}")
-    finally:
-        con.unregister("_listing_affected")
 
 
 def rebuild_listing(con: duckdb.DuckDBPyConnection) -> None:

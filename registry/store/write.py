@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from registry.findings import Finding
 from registry.paths import already_clean, clean_obj, clean_text, display_path, raw_path
-from registry.store._duck import ARROW_IN, with_arrow
+from registry.store._duck import ARROW_IN, registered, with_arrow
 from registry.store.events import EventLog, canonical, payload_text
 from registry.store.listing_table import refresh_listing
 
@@ -243,12 +243,6 @@ def _json_column(values: list[Any]) -> list[Any]:
 def _flat_clean(x: Any) -> bool:
     t = type(x)
     return t in _PLAIN_TYPES or (t is str and x.isascii())
-
-
-def settle(con: duckdb.DuckDBPyConnection) -> None:
-    """Finish any half-fetched result (DuckDB 2 refuses ``register`` while one is pending, e.g. after
-    ``execute(...).fetchone()``)."""
-    con.execute("SELECT 1").fetchall()
 
 
 def _remember_missing(name: str) -> None:
@@ -608,15 +602,11 @@ def write_batch(
         flush_run()
 
         if replace:
-            settle(con)
-            con.register("_replace", pa.table({"sha256": sorted(replace)}))
-            try:
+            with registered(con, "_replace", pa.table({"sha256": sorted(replace)})):
                 for table in {"tensors", "tensor_summary", *derived_tables, *extra_rows, *extra_cols}:
                     con.execute(f'DELETE FROM "{table}" WHERE blob_sha256 IN (SELECT sha256 FROM _replace)')
                 con.execute("DELETE FROM findings WHERE blob_sha256 IN (SELECT sha256 FROM _replace)")
                 con.execute("DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM _replace)")
-            finally:
-                con.unregister("_replace")
         for sid, s in updates:
             con.execute(
                 "UPDATE sightings SET size = ?, mtime_ns = ?, inode = ?, device = ?, seen_at = ?, source = ? WHERE id = ?",
