@@ -16,6 +16,7 @@ import gc
 import json
 import mmap
 import os
+import signal
 import socket
 import stat as statmod
 import sys
@@ -277,7 +278,19 @@ def _die_with_parent(parent_pid: int) -> None:
 WORKER_GC_THRESHOLDS = (20_000, 20, 20)
 
 
+#: True in a process pool's worker (set by its initializer)
+_POOL_WORKER = False
+
+
 def _init_pool_worker(known: set[str], parent_pid: int) -> None:
+    global _POOL_WORKER
+    _POOL_WORKER = True
+    # Ctrl-C in a terminal reaches every process of the group, the workers too. A worker that it stopped
+    # while sending a task's result to the scanning process left half a message in the pool's result pipe,
+    # and the pool's reader thread waited for the rest forever: the scan hung after Ctrl-C (2 of 7 tries).
+    # So a worker ignores it, except while it analyses (analyse_task): the analysis stops, and the
+    # KeyboardInterrupt goes back whole, as the task's result.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent_pid)
     _init_worker(known)
     # the modules imported so far (analyzers, numpy …) stay for the life of the worker: out of every
@@ -591,8 +604,16 @@ def analyse_task(items: list[tuple[str, int, int, int, int]], rehash: bool = Fal
     (pickled once: a few long lists per table instead of ~120 one-row lists per small file), each blob
     carries the payload text of its event (``blob_event_text``: digests of its row and findings, made here
     rather than by the process that commits every file), and a file's step times are kept only when the
-    scan summary names the file (slower than ``SLOW_SECONDS``)."""
-    results = analyse_files(items, rehash)
+    scan summary names the file (slower than ``SLOW_SECONDS``). In a pool worker, Ctrl-C stops the
+    analysis but never the sending of the result (see :func:`_init_pool_worker`)."""
+    if _POOL_WORKER:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            results = analyse_files(items, rehash)
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        results = analyse_files(items, rehash)
     block = ColumnBlock()
     for a in results:
         if a.seconds <= SLOW_SECONDS:
@@ -741,7 +762,8 @@ class _Pool:
         return True
 
     def close(self) -> None:
-        """Stop: tasks not started are cancelled; the workers finish the file they are on."""
+        """Stop: tasks not started are cancelled; the workers finish the file they are on (after Ctrl-C in
+        a terminal, which reaches them too, they stop it)."""
         self.ex.shutdown(wait=True, cancel_futures=True)
 
 

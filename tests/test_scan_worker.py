@@ -469,3 +469,37 @@ def test_pool_workers_inherit_one_blas_thread() -> None:
         pool.close()
     assert before and all(n == 1 for n in before)
     assert native == 0
+
+
+def _sigint_in_analysis(items: Any, rehash: bool = False) -> Any:
+    import signal
+
+    raise RuntimeError(f"SIGINT handler while analysing: {signal.getsignal(signal.SIGINT)!r}")
+
+
+def test_pool_workers_take_ctrl_c_only_while_they_analyse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in a terminal reaches the workers too. A worker that it stopped while sending a result left
+    half a message in the pool's result pipe and the scan hung; so a worker ignores SIGINT, except inside
+    its analysis (which it stops: the KeyboardInterrupt goes back whole, as the task's result)."""
+    import signal
+
+    from registry import scan as scan_mod
+    from registry.scan import _Pool, analyse_task, load_analyzers
+
+    load_analyzers()
+    monkeypatch.setattr(scan_mod, "analyse_files", _sigint_in_analysis)  # inherited by the forked workers
+    pool = _Pool([], 1, set(), False)
+    try:
+        idle = pool.ex.submit(signal.getsignal, signal.SIGINT).result(timeout=60)
+        with pytest.raises(RuntimeError) as e:
+            pool.ex.submit(analyse_task, [], False).result(timeout=60)
+        after = pool.ex.submit(signal.getsignal, signal.SIGINT).result(timeout=60)
+    finally:
+        pool.close()
+    assert idle == signal.SIG_IGN and after == signal.SIG_IGN
+    assert "default_int_handler" in str(e.value)
+    # in the scanning process itself (-j 1, tests, benches) analyse_task leaves the handler alone
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    with pytest.raises(RuntimeError, match="default_int_handler"):
+        analyse_task([], False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
