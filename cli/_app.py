@@ -258,9 +258,35 @@ def format_option(choices: Sequence[str] = FORMATS, default: str = "table") -> A
     )
 
 
+class _Interrupt:
+    """Whether Ctrl-C came during the command (:func:`handle_errors` notes it)."""
+
+    seen = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _Interrupt.seen = True
+    raise KeyboardInterrupt
+
+
 @contextmanager
 def handle_errors() -> Iterator[None]:
-    """Known errors become one clear line and their exit code; unknown ones keep their traceback."""
+    """Known errors become one clear line and their exit code; unknown ones keep their traceback.
+
+    Ctrl-C ends the command with one line and exit 130 whatever error it surfaces as: DuckDB turns it
+    into errors of its own when it lands inside a statement (``RuntimeError("Query interrupted")``; a
+    table of the statement "does not exist" when it lands while DuckDB looks up a Python variable), and
+    the aborted transaction may refuse the next statement. So the command's SIGINT handler notes it
+    before raising ``KeyboardInterrupt`` as Python's own does."""
+    import signal
+    import threading
+
+    installed = threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if installed:
+        signal.signal(signal.SIGINT, _on_sigint)
+    _Interrupt.seen = False
     try:
         yield
     except AmbiguousRef as e:
@@ -275,10 +301,13 @@ def handle_errors() -> Iterator[None]:
         echo_err("modelreg: interrupted; everything committed so far is kept")
         raise click.exceptions.Exit(130) from None
     except Exception as e:
-        if not interrupted_query(e):
+        if not (_Interrupt.seen or interrupted_query(e)):
             raise
         echo_err("modelreg: interrupted; everything committed so far is kept")
         raise click.exceptions.Exit(130) from None
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def interrupted_query(e: BaseException) -> bool:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from cli.main import root
@@ -217,3 +218,33 @@ def test_ctrl_c_during_a_query_is_one_line_and_exit_130(tmp_path: Path, db: Path
     assert proc.returncode == 130, err.decode()
     assert err.decode() == "modelreg: interrupted; everything committed so far is kept\n"
     assert out == b""
+
+
+def test_ctrl_c_that_surfaces_as_another_error_is_still_the_interrupt(capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C landing while DuckDB looks up a Python variable for a statement surfaces as
+    ``CatalogException: Table with name _arrow_in does not exist`` (seen in a scan interrupted 70 times:
+    once); whatever error a Ctrl-C during the command turns into, the command ends with the one line and
+    exit 130. The same error without a Ctrl-C keeps its traceback."""
+    import os
+    import signal
+    import time
+
+    import click
+    import duckdb
+
+    from cli._app import handle_errors
+
+    def masked() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise duckdb.CatalogException("Catalog Error: Table with name _arrow_in does not exist!") from None
+
+    with pytest.raises(click.exceptions.Exit) as e, handle_errors():
+        masked()
+    assert e.value.exit_code == 130
+    assert capsys.readouterr().err == "modelreg: interrupted; everything committed so far is kept\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the command's handler is gone
+    with pytest.raises(duckdb.CatalogException), handle_errors():
+        raise duckdb.CatalogException("Catalog Error: Table with name x does not exist!")
