@@ -15,6 +15,7 @@ import contextlib
 import gc
 import json
 import mmap
+import multiprocessing
 import os
 import signal
 import socket
@@ -677,8 +678,12 @@ class _Pool:
         from registry.stats import single_threaded_blas  # (the analyzers import it anyway)
 
         single_threaded_blas()
+        context: Any = _DaemonWorkers()  # (a multiprocessing context in all but its class)
         return ProcessPoolExecutor(
-            max_workers=workers, initializer=_init_pool_worker, initargs=(set(self.known), os.getpid())
+            max_workers=workers,
+            mp_context=context,
+            initializer=_init_pool_worker,
+            initargs=(set(self.known), os.getpid()),
         )
 
     def results(self, idle: Callable[[], None]) -> Iterator[list[Analysed]]:
@@ -765,6 +770,26 @@ class _Pool:
         """Stop: tasks not started are cancelled; the workers finish the file they are on (after Ctrl-C in
         a terminal, which reaches them too, they stop it)."""
         self.ex.shutdown(wait=True, cancel_futures=True)
+
+
+class _DaemonWorkers:
+    """The default multiprocessing context (``fork`` on Linux: the workers inherit the analyzers this
+    process imported), its processes made daemonic. A worker ignores Ctrl-C outside its analysis
+    (:func:`_init_pool_worker`), so one that the executor never recorded (Ctrl-C right after the fork,
+    before ``_spawn_process`` stored it) would never be told to stop, and this process, joining its
+    non-daemonic children at exit, hung; a daemonic one is terminated there instead. The workers start
+    no processes of their own (a daemonic process may not)."""
+
+    def __init__(self) -> None:
+        self._ctx = multiprocessing.get_context()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - the context's name for it
+        p = self._ctx.Process(*args, **kwargs)
+        p.daemon = True
+        return p
 
 
 class _Opening:

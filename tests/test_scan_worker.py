@@ -503,3 +503,52 @@ def test_pool_workers_take_ctrl_c_only_while_they_analyse(monkeypatch: pytest.Mo
     with pytest.raises(RuntimeError, match="default_int_handler"):
         analyse_task([], False)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_worker_the_executor_lost_track_of_does_not_hold_the_scan_at_exit() -> None:
+    """Ctrl-C right after a worker was forked, before the executor recorded it: that worker is never told
+    to stop, and it ignores Ctrl-C outside its analysis; the workers are daemonic, so the scanning process
+    ends it at exit instead of waiting for it forever (it did: the exit hung)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import os
+        import concurrent.futures.process as cfp
+        from registry.scan import _Pool
+
+        real = cfp.ProcessPoolExecutor._spawn_process
+        n = [0]
+
+        def spawn(self):
+            n[0] += 1
+            if n[0] == 2:
+                p = self._mp_context.Process(
+                    target=cfp._process_worker,
+                    args=(self._call_queue, self._result_queue, self._initializer, self._initargs, self._max_tasks_per_child),
+                )
+                p.start()
+                raise KeyboardInterrupt  # after the fork, before the executor stored the process
+            return real(self)
+
+        cfp.ProcessPoolExecutor._spawn_process = spawn
+        pool = _Pool.__new__(_Pool)
+        pool.known = set()
+        ex = pool._executor(2)
+        try:
+            ex.submit(os.getpid)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        ex.shutdown(wait=True, cancel_futures=True)
+        print("shut down", flush=True)
+        """
+    )
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the scanning process did not exit: it waits for a worker nobody stops")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["interrupted", "shut", "down"]
