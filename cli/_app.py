@@ -258,15 +258,27 @@ def format_option(choices: Sequence[str] = FORMATS, default: str = "table") -> A
     )
 
 
+INTERRUPTED = "modelreg: interrupted; everything committed so far is kept"
+
+
 class _Interrupt:
-    """Whether Ctrl-C came during the command (:func:`handle_errors` notes it)."""
+    """Whether Ctrl-C came during the command (:func:`handle_errors` notes it), and whether this is the
+    ``modelreg`` process itself (``cli.main.main``; not a test's ``CliRunner``)."""
 
     seen = False
+    own_process = False
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
     _Interrupt.seen = True
     raise KeyboardInterrupt
+
+
+def _after_command(signum: int, frame: Any) -> None:
+    """Ctrl-C once the command is done, while the process exits: click would print "Aborted!" and exit 1,
+    the code for findings at or above ``--fail-on``."""
+    echo_err(INTERRUPTED)
+    raise SystemExit(130)
 
 
 @contextmanager
@@ -298,16 +310,16 @@ def handle_errors() -> Iterator[None]:
         echo_err(f"modelreg: {e}")
         raise click.exceptions.Exit(e.exit_code) from None
     except KeyboardInterrupt:
-        echo_err("modelreg: interrupted; everything committed so far is kept")
+        echo_err(INTERRUPTED)
         raise click.exceptions.Exit(130) from None
     except Exception as e:
         if not (_Interrupt.seen or interrupted_query(e)):
             raise
-        echo_err("modelreg: interrupted; everything committed so far is kept")
+        echo_err(INTERRUPTED)
         raise click.exceptions.Exit(130) from None
     finally:
         if installed:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, _after_command if _Interrupt.own_process else signal.default_int_handler)
 
 
 def interrupted_query(e: BaseException) -> bool:

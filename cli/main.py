@@ -76,7 +76,18 @@ def root(ctx: click.Context, db: Path | None, no_truncate: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    return root.main(args=argv, prog_name="modelreg", standalone_mode=True)
+    import signal
+
+    from cli._app import _after_command, _Interrupt
+
+    _Interrupt.own_process = True  # Ctrl-C after the command: exit 130, not click's "Aborted!" and 1
+    try:
+        return root.main(args=argv, prog_name="modelreg", standalone_mode=True)
+    finally:
+        # (called in a test's process: leave its Ctrl-C as it was)
+        _Interrupt.own_process = False
+        if signal.getsignal(signal.SIGINT) is _after_command:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":  # pragma: no cover
