@@ -307,6 +307,9 @@ def handle_errors() -> Iterator[None]:
             echo_err(f"  {c}")
         raise click.exceptions.Exit(e.exit_code) from None
     except RegistryError as e:
+        if _Interrupt.seen:  # (e.g. "creating the registry's schema failed: Query interrupted")
+            echo_err(INTERRUPTED)
+            raise click.exceptions.Exit(130) from None
         echo_err(f"modelreg: {e}")
         raise click.exceptions.Exit(e.exit_code) from None
     except KeyboardInterrupt:

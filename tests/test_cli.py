@@ -249,6 +249,20 @@ def test_ctrl_c_that_surfaces_as_another_error_is_still_the_interrupt(capsys: py
     with pytest.raises(duckdb.CatalogException), handle_errors():
         raise duckdb.CatalogException("Catalog Error: Table with name x does not exist!")
 
+    # a known error that an interrupt caused is the interrupt too
+    from registry.errors import RegistryError
+
+    def wrapped() -> None:
+        try:
+            masked()
+        except duckdb.Error as err:
+            raise RegistryError(f"creating the registry's schema failed: {err}") from err
+
+    with pytest.raises(click.exceptions.Exit) as e, handle_errors():
+        wrapped()
+    assert e.value.exit_code == 130
+    assert capsys.readouterr().err == "modelreg: interrupted; everything committed so far is kept\n"
+
 
 def test_ctrl_c_after_the_command_is_exit_130_not_clicks_aborted(capsys: pytest.CaptureFixture[str]) -> None:
     """Ctrl-C once a command's work is done, while click winds down: exit 130 and the one line, not
