@@ -282,6 +282,23 @@ def _after_command(signum: int, frame: Any) -> None:
 
 
 @contextmanager
+def own_process() -> Iterator[None]:
+    """Around ``modelreg``'s whole run in its own process (``cli.main.main``; not a test's ``CliRunner``):
+    a Ctrl-C after the command's work, while click winds down, exits 130 with the one line
+    (:func:`_after_command`), not click's "Aborted!" and exit 1. Ctrl-C is left as it was afterwards (a test
+    that calls ``main`` in its own process)."""
+    import signal
+
+    _Interrupt.own_process = True
+    try:
+        yield
+    finally:
+        _Interrupt.own_process = False
+        if signal.getsignal(signal.SIGINT) is _after_command:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextmanager
 def handle_errors() -> Iterator[None]:
     """Known errors become one clear line and their exit code; unknown ones keep their traceback.
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from cli._app import App, handle_errors
+from cli._app import App, handle_errors, own_process
 from registry import __version__
 
 _NOT_COMMANDS = {"main"}
@@ -76,18 +76,8 @@ def root(ctx: click.Context, db: Path | None, no_truncate: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    import signal
-
-    from cli._app import _after_command, _Interrupt
-
-    _Interrupt.own_process = True  # Ctrl-C after the command: exit 130, not click's "Aborted!" and 1
-    try:
+    with own_process():  # Ctrl-C after the command: exit 130, not click's "Aborted!" and 1
         return root.main(args=argv, prog_name="modelreg", standalone_mode=True)
-    finally:
-        # (called in a test's process: leave its Ctrl-C as it was)
-        _Interrupt.own_process = False
-        if signal.getsignal(signal.SIGINT) is _after_command:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -288,7 +288,7 @@ def _init_pool_worker(known: set[str], parent_pid: int) -> None:
     _POOL_WORKER = True
     # Ctrl-C in a terminal reaches every process of the group, the workers too. A worker that it stopped
     # while sending a task's result to the scanning process left half a message in the pool's result pipe,
-    # and the pool's reader thread waited for the rest forever: the scan hung after Ctrl-C (2 of 7 tries).
+    # and the pool's reader thread waited for the rest forever: the scan hung after Ctrl-C (3 of 26 tries).
     # So a worker ignores it, except while it analyses (analyse_task): the analysis stops, and the
     # KeyboardInterrupt goes back whole, as the task's result.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -599,6 +599,16 @@ def analyse_files(items: list[tuple[str, int, int, int, int]], rehash: bool = Fa
     return results  # type: ignore[return-value]
 
 
+@contextlib.contextmanager
+def _ctrl_c_stops_it() -> Iterator[None]:
+    """In a pool worker (which otherwise ignores Ctrl-C): Ctrl-C raises KeyboardInterrupt inside the block."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def analyse_task(items: list[tuple[str, int, int, int, int]], rehash: bool = False) -> list[Analysed]:
     """A pool worker's task: :func:`analyse_files`, its results made cheap to hand over and to commit. The
     analyzers' columns of all the task's blobs go into one :class:`ColumnBlock` that every blob refers to
@@ -607,13 +617,7 @@ def analyse_task(items: list[tuple[str, int, int, int, int]], rehash: bool = Fal
     rather than by the process that commits every file), and a file's step times are kept only when the
     scan summary names the file (slower than ``SLOW_SECONDS``). In a pool worker, Ctrl-C stops the
     analysis but never the sending of the result (see :func:`_init_pool_worker`)."""
-    if _POOL_WORKER:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:
-            results = analyse_files(items, rehash)
-        finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-    else:
+    with _ctrl_c_stops_it() if _POOL_WORKER else contextlib.nullcontext():
         results = analyse_files(items, rehash)
     block = ColumnBlock()
     for a in results:

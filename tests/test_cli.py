@@ -270,21 +270,17 @@ def test_ctrl_c_after_the_command_is_exit_130_not_clicks_aborted(capsys: pytest.
     a scan). Only in modelreg's own process: a test's CliRunner leaves Ctrl-C as it was."""
     import signal
 
-    from cli._app import _after_command, _Interrupt, handle_errors
+    from cli._app import _after_command, handle_errors, own_process
 
-    _Interrupt.own_process = True
-    try:
+    with own_process():
         with handle_errors():
             pass
-        handler = signal.getsignal(signal.SIGINT)
-        assert handler is _after_command
+        assert signal.getsignal(signal.SIGINT) is _after_command
         with pytest.raises(SystemExit) as e:
             _after_command(signal.SIGINT, None)
         assert e.value.code == 130
         assert capsys.readouterr().err == "modelreg: interrupted; everything committed so far is kept\n"
-    finally:
-        _Interrupt.own_process = False
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # left as it was
     with handle_errors():
         pass
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
