@@ -19,3 +19,15 @@ def _own_default_registry(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     folder is a fresh one per test, so a test that needs a registry makes it (a suite that passed only
     because an earlier test had left one behind in the home folder failed on a clean machine)."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("registry-templates")
+
+
+@pytest.fixture(autouse=True)
+def _own_templates(_templates: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New registries are copied from an empty one kept in a folder of this test session (not the user's
+    cache folder): made by the first test that creates a registry, used by all the others."""
+    monkeypatch.setenv("MODELREG_TEMPLATES", str(_templates))

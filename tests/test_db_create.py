@@ -4,6 +4,7 @@ rows; a failure leaves nothing behind."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ def test_a_new_registry_gets_the_schema_at_once_and_an_old_one_is_migrated_step_
         return calls[-1]
 
     monkeypatch.setattr(dbmod, "create_schema", spy)
+    monkeypatch.setenv("MODELREG_TEMPLATES", "0")  # (a registry copied from the template: see below)
     db = tmp_path / "r.duckdb"
     n = len(list(dbmod.MIGRATIONS_DIR.glob("*.sql")))
     with connect(db) as con:
@@ -123,3 +125,165 @@ def test_a_failed_creation_leaves_no_schema(tmp_path: Path, monkeypatch: pytest.
     # the connection is usable (no transaction left open), and the creation can be run again once fixed
     (migrations / "9999_broken.sql").unlink()
     assert create_schema(con)[-1] == sorted(f.stem for f in dbmod.MIGRATIONS_DIR.glob("*.sql"))[-1] != "9999_broken"
+
+
+# --- new registries copied from an empty one (registry.store.db.template_path) ---
+
+
+def _exclude_sorted(cat: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    """The catalog with the column lists of each view's ``EXCLUDE (…)`` in order: DuckDB writes a view's
+    text anew each time it loads it, such a list in any order."""
+    import re
+
+    def fix(sql: str) -> str:
+        return re.sub(r"EXCLUDE \(([^)]*)\)", lambda m: "EXCLUDE (" + ", ".join(sorted(m[1].split(", "))) + ")", sql)
+
+    return {**cat, "views": sorted(((*r[:3], fix(r[3]), *r[4:]) for r in cat["views"]), key=repr)}
+
+
+def _spy_creations(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The databases that create_schema builds a schema in from now on (by their file)."""
+    made: list[Path] = []
+    real = dbmod.create_schema
+
+    def spy(con: duckdb.DuckDBPyConnection) -> list[str] | None:
+        made.append(Path(con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]))
+        return real(con)
+
+    monkeypatch.setattr(dbmod, "create_schema", spy)
+    return made
+
+
+def test_a_registry_copied_from_the_template_is_the_registry_created_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELREG_TEMPLATES", str(tmp_path / "templates"))
+    made = _spy_creations(monkeypatch)
+    template = dbmod.template_path()
+    assert template is not None and template.parent == tmp_path / "templates" and not template.exists()
+    with connect(tmp_path / "a.duckdb"):
+        pass
+    # the schema was built once, in the template's folder (under another name, then renamed)
+    assert template.exists() and len(made) == 1 and made[0].parent == template.parent
+    with duckdb.connect(str(template), read_only=True) as t:
+        template_time = t.execute("SELECT max(applied_at) FROM migrations").fetchone()[0]
+    before = duckdb.connect().execute("SELECT now()").fetchone()[0]
+    with connect(tmp_path / "b.duckdb") as b:
+        times = b.execute("SELECT count(DISTINCT applied_at), min(applied_at) FROM migrations").fetchone()
+    assert len(made) == 1, "copied, not created again"
+    # the creation is recorded as this registry's: one time for every migration, this moment
+    assert times[0] == 1 and times[1] >= before > template_time
+    monkeypatch.setenv("MODELREG_TEMPLATES", "")
+    assert dbmod.template_path() is None
+    with connect(tmp_path / "c.duckdb"):
+        pass
+    assert len(made) == 2 and made[1] == tmp_path / "c.duckdb"  # templates off: created in place
+    with duckdb.connect(str(tmp_path / "b.duckdb")) as b, duckdb.connect(str(tmp_path / "c.duckdb")) as c:
+        assert _exclude_sorted(catalog(b)) == _exclude_sorted(catalog(c))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["a.duckdb", "a.duckdb.head", "b.duckdb", "b.duckdb.head", "c.duckdb", "c.duckdb.head", "templates"]
+    ), "no temporary file left behind"
+    assert [p.name for p in (tmp_path / "templates").iterdir()] == [template.name]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "INSERT INTO blobs (sha256, size, format, header_len, n_tensors, first_seen) VALUES ('ab', 1, 'x', 0, 0, now())",
+        "INSERT INTO events VALUES (1, now(), 'me', 'blob.add', 'ab', '{}', '', 'cd')",
+        "INSERT INTO meta VALUES ('registry', 'someone else''s')",
+        "DELETE FROM migrations WHERE name = '0100_core'",
+        "UPDATE meta SET value = 'old' WHERE key = 'views_sha256'",
+    ],
+)
+def test_a_template_that_is_not_an_empty_registry_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tamper: str
+) -> None:
+    monkeypatch.setenv("MODELREG_TEMPLATES", str(tmp_path / "templates"))
+    with connect(tmp_path / "a.duckdb") as a:
+        empty = catalog(a)
+    template = dbmod.template_path()
+    assert template is not None
+    with duckdb.connect(str(template)) as t:
+        t.execute(tamper)
+    made = _spy_creations(monkeypatch)
+    with connect(tmp_path / "b.duckdb") as b:
+        assert _exclude_sorted(catalog(b)) == _exclude_sorted(empty)
+        assert b.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert made == [tmp_path / "b.duckdb"], "created in place"
+    assert not template.exists(), "the template was removed"
+    with connect(tmp_path / "c.duckdb") as c:  # and made again by the next creation
+        assert _exclude_sorted(catalog(c)) == _exclude_sorted(empty)
+    assert template.exists() and len(made) == 2 and made[1].parent == template.parent
+
+
+def test_without_a_writable_template_folder_registries_are_created_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("MODELREG_TEMPLATES", str(tmp_path / "file" / "templates"))
+    made = _spy_creations(monkeypatch)
+    with connect(tmp_path / "r.duckdb") as con:
+        assert con.execute("SELECT count(*) FROM migrations").fetchone()[0] == len(list(dbmod.MIGRATIONS_DIR.glob("*.sql")))
+    assert made == [tmp_path / "r.duckdb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "r.duckdb", "r.duckdb.head"]
+
+
+def test_the_copy_never_replaces_a_file_that_appeared_meanwhile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process may create the registry between this one finding no file and linking the copy:
+    the link fails, the other process's file stays, and this one opens it as any registry."""
+    monkeypatch.setenv("MODELREG_TEMPLATES", str(tmp_path / "templates"))
+    target = tmp_path / "r.duckdb"
+    target.write_bytes(b"the other process's registry")
+    assert dbmod._copy_template(target) is False
+    assert target.read_bytes() == b"the other process's registry"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.duckdb", "templates"]
+
+
+def test_the_template_key_follows_the_schema_and_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = dbmod.template_key()
+    migrations = tmp_path / "migrations"
+    shutil.copytree(dbmod.MIGRATIONS_DIR, migrations)
+    monkeypatch.setattr(dbmod, "MIGRATIONS_DIR", migrations)
+    dbmod.template_key.cache_clear()
+    try:
+        assert dbmod.template_key() == base
+        (migrations / "9999_more.sql").write_text("CREATE TABLE more (x INTEGER);\n")
+        dbmod.template_key.cache_clear()
+        more = dbmod.template_key()
+        assert more != base and len(more) == 24
+        (migrations / "9999_more.sql").write_text("CREATE TABLE more (x BIGINT);\n")
+        dbmod.template_key.cache_clear()
+        assert dbmod.template_key() not in (base, more)
+        (migrations / "9999_more.sql").unlink()
+        monkeypatch.setattr(dbmod.duckdb, "__version__", "0.0.0-other")
+        dbmod.template_key.cache_clear()
+        assert dbmod.template_key() != base
+    finally:
+        dbmod.template_key.cache_clear()
+
+
+def test_the_copy_is_checked_and_stamped_before_it_appears_at_its_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process may open the registry the moment it appears (concurrent scans of a new registry):
+    the copy must be a registry of its own by then (its creation recorded, nothing left to check that
+    another process's rows could fail)."""
+    monkeypatch.setenv("MODELREG_TEMPLATES", str(tmp_path / "templates"))
+    with connect(tmp_path / "a.duckdb"):
+        pass
+    template = dbmod.template_path()
+    assert template is not None
+    with duckdb.connect(str(template), read_only=True) as t:
+        template_time = t.execute("SELECT max(applied_at) FROM migrations").fetchone()[0]
+    seen: list[tuple[Any, ...]] = []
+    real_link = os.link
+
+    def link(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        assert not Path(str(src) + ".wal").exists(), "closed, nothing left in a write-ahead log"
+        with duckdb.connect(str(src), read_only=True) as c:
+            seen.append(c.execute("SELECT count(DISTINCT applied_at), min(applied_at) FROM migrations").fetchone())
+        real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", link)
+    with connect(tmp_path / "b.duckdb") as b:
+        assert b.execute("SELECT count(DISTINCT applied_at), min(applied_at) FROM migrations").fetchone() == seen[0]
+    assert len(seen) == 1 and seen[0][0] == 1 and seen[0][1] > template_time

@@ -224,6 +224,130 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> list[str] | None:
     return [name for name, _ in texts]
 
 
+#: ``MODELREG_TEMPLATES``: the folder of the empty registries that new ones are copied from (default: the
+#: user's cache folder, ``~/.cache/modelreg``); empty or ``0``: every registry is created statement by statement
+TEMPLATES_ENV = "MODELREG_TEMPLATES"
+
+
+def template_path() -> Path | None:
+    """Where the empty registry of this schema and this DuckDB is kept (see :func:`_copy_template`), or None
+    when ``MODELREG_TEMPLATES`` turns templates off."""
+    env = os.environ.get(TEMPLATES_ENV)
+    if env is not None and env.strip() in ("", "0"):
+        return None
+    if env:
+        folder = Path(env)
+    else:
+        from platformdirs import user_cache_dir
+
+        folder = Path(user_cache_dir("modelreg", appauthor=False))
+    return folder / f"empty-registry-{template_key()}.duckdb"
+
+
+@functools.cache
+def template_key() -> str:
+    """What an empty registry depends on: the DuckDB version (its storage and its rendering of the catalog)
+    and the text of every migration and view, digested (24 hex digits)."""
+    files = sorted(MIGRATIONS_DIR.glob("*.sql"))
+    parts = [f"duckdb {duckdb.__version__}", MIGRATIONS_TABLE_SQL, META_TABLE_SQL, _views_sql()[0]]
+    parts += [f"{f.stem}\n{f.read_text(encoding='utf-8')}" for f in files]
+    return _sha256_hex("\n--\n".join(parts).encode())[:24]
+
+
+def _fresh_name(path: Path, what: str) -> Path:
+    return path.with_name(f".{path.name}.{what}-{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def _remove(*paths: Path) -> None:
+    for p in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(p)
+
+
+def _build_template(template: Path) -> bool:
+    """Create the empty registry ``template`` (:func:`create_schema` in a file of its own, closed, so that it
+    has no write-ahead log, then renamed into place at once); False when that is not possible (no cache
+    folder can be written …), changing nothing."""
+    tmp = _fresh_name(template, "new")
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(tmp))
+        try:
+            create_schema(con)
+        finally:
+            con.close()
+        os.replace(tmp, template)
+        return True
+    except (OSError, duckdb.Error, RegistryError):
+        return False
+    finally:
+        _remove(tmp, Path(str(tmp) + ".wal"))
+
+
+def _copy_template(path: Path) -> bool:
+    """Put a copy of the empty registry for this schema at ``path``, which does not exist (creating one
+    statement by statement costs ~80 ms of CPU, most of it DuckDB parsing and binding the ~60 tables,
+    indexes and views; the copy, with the check and the record of its creation that
+    :func:`_adopt_template` makes in it, ~30 ms). The template is made on first use in the cache folder.
+    The copy is made and adopted beside ``path`` under another name, so that no other process sees it
+    before it is a registry of its own, then hard-linked to ``path``, which fails when ``path`` exists by
+    then: another process created the registry meanwhile, and this one opens that as any registry. A
+    template that fails the check is deleted (the next creation makes it again). False, with nothing
+    changed, when there is no template and none can be made, the check fails, or the link does."""
+    template = template_path()
+    if template is None or (not template.exists() and not _build_template(template)):
+        return False
+    tmp = _fresh_name(path, "new")
+    try:
+        import shutil
+
+        shutil.copyfile(template, tmp)
+        con = duckdb.connect(str(tmp))
+        try:
+            adopted = _adopt_template(con)
+        finally:
+            con.close()  # (a checkpoint: the copy holds its record, no write-ahead log is left)
+        if not adopted:
+            _remove(template)
+            return False
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)
+        return True
+    except (OSError, duckdb.Error):
+        return False
+    finally:
+        _remove(tmp, Path(str(tmp) + ".wal"))
+
+
+#: the tables of a new registry that hold rows: the schema's own record
+_SCHEMA_TABLES = ("migrations", "meta")
+
+
+def _adopt_template(con: duckdb.DuckDBPyConnection) -> bool:
+    """Check that a copy of the template is an empty registry of this schema (every
+    migration recorded, the views' digest current, no row in any other table, nothing else in ``meta``)
+    and record its creation: every ``migrations`` row gets this moment, as :func:`create_schema` gives
+    them. False (nothing written) when the check fails. (A sequence that was advanced is not seen: DuckDB
+    2.0 reports no ``last_value``; it would only make the ids of the registry's rows start higher.)"""
+    needs, newer = _schema_state(con)
+    if needs or newer:
+        return False
+    used = con.execute(
+        # (a table's estimated size is the rows in its storage, deleted ones included until a checkpoint)
+        "SELECT (SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() WHERE NOT temporary AND NOT internal "
+        f"AND table_name NOT IN {_SCHEMA_TABLES}), "
+        "(SELECT count(*) FROM meta WHERE key <> 'views_sha256')"
+    ).fetchone()
+    if used != (0, 0):
+        return False
+    con.execute("UPDATE migrations SET applied_at = now()")
+    return True
+
+
 def _sha256_hex(data: bytes) -> str:
     """SHA-256 of ``data`` in hex. Every open digests the views' text (:func:`_schema_state`); the
     interpreter's own SHA-256 module does it without loading OpenSSL, which ``import hashlib`` does (3-4 ms
@@ -434,11 +558,12 @@ def connect(
     except OSError as e:
         raise storage_error(path, e, "create") from None
     check_writable(path)
+    copied = created and _copy_template(path)
     con = _open(path, False, timeout, on_wait)
     try:
         # a registry created by this open gets its schema at once, unless another process created it
         # meanwhile (this one waited for the lock): then it is as any other registry
-        if not created or create_schema(con) is None:
+        if not copied and (not created or create_schema(con) is None):
             needs, newer = _schema_state(con)
             if newer:
                 raise _newer_error(path, newer)
