@@ -649,51 +649,25 @@ def _chunks(todo: list[ScanItem], workers: int) -> Iterator[list[ScanItem]]:
         yield chunk
 
 
-#: tasks handed out biggest first within windows of this many tasks per worker (see :func:`dispatch_order`)
-DISPATCH_WINDOW = 4
-
-
-def dispatch_order(sizes: list[int], workers: int) -> list[int]:
-    """The order in which to hand out tasks of these sizes (bytes): within each window of
-    ``DISPATCH_WINDOW × workers`` consecutive tasks, the biggest first (equal sizes in their order). Handed
-    out in the files' order, a big file near the end of a window ran alone while the other workers had
-    nothing left (three SDXL LoRAs after three SD 1.5 ones on two workers: the last SDXL alone for
-    ~175 ms of a 0.6 s scan); biggest first, the small files fill in behind the big ones. The results are
-    still taken in the files' order, so a task that finishes early waits for the ones before it: the
-    window bounds how many results wait (and how far the commits lag), which handing out every task
-    biggest first did not (the first file could be the last one analysed, every commit at the end)."""
-    window = max(1, DISPATCH_WINDOW * max(workers, 1))
-    order: list[int] = []
-    for start in range(0, len(sizes), window):
-        ks = range(start, min(start + window, len(sizes)))
-        order.extend(sorted(ks, key=lambda k: -sizes[k]))
-    return order
-
-
 class _Pool:
-    """The worker processes of one scan with every task submitted at once, handed out biggest first
-    within windows of consecutive tasks (:func:`dispatch_order`), and given back in the files' order (so
-    the registry's events are in that order whatever the workers, and the parent commits the first
-    windows' files while the workers analyse the rest)."""
+    """The worker processes of one scan with every task submitted at once, in the files' order, and given
+    back in that order (so the registry's events are in that order whatever the workers, and the parent
+    commits the first files while the workers analyse the rest: handing out the biggest tasks first
+    balanced the workers better but left every commit for the end, measured slower)."""
 
     def __init__(self, todo: list[ScanItem], workers: int, known: set[str], rehash: bool) -> None:
         self.workers = workers
         self.taken = 0
         self.known = known
         self.rehash = rehash
-        self.tasks: list[list[tuple[str, int, int, int, int]]] = [
-            [(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev) for it in chunk if it.st]
-            for chunk in _chunks(todo, workers)
-        ]
-        #: the tasks' indices in the order they are handed out (see :func:`dispatch_order`), and each task's
-        #: place in it
-        self.order = dispatch_order([sum(f[1] for f in task) for task in self.tasks], workers)
-        self.place = {k: i for i, k in enumerate(self.order)}
         self.ex = self._executor(workers)
-        self.futures: list[Future[list[Analysed]]] = [Future() for _ in self.tasks]
+        self.tasks: list[list[tuple[str, int, int, int, int]]] = []
+        self.futures: list[Future[list[Analysed]]] = []
         try:
-            for k in self.order:
-                self.futures[k] = self.ex.submit(analyse_task, self.tasks[k], rehash)
+            for chunk in _chunks(todo, workers):
+                task = [(it.path, it.st.st_size, it.st.st_mtime_ns, it.st.st_ino, it.st.st_dev) for it in chunk if it.st]
+                self.tasks.append(task)
+                self.futures.append(self.ex.submit(analyse_task, task, rehash))
         except BaseException:
             self.close()
             raise
@@ -739,20 +713,17 @@ class _Pool:
 
     def _recover(self) -> None:
         """After a worker died: every task not finished failed with it. The first ``2 × workers + 1`` of
-        them in the order they were handed out are the ones a worker could have started (the executor
-        hands tasks out in the order they were submitted, at most one more than the workers ahead): their files are analysed again one at a time in a pool of
+        them in order are the ones a worker could have started (the executor hands tasks out in order, at
+        most one more than the workers ahead): their files are analysed again one at a time in a pool of
         one worker, so that a death is that file's, which gets a finding (``scan.task-failed``) and no
         record. The other failed tasks go to a new pool as they were."""
         self.ex.shutdown(wait=True, cancel_futures=True)
         # (a task the broken executor had not failed yet may have been cancelled by the shutdown instead)
-        failed = sorted(
-            (
-                k
-                for k in range(self.taken, len(self.futures))
-                if not self.futures[k].done() or self.futures[k].cancelled() or self.futures[k].exception() is not None
-            ),
-            key=self.place.__getitem__,  # in the order they were handed out
-        )
+        failed = [
+            k
+            for k in range(self.taken, len(self.futures))
+            if not self.futures[k].done() or self.futures[k].cancelled() or self.futures[k].exception() is not None
+        ]
         suspects = failed[: 2 * self.workers + 1]
         for k in suspects:
             redone: Future[list[Analysed]] = Future()

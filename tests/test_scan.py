@@ -177,46 +177,6 @@ def test_workers_give_the_same_registry(tmp_path: Path) -> None:
         assert c1.execute(q).fetchall() == c2.execute(q).fetchall()
 
 
-def test_tasks_are_handed_out_biggest_first_within_windows() -> None:
-    from registry.scan import DISPATCH_WINDOW, dispatch_order
-
-    assert DISPATCH_WINDOW == 4
-    # one window (at most 4 tasks per worker): biggest first, equal sizes in their order
-    assert dispatch_order([10, 57, 10, 57, 10, 57], 2) == [1, 3, 5, 0, 2, 4]
-    assert dispatch_order([5, 5, 5], 2) == [0, 1, 2]
-    assert dispatch_order([], 2) == []
-    # windows of 8 tasks for 2 workers: no task of the second window goes before one of the first
-    sizes = [1, 2, 3, 4, 5, 6, 7, 8, 100, 1, 50, 2]
-    assert dispatch_order(sizes, 2) == [7, 6, 5, 4, 3, 2, 1, 0, 8, 10, 11, 9]
-    assert dispatch_order(sizes, 1) == [3, 2, 1, 0, 7, 6, 5, 4, 8, 10, 11, 9]
-    # every task exactly once, whatever the sizes and the workers
-    rng = np.random.default_rng(3)
-    for n in range(40):
-        for w in (1, 2, 3, 8):
-            order = dispatch_order([int(x) for x in rng.integers(0, 4, n)], w)
-            assert sorted(order) == list(range(n))
-
-
-def test_big_files_after_small_ones_give_the_same_registry_in_the_files_order(tmp_path: Path) -> None:
-    """Tasks handed out biggest first, results taken in the files' order: the events and rows are those of
-    a scan in one process."""
-    root = tmp_path / "m"
-    rng = np.random.default_rng(5)
-    for i in range(9):
-        n = 64 if i < 6 else 200_000  # three big files last: handed out first
-        write_safetensors(root / f"f{i}.safetensors", {"w": rng.standard_normal(n).astype(np.float32)})
-    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
-    scan([root], one, workers=1)
-    scan([root], two, workers=2)
-    q = "SELECT seq, action, subject FROM events ORDER BY seq"
-    with connect(one, read_only=True) as c1, connect(two, read_only=True) as c2:
-        got = c2.execute(q).fetchall()
-        assert got == c1.execute(q).fetchall()
-        paths = [r[0] for r in c2.execute("SELECT s.path FROM events e JOIN sightings s ON s.blob_sha256 = e.subject "
-                                          "WHERE e.action = 'sighting.add' ORDER BY e.seq").fetchall()]
-    assert [Path(p).name for p in paths] == [f"f{i}.safetensors" for i in range(9)]
-
-
 def test_failed_batch_leaves_nothing_half_written(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_tree(tmp_path / "m")
     real_insert = write_mod.insert_columns

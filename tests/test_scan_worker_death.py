@@ -47,26 +47,17 @@ def _truncates_victim(items: list[tuple[str, int, int, int, int]], rehash: bool 
     return _ORIGINAL(items, rehash)
 
 
-def _folder(root: Path, n: int, sizes: bool = False) -> list[Path]:
-    """``n`` small LoRAs, the victim a third of the way in; ``sizes``: of five different sizes, so that the
-    tasks are handed out in another order than the files' (biggest first, :func:`registry.scan.dispatch_order`)."""
+def _folder(root: Path, n: int) -> list[Path]:
     rng = np.random.default_rng(7)
     files = []
     for i in range(n):
         name = "victim" if i == n // 3 else f"f{i:03d}"
-        width = 8 * (1 + (i * 3) % 5) if sizes else 8
         t = {
-            "lora_unet_x.lora_down.weight": rng.standard_normal((4, width)).astype(np.float16),
-            "lora_unet_x.lora_up.weight": rng.standard_normal((width, 4)).astype(np.float16),
+            "lora_unet_x.lora_down.weight": rng.standard_normal((4, 8)).astype(np.float16),
+            "lora_unet_x.lora_up.weight": rng.standard_normal((8, 4)).astype(np.float16),
         }
         files.append(write_safetensors(root / f"{name}.safetensors", t, {"ss_seed": str(i)}))
     return files
-
-
-def _task_files(files: list[Path], workers: int) -> list[list[Path]]:
-    """The files of each task of a pool scan of ``files`` (sorted, as discovery gives them)."""
-    items = list(scan_mod.discover([str(p) for p in files]))
-    return [[Path(it.path) for it in chunk] for chunk in scan_mod._chunks(items, workers)]
 
 
 def _sightings(db: Path) -> dict[str, str | None]:
@@ -80,15 +71,9 @@ def _path_findings(db: Path) -> dict[str, str]:
     return {Path(p).name: r for p, r in rows}
 
 
-@pytest.mark.parametrize(("n", "sizes"), [(3, False), (40, False), (300, False), (40, True)])
-def test_a_worker_that_dies_costs_only_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int, sizes: bool) -> None:
-    files = _folder(tmp_path / "m", n, sizes)
-    if sizes:  # (the test's premise: the victim's task is not handed out in its place in the files' order)
-        items = sorted(tmp_path.joinpath("m").iterdir())
-        task_sizes = [sum(p.stat().st_size for p in chunk) for chunk in _task_files(items, 2)]
-        order = scan_mod.dispatch_order(task_sizes, 2)
-        victim_task = next(k for k, chunk in enumerate(_task_files(items, 2)) if any(p.name == "victim.safetensors" for p in chunk))
-        assert order.index(victim_task) != victim_task
+@pytest.mark.parametrize("n", [3, 40, 300])
+def test_a_worker_that_dies_costs_only_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    files = _folder(tmp_path / "m", n)
     ref = scan([tmp_path / "m"], tmp_path / "ref.duckdb", workers=1)
     monkeypatch.setattr(scan_mod, "analyse_files", _dies_on_victim)
     db = tmp_path / "r.duckdb"
