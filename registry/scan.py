@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import math
 import mmap
 import multiprocessing
 import os
@@ -661,6 +662,10 @@ class _Pool:
         self.known = known
         self.rehash = rehash
         self.ex = self._executor(workers)
+        #: seconds, files and bytes of the analyses whose results are in (see :meth:`core_free`)
+        self.done_seconds = 0.0
+        self.done_files = 0
+        self.done_bytes = 0
         self.tasks: list[list[tuple[str, int, int, int, int]]] = []
         self.futures: list[Future[list[Analysed]]] = []
         try:
@@ -705,6 +710,9 @@ class _Pool:
                     self._recover()
                     fut = self.futures[self.taken]
             self.taken += 1
+            self.done_seconds += sum(a.seconds for a in done)
+            self.done_files += len(done)
+            self.done_bytes += sum(a.size for a in done)
             if self.taken == len(self.futures):
                 # every result is in: the workers exit (about 30 ms) while this process commits the last
                 # batch, instead of after it (``close`` then finds them gone)
@@ -756,19 +764,34 @@ class _Pool:
         return out
 
     def core_free(self) -> bool:
-        """Whether fewer tasks than workers are left unfinished and the next task's results are not in yet:
-        a core is (or is about to be) idle, so the parent's commit work now delays no analysis (the end of
-        a scan, where committing everything at the very end left the cores idle while the parent wrote;
-        results already in join the commit instead of paying a commit's fixed cost of their own)."""
+        """Whether fewer tasks than workers are left unfinished, the next task's results are not in yet, and
+        those tasks will take longer than a commit's fixed cost: a core is (or is about to be) idle, so the
+        parent's commit work now delays no analysis (the end of a scan, where committing everything at the
+        very end left the cores idle while the parent wrote; results already in join the commit instead of
+        paying a commit's fixed cost of their own). When the files still being analysed will be done
+        sooner than :data:`COMMIT_FIXED_SECONDS` (the last few small files), waiting for them and writing
+        them in the same commit ends the scan sooner than a commit now and another one after them."""
         if self.taken < len(self.futures) and self.futures[self.taken].done():
             return False
         busy = 0
-        for fut in self.futures[self.taken :]:
-            if not fut.done():
+        left: list[list[tuple[str, int, int, int, int]]] = []
+        for k in range(self.taken, len(self.futures)):
+            if not self.futures[k].done():
                 busy += 1
                 if busy >= self.workers:
                     return False
-        return True
+                left.append(self.tasks[k])
+        return self.expected_seconds(left) >= COMMIT_FIXED_SECONDS
+
+    def expected_seconds(self, tasks: list[list[tuple[str, int, int, int, int]]]) -> float:
+        """The longest analysis time among ``tasks`` expected from the files analysed so far: the larger of
+        their seconds per byte and per file times the task's bytes and files (infinite before any result:
+        nothing to go by)."""
+        if not self.done_files:
+            return math.inf
+        per_file = self.done_seconds / self.done_files
+        per_byte = self.done_seconds / max(self.done_bytes, 1)
+        return max((max(per_file * len(t), per_byte * sum(item[1] for item in t)) for t in tasks), default=0.0)
 
     def close(self) -> None:
         """Stop: tasks not started are cancelled; the workers finish the file they are on (after Ctrl-C in
@@ -910,6 +933,9 @@ def effective_workers(requested: int, n_files: int, n_bytes: int = 0) -> int:
     return max(1, min(usable_cpus(), share))
 
 
+#: about the fixed part of a commit's time (its DuckDB statements and transaction commit, whatever the number
+#: of files: 30-45 ms on the 2-core development machine): see :meth:`_Pool.core_free`
+COMMIT_FIXED_SECONDS = 0.03
 #: the next batch waits at least this many times as long as the last commit took
 COMMIT_SHARE = 10.0
 #: a scan holds its write connection across batches at most this long before letting go for a moment

@@ -552,3 +552,54 @@ def test_a_worker_the_executor_lost_track_of_does_not_hold_the_scan_at_exit() ->
         pytest.fail("the scanning process did not exit: it waits for a worker nobody stops")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["interrupted", "shut", "down"]
+
+
+def _bare_pool(workers: int, tasks: list[list[tuple[str, int, int, int, int]]], done: list[bool]) -> Any:
+    from concurrent.futures import Future
+
+    from registry.scan import _Pool
+
+    pool = _Pool.__new__(_Pool)
+    pool.workers, pool.taken, pool.tasks = workers, 0, tasks
+    pool.done_seconds, pool.done_files, pool.done_bytes = 0.0, 0, 0
+    pool.futures = []
+    for d in done:
+        fut: Future[Any] = Future()
+        if d:
+            fut.set_result([])
+        pool.futures.append(fut)
+    return pool
+
+
+def test_the_parent_waits_for_the_last_small_files_instead_of_committing_twice() -> None:
+    """The parent commits early when a core is free (the end of a scan), unless the files still being
+    analysed will be done within a commit's fixed cost, as expected from the files analysed so far (per
+    file and per byte, the larger): then they join that commit (measured: 1,000 tiny files, one commit
+    fewer). Before any result there is nothing to go by: it commits."""
+    from registry.scan import COMMIT_FIXED_SECONDS
+
+    tiny = [(f"t{i}", 400, 0, 0, 0) for i in range(40)]
+    big = [("big", 60 << 20, 0, 0, 0)]
+    pool = _bare_pool(2, [tiny, tiny, tiny], [True, False, True])
+    pool.taken = 1  # the first task's results taken; the second still running; the third done
+    assert pool.core_free()  # nothing measured yet: commit now (as before)
+    assert pool.expected_seconds([tiny]) == float("inf")
+    pool.done_seconds, pool.done_files, pool.done_bytes = 0.3, 1000, 400_000  # 0.3 ms a tiny file
+    assert pool.expected_seconds([tiny]) == pytest.approx(40 * 0.3e-3)  # per file: 12 ms
+    assert pool.expected_seconds([tiny]) < COMMIT_FIXED_SECONDS
+    assert not pool.core_free()  # 12 ms to go: wait for them
+    # per byte (0.75 µs a byte) makes the 60 MiB file's task long: commit now
+    pool.tasks[1] = big
+    assert pool.expected_seconds([big]) == pytest.approx(0.3 / 400_000 * (60 << 20))
+    assert pool.core_free()
+    # a worker per unfinished task: no core is free
+    pool2 = _bare_pool(2, [big, big, big], [False, False, False])
+    assert not pool2.core_free()
+    # the next task's results are in: take them first
+    pool3 = _bare_pool(2, [big, big], [True, False])
+    assert not pool3.core_free()
+    # real-layout LoRAs: the last SDXL file (57 MB) after five files measured at 2.9 ms/MB
+    pool4 = _bare_pool(2, [big], [False])
+    pool4.done_seconds, pool4.done_files, pool4.done_bytes = 0.41, 5, 142_000_000
+    assert pool4.expected_seconds([[("sdxl", 57_000_000, 0, 0, 0)]]) == pytest.approx(0.41 / 142 * 57)
+    assert pool4.core_free()
