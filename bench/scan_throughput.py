@@ -23,7 +23,7 @@ options (``workers=0``: as ``modelreg scan`` chooses it, one process per usable 
 files: open, parse the safetensors header strictly, and compute every digest in one pass
 (``registry.hashing.hash_file``), nothing else; ``--repeat`` rounds of both (3), and their medians
 printed, with the range of the rounds' ratios (one round of 24 real files is ~1.9 s: a round's ratio
-moves by up to ±10% on this shared machine). Before the rounds, the page cache and the imports of both are
+moves by up to ±15% on this shared machine). Before the rounds, the page cache and the imports of both are
 warmed: the floor runs once, and the analyzers are imported (~40 ms, once per process: the imports of
 a command are not throughput). Printed per folder: per-file ms, files/s, MB/s for
 both, and the ratio scan / floor (targets from issue 21: real layouts ≤ 2.5×, 1 MiB files ≤ 12 ms per
@@ -178,13 +178,25 @@ def fixed_cost(root: Path, rounds: int) -> float:
     return secs
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real", type=int, default=24)
     ap.add_argument("--mib", type=int, default=200)
     ap.add_argument("--tiny", type=int, default=5000)
     ap.add_argument("--workers", type=int, default=0, help="0 (the CLI default): automatic")
-    ap.add_argument("--repeat", type=int, default=3, help="rounds per folder (scan into a fresh registry, then the floor); medians printed")
+    ap.add_argument(
+        "--repeat", type=_at_least_one, default=3, help="rounds per folder (scan into a fresh registry, then the floor); medians printed"
+    )
     ap.add_argument("--fixed", type=int, default=9, help="rounds of the fixed-cost scan (one tiny file; 0: skip it)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
